@@ -1,0 +1,160 @@
+/**
+ * Element-wise kernels: unary maps (with an optional scalar) and binary maps with NumPy broadcasting.
+ * Tensors larger than one storage binding are processed in windows of the binding size.
+ */
+import type { Gpu } from './runtime/gpu.js';
+import {
+  checkBuffer, checkShape, f32Literal, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf, stridesOf,
+} from './runtime/wgsl.js';
+
+/** WGSL expression of each unary op in terms of `x` and the scalar `s`. */
+export const UNARY_OPS = {
+  neg: '-x',
+  relu: 'max(x, 0.0)',
+  sigmoid: '1.0 / (1.0 + exp(-x))',
+  exp: 'exp(x)',
+  log: 'log(x)',
+  sqrt: 'sqrt(x)',
+  abs: 'abs(x)',
+  square: 'x * x',
+  reciprocal: '1.0 / x',
+  addScalar: 'x + s',
+  subScalar: 'x - s',
+  mulScalar: 'x * s',
+  divScalar: 'x / s',
+  rsubScalar: 's - x',
+  powScalar: 'pow(x, s)',
+  maxScalar: 'max(x, s)',
+  fill: 's',
+  copy: 'x',
+} as const;
+export type UnaryOp = keyof typeof UNARY_OPS;
+
+/** WGSL expression of each binary op in terms of `a` and `b`. */
+export const BINARY_OPS = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  max: 'max(a, b)',
+  min: 'min(a, b)',
+  /** ReLU backward: a is the ReLU input, b the upstream gradient. */
+  reluGrad: 'select(0.0, b, a > 0.0)',
+  /** Sigmoid backward: a is the sigmoid output, b the upstream gradient. */
+  sigmoidGrad: 'b * a * (1.0 - a)',
+} as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+
+/** The broadcast of two shapes (NumPy rules), or an error naming both. */
+export function broadcastShapes(a: readonly number[], b: readonly number[], what = 'broadcast'): number[] {
+  const n = Math.max(a.length, b.length);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new RangeError(`${what}: shapes [${a.join(', ')}] and [${b.join(', ')}] cannot be broadcast together (axis ${i}: ${da} vs ${db})`);
+    }
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** out[i] = op(x[i], scalar) for i < n. `x` may be omitted for `fill`. */
+export function unary(gpu: Gpu, op: UnaryOp, x: GPUBuffer | null, out: GPUBuffer, n: number, scalar = 0): void {
+  if (!(op in UNARY_OPS)) throw new RangeError(`unary: unknown op '${op}', expected one of ${Object.keys(UNARY_OPS).join(', ')}`);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`unary ${op}: element count must be a non-negative integer, got ${n}`);
+  const needsInput = op !== 'fill';
+  if (needsInput && !x) throw new TypeError(`unary ${op}: input buffer is required`);
+  if (x && needsInput) checkBuffer(x, n, `unary ${op} input`);
+  checkBuffer(out, n, `unary ${op} output`);
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`unary:${op}:${wg}`, () => `
+struct Params { n: u32, s: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${needsInput ? '@group(0) @binding(1) var<storage, read> xs: array<f32>;' : ''}
+@group(0) @binding(${needsInput ? 2 : 1}) var<storage, read_write> ys: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let s = p.s;
+  ${needsInput ? 'let x = xs[gid];' : ''}
+  ys[gid] = ${UNARY_OPS[op]};
+}`);
+  forEachWindow(gpu, n, (start, count) => {
+    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
+    gpu.dispatch({
+      pipeline, label: `unary:${op}`,
+      bindings: needsInput && x ? [win(x), win(out)] : [win(out)],
+      params: packParams([{ u: count }, { f: scalar }]),
+      workgroups: Math.ceil(count / wg),
+    });
+  });
+}
+
+/** out = op(a, b) with broadcasting; `out` holds broadcastShapes(aShape, bShape) elements. */
+export function binary(
+  gpu: Gpu, op: BinaryOp, a: GPUBuffer, aShape: readonly number[], b: GPUBuffer, bShape: readonly number[], out: GPUBuffer,
+): number[] {
+  if (!(op in BINARY_OPS)) throw new RangeError(`binary: unknown op '${op}', expected one of ${Object.keys(BINARY_OPS).join(', ')}`);
+  checkShape(aShape, `${op} first input`);
+  checkShape(bShape, `${op} second input`);
+  const outShape = broadcastShapes(aShape, bShape, op);
+  const n = sizeOf(outShape);
+  checkBuffer(a, sizeOf(aShape), `${op} first input`);
+  checkBuffer(b, sizeOf(bShape), `${op} second input`);
+  checkBuffer(out, n, `${op} output`);
+  const wg = linearWorkgroupSize(gpu);
+  const aIndex = broadcastIndexExpr(aShape, outShape);
+  const bIndex = broadcastIndexExpr(bShape, outShape);
+  // Shape-specialised only when broadcasting; same-shape ops share one pipeline per op.
+  const key = `binary:${op}:${wg}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
+  const pipeline = gpu.pipeline(key, () => `
+struct Params { n: u32, base: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> as_: array<f32>;
+@group(0) @binding(2) var<storage, read> bs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ys: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let i = gid + p.base;
+  let a = as_[${aIndex === 'i' ? 'gid' : aIndex}];
+  let b = bs[${bIndex === 'i' ? 'gid' : bIndex}];
+  ys[gid] = ${BINARY_OPS[op]};
+}`);
+  forEachWindow(gpu, n, (start, count) => {
+    // Inputs with the output's shape are windowed like the output; broadcast ones are bound whole.
+    const bind = (buf: GPUBuffer, expr: string) => expr === 'i'
+      ? { buffer: buf, offset: start * 4, size: count * 4 }
+      : { buffer: buf };
+    gpu.dispatch({
+      pipeline, label: `binary:${op}`,
+      bindings: [bind(a, aIndex), bind(b, bIndex), { buffer: out, offset: start * 4, size: count * 4 }],
+      params: packParams([{ u: count }, { u: start }]),
+      workgroups: Math.ceil(count / wg),
+    });
+  });
+  return outShape;
+}
+
+/** WGSL expression mapping the output linear index `i` to the input's linear index ('i' when identical). */
+function broadcastIndexExpr(inShape: readonly number[], outShape: readonly number[]): string {
+  const n = outShape.length;
+  const padded = [...new Array<number>(n - inShape.length).fill(1), ...inShape];
+  if (padded.every((d, k) => d === outShape[k])) return 'i';
+  const outStrides = stridesOf(outShape);
+  const inStrides = stridesOf(padded);
+  const terms: string[] = [];
+  for (let k = 0; k < n; k++) {
+    if (padded[k] === 1 || outShape[k] === 1) continue;
+    terms.push(`((i / ${outStrides[k]}u) % ${outShape[k]}u) * ${inStrides[k]}u`);
+  }
+  return terms.length ? terms.join(' + ') : '0u';
+}
+
+/** Splits [0, n) into windows that each fit one storage binding (offsets aligned). */
+export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: number) => void): void {
+  const maxElems = maxBindingElements(gpu);
+  for (let start = 0; start < n; start += maxElems) fn(start, Math.min(maxElems, n - start));
+}
+
+export { f32Literal };

@@ -1,0 +1,426 @@
+/**
+ * The GPU runtime: one device, its buffer pool, a pipeline cache and a command batcher.
+ *
+ * Every kernel launcher goes through `Gpu.dispatch`, which records into one open compute pass; nothing is
+ * submitted until a readback, `flush()` or a full uniform arena, so a training step costs a handful of
+ * submissions instead of one per op.
+ */
+import { BufferPool, type PoolStats } from './buffer-pool.js';
+
+export interface InitGpuOptions {
+  /** Adopt a device the caller owns (embedding). The caller keeps ownership: `destroy()` will not destroy it. */
+  device?: GPUDevice;
+  powerPreference?: GPUPowerPreference;
+  /** Extra Dawn flags for Node (`create(flags)`), e.g. `backend=vulkan`. */
+  dawnFlags?: string[];
+  /** Make this the process-wide current GPU returned by `getGpu()` (default true). */
+  makeCurrent?: boolean;
+}
+
+export interface GpuLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+  maxComputeWorkgroupSizeY: number;
+  maxComputeWorkgroupSizeZ: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+  minStorageBufferOffsetAlignment: number;
+  minUniformBufferOffsetAlignment: number;
+  maxUniformBufferBindingSize: number;
+}
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+/** A storage binding: a whole buffer or a window of it (offset a multiple of minStorageBufferOffsetAlignment). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+export interface DispatchSpec {
+  pipeline: GPUComputePipeline;
+  /** Storage buffers in binding order 1..n (binding 0 is the params uniform when `params` is given). */
+  bindings: Binding[];
+  /** Uniform parameters, bound at @binding(0); at most 256 bytes. */
+  params?: ArrayBufferView | ArrayBuffer;
+  /** Workgroup grid. A number is a linear count that is folded into x/y/z when it exceeds the per-dimension limit. */
+  workgroups: number | [number, number?, number?];
+  /** Kernel name for errors and profiles. */
+  label: string;
+}
+
+export interface KernelTiming {
+  label: string;
+  ms: number;
+}
+
+const LIMIT_NAMES: (keyof GpuLimits)[] = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage',
+  'minStorageBufferOffsetAlignment', 'minUniformBufferOffsetAlignment', 'maxUniformBufferBindingSize',
+];
+
+const PARAM_SLOT_MAX = 256;
+const ARENA_BYTES = 1 << 20;
+const MAX_TIMESTAMP_PAIRS = 2048;
+const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, QUERY_RESOLVE: 0x200 };
+
+export const INSTALL_HINT =
+  'No WebGPU adapter was found. On a Linux machine without a GPU, install a software Vulkan driver: ' +
+  'run `sudo bash node_modules/tgnet/scripts/setup-gpu.sh` (or `bash scripts/setup-gpu.sh` in a tgnet checkout), ' +
+  'which installs Mesa lavapipe (or SwiftShader via `apt-get install -y chromium libvulkan1`, then ' +
+  'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json).';
+
+let current: Gpu | null = null;
+
+/** The GPU made current by `initGpu`. Throws when none was initialised. */
+export function getGpu(): Gpu {
+  if (!current) throw new Error('No GPU initialised: call `await initGpu()` first');
+  return current;
+}
+
+export function hasGpu(): boolean {
+  return current !== null;
+}
+
+/** Creates (or adopts) a WebGPU device with the adapter's largest limits, for Node (Dawn) or a browser. */
+export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
+  let gpu: Gpu;
+  if (options.device) {
+    gpu = new Gpu(options.device, null, null, false);
+  } else {
+    const { gpu: navigatorGpu, keepAlive } = await findNavigatorGpu(options.dawnFlags ?? []);
+    const adapter = await navigatorGpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new Error(INSTALL_HINT);
+    const requiredLimits: Record<string, number> = {};
+    for (const name of LIMIT_NAMES) {
+      if (name.startsWith('min')) continue;
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
+    const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups'];
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    gpu = new Gpu(device, adapter, keepAlive, true);
+  }
+  if (options.makeCurrent ?? true) current = gpu;
+  return gpu;
+}
+
+async function findNavigatorGpu(flags: string[]): Promise<{ gpu: GPU; keepAlive: unknown }> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return { gpu: nav.gpu, keepAlive: null };
+  // Node: Dawn's binding. The module name is a variable so that browser bundlers leave it alone.
+  const moduleName = 'webgpu';
+  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    mod = await import(/* @vite-ignore */ moduleName);
+  } catch (e) {
+    throw new Error(`WebGPU is not available: no navigator.gpu and the Node package 'webgpu' failed to load (${String(e)})`);
+  }
+  Object.assign(globalThis, mod.globals);
+  const instance = mod.create(flags);
+  // Dropping the instance while its device lives crashes Dawn, so the Gpu object holds it.
+  return { gpu: instance, keepAlive: instance };
+}
+
+export class Gpu {
+  readonly limits: GpuLimits;
+  readonly features: ReadonlySet<string>;
+  readonly adapter: AdapterDescription;
+  readonly pool: BufferPool;
+  /** Dispatches recorded since creation (a cheap counter for overhead tests and benches). */
+  dispatchCount = 0;
+  submitCount = 0;
+
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly arena: GPUBuffer;
+  private readonly arenaData = new Uint8Array(ARENA_BYTES);
+  private arenaCursor = 0;
+  private readonly paramSlot: number;
+  private lostReason: string | null = null;
+  private readonly lost: Promise<never>;
+  private readonly errors: string[] = [];
+  private destroyed = false;
+  private profiling = false;
+  private querySet: GPUQuerySet | null = null;
+  private pendingLabels: string[] = [];
+  private readonly timingReads: Promise<KernelTiming[]>[] = [];
+
+  constructor(
+    readonly device: GPUDevice,
+    adapter: GPUAdapter | null,
+    // Held only to keep Dawn's instance alive for the device's lifetime.
+    private readonly keepAlive: unknown,
+    private readonly ownsDevice: boolean,
+  ) {
+    const lim = device.limits as unknown as Record<string, number>;
+    const limits = {} as GpuLimits;
+    for (const name of LIMIT_NAMES) limits[name] = lim[name];
+    this.limits = limits;
+    this.features = new Set([...device.features].map(String));
+    const info = adapter?.info ?? (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    this.adapter = {
+      vendor: info?.vendor ?? '', architecture: info?.architecture ?? '',
+      device: info?.device ?? '', description: info?.description ?? '',
+    };
+    this.pool = new BufferPool(device, limits.maxBufferSize);
+    this.paramSlot = Math.max(PARAM_SLOT_MAX, limits.minUniformBufferOffsetAlignment);
+    this.arena = device.createBuffer({
+      size: ARENA_BYTES, usage: BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, label: 'params arena',
+    });
+    this.lost = device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+      throw new Error(`GPU device lost (${this.lostReason})`);
+    });
+    this.lost.catch(() => undefined);
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.errors.push(ev.error.message);
+    };
+  }
+
+  /** A name for the adapter, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 19.1.7, 256 bits)". */
+  get name(): string {
+    return this.adapter.description || this.adapter.device || this.adapter.vendor || 'unknown adapter';
+  }
+
+  /** Pipelines are cached by key: a kernel name plus everything its WGSL is specialised on. */
+  pipeline(key: string, makeCode: () => string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = makeCode();
+      const module = this.device.createShaderModule({ code, label: key });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  /** Records one compute dispatch into the open batch. */
+  dispatch(spec: DispatchSpec): void {
+    this.checkUsable(spec.label);
+    const entries: GPUBindGroupEntry[] = [];
+    if (spec.params) {
+      const bytes = spec.params instanceof ArrayBuffer
+        ? new Uint8Array(spec.params)
+        : new Uint8Array(spec.params.buffer, spec.params.byteOffset, spec.params.byteLength);
+      if (bytes.byteLength > PARAM_SLOT_MAX) {
+        throw new RangeError(`${spec.label}: params of ${bytes.byteLength} bytes exceed the ${PARAM_SLOT_MAX}-byte slot`);
+      }
+      if (this.arenaCursor + this.paramSlot > ARENA_BYTES) this.flush();
+      const offset = this.arenaCursor;
+      this.arenaData.set(bytes, offset);
+      this.arenaCursor += this.paramSlot;
+      entries.push({ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } });
+    }
+    const maxBinding = this.limits.maxStorageBufferBindingSize;
+    spec.bindings.forEach((b, i) => {
+      const res = 'buffer' in b ? b : { buffer: b };
+      const size = res.size ?? res.buffer.size - (res.offset ?? 0);
+      if (size > maxBinding) {
+        throw new RangeError(
+          `${spec.label}: binding ${i + 1} is ${size} bytes, larger than this device's maxStorageBufferBindingSize of ${maxBinding} bytes`,
+        );
+      }
+      entries.push({ binding: i + 1, resource: res });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: spec.pipeline.getBindGroupLayout(0), entries, label: spec.label });
+    const [x, y, z] = this.grid(spec.workgroups, spec.label);
+    if (x * y * z === 0) return;
+    const pass = this.openPass(spec.label);
+    pass.setPipeline(spec.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.profiling) this.closePass();
+    this.dispatchCount++;
+  }
+
+  /** Folds a linear workgroup count into a grid within maxComputeWorkgroupsPerDimension. */
+  grid(workgroups: DispatchSpec['workgroups'], label: string): [number, number, number] {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (typeof workgroups === 'number') {
+      if (workgroups <= max) return [workgroups, 1, 1];
+      const y = Math.ceil(workgroups / max);
+      if (y <= max) return [max, y, 1];
+      const z = Math.ceil(y / max);
+      if (z > max) throw new RangeError(`${label}: ${workgroups} workgroups exceed ${max}^3`);
+      return [max, max, z];
+    }
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > max || y > max || z > max) {
+      throw new RangeError(`${label}: workgroup grid [${x}, ${y}, ${z}] exceeds maxComputeWorkgroupsPerDimension ${max}`);
+    }
+    return [x, y, z];
+  }
+
+  /** Records a buffer-to-buffer copy in stream order (byte counts and offsets multiples of 4). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.checkUsable('copy');
+    if (bytes === 0) return;
+    this.closePass();
+    this.openEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Uploads host data. It is ordered after everything already recorded (the batch is flushed first). */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.checkUsable('write');
+    // queue.writeBuffer runs before the next submit, so recorded-but-unsubmitted work must go first.
+    if (this.encoder) this.flush();
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Submits the open batch. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.closePass();
+    let resolve: { buffer: GPUBuffer; read: GPUBuffer; labels: string[] } | null = null;
+    if (this.profiling && this.querySet && this.pendingLabels.length) {
+      const n = this.pendingLabels.length * 2;
+      const buffer = this.device.createBuffer({ size: n * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
+      const read = this.device.createBuffer({ size: n * 8, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST });
+      this.encoder.resolveQuerySet(this.querySet, 0, n, buffer, 0);
+      this.encoder.copyBufferToBuffer(buffer, 0, read, 0, n * 8);
+      resolve = { buffer, read, labels: this.pendingLabels };
+      this.pendingLabels = [];
+    }
+    if (this.arenaCursor > 0) {
+      this.device.queue.writeBuffer(this.arena, 0, this.arenaData.buffer, 0, this.arenaCursor);
+      this.arenaCursor = 0;
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.submitCount++;
+    this.encoder = null;
+    if (resolve) this.timingReads.push(this.readTimestamps(resolve));
+  }
+
+  /** Copies `bytes` bytes from `buffer` back to the host. Fails cleanly when the device is lost. */
+  async read(buffer: GPUBuffer, bytes = buffer.size, offset = 0): Promise<ArrayBuffer> {
+    this.checkUsable('read');
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST });
+    try {
+      this.closePass();
+      if (size > 0) this.openEncoder().copyBufferToBuffer(buffer, offset, staging, 0, size);
+      else this.openEncoder();
+      this.flush();
+      await Promise.race([staging.mapAsync(1 /* GPUMapMode.READ */), this.lost]);
+      this.throwPendingErrors('read');
+      return staging.getMappedRange(0, size).slice(0, bytes);
+    } finally {
+      if (!this.lostReason) staging.destroy();
+    }
+  }
+
+  /** Waits for all submitted work (flushing first); throws validation errors raised meanwhile. */
+  async sync(): Promise<void> {
+    this.checkUsable('sync');
+    this.flush();
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.lost]);
+    this.throwPendingErrors('sync');
+  }
+
+  /** Turns per-dispatch GPU timestamps on; returns false when the adapter lacks 'timestamp-query'. */
+  startProfiling(): boolean {
+    if (!this.features.has('timestamp-query')) return false;
+    this.flush();
+    this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: MAX_TIMESTAMP_PAIRS * 2 });
+    this.profiling = true;
+    return true;
+  }
+
+  /** Stops profiling and returns the timings of every dispatch since `startProfiling`. */
+  async stopProfiling(): Promise<KernelTiming[]> {
+    this.flush();
+    this.profiling = false;
+    const all = await Promise.all(this.timingReads.splice(0));
+    return all.flat();
+  }
+
+  poolStats(): PoolStats {
+    return this.pool.getStats();
+  }
+
+  /** Releases pooled memory and, when this runtime created the device, destroys it. */
+  destroy(): void {
+    if (this.destroyed) return;
+    try {
+      this.flush();
+    } catch {
+      // a lost device cannot flush; destruction goes on
+    }
+    this.destroyed = true;
+    this.pool.destroyAll();
+    this.arena.destroy();
+    this.querySet?.destroy();
+    if (this.ownsDevice) this.device.destroy();
+    if (current === this) current = null;
+    void this.keepAlive;
+  }
+
+  get isLost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  private openEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private openPass(label: string): GPUComputePassEncoder {
+    if (this.pass) return this.pass;
+    const enc = this.openEncoder();
+    if (this.profiling && this.querySet) {
+      if (this.pendingLabels.length >= MAX_TIMESTAMP_PAIRS) {
+        this.flush();
+        return this.openPass(label);
+      }
+      const i = this.pendingLabels.length;
+      this.pendingLabels.push(label);
+      this.pass = enc.beginComputePass({
+        timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+    } else {
+      this.pass = enc.beginComputePass();
+    }
+    return this.pass;
+  }
+
+  private closePass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private async readTimestamps(r: { buffer: GPUBuffer; read: GPUBuffer; labels: string[] }): Promise<KernelTiming[]> {
+    await Promise.race([r.read.mapAsync(1), this.lost]);
+    const t = new BigUint64Array(r.read.getMappedRange().slice(0));
+    r.read.destroy();
+    r.buffer.destroy();
+    return r.labels.map((label, i) => ({ label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
+  }
+
+  private checkUsable(what: string): void {
+    if (this.destroyed) throw new Error(`${what}: the GPU runtime was destroyed`);
+    if (this.lostReason) throw new Error(`${what}: GPU device lost (${this.lostReason})`);
+  }
+
+  private throwPendingErrors(what: string): void {
+    if (this.errors.length) {
+      const msgs = this.errors.splice(0);
+      throw new Error(`${what}: WebGPU reported ${msgs.length} error(s): ${msgs.join(' | ')}`);
+    }
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Crops and augmentation on [D, H, W] arrays (C-order, W fastest; the same memory as a NIfTI
+ * [x, y, z] volume with D = z, H = y, W = x). Everything random takes a `Random`, so a seed fixes it.
+ */
+import type { Shape3 } from './nifti.js';
+import type { Random } from './random.js';
+import { resampleToShape } from './preprocess.js';
+
+/** [D, H, W]. */
+export type DHW = [number, number, number];
+
+/** Image pad value: the bottom of the HU window after /325 (air and anything below -325 HU). */
+export const IMAGE_PAD_VALUE = -1;
+export const LABEL_PAD_VALUE = 0;
+
+export function dhwFromXyz(shape: Shape3): DHW {
+  return [shape[2], shape[1], shape[0]];
+}
+
+export function xyzFromDhw(dhw: DHW): Shape3 {
+  return [dhw[2], dhw[1], dhw[0]];
+}
+
+/**
+ * Copies the box [start, start + size) of a [D, H, W] volume into a new array of `size`; parts of the
+ * box outside the volume (negative start, or past the end) are filled with `padValue`.
+ */
+export function extractCrop<T extends Float32Array | Uint8Array>(source: T, shape: DHW, start: DHW, size: DHW, padValue: number): T {
+  const [D, H, W] = shape;
+  if (source.length !== D * H * W) throw new Error(`extractCrop: source length is ${source.length}; expected ${D * H * W} for [D, H, W] = [${shape.join(', ')}]`);
+  for (const [i, n] of size.entries()) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`extractCrop: size[${i}] is ${n}; expected a positive integer`);
+  }
+  const [sd, sh, sw] = size;
+  const out = (source instanceof Uint8Array ? new Uint8Array(sd * sh * sw) : new Float32Array(sd * sh * sw)) as T;
+  if (padValue !== 0) out.fill(padValue);
+  const [d0, h0, w0] = start;
+  // The overlap of the box with the volume, in crop coordinates; rows are copied with `set`.
+  const wLo = Math.max(0, -w0);
+  const wHi = Math.min(sw, W - w0);
+  if (wHi <= wLo) return out;
+  for (let d = Math.max(0, -d0); d < Math.min(sd, D - d0); d++) {
+    for (let h = Math.max(0, -h0); h < Math.min(sh, H - h0); h++) {
+      const src = ((d + d0) * H + (h + h0)) * W + w0;
+      out.set(source.subarray(src + wLo, src + wHi), (d * sh + h) * sw + wLo);
+    }
+  }
+  return out;
+}
+
+/** Reverses one axis (0 = D, 1 = H, 2 = W) of a [D, H, W] array in place. */
+export function flipAxis(data: Float32Array | Uint8Array, shape: DHW, axis: 0 | 1 | 2): void {
+  const [D, H, W] = shape;
+  if (data.length !== D * H * W) throw new Error(`flipAxis: data length is ${data.length}; expected ${D * H * W}`);
+  const swap = (i: number, j: number) => {
+    const t = data[i];
+    data[i] = data[j];
+    data[j] = t;
+  };
+  if (axis === 2) {
+    for (let r = 0; r < D * H; r++) {
+      const base = r * W;
+      for (let w = 0; w < W >> 1; w++) swap(base + w, base + W - 1 - w);
+    }
+  } else if (axis === 1) {
+    for (let d = 0; d < D; d++) {
+      for (let h = 0; h < H >> 1; h++) {
+        const a = (d * H + h) * W;
+        const b = (d * H + H - 1 - h) * W;
+        for (let w = 0; w < W; w++) swap(a + w, b + w);
+      }
+    }
+  } else {
+    const plane = H * W;
+    for (let d = 0; d < D >> 1; d++) {
+      const a = d * plane;
+      const b = (D - 1 - d) * plane;
+      for (let i = 0; i < plane; i++) swap(a + i, b + i);
+    }
+  }
+}
+
+/** Resizes a [D, H, W] crop: 'linear' for images, 'nearest' for labels (values kept exactly). */
+export function resizeDhw(data: Float32Array | Uint8Array, shape: DHW, outShape: DHW, mode: 'linear' | 'nearest'): Float32Array {
+  return resampleToShape(data, xyzFromDhw(shape), xyzFromDhw(outShape), mode);
+}
+
+export interface AugmentOptions {
+  /** Flip each of D, H, W with probability 0.5. */
+  mirror: boolean;
+  /** Zoom: with this probability the crop is taken from a region `size * s` and resized to `size`. */
+  scaleProbability: number;
+  scaleRange: [number, number];
+  noiseProbability: number;
+  /** Noise variance drawn from this range per sample. */
+  noiseVarianceRange: [number, number];
+  brightnessProbability: number;
+  brightnessRange: [number, number];
+  contrastProbability: number;
+  contrastRange: [number, number];
+  gammaProbability: number;
+  gammaRange: [number, number];
+}
+
+/** DoDNet's settings: flips, scaling 0.7-1.4 with p 0.2, and batchgenerators' intensity defaults. */
+export const DEFAULT_AUGMENT: AugmentOptions = {
+  mirror: true,
+  scaleProbability: 0.2,
+  scaleRange: [0.7, 1.4],
+  noiseProbability: 0.1,
+  noiseVarianceRange: [0, 0.1],
+  brightnessProbability: 0.15,
+  brightnessRange: [0.7, 1.3],
+  contrastProbability: 0.15,
+  contrastRange: [0.65, 1.5],
+  gammaProbability: 0.3,
+  gammaRange: [0.7, 1.5],
+};
+
+export const NO_AUGMENT: AugmentOptions = {
+  ...DEFAULT_AUGMENT,
+  mirror: false,
+  scaleProbability: 0,
+  noiseProbability: 0,
+  brightnessProbability: 0,
+  contrastProbability: 0,
+  gammaProbability: 0,
+};
+
+export function addGaussianNoise(data: Float32Array, rng: Random, std: number): void {
+  for (let i = 0; i < data.length; i++) data[i] += rng.normal(0, std);
+}
+
+export function multiplyBrightness(data: Float32Array, factor: number): void {
+  for (let i = 0; i < data.length; i++) data[i] *= factor;
+}
+
+function minMax(data: Float32Array): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/** Scales deviations from the mean by `factor`, then clips to the crop's original range (as batchgenerators). */
+export function adjustContrast(data: Float32Array, factor: number): void {
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += data[i];
+  const mean = sum / data.length;
+  const [lo, hi] = minMax(data);
+  for (let i = 0; i < data.length; i++) {
+    const v = (data[i] - mean) * factor + mean;
+    data[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+}
+
+/** Gamma on values rescaled to [0, 1], mapped back to the original range. */
+export function adjustGamma(data: Float32Array, gamma: number): void {
+  const [lo, hi] = minMax(data);
+  const range = hi - lo;
+  if (!(range > 0)) return;
+  for (let i = 0; i < data.length; i++) data[i] = Math.pow((data[i] - lo) / range, gamma) * range + lo;
+}
+
+/** The intensity augmentations in a fixed order, each with its probability. */
+export function augmentIntensity(data: Float32Array, rng: Random, options: AugmentOptions = DEFAULT_AUGMENT): void {
+  if (rng.chance(options.noiseProbability)) {
+    addGaussianNoise(data, rng, Math.sqrt(rng.uniform(...options.noiseVarianceRange)));
+  }
+  if (rng.chance(options.brightnessProbability)) multiplyBrightness(data, rng.uniform(...options.brightnessRange));
+  if (rng.chance(options.contrastProbability)) adjustContrast(data, rng.uniform(...options.contrastRange));
+  if (rng.chance(options.gammaProbability)) {
+    // Half the draws below 1, half above, as batchgenerators does for ranges straddling 1.
+    const [g0, g1] = options.gammaRange;
+    const straddles = g0 < 1 && g1 > 1;
+    const gamma = !straddles ? rng.uniform(g0, g1) : rng.chance(0.5) ? rng.uniform(g0, 1) : rng.uniform(1, g1);
+    adjustGamma(data, gamma);
+  }
+}

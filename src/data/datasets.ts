@@ -1,0 +1,240 @@
+/**
+ * Dataset layouts: MSD (`dataset.json` with imagesTr/labelsTr) and DoDNet list files, plus a
+ * reproducible per-task train/validation split. Parsing is pure; the `load*` functions read files
+ * (Node only).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { Random } from './random.js';
+import { taskFromName, taskById, type TaskInfo } from './tasks.js';
+import { writeFileAtomic } from './fs-util.js';
+
+export interface DatasetCase {
+  /** Unique across tasks: `<dataset folder>/<file stem>`, e.g. `Task03_Liver/liver_0`. */
+  id: string;
+  task: number;
+  image: string;
+  label: string;
+}
+
+function stem(path: string): string {
+  return basename(path).replace(/\.nii(\.gz)?$/i, '');
+}
+
+function resolveIn(root: string, path: string): string {
+  return isAbsolute(path) ? path : normalize(join(root, path));
+}
+
+interface MsdEntry {
+  image: string;
+  label: string;
+}
+
+function isMsdEntry(x: unknown): x is MsdEntry {
+  return typeof x === 'object' && x !== null && typeof (x as MsdEntry).image === 'string' && typeof (x as MsdEntry).label === 'string';
+}
+
+/**
+ * Cases of one MSD-layout dataset from its parsed `dataset.json`. The task comes from `task`, else
+ * the folder name (`Task03_Liver`, `0Liver`, `KiTS19`), else the json's "name" field.
+ */
+export function parseMsdDataset(json: unknown, root: string, source = join(root, 'dataset.json'), task?: number): DatasetCase[] {
+  if (typeof json !== 'object' || json === null) throw new Error(`${source}: expected a JSON object, got ${json === null ? 'null' : typeof json}`);
+  const obj = json as Record<string, unknown>;
+  let info: TaskInfo | undefined = task !== undefined ? taskById(task) : taskFromName(basename(root));
+  if (!info && typeof obj.name === 'string') info = taskFromName(obj.name);
+  if (!info) {
+    throw new Error(`${source}: cannot tell the task from folder ${JSON.stringify(basename(root))} or field name ${JSON.stringify(obj.name)}; expected e.g. Task03_Liver, KiTS19, 0Liver (or pass the task id)`);
+  }
+  const training = obj.training;
+  if (!Array.isArray(training)) throw new Error(`${source}: field training is ${typeof training}; expected an array of {image, label}`);
+  const folder = basename(root);
+  return training.map((entry, i) => {
+    if (!isMsdEntry(entry)) throw new Error(`${source}: field training[${i}] is ${JSON.stringify(entry)}; expected {"image": string, "label": string}`);
+    return { id: `${folder}/${stem(entry.image)}`, task: info.id, image: resolveIn(root, entry.image), label: resolveIn(root, entry.label) };
+  });
+}
+
+export async function loadMsdDataset(root: string, task?: number): Promise<DatasetCase[]> {
+  const source = join(root, 'dataset.json');
+  let text: string;
+  try {
+    text = await readFile(source, 'utf8');
+  } catch (err) {
+    throw new Error(`${source}: cannot read MSD dataset.json (${(err as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${source}: invalid JSON (${(err as Error).message})`);
+  }
+  return parseMsdDataset(json, root, source, task);
+}
+
+/**
+ * Cases from a DoDNet-style list (`MOTS_train.txt`): one case per line, `image-path label-path`
+ * separated by whitespace, relative to `root`; the task is the first path component naming one
+ * (`0Liver/imagesTr/liver_0.nii.gz`, `Task03_Liver/...`). Blank lines and `#` comments are skipped.
+ */
+export function parseDodnetList(text: string, root: string, source = '<list>'): DatasetCase[] {
+  const cases: DatasetCase[] = [];
+  text.split(/\r?\n/).forEach((raw, lineIndex) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const parts = line.split(/\s+/);
+    if (parts.length !== 2) {
+      throw new Error(`${source}:${lineIndex + 1}: expected "image-path label-path", got ${parts.length} field(s): ${JSON.stringify(line)}`);
+    }
+    const [image, label] = parts;
+    const components = image.split(/[\\/]/);
+    let info: TaskInfo | undefined;
+    let folder = '';
+    for (const c of components) {
+      info = taskFromName(c);
+      if (info) {
+        folder = c;
+        break;
+      }
+    }
+    if (!info) {
+      throw new Error(`${source}:${lineIndex + 1}: no folder in ${JSON.stringify(image)} names a task; expected one such as 0Liver, 1Kidney or Task03_Liver`);
+    }
+    // KiTS19 keeps every case in its own folder with fixed file names (case_00000/imaging.nii.gz).
+    const fileStem = stem(image);
+    const caseName = fileStem === 'imaging' ? basename(dirname(image)) : fileStem;
+    cases.push({ id: `${folder}/${caseName}`, task: info.id, image: resolveIn(root, image), label: resolveIn(root, label) });
+  });
+  return cases;
+}
+
+export async function loadDodnetList(listPath: string, root = dirname(listPath)): Promise<DatasetCase[]> {
+  let text: string;
+  try {
+    text = await readFile(listPath, 'utf8');
+  } catch (err) {
+    throw new Error(`${listPath}: cannot read DoDNet list (${(err as Error).message})`);
+  }
+  return parseDodnetList(text, root, listPath);
+}
+
+/** All MSD-layout datasets (subfolders with a dataset.json) directly under `root`, sorted by task. */
+export async function loadMsdCollection(root: string, folders: readonly string[]): Promise<DatasetCase[]> {
+  const all: DatasetCase[] = [];
+  for (const folder of folders) {
+    const dir = join(root, folder);
+    if (await exists(join(dir, 'dataset.json'))) all.push(...(await loadMsdDataset(dir)));
+  }
+  return all.sort((a, b) => a.task - b.task || a.id.localeCompare(b.id));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splits
+
+export interface CaseSplit {
+  seed: number;
+  trainFraction: number;
+  /** Case ids. */
+  train: string[];
+  val: string[];
+}
+
+/**
+ * Per task: sort ids, shuffle with a seed derived from (seed, task), first round(n * fraction) train.
+ * A task with two or more cases keeps at least one case on each side.
+ */
+export function splitCases(cases: readonly DatasetCase[], seed: number, trainFraction = 0.8): CaseSplit {
+  if (!(trainFraction > 0 && trainFraction <= 1)) throw new Error(`splitCases: trainFraction is ${trainFraction}; expected a number in (0, 1]`);
+  const seen = new Set<string>();
+  for (const c of cases) {
+    if (seen.has(c.id)) throw new Error(`splitCases: case id ${JSON.stringify(c.id)} appears twice; expected unique ids`);
+    seen.add(c.id);
+  }
+  const byTask = new Map<number, string[]>();
+  for (const c of cases) {
+    const list = byTask.get(c.task) ?? [];
+    list.push(c.id);
+    byTask.set(c.task, list);
+  }
+  const train: string[] = [];
+  const val: string[] = [];
+  for (const task of [...byTask.keys()].sort((a, b) => a - b)) {
+    const ids = (byTask.get(task) ?? []).sort();
+    new Random(seed * 1009 + task).shuffle(ids);
+    let nTrain = Math.round(ids.length * trainFraction);
+    if (ids.length >= 2) nTrain = Math.min(ids.length - 1, Math.max(1, nTrain));
+    train.push(...ids.slice(0, nTrain).sort());
+    val.push(...ids.slice(nTrain).sort());
+  }
+  return { seed, trainFraction, train, val };
+}
+
+export interface ResolvedSplit {
+  split: CaseSplit;
+  train: DatasetCase[];
+  val: DatasetCase[];
+  /** True when the split was read from `path` rather than created. */
+  loaded: boolean;
+}
+
+/**
+ * Reads the split at `path` if present (and checks it names only known cases and covers them all),
+ * else creates one with `splitCases` and writes it there, so every run trains on the same cases.
+ */
+export async function loadOrCreateSplit(path: string, cases: readonly DatasetCase[], seed: number, trainFraction = 0.8): Promise<ResolvedSplit> {
+  const byId = new Map(cases.map((c) => [c.id, c]));
+  let split: CaseSplit;
+  let loaded = false;
+  if (await exists(path)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(path, 'utf8'));
+    } catch (err) {
+      throw new Error(`${path}: cannot read split file (${(err as Error).message}); delete it to create a new split`);
+    }
+    split = validateSplit(parsed, path);
+    for (const id of [...split.train, ...split.val]) {
+      if (!byId.has(id)) throw new Error(`${path}: case ${JSON.stringify(id)} is not in the dataset; expected only known case ids (delete the file to re-split)`);
+    }
+    const inSplit = new Set([...split.train, ...split.val]);
+    const missing = cases.filter((c) => !inSplit.has(c.id)).map((c) => c.id);
+    if (missing.length > 0) {
+      throw new Error(`${path}: ${missing.length} dataset case(s) are in neither train nor val (first: ${JSON.stringify(missing[0])}); delete the file to re-split`);
+    }
+    loaded = true;
+  } else {
+    split = splitCases(cases, seed, trainFraction);
+    await writeFileAtomic(path, JSON.stringify(split, null, 2) + '\n');
+  }
+  const pick = (ids: string[]) => ids.map((id) => byId.get(id) as DatasetCase);
+  return { split, train: pick(split.train), val: pick(split.val), loaded };
+}
+
+function validateSplit(x: unknown, path: string): CaseSplit {
+  if (typeof x !== 'object' || x === null) throw new Error(`${path}: expected a JSON object {seed, trainFraction, train, val}`);
+  const o = x as Record<string, unknown>;
+  for (const field of ['train', 'val'] as const) {
+    const v = o[field];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error(`${path}: field ${field} is ${JSON.stringify(v)?.slice(0, 80)}; expected an array of case ids`);
+  }
+  return {
+    seed: typeof o.seed === 'number' ? o.seed : NaN,
+    trainFraction: typeof o.trainFraction === 'number' ? o.trainFraction : NaN,
+    train: o.train as string[],
+    val: o.val as string[],
+  };
+}
+
+/** `a/b` with the platform separator normalised to `/`, for ids stored in JSON. */
+export function toPosix(path: string): string {
+  return path.split(sep).join('/');
+}

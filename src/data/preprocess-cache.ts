@@ -1,0 +1,136 @@
+/**
+ * On-disk cache of preprocessed cases (Node only), so training resamples each CT once.
+ * Per case: `<id>.image.f32` (raw little-endian float32), `<id>.label.u8`, and `<id>.json` with the
+ * shape, spacing, affine and the settings and source files it was made from; a cache entry whose
+ * settings or source files (size, mtime) differ is rebuilt.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Shape3 } from './nifti.js';
+import { readNiftiFile } from './nifti-file.js';
+import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, preprocessVolumes, type PreprocessedCase, type PreprocessOptions } from './preprocess.js';
+import type { DatasetCase } from './datasets.js';
+import { writeFileAtomic } from './fs-util.js';
+
+const CACHE_VERSION = 1;
+
+export interface CachedCase extends PreprocessedCase {
+  id: string;
+  task: number;
+}
+
+interface CacheMeta {
+  version: number;
+  id: string;
+  task: number;
+  shape: Shape3;
+  spacing: Shape3;
+  affine: number[];
+  targetSpacingZYX: Shape3;
+  window: [number, number];
+  sliceAxisLast: boolean;
+  sources: { path: string; size: number; mtimeMs: number }[];
+}
+
+export interface PreprocessProgress {
+  /** 1-based index of the case just finished. */
+  done: number;
+  total: number;
+  id: string;
+  /** True when the case came from the cache. */
+  cached: boolean;
+  seconds: number;
+}
+
+export interface PreprocessCacheOptions extends PreprocessOptions {
+  onProgress?: (progress: PreprocessProgress) => void;
+}
+
+function cacheStem(cacheDir: string, id: string): string {
+  // Ids look like `Task03_Liver/liver_0`; keep the dataset folder as a subfolder.
+  return join(cacheDir, ...id.split('/'));
+}
+
+async function sourceInfo(path: string): Promise<{ path: string; size: number; mtimeMs: number }> {
+  try {
+    const s = await stat(path);
+    return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
+  } catch (err) {
+    throw new Error(`${path}: cannot stat source file (${(err as Error).message})`);
+  }
+}
+
+function sameSettings(meta: CacheMeta, want: Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>): boolean {
+  return (
+    meta.version === want.version &&
+    meta.task === want.task &&
+    meta.sliceAxisLast === want.sliceAxisLast &&
+    JSON.stringify(meta.targetSpacingZYX) === JSON.stringify(want.targetSpacingZYX) &&
+    JSON.stringify(meta.window) === JSON.stringify(want.window) &&
+    JSON.stringify(meta.sources) === JSON.stringify(want.sources)
+  );
+}
+
+/** Loads one case from the cache, or preprocesses it from its NIfTI files and stores it. */
+export async function preprocessCaseCached(c: DatasetCase, cacheDir: string, options: PreprocessOptions = {}): Promise<CachedCase & { cached: boolean }> {
+  const stemPath = cacheStem(cacheDir, c.id);
+  const want = {
+    version: CACHE_VERSION,
+    id: c.id,
+    task: c.task,
+    targetSpacingZYX: [...(options.targetSpacingZYX ?? DEFAULT_TARGET_SPACING_ZYX)] as Shape3,
+    window: [...(options.window ?? HU_WINDOW)] as [number, number],
+    sliceAxisLast: options.sliceAxisLast ?? true,
+    sources: [await sourceInfo(c.image), await sourceInfo(c.label)],
+  };
+  const cached = await tryLoad(stemPath, want);
+  if (cached) return { ...cached, cached: true };
+
+  const image = await readNiftiFile(c.image);
+  const label = await readNiftiFile(c.label);
+  const pre = preprocessVolumes(image, label, c.image, options);
+  const meta: CacheMeta = { ...want, shape: pre.shape, spacing: pre.spacing, affine: pre.affine };
+  // Data files first, meta last: a crash in between leaves no meta, so the entry is simply rebuilt.
+  await writeFileAtomic(`${stemPath}.image.f32`, new Uint8Array(pre.image.buffer, pre.image.byteOffset, pre.image.byteLength));
+  await writeFileAtomic(`${stemPath}.label.u8`, pre.label);
+  await writeFileAtomic(`${stemPath}.json`, JSON.stringify(meta) + '\n');
+  return { ...pre, id: c.id, task: c.task, cached: false };
+}
+
+async function tryLoad(stemPath: string, want: Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>): Promise<CachedCase | undefined> {
+  let meta: CacheMeta;
+  try {
+    meta = JSON.parse(await readFile(`${stemPath}.json`, 'utf8')) as CacheMeta;
+  } catch {
+    return undefined;
+  }
+  if (!sameSettings(meta, want)) return undefined;
+  const voxels = meta.shape[0] * meta.shape[1] * meta.shape[2];
+  let imageBytes: Buffer;
+  let labelBytes: Buffer;
+  try {
+    imageBytes = await readFile(`${stemPath}.image.f32`);
+    labelBytes = await readFile(`${stemPath}.label.u8`);
+  } catch {
+    return undefined;
+  }
+  if (imageBytes.byteLength !== voxels * 4 || labelBytes.byteLength !== voxels) return undefined;
+  // Copy into a fresh, aligned buffer: Node's Buffer may sit at an odd offset inside a shared pool.
+  const image = new Float32Array(voxels);
+  new Uint8Array(image.buffer).set(imageBytes);
+  const label = new Uint8Array(voxels);
+  label.set(labelBytes);
+  return { id: meta.id, task: meta.task, image, label, shape: meta.shape, spacing: meta.spacing, affine: meta.affine };
+}
+
+/** Preprocesses (or loads from the cache) every case, reporting progress after each. */
+export async function preprocessDataset(cases: readonly DatasetCase[], cacheDir: string, options: PreprocessCacheOptions = {}): Promise<CachedCase[]> {
+  const out: CachedCase[] = [];
+  for (let i = 0; i < cases.length; i++) {
+    const t0 = performance.now();
+    const { cached, ...rest } = await preprocessCaseCached(cases[i], cacheDir, options);
+    out.push(rest);
+    options.onProgress?.({ done: i + 1, total: cases.length, id: cases[i].id, cached, seconds: (performance.now() - t0) / 1000 });
+  }
+  return out;
+}

@@ -125,9 +125,25 @@ async function findNavigatorGpu(flags: string[]): Promise<{ gpu: GPU; keepAlive:
     throw new Error(`WebGPU is not available: no navigator.gpu and the Node package 'webgpu' failed to load (${String(e)})`);
   }
   Object.assign(globalThis, mod.globals);
+  await preferSoftwareDriverWhenAlone();
   const instance = mod.create(flags);
   // Dropping the instance while its device lives crashes Dawn, so the Gpu object holds it.
   return { gpu: instance, keepAlive: instance };
+}
+
+/**
+ * The Vulkan loader finds Mesa's lavapipe by itself, but SwiftShader (from Debian's chromium) sits outside
+ * the loader's search path: point the loader at it when it is the only software driver installed.
+ */
+async function preferSoftwareDriverWhenAlone(): Promise<void> {
+  const env = (globalThis as { process?: { env: Record<string, string | undefined>; platform?: string } }).process;
+  if (!env || env.platform !== 'linux' || env.env.VK_ICD_FILENAMES || env.env.VK_DRIVER_FILES) return;
+  const fsName = 'node:fs';
+  const fs = (await import(/* @vite-ignore */ fsName)) as { existsSync(p: string): boolean };
+  const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+  const hasOther = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'].some((d) =>
+    fs.existsSync(`${d}/lvp_icd.json`) || fs.existsSync(`${d}/nvidia_icd.json`));
+  if (!hasOther && fs.existsSync(swiftshader)) env.env.VK_ICD_FILENAMES = swiftshader;
 }
 
 export class Gpu {

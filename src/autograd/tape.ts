@@ -1,0 +1,178 @@
+/**
+ * The tape: ops record a GraphNode (inputs, saved tensors, backward rule) only when a gradient is wanted;
+ * `backward` walks the nodes in reverse topological order, summing the gradients of tensors used twice.
+ *
+ * Node lifetime is reference-counted: a node lives while its output tensor lives or while a downstream
+ * node that consumes it lives, and is freed (its saved tensors released) once backward has passed it.
+ */
+import { binary } from '../kernels/elementwise.js';
+import { keep, tidy } from './scope.js';
+import { Tensor } from './tensor.js';
+
+/** Returns one gradient per input (null where an input needs none), each with that input's shape. */
+export type BackwardRule = (gradOutput: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording any op (inference, optimiser updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    const r = fn();
+    if (r instanceof Promise) {
+      // Recording stays off until the promise settles: async inference under noGrad behaves as sync.
+      return r.finally(() => { gradEnabled = prev; }) as T;
+    }
+    gradEnabled = prev;
+    return r;
+  } catch (e) {
+    gradEnabled = prev;
+    throw e;
+  }
+}
+
+export class GraphNode {
+  private refs = 1;
+  released = false;
+  readonly inputNodes: (GraphNode | null)[];
+
+  constructor(
+    readonly op: string,
+    readonly inputs: readonly Tensor[],
+    readonly saved: readonly Tensor[],
+    readonly rule: BackwardRule,
+  ) {
+    this.inputNodes = inputs.map((t) => (t.requiresGrad ? t.node : null));
+    for (const n of this.inputNodes) n?.addRef();
+  }
+
+  addRef(): void {
+    this.refs++;
+  }
+
+  /** Called when the output tensor is disposed. */
+  outputDisposed(): void {
+    this.deref();
+  }
+
+  private deref(): void {
+    if (--this.refs === 0) this.release();
+  }
+
+  /** Frees saved tensors and lets upstream nodes go. Idempotent. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const s of this.saved) s.dispose();
+    for (const n of this.inputNodes) n?.deref();
+  }
+}
+
+/**
+ * Records an op if any input requires a gradient and grad mode is on; returns `out` either way.
+ * `saved` tensors are retained (as views) for the backward rule, so callers may dispose their originals.
+ */
+export function recordOp(op: string, inputs: readonly Tensor[], out: Tensor, saved: readonly Tensor[], rule: BackwardRule): Tensor {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  const views = saved.map((t) => keep(t.shareAs(t.shape)));
+  out.node = new GraphNode(op, inputs, views, rule);
+  out.requiresGrad = true;
+  return out;
+}
+
+function accumulate(into: Tensor | undefined | null, g: Tensor): Tensor {
+  if (!into) return g;
+  const sum = keep(Tensor.empty(into.shape, into.gpu));
+  binary(into.gpu, 'add', into.buffer, into.shape, g.buffer, g.shape, sum.buffer);
+  into.dispose();
+  g.dispose();
+  return sum;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Reverse-mode sweep from `root`. Leaves' `.grad` accumulate across calls, as in PyTorch. */
+export function backward(root: Tensor, gradOutput?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error(`backward: tensor [${root.shape.join(', ')}] does not require grad (no input of its graph has requiresGrad)`);
+  }
+  if (!gradOutput && root.size !== 1) {
+    throw new RangeError(`backward: a gradient is needed for non-scalar tensor [${root.shape.join(', ')}]`);
+  }
+  if (gradOutput && !sameShape(gradOutput.shape, root.shape)) {
+    throw new RangeError(`backward: gradient shape [${gradOutput.shape.join(', ')}] differs from tensor shape [${root.shape.join(', ')}]`);
+  }
+  noGrad(() => {
+    const seed = keep(gradOutput ? gradOutput.shareAs(root.shape) : Tensor.ones(root.shape));
+    if (!root.node) {
+      root.grad = keep(accumulate(root.grad, seed));
+      return;
+    }
+    if (root.node.released) {
+      throw new Error(`backward: the graph of op '${root.node.op}' was already freed by an earlier backward()`);
+    }
+    const order = topologicalOrder(root.node);
+    const grads = new Map<GraphNode, Tensor>([[root.node, seed]]);
+    for (const node of order) {
+      const g = grads.get(node);
+      grads.delete(node);
+      if (!g) {
+        node.release();
+        continue;
+      }
+      if (node.released) throw new Error(`backward: the graph of op '${node.op}' was already freed`);
+      const inputGrads = tidy(() => node.rule(g, node.saved));
+      if (inputGrads.length !== node.inputs.length) {
+        throw new Error(`backward rule of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+      }
+      g.dispose();
+      node.inputs.forEach((input, i) => {
+        const gi = inputGrads[i];
+        if (!gi) return;
+        keep(gi);
+        if (!input.requiresGrad) {
+          gi.dispose();
+          return;
+        }
+        if (!sameShape(gi.shape, input.shape)) {
+          throw new Error(`backward rule of '${node.op}': gradient [${gi.shape.join(', ')}] for input ${i} of shape [${input.shape.join(', ')}]`);
+        }
+        const up = node.inputNodes[i];
+        if (up) grads.set(up, accumulate(grads.get(up), gi));
+        else if (input.isDisposed) gi.dispose();
+        else input.grad = accumulate(input.grad, gi);
+      });
+      node.release();
+    }
+  });
+}
+
+/** Nodes reachable from root, each after every node that consumes it. */
+function topologicalOrder(root: GraphNode): GraphNode[] {
+  const post: GraphNode[] = [];
+  const seen = new Set<GraphNode>([root]);
+  const stack: [GraphNode, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [node, i] = top;
+    if (i < node.inputNodes.length) {
+      top[1]++;
+      const next = node.inputNodes[i];
+      if (next && !seen.has(next) && !next.released) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      post.push(node);
+      stack.pop();
+    }
+  }
+  return post.reverse();
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/** The `tgnet` command line. Each subcommand lives in its own module, loaded on demand. */
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+  info: {
+    summary: 'print the WebGPU adapter, its limits and features (--json)',
+    run: async (argv) => (await import('./info.js')).infoCommand(argv),
+  },
+  synth: {
+    summary: 'write synthetic partially labelled CT phantoms in MSD layout (--out DIR --cases N --size D H W --seed S)',
+    run: async (argv) => (await import('./synth.js')).synthCommand(argv),
+  },
+  bench: {
+    summary: 'run the benchmarks (--out FILE.json, --scale S, --quick)',
+    run: async (argv) => (await import('../../bench/run.js')).benchMain(argv),
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return `usage: tgnet <command> [options]\n\ncommands:\n${lines.join('\n')}`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`tgnet: unknown command '${name}'\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  await cmd.run(rest);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  console.error(`tgnet: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,325 @@
+/**
+ * DoDNet's dynamic head: per-sample 1x1x1 convolutions 8 -> 8 -> 8 -> 2 whose 162 weights come from the
+ * controller (tgnet_ref.py `dynamic_head`). y = w3 relu(w2 relu(w1 h + b1) + b2) + b3.
+ *
+ * Forward: one fused kernel, one thread per voxel, the sample's 162 parameters in workgroup memory and the
+ * 8-vectors in registers (straight-line generated code).
+ * Backward: one fused kernel writes dh and, per workgroup, the partial parameter gradient over its block of
+ * voxels (hidden activations recomputed, not saved); a second pass sums the block partials in a fixed order,
+ * so the result is deterministic. When one block covers V the first kernel writes dparams directly.
+ *
+ * Tensors larger than one storage binding are processed in chunks of whole samples (see `forEachSampleChunk`).
+ */
+import type { Gpu } from './runtime/gpu.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
+import { HEAD_OFFSETS, HEAD_PARAMS } from './reference/dynamic-head.js';
+
+export { HEAD_OFFSETS, HEAD_PARAMS };
+
+/** A tensor whose leading axis is the sample axis: `perSample` f32 elements per sample. */
+export interface SampleTensor {
+  buffer: GPUBuffer;
+  perSample: number;
+}
+
+/** One chunk of whole samples that fits every binding: windows (aligned) and per-buffer element bases. */
+export interface SampleChunk {
+  /** First sample and number of samples in this chunk. */
+  n0: number;
+  count: number;
+  /** Binding windows, in the order of the tensors given. */
+  windows: { buffer: GPUBuffer; offset: number; size: number }[];
+  /** Element offset of sample n0 inside each window (the window starts at an aligned offset below it). */
+  bases: number[];
+}
+
+/**
+ * Splits the samples [0, n) into chunks whose windows of every tensor fit one storage binding. Windows start
+ * at the largest aligned offset at or below the chunk's first element; the remainder is passed to the shader
+ * as an element base. Throws when a single sample of some tensor does not fit a binding.
+ */
+export function forEachSampleChunk(gpu: Gpu, what: string, n: number, tensors: SampleTensor[], fn: (c: SampleChunk) => void): void {
+  const maxB = gpu.limits.maxStorageBufferBindingSize;
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  let k = n;
+  if (tensors.some((t) => n * t.perSample * 4 > maxB)) {
+    for (const t of tensors) {
+      const fit = Math.floor((maxB - align) / Math.max(4, t.perSample * 4));
+      if (fit < 1) {
+        throw new RangeError(
+          `${what}: one sample of ${t.perSample} f32 elements (${t.perSample * 4} bytes) does not fit this device's ` +
+          `maxStorageBufferBindingSize of ${maxB} bytes`,
+        );
+      }
+      k = Math.min(k, fit);
+    }
+  }
+  for (let n0 = 0; n0 < n; n0 += k) {
+    const count = Math.min(k, n - n0);
+    const windows: SampleChunk['windows'] = [];
+    const bases: number[] = [];
+    for (const t of tensors) {
+      const start = n0 * t.perSample * 4;
+      const offset = Math.floor(start / align) * align;
+      const base = (start - offset) / 4;
+      windows.push({ buffer: t.buffer, offset, size: Math.max(4, base * 4 + count * t.perSample * 4) });
+      bases.push(base);
+    }
+    fn({ n0, count, windows, bases });
+  }
+}
+
+/** Validates h [N, 8, ...spatial] and params [N, 162]; returns N and V (voxels per sample). */
+function checkHeadShapes(what: string, hShape: readonly number[], paramsShape: readonly number[]): { n: number; v: number } {
+  checkShape(hShape, `${what} h`);
+  checkShape(paramsShape, `${what} params`);
+  if (hShape.length < 2 || hShape[1] !== 8) {
+    throw new RangeError(`${what}: h must be [N, 8, ...spatial], got [${hShape.join(', ')}]`);
+  }
+  const n = hShape[0];
+  if (paramsShape.length !== 2 || paramsShape[0] !== n || paramsShape[1] !== HEAD_PARAMS) {
+    throw new RangeError(`${what}: params must be [N, 162] = [${n}, 162] for h [${hShape.join(', ')}], got [${paramsShape.join(', ')}]`);
+  }
+  return { n, v: sizeOf(hShape.slice(2)) };
+}
+
+const { w1: W1, w2: W2, w3: W3, b1: B1, b2: B2, b3: B3 } = HEAD_OFFSETS;
+
+/** Straight-line WGSL of the head's forward for one voxel: needs x0..x7 and `w`; defines a1_*, r1_*, a2_*, r2_*, y0, y1. */
+function forwardMath(): string {
+  const lines: string[] = [];
+  for (let o = 0; o < 8; o++) {
+    const terms = [`w[${B1 + o}]`];
+    for (let i = 0; i < 8; i++) terms.push(`w[${W1 + o * 8 + i}] * x${i}`);
+    lines.push(`let a1_${o} = ${terms.join(' + ')};`, `let r1_${o} = max(a1_${o}, 0.0);`);
+  }
+  for (let o = 0; o < 8; o++) {
+    const terms = [`w[${B2 + o}]`];
+    for (let i = 0; i < 8; i++) terms.push(`w[${W2 + o * 8 + i}] * r1_${i}`);
+    lines.push(`let a2_${o} = ${terms.join(' + ')};`, `let r2_${o} = max(a2_${o}, 0.0);`);
+  }
+  for (let k = 0; k < 2; k++) {
+    const terms = [`w[${B3 + k}]`];
+    for (let i = 0; i < 8; i++) terms.push(`w[${W3 + k * 8 + i}] * r2_${i}`);
+    lines.push(`let y${k} = ${terms.join(' + ')};`);
+  }
+  return lines.join('\n    ');
+}
+
+/** WGSL that loads the sample's 162 parameters into `w` (all invocations reach the barrier). */
+function loadParams(wg: number): string {
+  return `
+  if (valid) {
+    for (var i = lid; i < ${HEAD_PARAMS}u; i += ${wg}u) { w[i] = prm[p.pBase + n * ${HEAD_PARAMS}u + i]; }
+  }
+  workgroupBarrier();`;
+}
+
+/**
+ * y [N, 2, ...spatial] = dynamic head of h [N, 8, ...spatial] with per-sample params [N, 162]. `out` is given
+ * by the caller (N*2*V f32). Returns the output shape.
+ */
+export function dynamicHead(
+  gpu: Gpu, h: GPUBuffer, hShape: readonly number[], params: GPUBuffer, paramsShape: readonly number[], out: GPUBuffer,
+): number[] {
+  const { n, v } = checkHeadShapes('dynamicHead', hShape, paramsShape);
+  checkBuffer(h, n * 8 * v, 'dynamicHead h');
+  checkBuffer(params, n * HEAD_PARAMS, 'dynamicHead params');
+  checkBuffer(out, n * 2 * v, 'dynamicHead output');
+  const outShape = [n, 2, ...hShape.slice(2)];
+  if (n === 0 || v === 0) return outShape;
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`dynamicHead:fwd:${wg}`, () => `
+struct Params { V: u32, blocks: u32, count: u32, hBase: u32, pBase: u32, yBase: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> h: array<f32>;
+@group(0) @binding(2) var<storage, read> prm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ys: array<f32>;
+var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
+${linearMain(wg)}
+  let wgi = gid / ${wg}u;
+  let n = wgi / p.blocks;
+  let v = (wgi % p.blocks) * ${wg}u + lid;
+  let valid = n < p.count;
+  ${loadParams(wg)}
+  if (!valid || v >= p.V) { return; }
+  let hb = p.hBase + n * 8u * p.V + v;
+  ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[hb + ${c}u * p.V];`).join('\n  ')}
+  ${forwardMath()}
+  let yb = p.yBase + n * 2u * p.V + v;
+  ys[yb] = y0;
+  ys[yb + p.V] = y1;
+}`);
+  const blocks = Math.ceil(v / wg);
+  forEachSampleChunk(gpu, 'dynamicHead', n, [
+    { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: out, perSample: 2 * v },
+  ], (c) => {
+    gpu.dispatch({
+      pipeline, label: 'dynamicHead:fwd', bindings: c.windows,
+      params: packParams([{ u: v }, { u: blocks }, { u: c.count }, { u: c.bases[0] }, { u: c.bases[1] }, { u: c.bases[2] }]),
+      workgroups: c.count * blocks,
+    });
+  });
+  return outShape;
+}
+
+export interface DynamicHeadBackwardOptions {
+  /**
+   * Voxels per workgroup of the fused backward kernel (rounded up to a multiple of its workgroup size).
+   * When V exceeds it, per-block partial parameter gradients are reduced by a second pass. Default 2048.
+   */
+  blockVoxels?: number;
+}
+
+/** Workgroup size of the backward kernel: 64 threads each holding 162 accumulators. */
+const BWD_WG = 64;
+
+/**
+ * Backward of `dynamicHead`: dh [N, 8, ...spatial] and dparams [N, 162] from the cotangent dy [N, 2, ...spatial].
+ * Both outputs are overwritten (not accumulated). Deterministic: the reduction order depends only on the shape.
+ */
+export function dynamicHeadBackward(
+  gpu: Gpu, h: GPUBuffer, hShape: readonly number[], params: GPUBuffer, paramsShape: readonly number[],
+  dy: GPUBuffer, dh: GPUBuffer, dparams: GPUBuffer, options: DynamicHeadBackwardOptions = {},
+): void {
+  const what = 'dynamicHeadBackward';
+  const { n, v } = checkHeadShapes(what, hShape, paramsShape);
+  checkBuffer(h, n * 8 * v, `${what} h`);
+  checkBuffer(params, n * HEAD_PARAMS, `${what} params`);
+  checkBuffer(dy, n * 2 * v, `${what} dy`);
+  checkBuffer(dh, n * 8 * v, `${what} dh`);
+  checkBuffer(dparams, n * HEAD_PARAMS, `${what} dparams`);
+  const requested = options.blockVoxels ?? 2048;
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw new RangeError(`${what}: blockVoxels must be a positive integer, got ${requested}`);
+  }
+  if (n === 0) return;
+  const wg = BWD_WG;
+  const blockVoxels = Math.ceil(requested / wg) * wg;
+  const blocks = Math.max(1, Math.ceil(v / blockVoxels));
+  const storage = gpu.limits.maxComputeWorkgroupStorageSize;
+  // Accumulators staged through workgroup memory K at a time: WG*K floats next to the 162 parameters.
+  const k = Math.min(HEAD_PARAMS, Math.floor((storage - HEAD_PARAMS * 4) / (wg * 4)));
+  if (k < 1) throw new RangeError(`${what}: maxComputeWorkgroupStorageSize ${storage} is too small`);
+  const pipeline = gpu.pipeline(`dynamicHead:bwd:${wg}:${k}`, () => backwardWgsl(wg, k));
+
+  const partial = blocks > 1;
+  const rwg = linearWorkgroupSize(gpu);
+  const reducePipeline = partial ? gpu.pipeline(`dynamicHead:bwdReduce:${rwg}`, () => reduceWgsl(rwg)) : null;
+  forEachSampleChunk(gpu, what, n, [
+    { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: dy, perSample: 2 * v },
+    { buffer: dh, perSample: 8 * v }, { buffer: dparams, perSample: HEAD_PARAMS },
+  ], (c) => {
+    const [hW, pW, dyW, dhW, dpW] = c.windows;
+    const [hB, pB, dyB, dhB, dpB] = c.bases;
+    const parts = partial ? gpu.pool.acquire(c.count * blocks * HEAD_PARAMS * 4, 'dynamicHead partials') : null;
+    gpu.dispatch({
+      pipeline, label: 'dynamicHead:bwd',
+      bindings: [hW, pW, dyW, dhW, parts ? { buffer: parts, offset: 0, size: c.count * blocks * HEAD_PARAMS * 4 } : dpW],
+      params: packParams([
+        { u: v }, { u: blocks }, { u: blockVoxels }, { u: c.count },
+        { u: hB }, { u: pB }, { u: dyB }, { u: dhB }, { u: parts ? 0 : dpB },
+      ]),
+      workgroups: c.count * blocks,
+    });
+    if (parts && reducePipeline) {
+      gpu.dispatch({
+        pipeline: reducePipeline, label: 'dynamicHead:bwdReduce',
+        bindings: [{ buffer: parts, offset: 0, size: c.count * blocks * HEAD_PARAMS * 4 }, dpW],
+        params: packParams([{ u: c.count * HEAD_PARAMS }, { u: blocks }, { u: 0 }, { u: dpB }]),
+        workgroups: Math.ceil(c.count * HEAD_PARAMS / rwg),
+      });
+      gpu.pool.release(parts);
+    }
+  });
+}
+
+/** Fused backward: recompute the hidden activations, write dh, accumulate the 162 parameter gradients per block. */
+function backwardWgsl(wg: number, k: number): string {
+  const L: string[] = [];
+  // da2 = relu'(a2) * (w3^T g)
+  for (let o = 0; o < 8; o++) {
+    L.push(`let da2_${o} = select(0.0, w[${W3 + o}] * g0 + w[${W3 + 8 + o}] * g1, a2_${o} > 0.0);`);
+  }
+  for (let o = 0; o < 8; o++) {
+    const t = Array.from({ length: 8 }, (_, q) => `w[${W2 + q * 8 + o}] * da2_${q}`).join(' + ');
+    L.push(`let da1_${o} = select(0.0, ${t}, a1_${o} > 0.0);`);
+  }
+  for (let i = 0; i < 8; i++) {
+    const t = Array.from({ length: 8 }, (_, o) => `w[${W1 + o * 8 + i}] * da1_${o}`).join(' + ');
+    L.push(`dh[dhb + ${i}u * p.V] = ${t};`);
+  }
+  for (let o = 0; o < 8; o++) {
+    for (let i = 0; i < 8; i++) {
+      L.push(`acc${W1 + o * 8 + i} += da1_${o} * x${i};`);
+      L.push(`acc${W2 + o * 8 + i} += da2_${o} * r1_${i};`);
+    }
+    L.push(`acc${B1 + o} += da1_${o};`, `acc${B2 + o} += da2_${o};`);
+  }
+  for (let q = 0; q < 2; q++) {
+    for (let i = 0; i < 8; i++) L.push(`acc${W3 + q * 8 + i} += g${q} * r2_${i};`);
+    L.push(`acc${B3 + q} += g${q};`);
+  }
+  const passes: string[] = [];
+  for (let j0 = 0; j0 < HEAD_PARAMS; j0 += k) {
+    const kk = Math.min(k, HEAD_PARAMS - j0);
+    const stage = Array.from({ length: kk }, (_, q) => `red[lid * ${k}u + ${q}u] = acc${j0 + q};`).join('\n  ');
+    passes.push(`
+  ${stage}
+  workgroupBarrier();
+  for (var j = lid; j < ${kk}u; j += ${wg}u) {
+    var s = 0.0;
+    for (var t = 0u; t < ${wg}u; t++) { s += red[t * ${k}u + j]; }
+    if (valid) { part[p.oBase + (n * p.blocks + b) * ${HEAD_PARAMS}u + ${j0}u + j] = s; }
+  }
+  workgroupBarrier();`);
+  }
+  return `
+struct Params { V: u32, blocks: u32, blockVoxels: u32, count: u32, hBase: u32, pBase: u32, dyBase: u32, dhBase: u32, oBase: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> h: array<f32>;
+@group(0) @binding(2) var<storage, read> prm: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dh: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
+var<workgroup> red: array<f32, ${wg * k}>;
+${linearMain(wg)}
+  let wgi = gid / ${wg}u;
+  let n = wgi / p.blocks;
+  let b = wgi % p.blocks;
+  let valid = n < p.count;
+  ${loadParams(wg)}
+  ${Array.from({ length: HEAD_PARAMS }, (_, j) => `var acc${j} = 0.0;`).join(' ')}
+  let vStart = b * p.blockVoxels;
+  let vEnd = select(vStart, min(vStart + p.blockVoxels, p.V), valid);
+  for (var v = vStart + lid; v < vEnd; v += ${wg}u) {
+    let hb = p.hBase + n * 8u * p.V + v;
+    ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[hb + ${c}u * p.V];`).join('\n    ')}
+    let dyb = p.dyBase + n * 2u * p.V + v;
+    let g0 = dy[dyb];
+    let g1 = dy[dyb + p.V];
+    ${forwardMath()}
+    let dhb = p.dhBase + n * 8u * p.V + v;
+    ${L.join('\n    ')}
+  }
+  ${passes.join('\n')}
+}`;
+}
+
+/** Sums per-block partials [count, blocks, 162] into dparams [count, 162] in a fixed order. */
+function reduceWgsl(wg: number): string {
+  return `
+struct Params { total: u32, blocks: u32, pad: u32, oBase: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dp: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.total) { return; }
+  let n = gid / ${HEAD_PARAMS}u;
+  let j = gid % ${HEAD_PARAMS}u;
+  var s = 0.0;
+  for (var b = 0u; b < p.blocks; b++) { s += part[(n * p.blocks + b) * ${HEAD_PARAMS}u + j]; }
+  dp[p.oBase + gid] = s;
+}`;
+}

@@ -1,0 +1,17 @@
+/**
+ * The data layer: NIfTI, dataset layouts, preprocessing, crops/augmentation, synthetic phantoms.
+ * Browser-safe modules: nifti, tasks, preprocess, augment, sampler, random, phantom. The file-based
+ * ones (nifti-file, datasets, preprocess-cache, synth) use node:fs; browser code should import the
+ * browser-safe modules directly rather than this index.
+ */
+export * from './random.js';
+export * from './nifti.js';
+export * from './nifti-file.js';
+export * from './tasks.js';
+export * from './datasets.js';
+export * from './preprocess.js';
+export * from './preprocess-cache.js';
+export * from './augment.js';
+export * from './sampler.js';
+export * from './phantom.js';
+export * from './synth.js';

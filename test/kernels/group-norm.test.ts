@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { groupNormBackward, groupNormForward } from '../../src/kernels/group-norm.js';
+import { groupNormBackwardRef, groupNormRef } from '../../src/kernels/reference/group-norm.js';
+import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
+import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+
+const gpu = useGpu();
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+async function runBoth(shape: number[], groups: number, relu: boolean, seed: number, maxBindingBytes?: number, offset = 0, atol = 1e-4) {
+  const g = gpu();
+  const C = shape[1];
+  const n = size(shape);
+  const x = randomArray(n, seed, -1 + offset, 1 + offset);
+  const w = randomArray(C, seed + 1, 0.5, 1.5);
+  const b = randomArray(C, seed + 2, -0.3, 0.3);
+  const dy = randomArray(n, seed + 3);
+  const NG = shape[0] * groups;
+  const [xb, wb, bb, dyb] = [upload(g, x), upload(g, w), upload(g, b), upload(g, dy)];
+  const [yb, mb, rb, dxb, dwb, dbb] = [empty(g, n), empty(g, NG), empty(g, NG), empty(g, n), empty(g, C), empty(g, C)];
+  groupNormForward(g, xb, shape, groups, wb, bb, yb, mb, rb, { relu, maxBindingBytes });
+  groupNormBackward(g, dyb, xb, shape, groups, wb, bb, mb, rb, dxb, dwb, dbb, { relu, maxBindingBytes });
+  const ref = groupNormRef(x, shape, groups, w, b, 1e-5, relu);
+  const gref = groupNormBackwardRef(dy, x, shape, groups, w, b, 1e-5, relu);
+  const gotY = await download(g, yb, n);
+  expectClose(await download(g, mb, NG), ref.mean, 1e-4, 1e-4);
+  expectClose(await download(g, rb, NG), ref.rstd, 1e-4, 1e-3);
+  expectClose(gotY, ref.y, atol);
+  expectClose(await download(g, dxb, n), gref.dx, atol);
+  expectClose(await download(g, dwb, C), gref.dweight, atol);
+  expectClose(await download(g, dbb, C), gref.dbias, atol);
+  return { gotY, ref };
+}
+
+describe('group norm: GPU vs CPU twin, forward and backward', () => {
+  const cases: [number[], number][] = [
+    [[2, 6, 3, 5, 7], 3], // odd spatial (scalar path)
+    [[2, 6, 3, 5, 7], 6], // one channel per group
+    [[2, 6, 3, 5, 7], 1], // one group
+    [[2, 1, 4, 5, 3], 1], // C = 1
+    [[2, 8, 4, 4, 6], 4], // spatial % 4 == 0 (vec4 path)
+  ];
+  for (const [shape, G] of cases) {
+    for (const relu of [false, true]) {
+      it(`[${shape}] G=${G}${relu ? ' + ReLU' : ''}`, async () => {
+        await runBoth(shape, G, relu, 10 + G);
+      });
+    }
+  }
+
+  it('reduces a large group with many workgroups (several chunks per group)', async () => {
+    await runBoth([1, 4, 8, 32, 40], 2, true, 5); // 20480 elements per group: 5 chunks
+  });
+
+  it('keeps the statistics stable with a large mean (1000 +- 1)', async () => {
+    // rstd is checked to rtol 1e-3 inside runBoth; E[x^2] - E[x]^2 in f32 would be off by ~10% here. The outputs
+    // carry the f32 rounding of the mean itself (1000 * 6e-8 * rstd ~ 1e-4), hence atol 1e-3.
+    const { gotY, ref } = await runBoth([1, 2, 8, 16, 17], 1, false, 7, undefined, 1000, 1e-3);
+    expect(maxRelativeError(gotY, ref.y, 1e-3, 1e-3)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('group norm slab path (binding windows)', () => {
+  for (const [shape, G, bytes] of [[[2, 6, 3, 5, 7], 3, 1000], [[2, 8, 4, 4, 6], 2, 512], [[1, 4, 8, 32, 40], 1, 40000]] as [number[], number, number][]) {
+    for (const relu of [false, true]) {
+      it(`[${shape}] G=${G} in windows of ${bytes} bytes${relu ? ' + ReLU' : ''}`, async () => {
+        await runBoth(shape, G, relu, 20, bytes);
+      });
+    }
+  }
+});
+
+describe('group norm semantics and errors', () => {
+  it('uses the biased variance (PyTorch nn.GroupNorm)', async () => {
+    const g = gpu();
+    const x = new Float32Array([1, 2, 3, 4]);
+    const [yb, mb, rb] = [empty(g, 4), empty(g, 1), empty(g, 1)];
+    groupNormForward(g, upload(g, x), [1, 1, 4], 1, upload(g, new Float32Array([1])), upload(g, new Float32Array([0])), yb, mb, rb);
+    const y = await download(g, yb, 4);
+    // mean 2.5, biased variance 1.25 (unbiased would be 1.6667)
+    expect(y[0]).toBeCloseTo(-1.5 / Math.sqrt(1.25 + 1e-5), 5);
+    expect(y[3]).toBeCloseTo(1.5 / Math.sqrt(1.25 + 1e-5), 5);
+    expect((await download(g, mb, 1))[0]).toBeCloseTo(2.5, 6);
+    expect((await download(g, rb, 1))[0]).toBeCloseTo(1 / Math.sqrt(1.25 + 1e-5), 5);
+  });
+
+  it('applies eps and the fused ReLU', async () => {
+    const g = gpu();
+    const x = new Float32Array([0, 0, 2, 2]);
+    const yb = empty(g, 4);
+    groupNormForward(g, upload(g, x), [1, 2, 2], 1, upload(g, new Float32Array([2, 2])), upload(g, new Float32Array([0, 1])),
+      yb, empty(g, 1), empty(g, 1), { eps: 0.01, relu: true });
+    const r = 1 / Math.sqrt(1 + 0.01);
+    expectClose(await download(g, yb, 4), [0, 0, 2 * r + 1, 2 * r + 1], 1e-6, 1e-6);
+  });
+
+  it('names the op, G and C when G does not divide C', () => {
+    const g = gpu();
+    const b = empty(g, 1024);
+    expect(() => groupNormForward(g, b, [2, 6, 4], 4, b, b, b, b, b)).toThrow(/groupNorm: groups G=4 .*channels C=6/);
+    expect(() => groupNormBackward(g, b, b, [2, 6, 4], 0, b, b, b, b, b, b, b)).toThrow(/groupNormBackward: groups G=0/);
+  });
+});
+
+describe('group norm CPU twin gradcheck', () => {
+  for (const relu of [false, true]) {
+    it(`central differences agree with the analytic backward${relu ? ' (ReLU fused)' : ''}`, () => {
+      const shape = [2, 4, 3];
+      const G = 2;
+      const x = Float64Array.from(randomArray(24, 1, -2, 2));
+      const w = Float64Array.from(randomArray(4, 2, 0.5, 1.5));
+      const b = Float64Array.from(randomArray(4, 3, -0.5, 0.5));
+      const v = Float64Array.from(randomArray(24, 4));
+      const loss = (xx: Float64Array, ww: Float64Array, bb: Float64Array) => dot(groupNormRef(xx, shape, G, ww, bb, 1e-5, relu).y, v);
+      const an = groupNormBackwardRef(v, x, shape, G, w, b, 1e-5, relu);
+      expect(maxRelativeError(numericGradient((t) => loss(t, w, b), x), an.dx)).toBeLessThanOrEqual(1);
+      expect(maxRelativeError(numericGradient((t) => loss(x, t, b), w), an.dweight)).toBeLessThanOrEqual(1);
+      expect(maxRelativeError(numericGradient((t) => loss(x, w, t), b), an.dbias)).toBeLessThanOrEqual(1);
+    });
+  }
+});

@@ -60,15 +60,20 @@ export class GraphNode {
     this.deref();
   }
 
-  private deref(): void {
+  deref(): void {
     if (--this.refs === 0) this.release();
   }
 
-  /** Frees saved tensors and lets upstream nodes go. Idempotent. */
-  release(): void {
+  /** Frees the saved tensors: after this the node cannot run backward again. Idempotent. */
+  freeSaved(): void {
     if (this.released) return;
     this.released = true;
     for (const s of this.saved) s.dispose();
+  }
+
+  /** Frees saved tensors and lets upstream nodes go (once nothing references this node). */
+  private release(): void {
+    this.freeSaved();
     for (const n of this.inputNodes) n?.deref();
   }
 }
@@ -119,12 +124,15 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       throw new Error(`backward: the graph of op '${root.node.op}' was already freed by an earlier backward()`);
     }
     const order = topologicalOrder(root.node);
+    // Pin every node of the sweep so that freeing a processed node cannot cascade into one not yet run.
+    for (const node of order) node.addRef();
     const grads = new Map<GraphNode, Tensor>([[root.node, seed]]);
     for (const node of order) {
       const g = grads.get(node);
       grads.delete(node);
       if (!g) {
-        node.release();
+        node.freeSaved();
+        node.deref();
         continue;
       }
       if (node.released) throw new Error(`backward: the graph of op '${node.op}' was already freed`);
@@ -149,7 +157,8 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
         else if (input.isDisposed) gi.dispose();
         else input.grad = accumulate(input.grad, gi);
       });
-      node.release();
+      node.freeSaved();
+      node.deref();
     }
   });
 }

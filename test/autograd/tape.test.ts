@@ -99,7 +99,9 @@ describe('scopes', () => {
     const y = tidy(() => sigmoid(mul(relu(x), 3)));
     expect(scopeDepth()).toBe(0);
     expect(y.isDisposed).toBe(false);
-    y.backward(Tensor.ones([8]));
+    const seed = Tensor.ones([8]);
+    y.backward(seed);
+    seed.dispose();
     y.dispose();
     x.dispose();
     expect(liveTensorCount()).toBe(tensorsBefore);

@@ -1,0 +1,98 @@
+/**
+ * `npm run bench` / `tgnet bench`: times the engine and the TGNet kernels, prints tables and writes JSON.
+ * On a software adapter the sizes shrink (matmul to 2048, 3-D layers by --scale, default 1/8) so a run
+ * takes minutes, not hours; on a real GPU everything runs at full size.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { initGpu, type Gpu } from '../src/kernels/runtime/gpu.js';
+import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './engine.js';
+import { benchConv3d } from './conv3d.js';
+import { benchGroupNorm } from './group-norm.js';
+import { table } from './timing.js';
+
+interface BenchArgs {
+  out: string;
+  scale: number | null;
+  quick: boolean;
+  only: string[] | null;
+}
+
+function parseArgs(argv: string[]): BenchArgs {
+  const args: BenchArgs = { out: 'bench/out/latest.json', scale: null, quick: false, only: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench: ${a} needs a value`);
+      return v;
+    };
+    if (a === '--out') args.out = value();
+    else if (a === '--scale') {
+      const s = Number(value());
+      if (!(s > 0 && s <= 1)) throw new Error(`bench: --scale must be in (0, 1], got ${argv[i]}`);
+      args.scale = s;
+    } else if (a === '--quick') args.quick = true;
+    else if (a === '--only') args.only = value().split(',');
+    else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --only a,b)`);
+  }
+  return args;
+}
+
+export function isSoftwareAdapter(gpu: Gpu): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
+}
+
+export async function benchMain(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const gpu = await initGpu();
+  try {
+    const software = isSoftwareAdapter(gpu);
+    const scale = args.scale ?? (software ? 0.125 : 1);
+    const engine = {
+      maxMatmul: software ? (args.quick ? 512 : 2048) : 4096,
+      elements: software ? 1 << 22 : 1 << 26,
+      iterations: args.quick ? 2 : 5,
+    };
+    const want = (name: string) => !args.only || args.only.includes(name);
+    const results: Record<string, unknown> = {
+      adapter: gpu.name, vendor: gpu.adapter.vendor, software, scale, date: new Date().toISOString(),
+      node: process.version,
+    };
+    console.log(`tgnet bench on ${gpu.name}${software ? ' (software adapter: reduced sizes)' : ''}\n`);
+    const section = async (name: string, title: string, run: () => Promise<Record<string, unknown>[] | Record<string, unknown>>) => {
+      if (!want(name)) return;
+      const t0 = performance.now();
+      const rows = await run();
+      results[name] = rows;
+      const list = Array.isArray(rows) ? rows : [rows];
+      console.log(`${title}  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      console.log(table(list as Record<string, string | number>[]));
+      console.log('');
+    };
+    await section('dispatch', 'per-dispatch overhead', () => benchDispatch(gpu, engine));
+    await section('elementwise', 'element-wise bandwidth (GB/s)', () => benchElementwise(gpu, engine));
+    await section('reduce', 'reduction bandwidth (GB/s)', () => benchReduce(gpu, engine));
+    await section('matmul', 'f32 matmul (GFLOP/s)', () => benchMatmul(gpu, engine));
+    await section('conv3d', `conv3d on TGNet layer shapes, spatial scale ${scale} (TFLOP/s)`, async () =>
+      (await benchConv3d(gpu, { scale })) as Record<string, unknown>[]);
+    await section('groupNorm', `group norm on TGNet shapes, spatial scale ${scale} (GB/s)`, async () =>
+      (await benchGroupNorm(gpu, { scale })) as Record<string, unknown>[]);
+    const out = resolve(args.out);
+    mkdirSync(dirname(out), { recursive: true });
+    const tmp = `${out}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(results, null, 2));
+    renameSync(tmp, out);
+    console.log(`wrote ${out}`);
+  } finally {
+    gpu.destroy();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  benchMain(process.argv.slice(2)).catch((e: unknown) => {
+    console.error(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    process.exitCode = 1;
+  });
+}

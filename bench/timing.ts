@@ -23,7 +23,7 @@ export async function timeGpu(gpu: Gpu, record: () => void, options: { iteration
   await bench.run();
   const r = bench.tasks[0].result;
   if (!r || r.error) throw new Error(`benchmark failed: ${String(r?.error ?? 'no result')}`);
-  return { medianMs: r.latency.p50 / repeat, minMs: r.latency.min / repeat, samples: r.latency.samples.length };
+  return { medianMs: (r.latency.p50 ?? r.latency.mean) / repeat, minMs: r.latency.min / repeat, samples: r.latency.samples.length };
 }
 
 /** Formats rows as an aligned text table. */

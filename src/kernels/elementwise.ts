@@ -42,6 +42,8 @@ export const BINARY_OPS = {
   reluGrad: 'select(0.0, b, a > 0.0)',
   /** Sigmoid backward: a is the sigmoid output, b the upstream gradient. */
   sigmoidGrad: 'b * a * (1.0 - a)',
+  /** 1 where equal (max backward's mask). */
+  eq: 'select(0.0, 1.0, a == b)',
 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
 
@@ -134,6 +136,39 @@ ${linearMain(wg)}
     });
   });
   return outShape;
+}
+
+/** out = x broadcast to `outShape` (the forward of expand, the backward of a sum). */
+export function expand(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outShape: readonly number[], out: GPUBuffer): void {
+  checkShape(xShape, 'expand input');
+  checkShape(outShape, 'expand output');
+  const target = broadcastShapes(xShape, outShape, 'expand');
+  if (target.length !== outShape.length || target.some((d, i) => d !== outShape[i])) {
+    throw new RangeError(`expand: [${xShape.join(', ')}] cannot be expanded to [${outShape.join(', ')}]`);
+  }
+  const n = sizeOf(outShape);
+  checkBuffer(x, sizeOf(xShape), 'expand input');
+  checkBuffer(out, n, 'expand output');
+  const wg = linearWorkgroupSize(gpu);
+  const index = broadcastIndexExpr(xShape, outShape);
+  const pipeline = gpu.pipeline(`expand:${wg}:${xShape.join('x')}>${outShape.join('x')}`, () => `
+struct Params { n: u32, base: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let i = gid + p.base;
+  ys[gid] = xs[${index === 'i' ? 'gid' : index}];
+}`);
+  forEachWindow(gpu, n, (start, count) => {
+    gpu.dispatch({
+      pipeline, label: 'expand',
+      bindings: [index === 'i' ? { buffer: x, offset: start * 4, size: count * 4 } : { buffer: x }, { buffer: out, offset: start * 4, size: count * 4 }],
+      params: packParams([{ u: count }, { u: start }]),
+      workgroups: Math.ceil(count / wg),
+    });
+  });
 }
 
 /** WGSL expression mapping the output linear index `i` to the input's linear index ('i' when identical). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BINARY_OPS, UNARY_OPS, binary, unary, type BinaryOp, type UnaryOp } from '../../src/kernels/elementwise.js';
-import { binaryRef, unaryRef } from '../../src/kernels/reference/elementwise.js';
+import { BINARY_OPS, UNARY_OPS, binary, expand, unary, type BinaryOp, type UnaryOp } from '../../src/kernels/elementwise.js';
+import { binaryRef, expandRef, unaryRef } from '../../src/kernels/reference/elementwise.js';
 import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
@@ -63,5 +63,21 @@ describe('binary kernels with broadcasting', () => {
   it('names the op and both shapes when they do not broadcast', () => {
     const b = empty(gpu(), 64);
     expect(() => binary(gpu(), 'add', b, [2, 3], b, [4, 3], b)).toThrow(/add: shapes \[2, 3\] and \[4, 3\] cannot be broadcast/);
+  });
+});
+
+describe('expand', () => {
+  for (const [xs, os] of [[[3, 1, 5], [2, 3, 4, 5]], [[1], [7, 3]], [[4, 3], [4, 3]]] as [number[], number[]][]) {
+    it(`[${xs}] -> [${os}]`, async () => {
+      const x = randomArray(xs.reduce((a, b) => a * b, 1), 5);
+      const n = os.reduce((a, b) => a * b, 1);
+      const ob = empty(gpu(), n);
+      expand(gpu(), upload(gpu(), x), xs, os, ob);
+      expectClose(await download(gpu(), ob, n), expandRef(x, xs, os), 0, 0);
+    });
+  }
+  it('refuses a shape it cannot expand to', () => {
+    const b = empty(gpu(), 64);
+    expect(() => expand(gpu(), b, [3, 2], [3, 1], b)).toThrow(/expand/);
   });
 });

@@ -32,6 +32,7 @@ const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
   min: Math.min,
   reluGrad: (a, b) => (a > 0 ? b : 0),
   sigmoidGrad: (a, b) => b * a * (1 - a),
+  eq: (a, b) => (a === b ? 1 : 0),
 };
 
 // Keep the twins in step with the WGSL tables: a new op without a twin fails at import.
@@ -76,5 +77,13 @@ export function reduceToShape(g: ArrayLike<number>, gShape: readonly number[], i
   const idx = broadcastIndexer(inShape, gShape);
   const out = new Float64Array(sizeOf(inShape));
   for (let i = 0; i < g.length; i++) out[idx(i)] += g[i];
+  return out;
+}
+
+/** x broadcast to outShape. */
+export function expandRef(x: ArrayLike<number>, xShape: readonly number[], outShape: readonly number[]): Float64Array {
+  const idx = broadcastIndexer(xShape, outShape);
+  const out = new Float64Array(sizeOf(outShape));
+  for (let i = 0; i < out.length; i++) out[i] = x[idx(i)];
   return out;
 }

@@ -1,0 +1,245 @@
+/**
+ * Trilinear x2 upsampling of [N, C, D, H, W] f32 to [N, C, 2D, 2H, 2W], exactly as PyTorch
+ * F.interpolate(x, scale_factor=2, mode='trilinear', align_corners=False): per dim the source coordinate
+ * is max((o + 0.5) / 2 - 0.5, 0), i0 = floor, i1 = min(i0 + 1, L - 1), weights (1 - l, l).
+ *
+ * The backward is the adjoint as a gather: each input voxel sums the output gradients that read it, from
+ * output indices 2i-1 .. 2i+2 per dim with the forward's own weights (no atomics).
+ * Tensors larger than one storage binding are processed in slabs of whole (n, c, depth) planes.
+ */
+import type { Gpu } from './runtime/gpu.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+import { alignElements, slabElements, type SlabOptions } from './global-avg-pool.js';
+
+/** The output shape [N, C, 2D, 2H, 2W]; throws when the shape is not 5-D. */
+export function upsampleTrilinear2xShape(shape: readonly number[], op = 'upsampleTrilinear2x'): number[] {
+  checkShape(shape, op);
+  if (shape.length !== 5) throw new RangeError(`${op}: expected an [N, C, D, H, W] shape, got [${shape.join(', ')}]`);
+  const [N, C, D, H, W] = shape;
+  return [N, C, 2 * D, 2 * H, 2 * W];
+}
+
+function checkOutputFits(gpu: Gpu, shape: readonly number[], op: string): number[] {
+  const out = upsampleTrilinear2xShape(shape, op);
+  const elems = out.reduce((a, b) => a * b, 1);
+  const bytes = elems * 4;
+  if (bytes > gpu.limits.maxBufferSize || elems >= 2 ** 32) {
+    throw new RangeError(
+      `${op}: upsampling [${shape.join(', ')}] gives [${out.join(', ')}], which needs ${bytes} bytes, ` +
+      `more than this device's maxBufferSize of ${gpu.limits.maxBufferSize} bytes`,
+    );
+  }
+  return out;
+}
+
+interface PlaneWindow {
+  /** First destination plane and the number of planes. */
+  p0: number;
+  planes: number;
+  dstBase: number;
+  dstCount: number;
+  srcBase: number;
+  srcCount: number;
+}
+
+/**
+ * Groups destination planes (each `dstPlane` elements) into windows whose destination and source element
+ * ranges both fit `maxElems`; `srcRange(p)` is the (monotone) range of source planes plane p reads.
+ */
+function planPlanes(
+  nDst: number, dstPlane: number, nSrc: number, srcPlane: number, srcRange: (p: number) => [number, number],
+  maxElems: number, align: number, op: string, shape: readonly number[],
+): PlaneWindow[] {
+  if (nDst * dstPlane <= maxElems && nSrc * srcPlane <= maxElems) {
+    return [{ p0: 0, planes: nDst, dstBase: 0, dstCount: nDst * dstPlane, srcBase: 0, srcCount: nSrc * srcPlane }];
+  }
+  const down = (e: number) => Math.floor(e / align) * align;
+  const win = (p0: number, p1: number): PlaneWindow => {
+    const dstBase = down(p0 * dstPlane);
+    const srcBase = down(srcRange(p0)[0] * srcPlane);
+    return {
+      p0, planes: p1 - p0, dstBase, dstCount: p1 * dstPlane - dstBase, srcBase,
+      srcCount: (srcRange(p1 - 1)[1] + 1) * srcPlane - srcBase,
+    };
+  };
+  const fits = (w: PlaneWindow) => w.dstCount <= maxElems && w.srcCount <= maxElems;
+  const out: PlaneWindow[] = [];
+  let p = 0;
+  while (p < nDst) {
+    let w = win(p, p + 1);
+    if (!fits(w)) {
+      throw new RangeError(
+        `${op}: one depth plane of [${shape.join(', ')}] needs windows of ${w.dstCount * 4} and ${w.srcCount * 4} bytes, ` +
+        `more than the ${maxElems * 4}-byte storage binding`,
+      );
+    }
+    let p1 = p + 1;
+    while (p1 < nDst) {
+      const next = win(p, p1 + 1);
+      if (!fits(next)) break;
+      w = next;
+      p1++;
+    }
+    out.push(w);
+    p = p1;
+  }
+  return out;
+}
+
+const SRC_INDEX = /* wgsl */ `
+// PyTorch's align_corners=False source index for scale 2: (i0, i1, lambda1).
+fn srcIndex(o: u32, L: u32) -> vec3f {
+  let s = max((f32(o) + 0.5) * 0.5 - 0.5, 0.0);
+  let i0 = u32(s);
+  return vec3f(f32(i0), f32(min(i0 + 1u, L - 1u)), s - f32(i0));
+}`;
+
+/** y [N, C, 2D, 2H, 2W] = trilinear x2 upsampling of x [N, C, D, H, W]. */
+export function upsampleTrilinear2x(
+  gpu: Gpu, x: GPUBuffer, shape: readonly number[], y: GPUBuffer, options: SlabOptions = {},
+): void {
+  const op = 'upsampleTrilinear2x';
+  const out = checkOutputFits(gpu, shape, op);
+  const [N, C, D, H, W] = shape;
+  const nIn = N * C * D * H * W;
+  checkBuffer(x, nIn, `${op} input`);
+  checkBuffer(y, nIn * 8, `${op} output`);
+  if (nIn === 0) return;
+  const maxElems = slabElements(gpu, op, options);
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`upsample2x:${wg}`, () => `
+struct Params { n: u32, dstStart: u32, dstBase: u32, srcBase: u32, D: u32, H: u32, W: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+${SRC_INDEX}
+fn at(nc: u32, d: f32, h: f32, w: f32) -> f32 {
+  return xs[((nc * p.D + u32(d)) * p.H + u32(h)) * p.W + u32(w) - p.srcBase];
+}
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let go = p.dstStart + gid;
+  let OW = 2u * p.W;
+  let OH = 2u * p.H;
+  let OD = 2u * p.D;
+  let ow = go % OW;
+  var t = go / OW;
+  let oh = t % OH;
+  t = t / OH;
+  let od = t % OD;
+  let nc = t / OD;
+  let sd = srcIndex(od, p.D);
+  let sh = srcIndex(oh, p.H);
+  let sw = srcIndex(ow, p.W);
+  let d0 = 1.0 - sd.z;
+  let h0 = 1.0 - sh.z;
+  let w0 = 1.0 - sw.z;
+  let v = d0 * (h0 * (w0 * at(nc, sd.x, sh.x, sw.x) + sw.z * at(nc, sd.x, sh.x, sw.y))
+              + sh.z * (w0 * at(nc, sd.x, sh.y, sw.x) + sw.z * at(nc, sd.x, sh.y, sw.y)))
+        + sd.z * (h0 * (w0 * at(nc, sd.y, sh.x, sw.x) + sw.z * at(nc, sd.y, sh.x, sw.y))
+              + sh.z * (w0 * at(nc, sd.y, sh.y, sw.x) + sw.z * at(nc, sd.y, sh.y, sw.y)));
+  ys[go - p.dstBase] = v;
+}`);
+  const OD = out[2];
+  const plane = H * W;
+  const windows = planPlanes(N * C * OD, 4 * plane, N * C * D, plane, (q) => {
+    const nc = Math.floor(q / OD);
+    const od = q % OD;
+    const i0 = Math.floor(Math.max((od + 0.5) / 2 - 0.5, 0));
+    return [nc * D + i0, nc * D + Math.min(i0 + 1, D - 1)];
+  }, maxElems, alignElements(gpu), op, shape);
+  for (const w of windows) {
+    const n = w.planes * 4 * plane;
+    gpu.dispatch({
+      pipeline, label: op,
+      bindings: [{ buffer: x, offset: w.srcBase * 4, size: w.srcCount * 4 }, { buffer: y, offset: w.dstBase * 4, size: w.dstCount * 4 }],
+      params: packParams([{ u: n }, { u: w.p0 * 4 * plane }, { u: w.dstBase }, { u: w.srcBase }, { u: D }, { u: H }, { u: W }]),
+      workgroups: Math.ceil(n / wg),
+    });
+  }
+}
+
+/** dx [N, C, D, H, W] = adjoint of upsampleTrilinear2x applied to dy [N, C, 2D, 2H, 2W]; `shape` is x's shape. */
+export function upsampleTrilinear2xBackward(
+  gpu: Gpu, dy: GPUBuffer, shape: readonly number[], dx: GPUBuffer, options: SlabOptions = {},
+): void {
+  const op = 'upsampleTrilinear2xBackward';
+  checkOutputFits(gpu, shape, op);
+  const [N, C, D, H, W] = shape;
+  const nIn = N * C * D * H * W;
+  checkBuffer(dy, nIn * 8, `${op} output gradient`);
+  checkBuffer(dx, nIn, `${op} input gradient`);
+  if (nIn === 0) return;
+  const maxElems = slabElements(gpu, op, options);
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`upsample2x-bwd:${wg}`, () => `
+struct Params { n: u32, dstStart: u32, dstBase: u32, srcBase: u32, D: u32, H: u32, W: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dys: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dxs: array<f32>;
+${SRC_INDEX}
+// Weight with which output index o (of 2L) reads input index i: the forward's lambdas where it picks i.
+fn weight(o: i32, i: u32, L: u32) -> f32 {
+  if (o < 0 || o >= i32(2u * L)) { return 0.0; }
+  let s = srcIndex(u32(o), L);
+  var w = 0.0;
+  if (u32(s.x) == i) { w = w + (1.0 - s.z); }
+  if (u32(s.y) == i) { w = w + s.z; }
+  return w;
+}
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let gi = p.dstStart + gid;
+  let iw = gi % p.W;
+  var t = gi / p.W;
+  let ih = t % p.H;
+  t = t / p.H;
+  let id = t % p.D;
+  let nc = t / p.D;
+  let OW = 2u * p.W;
+  let OH = 2u * p.H;
+  let OD = 2u * p.D;
+  var wd: array<f32, 4>;
+  var wh: array<f32, 4>;
+  var ww: array<f32, 4>;
+  for (var a = 0; a < 4; a = a + 1) {
+    wd[a] = weight(2 * i32(id) + a - 1, id, p.D);
+    wh[a] = weight(2 * i32(ih) + a - 1, ih, p.H);
+    ww[a] = weight(2 * i32(iw) + a - 1, iw, p.W);
+  }
+  var acc = 0.0;
+  for (var a = 0; a < 4; a = a + 1) {
+    if (wd[a] == 0.0) { continue; }
+    let od = u32(2 * i32(id) + a - 1);
+    var accH = 0.0;
+    for (var b = 0; b < 4; b = b + 1) {
+      if (wh[b] == 0.0) { continue; }
+      let row = ((nc * OD + od) * OH + u32(2 * i32(ih) + b - 1)) * OW - p.srcBase;
+      var accW = 0.0;
+      for (var c = 0; c < 4; c = c + 1) {
+        if (ww[c] == 0.0) { continue; }
+        accW = accW + ww[c] * dys[row + u32(2 * i32(iw) + c - 1)];
+      }
+      accH = accH + wh[b] * accW;
+    }
+    acc = acc + wd[a] * accH;
+  }
+  dxs[gi - p.dstBase] = acc;
+}`);
+  const plane = H * W;
+  const OD = 2 * D;
+  const windows = planPlanes(N * C * D, plane, N * C * OD, 4 * plane, (q) => {
+    const nc = Math.floor(q / D);
+    const id = q % D;
+    return [nc * OD + Math.max(0, 2 * id - 1), nc * OD + Math.min(OD - 1, 2 * id + 2)];
+  }, maxElems, alignElements(gpu), op, shape);
+  for (const w of windows) {
+    const n = w.planes * plane;
+    gpu.dispatch({
+      pipeline, label: op,
+      bindings: [{ buffer: dy, offset: w.srcBase * 4, size: w.srcCount * 4 }, { buffer: dx, offset: w.dstBase * 4, size: w.dstCount * 4 }],
+      params: packParams([{ u: n }, { u: w.p0 * plane }, { u: w.dstBase }, { u: w.srcBase }, { u: D }, { u: H }, { u: W }]),
+      workgroups: Math.ceil(n / wg),
+    });
+  }
+}

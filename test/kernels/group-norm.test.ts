@@ -84,6 +84,17 @@ describe('group norm semantics and errors', () => {
     expect((await download(g, rb, 1))[0]).toBeCloseTo(1 / Math.sqrt(1.25 + 1e-5), 5);
   });
 
+  it('matches PyTorch 1.13 nn.GroupNorm(1, 2) on a pinned input', async () => {
+    const g = gpu();
+    const yb = empty(g, 8);
+    groupNormForward(g, upload(g, new Float32Array([1, 2, 3, 4, 0.5, -1, 2, 7])), [1, 2, 4], 1,
+      upload(g, new Float32Array([1, 1])), upload(g, new Float32Array([0, 0])), yb, empty(g, 1), empty(g, 1));
+    expectClose(await download(g, yb, 8), [
+      -0.5764788977475661, -0.1372568804160872, 0.30196513691539173, 0.7411871542468706,
+      -0.7960899064133056, -1.454922932410524, -0.1372568804160872, 2.0588532062413076,
+    ], 1e-6, 1e-5);
+  });
+
   it('applies eps and the fused ReLU', async () => {
     const g = gpu();
     const x = new Float32Array([0, 0, 2, 2]);

@@ -54,6 +54,21 @@ describe('trilinear x2 upsampling: GPU vs CPU twin, forward and backward', () =>
     expectClose(await download(g, dxb, 3), [2 * 4, 2 * 4, 2 * 4], 0, 1e-7);
   });
 
+  it('matches values from PyTorch 1.13 F.interpolate on a 3x5x7 volume (borders included)', async () => {
+    const g = gpu();
+    const x = Float32Array.from({ length: 105 }, (_, i) => i ** 1.5 / 100);
+    const yb = empty(g, 840);
+    upsampleTrilinear2x(g, upload(g, x), [1, 1, 3, 5, 7], yb);
+    const y = await download(g, yb, 840);
+    const at = (d: number, h: number, w: number) => y[(d * 10 + h) * 14 + w];
+    // torch: x = arange(105).reshape(1,1,3,5,7) ** 1.5 / 100; F.interpolate(x, scale_factor=2, mode='trilinear')
+    const pinned: [number, number, number, number][] = [
+      [0, 0, 0, 0], [5, 9, 13, 10.6059605883], [1, 2, 3, 0.8059070949], [4, 7, 0, 7.8002859067],
+      [2, 0, 13, 2.0057030492], [3, 5, 8, 5.1387941804],
+    ];
+    for (const [d, h, w, v] of pinned) expect(at(d, h, w)).toBeCloseTo(v, 4);
+  });
+
   it('rejects an upsampled tensor beyond maxBufferSize, naming the shape, bytes and limit', () => {
     const g = gpu();
     const b = empty(g, 64);

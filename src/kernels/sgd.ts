@@ -1,0 +1,163 @@
+/**
+ * Fused SGD update with torch.optim.SGD semantics (momentum, dampening, Nesterov, weight decay):
+ *   g = grad + weightDecay * p
+ *   if momentum != 0: buf = firstStep ? g : momentum * buf + (1 - dampening) * g    (PyTorch: buf = clone(g) at first)
+ *                     g = nesterov ? g + momentum * buf : buf
+ *   p = p - lr * g
+ *
+ * Design: all parameters of a model live in ONE flat f32 buffer (and their gradients and momentum buffers in
+ * two more flat buffers with the same layout), so a whole optimiser step is ONE dispatch (or one per
+ * maxStorageBufferBindingSize window). `packedLayout` gives each parameter an offset aligned to
+ * minStorageBufferOffsetAlignment, so every parameter (and its gradient) can still be bound on its own as a
+ * `{ buffer, offset, size }` window by the other kernels; padding elements are updated harmlessly (their
+ * gradient is whatever is there: keep the padding of the gradient buffer zero, e.g. zero the whole flat
+ * gradient buffer before backward). `sgdStepList` is the fallback for parameters in separate buffers: one
+ * dispatch per parameter, all in the same command batch.
+ *
+ * Every hyper-parameter, including lr and the first-step flag, is a uniform: the poly schedule and the first
+ * step cost no recompilation (one pipeline in total).
+ */
+import { forEachWindow } from './elementwise.js';
+import type { Binding, Gpu } from './runtime/gpu.js';
+import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+
+export interface SgdOptions {
+  /** Learning rate of this step (e.g. `polyLr(0.01, step, total)`). */
+  lr: number;
+  /** Momentum factor; default 0.99 (DoDNet/TGNet). 0 disables the momentum buffer (it is then left untouched). */
+  momentum?: number;
+  /** Nesterov momentum; default true. Requires momentum > 0 and dampening 0, as PyTorch. */
+  nesterov?: boolean;
+  /** L2 penalty added to the gradient; default 0 (tgnet_ref.py's benchmark uses 3e-5). */
+  weightDecay?: number;
+  /** Dampening of the momentum update; default 0. */
+  dampening?: number;
+  /** True on the optimiser's first step: the momentum buffer is set to the gradient (its old contents are ignored). */
+  firstStep: boolean;
+}
+
+/** Flat packed storage: element `i < count` of params, grads and momentum belong together. */
+export interface SgdBuffers {
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  momentum: GPUBuffer;
+  /** Number of f32 elements to update (from element 0). */
+  count: number;
+}
+
+/** One parameter in its own buffers (or windows of shared buffers). `size` is its number of f32 elements. */
+export interface SgdTensor {
+  param: Binding;
+  grad: Binding;
+  momentum: Binding;
+  size: number;
+}
+
+function resolved(o: SgdOptions): Required<SgdOptions> {
+  const r = {
+    lr: o.lr, momentum: o.momentum ?? 0.99, nesterov: o.nesterov ?? true, weightDecay: o.weightDecay ?? 0,
+    dampening: o.dampening ?? 0, firstStep: o.firstStep,
+  };
+  for (const k of ['lr', 'momentum', 'weightDecay', 'dampening'] as const) {
+    if (!Number.isFinite(r[k]) || r[k] < 0) throw new RangeError(`sgdStep: ${k} must be a finite non-negative number, got ${r[k]}`);
+  }
+  if (typeof r.firstStep !== 'boolean') throw new TypeError(`sgdStep: firstStep must be a boolean, got ${String(r.firstStep)}`);
+  if (r.nesterov && (r.momentum <= 0 || r.dampening !== 0)) {
+    throw new RangeError(`sgdStep: Nesterov momentum requires momentum > 0 and dampening 0, got momentum ${r.momentum}, dampening ${r.dampening}`);
+  }
+  return r;
+}
+
+function sgdPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`sgd:${wg}`, () => `
+struct Params { n: u32, lr: f32, mom: f32, wd: f32, damp: f32, nesterov: u32, first: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> ps: array<f32>;
+@group(0) @binding(2) var<storage, read> gs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ms: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let w = ps[gid];
+  var g = gs[gid] + p.wd * w;
+  if (p.mom != 0.0) {
+    var b = g;
+    if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
+    ms[gid] = b;
+    g = select(b, g + p.mom * b, p.nesterov != 0u);
+  }
+  ps[gid] = w - p.lr * g;
+}`);
+  return { pipeline, wg };
+}
+
+function packed(count: number, o: Required<SgdOptions>): ArrayBuffer {
+  return packParams([
+    { u: count }, { f: o.lr }, { f: o.momentum }, { f: o.weightDecay }, { f: o.dampening },
+    { u: o.nesterov ? 1 : 0 }, { u: o.firstStep ? 1 : 0 },
+  ]);
+}
+
+/** One SGD step over flat packed buffers: one dispatch per storage-binding window (one for any real model). */
+export function sgdStep(gpu: Gpu, buffers: SgdBuffers, options: SgdOptions): void {
+  const o = resolved(options);
+  const { params, grads, momentum, count } = buffers;
+  if (!Number.isInteger(count) || count < 0) throw new RangeError(`sgdStep: count must be a non-negative integer, got ${count}`);
+  checkBuffer(params, count, 'sgdStep params');
+  checkBuffer(grads, count, 'sgdStep grads');
+  checkBuffer(momentum, count, 'sgdStep momentum');
+  if (params === grads || params === momentum || grads === momentum) {
+    throw new RangeError('sgdStep: params, grads and momentum must be three different buffers');
+  }
+  const { pipeline, wg } = sgdPipeline(gpu);
+  forEachWindow(gpu, count, (start, n) => {
+    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: n * 4 });
+    gpu.dispatch({
+      pipeline, label: 'sgd', bindings: [win(params), win(grads), win(momentum)],
+      params: packed(n, o), workgroups: Math.ceil(n / wg),
+    });
+  });
+}
+
+/** One SGD step over parameters held in separate buffers or windows: one dispatch each, one command batch. */
+export function sgdStepList(gpu: Gpu, tensors: readonly SgdTensor[], options: SgdOptions): void {
+  const o = resolved(options);
+  const { pipeline, wg } = sgdPipeline(gpu);
+  tensors.forEach((t, i) => {
+    if (!Number.isInteger(t.size) || t.size < 0) throw new RangeError(`sgdStepList: tensor ${i} size must be a non-negative integer, got ${t.size}`);
+    if (t.size === 0) return;
+    const bind = (b: Binding, what: string) => {
+      const r = 'buffer' in b ? b : { buffer: b };
+      const off = r.offset ?? 0;
+      if (r.buffer.size < off + t.size * 4 || (r.size !== undefined && r.size < t.size * 4)) {
+        throw new RangeError(`sgdStepList: tensor ${i} ${what} window (offset ${off}, buffer ${r.buffer.size} bytes) is too small for ${t.size} f32 elements`);
+      }
+      return { buffer: r.buffer, offset: off, size: t.size * 4 };
+    };
+    gpu.dispatch({
+      pipeline, label: 'sgd',
+      bindings: [bind(t.param, 'param'), bind(t.grad, 'grad'), bind(t.momentum, 'momentum')],
+      params: packed(t.size, o), workgroups: Math.ceil(t.size / wg),
+    });
+  });
+}
+
+/**
+ * Offsets (in f32 elements) that pack tensors of the given sizes into one flat buffer, each starting at a
+ * multiple of `alignBytes` (pass gpu.limits.minStorageBufferOffsetAlignment, default 256 which suits every
+ * adapter) so each can be bound as a window. `total` is the flat length to allocate.
+ */
+export function packedLayout(sizes: readonly number[], alignBytes = 256): { offsets: number[]; total: number } {
+  if (!Number.isInteger(alignBytes) || alignBytes < 4 || alignBytes % 4) {
+    throw new RangeError(`packedLayout: alignBytes must be a positive multiple of 4, got ${alignBytes}`);
+  }
+  const a = alignBytes / 4;
+  const offsets: number[] = [];
+  let total = 0;
+  sizes.forEach((s, i) => {
+    if (!Number.isInteger(s) || s < 0) throw new RangeError(`packedLayout: size ${i} must be a non-negative integer, got ${s}`);
+    offsets.push(total);
+    total += Math.ceil(s / a) * a;
+  });
+  return { offsets, total };
+}

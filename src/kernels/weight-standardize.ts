@@ -1,0 +1,117 @@
+/**
+ * Weight standardisation (DoDNet's WSConv3d, as tgnet_ref.py): per output filter of w [Cout, ...]
+ * (K = product of the other dims), what = (w - mean) / sqrt(var_unbiased + 1e-12), and its backward
+ * dw = rstd * (g - mean(g) - what * sum(g * what) / (K - 1)).
+ * One workgroup per filter; statistics are two-pass (mean, then the centred sum of squares).
+ */
+import type { Gpu } from './runtime/gpu.js';
+import { checkBuffer, checkShape, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
+import { treeSum, workgroupMain } from './global-avg-pool.js';
+
+/** The epsilon added to the unbiased variance (tgnet_ref.py WSConv3d). */
+export const WS_EPS = 1e-12;
+
+function filters(shape: readonly number[], op: string): { cout: number; k: number } {
+  checkShape(shape, op);
+  if (shape.length < 2) throw new RangeError(`${op}: expected a weight shape [Cout, Cin, ...kernel], got [${shape.join(', ')}]`);
+  const k = sizeOf(shape.slice(1));
+  if (k < 2) {
+    throw new RangeError(`${op}: each filter of [${shape.join(', ')}] has ${k} element(s); the unbiased variance needs at least 2`);
+  }
+  return { cout: shape[0], k };
+}
+
+/** what = standardised w; saves per-filter mean and rstd = 1/sqrt(var + 1e-12) (buffers of Cout f32). */
+export function weightStandardize(
+  gpu: Gpu, w: GPUBuffer, shape: readonly number[], what: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer,
+): void {
+  const op = 'weightStandardize';
+  const { cout, k } = filters(shape, op);
+  checkBuffer(w, cout * k, `${op} weight`);
+  checkBuffer(what, cout * k, `${op} output`);
+  checkBuffer(mean, cout, `${op} mean`);
+  checkBuffer(rstd, cout, `${op} rstd`);
+  if (cout === 0) return;
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`ws-fwd:${wg}`, () => `
+struct Params { cout: u32, k: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read_write> outs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+var<workgroup> sh: array<f32, ${wg}>;
+${workgroupMain(wg)}
+  if (w >= p.cout) { return; }
+  let base = w * p.k;
+  var acc = 0.0;
+  for (var i = lid; i < p.k; i = i + ${wg}u) { acc = acc + ws[base + i]; }
+  sh[lid] = acc;
+  ${treeSum(wg)}
+  let m = sh[0] / f32(p.k);
+  workgroupBarrier();
+  acc = 0.0;
+  for (var i = lid; i < p.k; i = i + ${wg}u) {
+    let d = ws[base + i] - m;
+    acc = acc + d * d;
+  }
+  sh[lid] = acc;
+  ${treeSum(wg)}
+  let r = 1.0 / sqrt(sh[0] / f32(p.k - 1u) + p.eps);
+  for (var i = lid; i < p.k; i = i + ${wg}u) { outs[base + i] = (ws[base + i] - m) * r; }
+  if (lid == 0u) {
+    mean[w] = m;
+    rstd[w] = r;
+  }
+}`);
+  gpu.dispatch({
+    pipeline, label: op, bindings: [w, what, mean, rstd],
+    params: packParams([{ u: cout }, { u: k }, { f: WS_EPS }]), workgroups: cout,
+  });
+}
+
+/** dw from dwhat (the gradient of the standardised weight), the forward's w and its saved mean and rstd. */
+export function weightStandardizeBackward(
+  gpu: Gpu, dwhat: GPUBuffer, w: GPUBuffer, shape: readonly number[], mean: GPUBuffer, rstd: GPUBuffer, dw: GPUBuffer,
+): void {
+  const op = 'weightStandardizeBackward';
+  const { cout, k } = filters(shape, op);
+  checkBuffer(dwhat, cout * k, `${op} output gradient`);
+  checkBuffer(w, cout * k, `${op} weight`);
+  checkBuffer(mean, cout, `${op} mean`);
+  checkBuffer(rstd, cout, `${op} rstd`);
+  checkBuffer(dw, cout * k, `${op} weight gradient`);
+  if (cout === 0) return;
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`ws-bwd:${wg}`, () => `
+struct Params { cout: u32, k: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gs: array<f32>;
+@group(0) @binding(2) var<storage, read> ws: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dws: array<f32>;
+var<workgroup> sh: array<vec2f, ${wg}>;
+${workgroupMain(wg)}
+  if (w >= p.cout) { return; }
+  let base = w * p.k;
+  let m = mean[w];
+  let r = rstd[w];
+  var acc = vec2f(0.0);
+  for (var i = lid; i < p.k; i = i + ${wg}u) {
+    let g = gs[base + i];
+    acc = acc + vec2f(g, g * (ws[base + i] - m) * r);
+  }
+  sh[lid] = acc;
+  ${treeSum(wg)}
+  let gm = sh[0].x / f32(p.k);
+  let gw = sh[0].y / f32(p.k - 1u);
+  for (var i = lid; i < p.k; i = i + ${wg}u) {
+    dws[base + i] = r * (gs[base + i] - gm - (ws[base + i] - m) * r * gw);
+  }
+}`);
+  gpu.dispatch({
+    pipeline, label: op, bindings: [dwhat, w, mean, rstd, dw],
+    params: packParams([{ u: cout }, { u: k }]), workgroups: cout,
+  });
+}

@@ -67,6 +67,12 @@ const LIMIT_NAMES: (keyof GpuLimits)[] = [
 ];
 
 const PARAM_SLOT_MAX = 256;
+/**
+ * Dispatches per submission before an automatic flush: the GPU starts on early work while the host records
+ * the rest, and Dawn's per-pass bookkeeping stays small (one pass of thousands of dispatches was 100x slower
+ * on lavapipe than the same work in submissions of a few hundred).
+ */
+const DISPATCHES_PER_SUBMIT = 256;
 const ARENA_BYTES = 1 << 20;
 const MAX_TIMESTAMP_PAIRS = 2048;
 const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, QUERY_RESOLVE: 0x200 };
@@ -161,6 +167,7 @@ export class Gpu {
   private readonly arena: GPUBuffer;
   private readonly arenaData = new Uint8Array(ARENA_BYTES);
   private arenaCursor = 0;
+  private batchDispatches = 0;
   private readonly paramSlot: number;
   private lostReason: string | null = null;
   private readonly lost: Promise<never>;
@@ -261,6 +268,7 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) this.closePass();
     this.dispatchCount++;
+    if (++this.batchDispatches >= DISPATCHES_PER_SUBMIT) this.flush();
   }
 
   /** Folds a linear workgroup count into a grid within maxComputeWorkgroupsPerDimension. */
@@ -318,6 +326,7 @@ export class Gpu {
     this.device.queue.submit([this.encoder.finish()]);
     this.submitCount++;
     this.encoder = null;
+    this.batchDispatches = 0;
     if (resolve) this.timingReads.push(this.readTimestamps(resolve));
   }
 

@@ -352,9 +352,8 @@ function decodeVoxels(raw: Uint8Array, start: number, count: number, dt: Datatyp
   // Fast path: a typed-array view straight onto the file bytes (no copy) when alignment and byte order allow.
   if (littleEndian === hostLittle || dt.bytes === 1) {
     if (absolute % dt.bytes === 0) {
-      const view = typedView(raw.buffer, absolute, count, dt.name);
-      if (view instanceof Float32Array) out.set(view);
-      else for (let i = 0; i < count; i++) out[i] = view[i];
+      // TypedArray.set converts element types natively, several times faster than a JS loop.
+      out.set(typedView(raw.buffer, absolute, count, dt.name));
       return out;
     }
   }

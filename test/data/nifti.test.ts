@@ -253,7 +253,8 @@ describe('NIfTI reader: byte orders, scaling, NIfTI-2, 4D', () => {
     const shifted = new Uint8Array(bytes.length + 1);
     shifted.set(bytes, 1);
     const back = readNifti(shifted.subarray(1), 'shifted.nii');
-    expect(back.data).toEqual(vol.data);
+    const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+    expect(same(back.data, vol.data)).toBe(true);
   });
 });
 

@@ -1,0 +1,96 @@
+/**
+ * Concatenation of a feature vector with the task one-hot (TGNet's gate and controller inputs):
+ * [N, C] features and task ids (N integers in [0, T)) -> [N, C + T] = [features, one_hot(task, T)].
+ * The task ids travel in the uniform parameters (60 rows per dispatch), so no upload or flush is needed.
+ * Backward: the gradient of the features is the [N, C] slice of the output gradient (the one-hot is constant).
+ */
+import type { Gpu } from './runtime/gpu.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+
+/** Tasks in TGNet's task table (liver, kidney, hepatic vessel, pancreas, colon, lung, spleen). */
+export const NUM_TASKS = 7;
+const ROWS_PER_DISPATCH = 60;
+
+function dims(shape: readonly number[], numTasks: number, op: string): { N: number; C: number; T: number } {
+  checkShape(shape, op);
+  if (shape.length !== 2) throw new RangeError(`${op}: expected a features shape [N, C], got [${shape.join(', ')}]`);
+  if (!Number.isInteger(numTasks) || numTasks < 1) throw new RangeError(`${op}: numTasks must be a positive integer, got ${numTasks}`);
+  return { N: shape[0], C: shape[1], T: numTasks };
+}
+
+/** Throws unless taskIds holds N integers in [0, numTasks). */
+export function checkTaskIds(taskIds: readonly number[], N: number, numTasks: number, op = 'taskConcat'): void {
+  if (!Array.isArray(taskIds) || taskIds.length !== N) {
+    throw new RangeError(`${op}: expected ${N} task ids (one per sample), got ${Array.isArray(taskIds) ? taskIds.length : String(taskIds)}`);
+  }
+  taskIds.forEach((t, i) => {
+    if (!Number.isInteger(t) || t < 0 || t >= numTasks) {
+      throw new RangeError(`${op}: task id ${t} at position ${i} is out of range; expected an integer in [0, ${numTasks - 1}]`);
+    }
+  });
+}
+
+/** out [N, C + T] = [features, one_hot(taskIds, T)]. */
+export function taskConcat(
+  gpu: Gpu, features: GPUBuffer, shape: readonly number[], taskIds: readonly number[], out: GPUBuffer, numTasks = NUM_TASKS,
+): void {
+  const op = 'taskConcat';
+  const { N, C, T } = dims(shape, numTasks, op);
+  checkTaskIds(taskIds, N, T, op);
+  checkBuffer(features, N * C, `${op} features`);
+  checkBuffer(out, N * (C + T), `${op} output`);
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`task-concat:${wg}`, () => `
+struct Params { rows: u32, row0: u32, c: u32, t: u32, ids: array<vec4u, ${ROWS_PER_DISPATCH / 4}> }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> fs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> outs: array<f32>;
+${linearMain(wg)}
+  let width = p.c + p.t;
+  if (gid >= p.rows * width) { return; }
+  let r = gid / width;
+  let j = gid - r * width;
+  let n = p.row0 + r;
+  var v = 0.0;
+  if (j < p.c) {
+    v = fs[n * p.c + j];
+  } else if (j - p.c == p.ids[r / 4u][r % 4u]) {
+    v = 1.0;
+  }
+  outs[n * width + j] = v;
+}`);
+  for (let row0 = 0; row0 < N; row0 += ROWS_PER_DISPATCH) {
+    const rows = Math.min(ROWS_PER_DISPATCH, N - row0);
+    const ids = Array.from({ length: ROWS_PER_DISPATCH }, (_, i) => ({ u: i < rows ? taskIds[row0 + i] : 0 }));
+    gpu.dispatch({
+      pipeline, label: op, bindings: [features, out],
+      params: packParams([{ u: rows }, { u: row0 }, { u: C }, { u: T }, ...ids]),
+      workgroups: Math.ceil((rows * (C + T)) / wg),
+    });
+  }
+}
+
+/** dfeatures [N, C] = dout[:, :C] (dout is [N, C + T]). */
+export function taskConcatBackward(
+  gpu: Gpu, dout: GPUBuffer, shape: readonly number[], dfeatures: GPUBuffer, numTasks = NUM_TASKS,
+): void {
+  const op = 'taskConcatBackward';
+  const { N, C, T } = dims(shape, numTasks, op);
+  checkBuffer(dout, N * (C + T), `${op} output gradient`);
+  checkBuffer(dfeatures, N * C, `${op} features gradient`);
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`task-concat-bwd:${wg}`, () => `
+struct Params { n: u32, c: u32, t: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dfs: array<f32>;
+${linearMain(wg)}
+  if (gid >= p.n * p.c) { return; }
+  let r = gid / p.c;
+  dfs[gid] = gs[r * (p.c + p.t) + gid - r * p.c];
+}`);
+  gpu.dispatch({
+    pipeline, label: op, bindings: [dout, dfeatures],
+    params: packParams([{ u: N }, { u: C }, { u: T }]), workgroups: Math.ceil((N * C) / wg),
+  });
+}

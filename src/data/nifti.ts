@@ -626,7 +626,8 @@ export function writeNifti(volume: NiftiVolume, options: WriteNiftiOptions): Uin
   // Bytes 348..351: the extension flag, all zero = no extensions.
 
   encodeVoxels(volume.data, out, voxOffset, dt, slope, inter, name);
-  return options.gzip ? gzipSync(out, { level: 6 }) : out;
+  // mtime 0: no timestamp in the gzip header, so the same volume always gives the same bytes.
+  return options.gzip ? gzipSync(out, { level: 6, mtime: 0 }) : out;
 }
 
 function encodeVoxels(data: Float32Array, out: Uint8Array, offset: number, dt: DatatypeInfo, slope: number, inter: number, name: string): void {

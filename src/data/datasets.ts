@@ -4,7 +4,7 @@
  * (Node only).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { Random } from './random.js';
 import { taskFromName, taskById, type TaskInfo } from './tasks.js';
 import { writeFileAtomic } from './fs-util.js';
@@ -234,7 +234,3 @@ function validateSplit(x: unknown, path: string): CaseSplit {
   };
 }
 
-/** `a/b` with the platform separator normalised to `/`, for ids stored in JSON. */
-export function toPosix(path: string): string {
-  return path.split(sep).join('/');
-}

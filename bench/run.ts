@@ -76,9 +76,9 @@ export async function benchMain(argv: string[]): Promise<void> {
     await section('reduce', 'reduction bandwidth (GB/s)', () => benchReduce(gpu, engine));
     await section('matmul', 'f32 matmul (GFLOP/s)', () => benchMatmul(gpu, engine));
     await section('conv3d', `conv3d on TGNet layer shapes, spatial scale ${scale} (TFLOP/s)`, async () =>
-      (await benchConv3d(gpu, { scale })) as Record<string, unknown>[]);
+      (await benchConv3d(gpu, { scale })) as unknown as Record<string, unknown>[]);
     await section('groupNorm', `group norm on TGNet shapes, spatial scale ${scale} (GB/s)`, async () =>
-      (await benchGroupNorm(gpu, { scale })) as Record<string, unknown>[]);
+      (await benchGroupNorm(gpu, { scale })) as unknown as Record<string, unknown>[]);
     const out = resolve(args.out);
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;

@@ -1,0 +1,14 @@
+/** tgnet/autograd: Tensor, the tape, memory scopes, gradcheck and the differentiable ops. */
+export { Tensor, Storage, liveTensorCount, type DType, type TensorOptions } from './tensor.js';
+export { noGrad, isGradEnabled, recordOp, type BackwardRule, GraphNode } from './tape.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export { mulberry32, rngNormal, rngUniform } from './random.js';
+export { add, sub, mul, div, neg, relu, sigmoid, exp, log, sqrt, square, pow, reduceGradTo } from './ops/elementwise.js';
+export { sum, mean, max } from './ops/reduce.js';
+export { permute, transpose, concat, slice } from './ops/shape.js';
+export { matmul } from './ops/matmul.js';
+export { conv3d, weightStandardize, type Conv3dArgs } from './ops/conv.js';
+export { groupNorm, groupNormRelu } from './ops/norm.js';
+export { globalAvgPool, channelGate, upsampleTrilinear2x } from './ops/volume.js';
+export { dynamicHead, partialLabelLoss } from './ops/head.js';

@@ -135,6 +135,13 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const extras = spec.extras ?? [];
   const plan = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu));
   const K = plan.chunksPerSeg * numSegs;
+  if (segLen <= SMALL_SEGMENT) {
+    const small = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu), segLen);
+    if (small.chunksPerSeg === 1) {
+      smallSegmentReduce(gpu, spec, T, small);
+      return;
+    }
+  }
   const direct = plan.chunksPerSeg === 1;
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
@@ -204,6 +211,49 @@ ${workgroupMain(wg)}
     workgroups: numSegs,
   });
   gpu.pool.release(partial);
+}
+
+/** Segments at most this long are reduced by one thread each (a workgroup per segment would idle). */
+const SMALL_SEGMENT = 256;
+
+function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: string, plan: ChunkPlan): void {
+  const wg = linearWorkgroupSize(gpu);
+  const extras = spec.extras ?? [];
+  const nIn = spec.inputs.length;
+  const decls = [
+    ...spec.inputs.map((_, i) => `@group(0) @binding(${1 + i}) var<storage, read> in${i}: array<f32>;`),
+    ...extras.map((e, i) => `@group(0) @binding(${1 + nIn + i}) var<storage, read> e${i}: array<${e.type}>;`),
+    `@group(0) @binding(${1 + nIn + extras.length}) var<storage, read_write> dst: array<${T}>;`,
+  ].join('\n');
+  const pipeline = gpu.pipeline(`segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
+struct Params { base: u32, seg0: u32, nsegs: u32, segLen: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${decls}
+${linearMain(wg)}
+  if (gid >= p.nsegs) { return; }
+  let seg = p.seg0 + gid;
+  let start = seg * p.segLen;
+  ${spec.prelude ?? ''}
+  var acc = ${T}(0.0);
+  for (var gi = start; gi < start + p.segLen; gi = gi + 1u) {
+    let i = gi - p.base;
+    ${spec.inputs.map((_, q) => `let v${q} = in${q}[i];`).join(' ')}
+    acc = acc + (${spec.value});
+  }
+  dst[seg] = acc * p.scale;
+}`);
+  for (const win of plan.windows) {
+    gpu.dispatch({
+      pipeline, label: `${spec.label}:reduce`,
+      bindings: [
+        ...spec.inputs.map((b) => ({ buffer: b, offset: win.base * 4, size: win.count * 4 })),
+        ...extras.map((e) => e.buffer),
+        spec.out,
+      ],
+      params: packParams([{ u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: spec.segLen }, { f: spec.scale }]),
+      workgroups: Math.ceil(win.chunks / wg),
+    });
+  }
 }
 
 /** Checks an [N, C, ...spatial] shape (at least 2 dims) and returns N, C and the spatial size S. */

@@ -39,6 +39,7 @@ describe('group norm: GPU vs CPU twin, forward and backward', () => {
     [[2, 6, 3, 5, 7], 1], // one group
     [[2, 1, 4, 5, 3], 1], // C = 1
     [[2, 8, 4, 4, 6], 4], // spatial % 4 == 0 (vec4 path)
+    [[1, 4, 6, 7, 9], 2], // channel reductions of one workgroup-sized chunk
   ];
   for (const [shape, G] of cases) {
     for (const relu of [false, true]) {

@@ -28,6 +28,14 @@ export class Storage {
 
 export interface TensorOptions {
   requiresGrad?: boolean;
+  /** Only 'f32' is supported; given to make a wrong dtype an error rather than a silent conversion. */
+  dtype?: DType;
+}
+
+function checkDtype(dtype: unknown, what: string): void {
+  if (dtype !== undefined && dtype !== 'f32') {
+    throw new TypeError(`${what}: dtype '${String(dtype)}' is not supported; tgnet tensors are 'f32'`);
+  }
 }
 
 function checkShape(shape: readonly number[], what: string): void {
@@ -74,6 +82,13 @@ export class Tensor {
   /** Uploads host data. `data.length` must equal the product of `shape`. */
   static fromArray(data: ArrayLike<number>, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape, 'Tensor.fromArray');
+    checkDtype(options.dtype, 'Tensor.fromArray');
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+      throw new TypeError('Tensor.fromArray: 64-bit integer data is not supported; convert to Float32Array (tensors are f32)');
+    }
+    if (!ArrayBuffer.isView(data) && !Array.isArray(data)) {
+      throw new TypeError(`Tensor.fromArray: data must be an array or typed array of numbers, got ${typeof data}`);
+    }
     const n = sizeOf(shape);
     if (data.length !== n) {
       throw new RangeError(`Tensor.fromArray: ${data.length} values do not fill shape [${shape.join(', ')}] (${n} elements)`);
@@ -86,6 +101,7 @@ export class Tensor {
   }
 
   static full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
+    checkDtype(options.dtype, 'Tensor.full');
     const t = Tensor.empty(shape);
     unary(t.gpu, 'fill', null, t.buffer, t.size, value);
     t.requiresGrad = options.requiresGrad ?? false;

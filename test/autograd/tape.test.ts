@@ -32,6 +32,12 @@ describe('Tensor', () => {
     expect(() => Tensor.fromArray([1, 2, 3, 4], [4]).reshape([3])).toThrow(/cannot view \[4\] \(4 elements\) as \[3\]/);
   });
 
+  it('rejects a wrong dtype, naming it', () => {
+    expect(() => Tensor.fromArray([1, 2], [2], { dtype: 'f16' as 'f32' })).toThrow(/dtype 'f16' is not supported; tgnet tensors are 'f32'/);
+    expect(() => Tensor.fromArray(new BigInt64Array(2) as unknown as number[], [2])).toThrow(/64-bit integer data is not supported/);
+    expect(() => Tensor.fromArray('ab' as unknown as number[], [2])).toThrow(/must be an array or typed array of numbers, got string/);
+  });
+
   it('rejects a buffer larger than the device allows, naming the limit', () => {
     const limit = gpu().limits.maxBufferSize;
     const n = Math.ceil(limit / 4) + 1024;

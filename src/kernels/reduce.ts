@@ -11,7 +11,7 @@
  */
 import { alignedWindow, maxWindowElements, type AlignedWindow } from './permute.js';
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf } from './runtime/wgsl.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'mean', 'max'];
@@ -114,6 +114,87 @@ export function sumToShape(gpu: Gpu, g: GPUBuffer, gShape: readonly number[], ta
   checkBuffer(out, sizeOf(targetShape), 'sumToShape output');
   reduce(gpu, 'sum', g, gShape, axes, out);
   return [...targetShape];
+}
+
+/**
+ * The backward of `reduce`: gx = dy broadcast back over the reduced axes (times 1/R for mean). For max, only
+ * elements equal to their maximum receive the gradient (each tied maximum receives all of it), so `x` and
+ * the forward output `y` are required; they are ignored for sum and mean. `gy` holds reducedShape elements.
+ */
+export function reduceBackward(
+  gpu: Gpu, op: ReduceOp, xShape: readonly number[], axes: readonly number[] | undefined,
+  gy: GPUBuffer, gx: GPUBuffer, x: GPUBuffer | null = null, y: GPUBuffer | null = null,
+): void {
+  if (!REDUCE_OPS.includes(op)) throw new RangeError(`reduceBackward: unknown op '${String(op)}', expected one of ${REDUCE_OPS.join(', ')}`);
+  const what = `reduceBackward ${op}`;
+  checkShape(xShape, `${what} input`);
+  const ax = normalizeAxes(xShape.length, axes, what);
+  const n = sizeOf(xShape);
+  const nOut = sizeOf(xShape.filter((_, i) => !ax.includes(i)));
+  checkBuffer(gy, nOut, `${what} output gradient`);
+  checkBuffer(gx, n, `${what} input gradient`);
+  const isMax = op === 'max';
+  if (isMax) {
+    if (!x || !y) throw new TypeError(`${what}: the forward input x and output y are required for max`);
+    checkBuffer(x, n, `${what} forward input`);
+    checkBuffer(y, nOut, `${what} forward output`);
+  }
+  if (gx === gy || gx === x || gx === y) throw new RangeError(`${what}: the input gradient must be a separate buffer`);
+  if (n === 0) return;
+  const dims = canonDims(xShape.map((size, i) => ({ size, red: ax.includes(i) })));
+  if (dims.length > 2 * MAX_RUNS) throw new RangeError(`${what}: axes [${ax.join(', ')}] of [${xShape.join(', ')}] form too many runs`);
+  const R = n / nOut;
+  const scale = op === 'mean' ? 1 / R : 1;
+  // Output stride of each canonical run (0 for reduced runs).
+  const dd = new Array<number>(8).fill(1);
+  const os = new Array<number>(8).fill(0);
+  let acc = 1;
+  for (let i = dims.length - 1; i >= 0; i--) {
+    dd[i] = dims[i].size;
+    if (!dims[i].red) {
+      os[i] = acc;
+      acc *= dims[i].size;
+    }
+  }
+  const rank = dims.length;
+  const terms: string[] = [];
+  for (let d = rank - 1; d >= 0; d--) {
+    terms.push(`o += (i % p.dd[${d >> 2}][${d & 3}]) * p.os[${d >> 2}][${d & 3}]; i = i / p.dd[${d >> 2}][${d & 3}];`);
+  }
+  const wg = linearWorkgroupSize(gpu);
+  const pipeline = gpu.pipeline(`reduceBackward:${isMax ? 'max' : 'sum'}:${rank}:${wg}`, () => `
+struct Params { dd: array<vec4u, 2>, os: array<vec4u, 2>, n: u32, start: u32, gxBase: u32, xBase: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gys: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gxs: array<f32>;
+${isMax ? `@group(0) @binding(3) var<storage, read> xs: array<f32>;
+@group(0) @binding(4) var<storage, read> ys: array<f32>;` : ''}
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  var i = gid + p.start;
+  var o = 0u;
+  ${terms.join('\n  ')}
+  ${isMax
+    ? 'gxs[p.gxBase + gid] = select(0.0, gys[o], xs[p.xBase + gid] == ys[o]);'
+    : 'gxs[p.gxBase + gid] = gys[o] * p.scale;'}
+}`);
+  const maxElems = maxWindowElements(gpu);
+  if (nOut > maxBindingElements(gpu)) throw new RangeError(`${what}: the output gradient of ${nOut} elements exceeds one storage binding`);
+  const gyw = alignedWindow(gpu, gy, 0, nOut).binding;
+  for (let start = 0; start < n; start += maxElems) {
+    const count = Math.min(maxElems, n - start);
+    const gw = alignedWindow(gpu, gx, start, count);
+    const xw = isMax && x ? alignedWindow(gpu, x, start, count) : null;
+    gpu.dispatch({
+      pipeline, label: `reduceBackward:${op}`,
+      bindings: xw && y ? [gyw, gw.binding, xw.binding, alignedWindow(gpu, y, 0, nOut).binding] : [gyw, gw.binding],
+      params: packParams([
+        ...dd.map((u) => ({ u })), ...os.map((u) => ({ u })),
+        { u: count }, { u: start }, { u: gw.base }, { u: xw ? xw.base : 0 }, { f: scale },
+      ]),
+      workgroups: Math.ceil(count / wg),
+    });
+  }
 }
 
 interface Dim {

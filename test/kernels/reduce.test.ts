@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
-  REDUCE_OPS, reduce, reducedShape, reducedShapeKeepDims, sumToShape, sumToShapeAxes, type ReduceOp,
+  REDUCE_OPS, reduce, reduceBackward, reducedShape, reducedShapeKeepDims, sumToShape, sumToShapeAxes, type ReduceOp,
 } from '../../src/kernels/reduce.js';
-import { reduceRef, sumToShapeRef } from '../../src/kernels/reference/reduce.js';
+import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
+import { reduceBackwardRef, reduceRef, sumToShapeRef } from '../../src/kernels/reference/reduce.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
 import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
 
@@ -145,5 +146,51 @@ describe('sumToShape (the adjoint of broadcasting)', () => {
     const b = empty(gpu(), 64);
     expect(() => sumToShape(gpu(), b, [3, 5], [4], b)).toThrow(/sumToShape: target shape \[4\] does not broadcast to the gradient shape \[3, 5\]/);
     expect(() => sumToShape(gpu(), b, [5], [2, 5], b)).toThrow(/target shape \[2, 5\] does not broadcast/);
+  });
+});
+
+describe('reduce backward', () => {
+  const cases: [number[], number[] | undefined][] = [
+    [[4, 5, 3], [1]],
+    [[4, 5, 3], [0, 2]],
+    [[4, 5, 3], undefined],
+    [[2, 3, 1, 4], [-1, 1]],
+  ];
+  for (const op of REDUCE_OPS) {
+    it(`${op}: the CPU twin passes gradcheck`, () => {
+      for (const [i, [shape, axes]] of cases.entries()) {
+        const x = Float64Array.from(randomArray(size(shape), 300 + i));
+        const v = Float64Array.from(randomArray(size(reducedShape(shape, axes)), 310 + i));
+        const numeric = numericGradient((xx) => dot(reduceRef(op, xx, shape, axes).data, v), x);
+        expect(maxRelativeError(reduceBackwardRef(op, x, shape, axes, v), numeric, 1e-6, 1e-5)).toBeLessThanOrEqual(1);
+      }
+    });
+
+    it(`${op}: the GPU backward matches the CPU twin`, async () => {
+      for (const [i, [shape, axes]] of cases.entries()) {
+        const x = randomArray(size(shape), 320 + i);
+        const gy = randomArray(size(reducedShape(shape, axes)), 330 + i);
+        const xb = upload(gpu(), x);
+        const yb = empty(gpu(), gy.length);
+        reduce(gpu(), op, xb, shape, axes, yb);
+        const gxb = empty(gpu(), x.length);
+        reduceBackward(gpu(), op, shape, axes, upload(gpu(), gy), gxb, xb, yb);
+        expectClose(await download(gpu(), gxb, x.length), reduceBackwardRef(op, x, shape, axes, gy), 1e-6, 1e-5);
+      }
+    });
+  }
+
+  it('runs in windows when the gradient exceeds one binding', async () => {
+    const g = withBindingLimit(gpu(), 4096);
+    const shape = [30, 70];
+    const gy = randomArray(70, 340);
+    const gxb = empty(g, 2100);
+    reduceBackward(g, 'mean', shape, [0], upload(g, gy), gxb);
+    expectClose(await download(g, gxb, 2100), reduceBackwardRef('mean', new Float32Array(2100), shape, [0], gy), 1e-7, 1e-6);
+  });
+
+  it('max needs the forward tensors', () => {
+    const b = empty(gpu(), 64);
+    expect(() => reduceBackward(gpu(), 'max', [4], [0], b, empty(gpu(), 4))).toThrow(/reduceBackward max: the forward input x and output y are required/);
   });
 });

@@ -33,3 +33,31 @@ export function reduceRef(
 export function sumToShapeRef(g: ArrayLike<number>, gShape: readonly number[], targetShape: readonly number[]): Float64Array {
   return reduceRef('sum', g, gShape, sumToShapeAxes(gShape, targetShape, 'sumToShapeRef')).data;
 }
+
+/**
+ * The backward of reduceRef: gy (reduced shape) broadcast back to `shape`, divided by R for mean; for max
+ * the gradient goes to every element equal to its maximum (as the GPU kernel).
+ */
+export function reduceBackwardRef(
+  op: ReduceOp, x: ArrayLike<number>, shape: readonly number[], axes: readonly number[] | undefined, gy: ArrayLike<number>,
+): Float64Array {
+  const ax = normalizeAxes(shape.length, axes, 'reduceBackwardRef');
+  const outShape = shape.filter((_, i) => !ax.includes(i));
+  const keptAxes = shape.map((_, i) => i).filter((i) => !ax.includes(i));
+  const inStrides = stridesOf(shape);
+  const outStrides = stridesOf(outShape);
+  const n = sizeOf(shape);
+  const R = n / Math.max(1, sizeOf(outShape));
+  const y = op === 'max' ? reduceRef('max', x, shape, axes).data : null;
+  const gx = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let o = 0;
+    keptAxes.forEach((a, k) => {
+      o += (Math.floor(i / inStrides[a]) % shape[a]) * outStrides[k];
+    });
+    if (op === 'sum') gx[i] = gy[o];
+    else if (op === 'mean') gx[i] = gy[o] / R;
+    else gx[i] = x[i] === (y as Float64Array)[o] ? gy[o] : 0;
+  }
+  return gx;
+}

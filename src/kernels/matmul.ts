@@ -8,6 +8,7 @@
  * shares an operand across the batch. m, n and k need not be multiples of the tile (guarded loads and stores).
  */
 import { alignedWindow, maxWindowElements } from './permute.js';
+import { reduce } from './reduce.js';
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, packParams, sizeOf } from './runtime/wgsl.js';
 
@@ -267,5 +268,66 @@ export function matmul(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, opt
       ]),
       workgroups: [gx, gy, count],
     });
+  }
+}
+
+/**
+ * Gradients of `matmul` for the same options: gradA (A's layout, [m, k] or [k, m] when transposeA) and gradB
+ * (B's layout) from gOut ([batch, m, n]); either may be null to skip it. An operand shared across the batch
+ * (batch stride 0) gets the sum over the batch; other batch strides must be the dense default.
+ */
+export function matmulBackward(
+  gpu: Gpu, a: GPUBuffer, b: GPUBuffer, gOut: GPUBuffer, gradA: GPUBuffer | null, gradB: GPUBuffer | null, options: MatmulOptions,
+): void {
+  const { m, n, k } = options;
+  const batch = options.batch ?? 1;
+  const transA = options.transposeA ?? false;
+  const transB = options.transposeB ?? false;
+  const sA = options.batchStrideA ?? m * k;
+  const sB = options.batchStrideB ?? k * n;
+  for (const [name, stride, dense] of [['batchStrideA', sA, m * k], ['batchStrideB', sB, k * n]] as const) {
+    if (batch > 1 && stride !== 0 && stride !== dense) {
+      throw new RangeError(`matmulBackward: ${name} must be 0 (shared) or ${dense} (dense) for gradients, got ${stride}`);
+    }
+  }
+  checkBuffer(gOut, batch * m * n, `matmulBackward output gradient ([${batch}, ${m}, ${n}])`);
+  const sharedA = batch > 1 && sA === 0;
+  const sharedB = batch > 1 && sB === 0;
+  if (gradA) {
+    if (gradA === a || gradA === b || gradA === gOut) throw new RangeError('matmulBackward: gradA must be a separate buffer');
+    // Per batch: dA = dC opB(B)^T ([m, k]), or for transposeA dA^T = opB(B) dC^T ([k, m]).
+    const opts: MatmulOptions = transA
+      ? { batch, m: k, n: m, k: n, transposeA: transB, transposeB: true, batchStrideA: sB, batchStrideB: m * n }
+      : { batch, m, n: k, k: n, transposeA: false, transposeB: !transB, batchStrideA: m * n, batchStrideB: sB };
+    if (sharedA) {
+      const tmp = gpu.pool.acquire(batch * m * k * 4, 'matmulBackward gradA per batch');
+      if (transA) matmul(gpu, b, gOut, tmp, opts);
+      else matmul(gpu, gOut, b, tmp, opts);
+      reduce(gpu, 'sum', tmp, [batch, m * k], [0], gradA);
+      gpu.pool.release(tmp);
+    } else if (transA) {
+      matmul(gpu, b, gOut, gradA, opts);
+    } else {
+      matmul(gpu, gOut, b, gradA, opts);
+    }
+  }
+  if (gradB) {
+    if (gradB === a || gradB === b || gradB === gOut) throw new RangeError('matmulBackward: gradB must be a separate buffer');
+    // Per batch: dB = opA(A)^T dC ([k, n]), or for transposeB dB^T = dC^T opA(A) ([n, k]).
+    const opts: MatmulOptions = transB
+      ? { batch, m: n, n: k, k: m, transposeA: true, transposeB: transA, batchStrideA: m * n, batchStrideB: sA }
+      : { batch, m: k, n, k: m, transposeA: !transA, transposeB: false, batchStrideA: sA, batchStrideB: m * n };
+    const run = (o: MatmulOptions, out: GPUBuffer) => (transB ? matmul(gpu, gOut, a, out, o) : matmul(gpu, a, gOut, out, o));
+    if (sharedB && !sharedA && !transA) {
+      // A dense and untransposed: the batch folds into the inner dimension (one GEMM, no temporary).
+      run({ ...opts, batch: 1, k: batch * m }, gradB);
+    } else if (sharedB) {
+      const tmp = gpu.pool.acquire(batch * k * n * 4, 'matmulBackward gradB per batch');
+      run(opts, tmp);
+      reduce(gpu, 'sum', tmp, [batch, k * n], [0], gradB);
+      gpu.pool.release(tmp);
+    } else {
+      run(opts, gradB);
+    }
   }
 }

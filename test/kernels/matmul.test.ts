@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MATMUL_TILES, matmul, matmulShapes, pickMatmulTile, type MatmulOptions, type MatmulTile } from '../../src/kernels/matmul.js';
-import { matmulRef } from '../../src/kernels/reference/matmul.js';
+import { MATMUL_TILES, matmul, matmulBackward, matmulShapes, pickMatmulTile, type MatmulOptions, type MatmulTile } from '../../src/kernels/matmul.js';
+import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
+import { matmulBackwardRef, matmulRef } from '../../src/kernels/reference/matmul.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
 import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
 
@@ -99,5 +100,54 @@ describe('matmul', () => {
       .toThrow(/matmul output \(\[2, 10, 10\]\): buffer of 256 bytes is too small for 200 f32/);
     expect(() => matmul(gpu(), big, big, s, { m: -1, n: 10, k: 10 })).toThrow(/matmul: m must be a non-negative integer, got -1/);
     expect(() => matmul(gpu(), big, s, big, { m: 2, n: 2, k: 2 })).toThrow(/must not be an input buffer/);
+  });
+});
+
+describe('matmul backward', () => {
+  const cases: MatmulOptions[] = [];
+  for (const [ta, tb] of TRANSPOSES) {
+    cases.push({ batch: 2, m: 3, n: 4, k: 5, transposeA: ta, transposeB: tb });
+    cases.push({ batch: 3, m: 4, n: 2, k: 3, transposeA: ta, transposeB: tb, batchStrideB: 0 });
+    cases.push({ batch: 3, m: 2, n: 3, k: 4, transposeA: ta, transposeB: tb, batchStrideA: 0 });
+  }
+  const lengths = (o: MatmulOptions) => {
+    const batch = o.batch ?? 1;
+    return [
+      o.batchStrideA === 0 ? o.m * o.k : batch * o.m * o.k,
+      o.batchStrideB === 0 ? o.k * o.n : batch * o.k * o.n,
+    ];
+  };
+
+  it('the CPU twin passes gradcheck', () => {
+    for (const [i, o] of cases.entries()) {
+      const [la, lb] = lengths(o);
+      const a = Float64Array.from(randomArray(la, 400 + i));
+      const b = Float64Array.from(randomArray(lb, 500 + i));
+      const v = Float64Array.from(randomArray((o.batch ?? 1) * o.m * o.n, 600 + i));
+      const { gradA, gradB } = matmulBackwardRef(a, b, v, o);
+      expect(maxRelativeError(gradA, numericGradient((x) => dot(matmulRef(x, b, o), v), a))).toBeLessThanOrEqual(1);
+      expect(maxRelativeError(gradB, numericGradient((x) => dot(matmulRef(a, x, o), v), b))).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('the GPU backward matches the CPU twin (all transposes, shared A or B)', async () => {
+    for (const [i, o] of cases.entries()) {
+      const [la, lb] = lengths(o);
+      const a = randomArray(la, 700 + i);
+      const b = randomArray(lb, 800 + i);
+      const g = randomArray((o.batch ?? 1) * o.m * o.n, 900 + i);
+      const ref = matmulBackwardRef(a, b, g, o);
+      const ga = empty(gpu(), la);
+      const gb = empty(gpu(), lb);
+      matmulBackward(gpu(), upload(gpu(), a), upload(gpu(), b), upload(gpu(), g), ga, gb, o);
+      expectClose(await download(gpu(), ga, la), ref.gradA, 1e-5, 1e-4);
+      expectClose(await download(gpu(), gb, lb), ref.gradB, 1e-5, 1e-4);
+    }
+  });
+
+  it('rejects strides it cannot differentiate', () => {
+    const s = empty(gpu(), 256);
+    expect(() => matmulBackward(gpu(), s, s, s, null, null, { batch: 2, m: 2, n: 2, k: 2, batchStrideA: 3 }))
+      .toThrow(/matmulBackward: batchStrideA must be 0 \(shared\) or 4 \(dense\) for gradients, got 3/);
   });
 });

@@ -58,8 +58,8 @@ export interface ChunkPlan {
   windows: ChunkWindow[];
 }
 
-/** Default elements per reduction chunk (one workgroup of 256 threads, 16 elements each). */
-export const CHUNK_ELEMENTS = 4096;
+/** Default elements per reduction chunk (one workgroup of 256 threads, 64 elements each). */
+export const CHUNK_ELEMENTS = 16384;
 
 /**
  * Chunks `numSegs` back-to-back segments of `segLen` elements (chunk j of segment s covers

@@ -3,7 +3,7 @@
  * [N, C, ...spatial] f32, with an optional fused ReLU (y = relu(gn(x))), forward and backward.
  *
  * Forward (3 dispatches per slab set):
- *  1. stats: one workgroup per chunk of a group (Welford per thread, Chan merge in the workgroup) writes
+ *  1. stats: one workgroup per chunk of a group (shifted sums per thread, Chan merge in the workgroup) writes
  *     (mean, M2) partials, so a group of tens of millions of voxels reduces with thousands of workgroups;
  *  2. merge: one workgroup per (n, g) Chan-merges the partials -> mean, rstd (saved for backward) and the
  *     per-(n, c) coefficients (mean, rstd*w, b);
@@ -95,15 +95,25 @@ ${workgroupMain(wg)}
   let segStart = seg * p.segLen;
   let start = segStart + j * p.chunkLen;
   let end = min(start + p.chunkLen, segStart + p.segLen);
-  var n = 0.0;
-  var m = 0.0;
-  var q = 0.0;
+  // Per thread: sums shifted by the thread's first element (a sample of the data, so the cancellation in
+  // s2 - s1^2/n stays mild), then Chan merges across threads.
+  var shift = 0.0;
+  if (start + lid < end) { shift = xs[start + lid - p.base]; }
+  var cnt = 0u;
+  var s1 = 0.0;
+  var s2 = 0.0;
   for (var gi = start + lid; gi < end; gi = gi + ${wg}u) {
-    let v = xs[gi - p.base];
-    n = n + 1.0;
-    let d = v - m;
-    m = m + d / n;
-    q = q + d * (v - m);
+    let d = xs[gi - p.base] - shift;
+    s1 = s1 + d;
+    s2 = s2 + d * d;
+    cnt = cnt + 1u;
+  }
+  let n = f32(cnt);
+  var m = shift;
+  var q = 0.0;
+  if (cnt > 0u) {
+    m = shift + s1 / n;
+    q = max(s2 - s1 * s1 / n, 0.0);
   }
   sh[lid] = vec3f(n, m, q);
   workgroupBarrier();

@@ -7,7 +7,8 @@
  * that stride over the reduced index (Kahan-compensated per lane), then combines the lanes by a tree in
  * workgroup memory. When the reduced extent is long and the outputs are few, the reduced range is split in
  * chunks written to a partials buffer [chunks, outputs], which a second pass reduces, so long reductions
- * use the whole GPU. Inputs larger than one storage binding are processed in slabs of their leading axis.
+ * use the whole GPU. Inputs larger than one storage binding are processed in slabs of their leading axis
+ * (slabs of a reduced axis accumulate into the output in order).
  */
 import { alignedWindow, maxWindowElements, type AlignedWindow } from './permute.js';
 import type { Gpu } from './runtime/gpu.js';
@@ -99,7 +100,7 @@ export function reduce(
     );
   }
   const kop = op === 'max' ? 'max' : 'sum';
-  reduceDims(gpu, kop, dims, x, 0, out, 0, op === 'mean' ? 1 / R : 1);
+  reduceDims(gpu, kop, dims, x, 0, out, 0, op === 'mean' ? 1 / R : 1, false);
   return outShape;
 }
 
@@ -216,35 +217,38 @@ function canonDims(dims: readonly Dim[]): Dim[] {
 
 type KernelOp = 'sum' | 'max';
 
-/** Reduces canonical `dims` of x (from element xOff) into out (from element outOff), in binding-sized slabs. */
+/**
+ * Reduces canonical `dims` of x (from element xOff) into out (from element outOff), in binding-sized slabs.
+ * The final write is out = combine(out, result) * scale when `accumulate`, else result * scale.
+ */
 function reduceDims(
-  gpu: Gpu, kop: KernelOp, dims: readonly Dim[], x: GPUBuffer, xOff: number, out: GPUBuffer, outOff: number, scale: number,
+  gpu: Gpu, kop: KernelOp, dims: readonly Dim[], x: GPUBuffer, xOff: number, out: GPUBuffer, outOff: number,
+  scale: number, accumulate: boolean,
 ): void {
   const total = sizeOf(dims.map((d) => d.size));
   const nOut = sizeOf(dims.filter((d) => !d.red).map((d) => d.size));
   if (nOut === 0) return;
   const maxElems = maxWindowElements(gpu);
   if (total <= maxElems) {
-    reducePasses(gpu, kop, dims, x, xOff, out, outOff, scale);
+    reducePasses(gpu, kop, dims, x, xOff, out, outOff, scale, accumulate);
     return;
   }
-  // Too big for one binding: slabs of the leading axis. Slabs of a reduced axis give partial results.
+  // Too big for one binding: slabs of the leading axis. Slabs of a reduced axis accumulate into the output
+  // in order (dispatches of one batch run in sequence), the scale applied with the last one.
   const [d0, ...rest] = dims;
   const restSize = total / d0.size;
   const outRest = d0.red ? nOut : nOut / d0.size;
   const per = restSize <= maxElems ? Math.floor(maxElems / restSize) : 1;
   const chunks = Math.ceil(d0.size / per);
-  const partials = d0.red ? gpu.pool.acquire(chunks * outRest * 4, 'reduce partials') : null;
   for (let k = 0; k < chunks; k++) {
     const i0 = k * per;
     const count = Math.min(per, d0.size - i0);
     const sub = count === 1 ? rest : [{ size: count, red: d0.red }, ...rest];
-    if (partials) reduceDims(gpu, kop, sub, x, xOff + i0 * restSize, partials, k * outRest, 1);
-    else reduceDims(gpu, kop, sub, x, xOff + i0 * restSize, out, outOff + i0 * outRest, scale);
-  }
-  if (partials) {
-    reduceDims(gpu, kop, canonDims([{ size: chunks, red: true }, { size: outRest, red: false }]), partials, 0, out, outOff, scale);
-    gpu.pool.release(partials);
+    if (d0.red) {
+      reduceDims(gpu, kop, sub, x, xOff + i0 * restSize, out, outOff, k === chunks - 1 ? scale : 1, accumulate || k > 0);
+    } else {
+      reduceDims(gpu, kop, sub, x, xOff + i0 * restSize, out, outOff + i0 * outRest, scale, accumulate);
+    }
   }
 }
 
@@ -252,7 +256,8 @@ const pow2ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
 
 /** One pass, or two (chunked partials, then their reduction) when the reduced extent is long. */
 function reducePasses(
-  gpu: Gpu, kop: KernelOp, dims: readonly Dim[], x: GPUBuffer, xOff: number, out: GPUBuffer, outOff: number, scale: number,
+  gpu: Gpu, kop: KernelOp, dims: readonly Dim[], x: GPUBuffer, xOff: number, out: GPUBuffer, outOff: number,
+  scale: number, accumulate: boolean,
 ): void {
   const total = sizeOf(dims.map((d) => d.size));
   const nOut = sizeOf(dims.filter((d) => !d.red).map((d) => d.size));
@@ -282,12 +287,12 @@ function reducePasses(
   splits = Math.ceil(R / Math.max(1, chunk));
   const xw = alignedWindow(gpu, x, xOff, total);
   if (splits <= 1) {
-    dispatchReduce(gpu, kop, dims, ti, tr, 1, Math.max(R, 1), xw, alignedWindow(gpu, out, outOff, nOut), scale);
+    dispatchReduce(gpu, kop, dims, ti, tr, 1, Math.max(R, 1), xw, alignedWindow(gpu, out, outOff, nOut), scale, accumulate);
     return;
   }
   const partials = gpu.pool.acquire(splits * nOut * 4, 'reduce partials');
-  dispatchReduce(gpu, kop, dims, ti, tr, splits, chunk, xw, alignedWindow(gpu, partials, 0, splits * nOut), 1);
-  reduceDims(gpu, kop, canonDims([{ size: splits, red: true }, { size: nOut, red: false }]), partials, 0, out, outOff, scale);
+  dispatchReduce(gpu, kop, dims, ti, tr, splits, chunk, xw, alignedWindow(gpu, partials, 0, splits * nOut), 1, false);
+  reduceDims(gpu, kop, canonDims([{ size: splits, red: true }, { size: nOut, red: false }]), partials, 0, out, outOff, scale, accumulate);
   gpu.pool.release(partials);
 }
 
@@ -318,7 +323,7 @@ struct Params {
   kd: vec4u, ks: vec4u, rd: vec4u, rs: vec4u,
   nOut: u32, nTiles: u32, total: u32, rLen: u32,
   chunk: u32, inBase: u32, outBase: u32, scale: f32,
-  init: f32,
+  init: f32, accumulate: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -354,14 +359,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   workgroupBarrier();
 ${tree.join('\n')}
   if (tr == 0u && valid) {
-    ys[p.outBase + ch * p.nOut + o] = ${kop === 'sum' ? 'acc[lid] * p.scale' : 'acc[lid]'};
+    let idx = p.outBase + ch * p.nOut + o;
+    var res = acc[lid];
+    if (p.accumulate != 0u) { res = ${combine('ys[idx]', 'res')}; }
+    ys[idx] = ${kop === 'sum' ? 'res * p.scale' : 'res'};
   }
 }`;
 }
 
 function dispatchReduce(
   gpu: Gpu, kop: KernelOp, dims: readonly Dim[], ti: number, tr: number, splits: number, chunk: number,
-  xw: AlignedWindow, ow: AlignedWindow, scale: number,
+  xw: AlignedWindow, ow: AlignedWindow, scale: number, accumulate: boolean,
 ): void {
   const kept = dims.filter((d) => !d.red);
   const red = dims.filter((d) => d.red);
@@ -399,7 +407,7 @@ function dispatchReduce(
       ...kd.map((u) => ({ u })), ...ks.map((u) => ({ u })), ...rd.map((u) => ({ u })), ...rs.map((u) => ({ u })),
       { u: nOut }, { u: tiles }, { u: tiles * splits }, { u: R },
       { u: chunk }, { u: xw.base }, { u: ow.base }, { f: scale },
-      { f: kop === 'max' ? -Infinity : 0 },
+      { f: kop === 'max' ? -Infinity : 0 }, { u: accumulate ? 1 : 0 },
     ]),
     workgroups: tiles * splits,
   });

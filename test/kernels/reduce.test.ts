@@ -92,6 +92,9 @@ describe('reduce', () => {
     await check('mean', [7, 300], [0], 81, g); // slabs of a reduced axis, then partials
     await check('max', [5, 4, 100], [0, 2], 82, g);
     await check('sum', [2, 3000], undefined, 83, g); // one slab is larger than a window: recursion
+    await check('mean', [3, 600], [0], 84, g); // slabs of a reduced axis accumulate into the output
+    await check('max', [3, 700, 2], [0, 2], 85, g);
+    await check('mean', [4, 5, 300], [0, 2], 86, g);
   });
 
   it('an empty reduced extent gives 0 / NaN / -Infinity', async () => {

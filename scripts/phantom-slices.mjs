@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, Buffer, URL, console */
 // Writes PNG slices of a synthetic phantom (axial at a few heights, one coronal) with the structure
 // outlines of one task, to eyeball that the phantom looks like abdominal CT.
 // Usage: npm run build && node scripts/phantom-slices.mjs [OUT_DIR] [--size D H W] [--seed S]

@@ -19,3 +19,4 @@ export * from './upsample.js';
 export * from './dynamic-head.js';
 export * from './partial-label-loss.js';
 export * from './sgd.js';
+export * from './task-concat.js';

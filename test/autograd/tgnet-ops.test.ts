@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
 import { conv3d, weightStandardize } from '../../src/autograd/ops/conv.js';
-import { dynamicHead, partialLabelLoss } from '../../src/autograd/ops/head.js';
+import { dynamicHead, partialLabelLoss, taskConcat } from '../../src/autograd/ops/head.js';
 import { groupNorm, groupNormRelu } from '../../src/autograd/ops/norm.js';
 import { channelGate, globalAvgPool, upsampleTrilinear2x } from '../../src/autograd/ops/volume.js';
 import { tidy } from '../../src/autograd/scope.js';
@@ -42,6 +42,16 @@ describe('gradcheck of the TGNet op rules (GPU, f32)', () => {
     const r = await gradcheck((h, p) => dynamicHead(h, p), [inp([2, 8, 2, 2, 3], 16), inp([2, 162], 17, -0.5, 0.5)], { eps: 1e-4, maxElements: 48 });
     expect(r.failures).toEqual([]);
   });
+  it('taskConcat appends the one-hot and passes the feature gradient', async () => {
+    const r = await gradcheck((f) => taskConcat(f, [3, 0, 6]), [inp([3, 4], 20)]);
+    expect(r.failures).toEqual([]);
+    await tidy(async () => {
+      const y = await taskConcat(Tensor.fromArray([1, 2, 3, 4], [2, 2]), [1, 6]).toArray();
+      expect([...y]).toEqual([1, 2, 0, 1, 0, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 1]);
+      expect(() => taskConcat(Tensor.zeros([2, 2]), [0, 7])).toThrow(/task id 7 at position 1 is out of range/);
+    });
+  });
+
   it('partialLabelLoss with an unannotated channel', async () => {
     const target = new Float32Array(2 * 2 * 12);
     const t = randomArray(target.length, 18, 0, 1);

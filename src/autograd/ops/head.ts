@@ -1,6 +1,7 @@
 /** TGNet's task-conditioned dynamic head and partial-label loss, with their gradients. */
 import { dynamicHead as headKernel, dynamicHeadBackward, HEAD_PARAMS } from '../../kernels/dynamic-head.js';
 import { lossStatsSize, partialLabelLoss as lossKernel, partialLabelLossBackward } from '../../kernels/partial-label-loss.js';
+import { NUM_TASKS, taskConcat as taskConcatKernel, taskConcatBackward } from '../../kernels/task-concat.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
 
@@ -39,4 +40,17 @@ export function partialLabelLoss(logits: Tensor, target: Tensor): Tensor {
   });
   stats.dispose();
   return loss;
+}
+
+/** [features ; one-hot(taskIds)]: [N, C] -> [N, C + numTasks], TGNet's task conditioning of a GAP vector. */
+export function taskConcat(features: Tensor, taskIds: readonly number[], numTasks = NUM_TASKS): Tensor {
+  if (features.rank !== 2) throw new RangeError(`taskConcat: features [${features.shape.join(', ')}] must be [N, C]`);
+  const [n, c] = features.shape;
+  const out = Tensor.empty([n, c + numTasks], features.gpu);
+  taskConcatKernel(features.gpu, features.buffer, features.shape, taskIds, out.buffer, numTasks);
+  return recordOp('taskConcat', [features], out, [], (g) => {
+    const df = Tensor.empty(features.shape, g.gpu);
+    taskConcatBackward(g.gpu, g.buffer, features.shape, df.buffer, numTasks);
+    return [df];
+  });
 }

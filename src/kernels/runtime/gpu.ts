@@ -105,8 +105,8 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
     const adapter = await navigatorGpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
     if (!adapter) throw new Error(INSTALL_HINT);
     const requiredLimits: Record<string, number> = {};
+    // The adapter's values are its best: largest for max* limits, smallest alignments for min* ones.
     for (const name of LIMIT_NAMES) {
-      if (name.startsWith('min')) continue;
       const v = (adapter.limits as unknown as Record<string, number>)[name];
       if (typeof v === 'number') requiredLimits[name] = v;
     }

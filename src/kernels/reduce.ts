@@ -252,8 +252,6 @@ function reduceDims(
   }
 }
 
-const pow2ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
-
 /** One pass, or two (chunked partials, then their reduction) when the reduced extent is long. */
 function reducePasses(
   gpu: Gpu, kop: KernelOp, dims: readonly Dim[], x: GPUBuffer, xOff: number, out: GPUBuffer, outOff: number,
@@ -263,23 +261,17 @@ function reducePasses(
   const nOut = sizeOf(dims.filter((d) => !d.red).map((d) => d.size));
   const R = sizeOf(dims.filter((d) => d.red).map((d) => d.size));
   const wg = linearWorkgroupSize(gpu);
-  const rp = pow2ceil(R);
+  // Tiles are TI x TR = wg with TR a power of 4 (few pipelines: shader compiles are slow on software Vulkan).
+  const trs = [4, 16, 64, 256].filter((t) => t <= wg);
+  const trForR = trs.find((t) => t >= R) ?? trs[trs.length - 1];
   const last = dims[dims.length - 1];
-  let ti: number;
-  let tr: number;
-  if (!last || last.red) {
-    // Reduced axis innermost: lanes read consecutive elements.
-    tr = Math.min(wg, rp);
-    ti = Math.min(wg / tr, pow2ceil(nOut));
-  } else {
-    // Kept axis innermost: the tile's outputs read consecutive elements.
-    ti = Math.min(wg, pow2ceil(last.size));
-    tr = Math.min(rp, wg / ti);
-    if (tr < 8) {
-      tr = Math.min(rp, 8, wg);
-      ti = Math.min(ti, wg / tr);
-    }
+  let tr = trForR;
+  if (last && !last.red) {
+    // Kept axis innermost: a tile of up to 64 consecutive outputs reads consecutive elements.
+    const tiWanted = [1, 4, 16, 64].find((t) => t >= Math.min(64, last.size)) ?? 64;
+    tr = Math.max(trs[0], Math.min(trForR, wg / tiWanted));
   }
+  const ti = Math.max(1, Math.floor(wg / tr));
   const tiles = Math.ceil(nOut / ti);
   let splits = 1;
   if (R > tr * 256 && tiles < 1024) splits = Math.min(Math.ceil(2048 / tiles), Math.ceil(R / (tr * 64)));

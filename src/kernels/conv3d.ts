@@ -269,13 +269,17 @@ interface GemmParts {
   decode: string;
   /** Per-invocation setup of the B column `bcol` (0..BN-1 within the tile, global column n0 + bcol), into private vars. */
   bColumn: string;
-  /** Body of `fn loadA(row: u32, k: u32) -> f32` (row: global GEMM row, k: global reduction index). */
+  /**
+   * The reduction runs over BK-deep tiles t in [tBegin, tEnd); `tileSetup` (statements using `t`) sets the
+   * private variables that loadA/loadB use for tile t (e.g. its first reduction index, or its kernel offset).
+   */
+  tBegin: string;
+  tEnd: string;
+  tileSetup: string;
+  /** Body of `fn loadA(row: u32, kc: u32) -> f32` (row: GEMM row within the slab, kc: 0..BK-1 within the tile). */
   loadA: string;
-  /** Body of `fn loadB(k: u32) -> f32` for this invocation's B column. */
+  /** Body of `fn loadB(kr: u32) -> f32` for this invocation's B column (kr: 0..BK-1 within the tile). */
   loadB: string;
-  /** Expressions for the reduction range. */
-  kBegin: string;
-  kEnd: string;
   /** Statements storing `v` for global row `row` and column `col` (bounds already checked against p.M, p.N). */
   store: string;
   /** Private variables used by loadA/loadB (declarations). */
@@ -296,14 +300,14 @@ function gemmShader(g: GemmParts): string {
   const rowOf = (i: number) => `${Math.floor(i / VM) * TY * VM + (i % VM)}u + ty * ${VM}u`;
   const colOf = (j: number) => `${Math.floor(j / VN) * TX * VN + (j % VN)}u + tx * ${VN}u`;
   const lines: string[] = [];
-  const loadGlobal = (kb: string) => {
-    const out: string[] = [];
+  const loadGlobal = (t: string) => {
+    const out: string[] = [`tileSetup(${t});`];
     for (let j = 0; j < nA; j++) {
       const e = `(lid + ${j * T}u)`;
-      const body = `ra${j} = loadA(m0 + ${e} / ${bk}u, ${kb} + ${e} % ${bk}u);`;
+      const body = `ra${j} = loadA(m0 + ${e} / ${bk}u, ${e} % ${bk}u);`;
       out.push(aGuard ? `if (${e} < ${bm * bk}u) { ${body} }` : body);
     }
-    for (let j = 0; j < nB; j++) out.push(`rb${j} = loadB(${kb} + brow + ${j * rowsPerPass}u);`);
+    for (let j = 0; j < nB; j++) out.push(`rb${j} = loadB(brow + ${j * rowsPerPass}u);`);
     return out.join('\n      ');
   };
   const storeShared = () => {
@@ -331,14 +335,16 @@ function gemmShader(g: GemmParts): string {
   return /* wgsl */ `
 ${g.decls}
 ${g.privates}
-var<private> kLim: u32;
 var<workgroup> As: array<f32, ${bk * bm}>;
 var<workgroup> Bs: array<f32, ${bk * bn}>;
 
-fn loadA(row: u32, k: u32) -> f32 {
+fn tileSetup(t: u32) {
+  ${g.tileSetup}
+}
+fn loadA(row: u32, kc: u32) -> f32 {
   ${g.loadA}
 }
-fn loadB(k: u32) -> f32 {
+fn loadB(kr: u32) -> f32 {
   ${g.loadB}
 }
 
@@ -355,20 +361,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let bcol = lid % ${bn}u;
   let brow = lid / ${bn}u;
   ${g.bColumn}
-  let kBegin = ${g.kBegin};
-  let kEnd = ${g.kEnd};
-  kLim = kEnd;
+  let tBegin = ${g.tBegin};
+  let tEnd = ${g.tEnd};
   ${accDecl.join('\n  ')}
   ${Array.from({ length: nA }, (_, j) => `var ra${j} = 0.0;`).join(' ')}
   ${Array.from({ length: nB }, (_, j) => `var rb${j} = 0.0;`).join(' ')}
-  if (kBegin < kEnd) {
-    ${loadGlobal('kBegin')}
+  if (tBegin < tEnd) {
+    ${loadGlobal('tBegin')}
   }
-  for (var k0 = kBegin; k0 < kEnd; k0 += ${bk}u) {
+  for (var t = tBegin; t < tEnd; t++) {
     ${storeShared()}
     workgroupBarrier();
-    if (k0 + ${bk}u < kEnd) {
-      ${loadGlobal(`k0 + ${bk}u`)}
+    if (t + 1u < tEnd) {
+      ${loadGlobal('t + 1u')}
     }
     for (var kk = 0u; kk < ${bk}u; kk++) {
       ${lines.join('\n      ')}
@@ -394,7 +399,7 @@ const XS = ${g.Cin * g.D * g.H * g.W}u; const OS = ${g.Cout * g.Do * g.Ho * g.Wo
 /** WGSL statements splitting kernel offset `r` (< K3) into kd, kh, kw. */
 function splitKpos(g: Geom, r: string): string {
   if (g.k === 1) return 'let kd = 0u; let kh = 0u; let kw = 0u;';
-  return `let kd = ${r} / K2; let kr = ${r} - kd * K2; let kh = kr / KS; let kw = kr - kh * KS;`;
+  return `let kd = ${r} / K2; let krem = ${r} - kd * K2; let kh = krem / KS; let kw = krem - kh * KS;`;
 }
 
 const PARAMS = (fields: string[]) => `struct Params { ${fields.map((f) => `${f}: u32`).join(', ')} }
@@ -416,7 +421,16 @@ function geomKey(g: Geom): string {
 // ---------------------------------------------------------------------------------------------------------
 // Forward
 
-const FWD_FIELDS = ['total', 'nT', 'mT', 'M', 'N', 'K', 'xBase', 'oBase', 'wBase', 'co0', 'od0', 'id0', 'accumulate'];
+const FWD_FIELDS = ['total', 'nT', 'mT', 'M', 'N', 'C', 'cT', 'kT', 'xBase', 'oBase', 'wBase', 'co0', 'od0', 'id0', 'accumulate'];
+
+/**
+ * Whether the reduction runs kernel-offset-major ((kd, kh, kw) outer, channels inner in BK chunks): the tap's
+ * bounds check and offset are then computed once per tile instead of per element, at the price of padding
+ * each offset's channel run to a multiple of BK. Used when the gathered channel count is a multiple of BK or large.
+ */
+function offsetMajor(channels: number, k: number, tile: Conv3dTile): boolean {
+  return k > 1 && (channels % tile.bk === 0 || channels >= 4 * tile.bk);
+}
 
 /** out = conv3d(x, w) + bias on NCDHW f32 buffers; `out` holds conv3dOutputShape(shape.x, shape.w, shape). */
 export function conv3dForward(
@@ -435,7 +449,9 @@ export function conv3dForward(
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
   const hasBias = bias !== null;
-  const pipeline = gpu.pipeline(`conv3d:fwd:${geomKey(g)}:${tileKey(tile)}:${hasBias ? 'b' : ''}`, () => gemmShader({
+  const major = offsetMajor(g.Cin, g.k, tile);
+  const BK = `${tile.bk}u`;
+  const pipeline = gpu.pipeline(`conv3d:fwd:${geomKey(g)}:${tileKey(tile)}:${hasBias ? 'b' : ''}${major ? 'o' : ''}`, () => gemmShader({
     tile, threads,
     decls: `${PARAMS(FWD_FIELDS)}
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -443,7 +459,8 @@ export function conv3dForward(
 ${hasBias ? '@group(0) @binding(3) var<storage, read> bs: array<f32>;' : ''}
 @group(0) @binding(${hasBias ? 4 : 3}) var<storage, read_write> ys: array<f32>;
 ${geomConsts(g)}`,
-    privates: 'var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> xRow: u32;',
+    privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> xRow: u32;
+var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
     bColumn: `
   let vox = n0 + bcol;
@@ -451,16 +468,25 @@ ${geomConsts(g)}`,
   let od = vox / HWO + p.od0; let rem = vox % HWO; let oh = rem / WO; let ow = rem % WO;
   bd = i32(od * S) - P; bh = i32(oh * S) - P; bw = i32(ow * S) - P;
   xRow = p.xBase + nl * XS;`,
-    loadA: 'if (row < p.M && k < kLim) { return ws[p.wBase + row * WROW + k]; } return 0.0;',
-    loadB: `
-  if (!colOk || k >= kLim) { return 0.0; }
+    tBegin: '0u',
+    tEnd: 'p.kT',
+    tileSetup: major ? `
+  kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
+  ${splitKpos(g, 'kp')}
+  let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
+  tapOk = colOk && u32(id) < D && u32(ih) < H && u32(iw) < W;
+  colOff = xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw);` : `k0 = t * ${BK};`,
+    loadA: major
+      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + row * WROW + c * K3 + kp]; } return 0.0;'
+      : 'let k = k0 + kc; if (row < p.M && k < p.C * K3) { return ws[p.wBase + row * WROW + k]; } return 0.0;',
+    loadB: major ? 'let c = k0 + kr; if (tapOk && c < p.C) { return xs[colOff + c * DHW]; } return 0.0;' : `
+  let k = k0 + kr;
+  if (!colOk || k >= p.C * K3) { return 0.0; }
   let ci = k / K3; let r = k - ci * K3;
   ${splitKpos(g, 'r')}
   let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
   if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
   return xs[xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
-    kBegin: '0u',
-    kEnd: 'p.K',
     store: `let idx = p.oBase + nl * OS + row * DHWO + col;
     if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${hasBias ? ' + bs[p.co0 + row]' : ''}; }`,
   }));
@@ -475,8 +501,10 @@ ${geomConsts(g)}`,
     const nT = Math.ceil(Nvox / tile.bn);
     const mT = Math.ceil(sl.ac / tile.bm);
     const total = nT * mT * sl.nc;
+    const cT = Math.ceil(sl.bc / tile.bk);
+    const kT = major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk);
     const params = packU32([
-      total, nT, mT, sl.ac, Nvox, sl.bc * K3, xw.base, ow.base, sl.a0 * g.Cin * K3 + sl.b0 * K3, sl.a0, sl.d0, sl.lo,
+      total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, xw.base, ow.base, sl.a0 * g.Cin * K3 + sl.b0 * K3, sl.a0, sl.d0, sl.lo,
       sl.firstB ? 0 : 1,
     ]);
     gpu.dispatch({
@@ -501,7 +529,7 @@ function checkWeightFits(g: Geom, budget: number, what: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // Data gradient
 
-const DGRAD_FIELDS = ['total', 'nT', 'mT', 'M', 'N', 'K', 'xBase', 'gBase', 'wBase', 'id0', 'od0', 'accumulate'];
+const DGRAD_FIELDS = ['total', 'nT', 'mT', 'M', 'N', 'C', 'cT', 'kT', 'xBase', 'gBase', 'wBase', 'id0', 'od0', 'accumulate'];
 
 /** gradX = d(sum(gradOut * conv3d(x, w)))/dx, the transposed convolution; `gradX` holds shape.x. */
 export function conv3dBackwardData(
@@ -517,18 +545,26 @@ export function conv3dBackwardData(
   checkWeightFits(g, budget, what);
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cin, g.D * g.H * g.W);
   const threads = checkTile(gpu, tile, what);
+  const major = offsetMajor(g.Cout, g.k, tile);
+  const BK = `${tile.bk}u`;
   const strided = g.s > 1;
-  const axis = (o: string, i: string, lim: string) => strided
-    ? `let ${o}n = ${i}; if (${o}n < 0 || (${o}n % i32(S)) != 0) { return 0.0; } let ${o} = u32(${o}n) / S; if (${o} >= ${lim}) { return 0.0; }`
-    : `let ${o} = u32(${i}); if (${o} >= ${lim}) { return 0.0; }`;
-  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g)}:${tileKey(tile)}`, () => gemmShader({
+  // Output coordinate `o` that input coordinate + padding - tap `i` maps to, and its validity.
+  const axisCheck = (o: string, i: string, lim: string) => strided
+    ? `let ${o}n = ${i}; let ${o} = u32(${o}n) / S; let ${o}Ok = ${o}n >= 0 && (${o}n % i32(S)) == 0 && ${o} < ${lim};`
+    : `let ${o} = u32(${i}); let ${o}Ok = ${o} < ${lim};`;
+  const taps = `${splitKpos(g, 'r')}
+  ${axisCheck('od', 'bd - i32(kd)', 'DO')}
+  ${axisCheck('oh', 'bh - i32(kh)', 'HO')}
+  ${axisCheck('ow', 'bw - i32(kw)', 'WO')}`;
+  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g)}:${tileKey(tile)}:${major ? 'o' : ''}`, () => gemmShader({
     tile, threads,
     decls: `${PARAMS(DGRAD_FIELDS)}
 @group(0) @binding(1) var<storage, read> gs: array<f32>;
 @group(0) @binding(2) var<storage, read> ws: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gxs: array<f32>;
 ${geomConsts(g)}`,
-    privates: 'var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> gRow: u32;',
+    privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> gRow: u32;
+var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
     bColumn: `
   let vox = n0 + bcol;
@@ -536,21 +572,29 @@ ${geomConsts(g)}`,
   let id = vox / HW + p.id0; let rem = vox % HW; let ih = rem / W; let iw = rem % W;
   bd = i32(id) + P; bh = i32(ih) + P; bw = i32(iw) + P;
   gRow = p.gBase + nl * OS;`,
-    loadA: `if (row < p.M && k < kLim) {
+    tBegin: '0u',
+    tEnd: 'p.kT',
+    tileSetup: major ? `
+  kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
+  let r = kp;
+  ${taps}
+  tapOk = colOk && odOk && ohOk && owOk;
+  colOff = gRow + (od - p.od0) * HWO + oh * WO + ow;` : `k0 = t * ${BK};`,
+    loadA: major
+      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + c * WROW + row * K3 + kp]; } return 0.0;'
+      : `let k = k0 + kc;
+  if (row < p.M && k < p.C * K3) {
     let co = k / K3; let r = k - co * K3;
     return ws[p.wBase + co * WROW + row * K3 + r];
   }
   return 0.0;`,
-    loadB: `
-  if (!colOk || k >= kLim) { return 0.0; }
+    loadB: major ? 'let c = k0 + kr; if (tapOk && c < p.C) { return gs[colOff + c * DHWO]; } return 0.0;' : `
+  let k = k0 + kr;
+  if (!colOk || k >= p.C * K3) { return 0.0; }
   let co = k / K3; let r = k - co * K3;
-  ${splitKpos(g, 'r')}
-  ${axis('od', 'bd - i32(kd)', 'DO')}
-  ${axis('oh', 'bh - i32(kh)', 'HO')}
-  ${axis('ow', 'bw - i32(kw)', 'WO')}
+  ${taps}
+  if (!(odOk && ohOk && owOk)) { return 0.0; }
   return gs[gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow];`,
-    kBegin: '0u',
-    kEnd: 'p.K',
     store: `let idx = p.xBase + nl * XS + row * DHW + col;
     if (p.accumulate != 0u) { gxs[idx] = gxs[idx] + v; } else { gxs[idx] = v; }`,
   }));
@@ -565,11 +609,16 @@ ${geomConsts(g)}`,
     const nT = Math.ceil(Nvox / tile.bn);
     const mT = Math.ceil(sl.ac / tile.bm);
     const total = nT * mT * sl.nc;
+    const cT = Math.ceil(sl.bc / tile.bk);
+    const kT = major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk);
     const params = packU32([
-      total, nT, mT, sl.ac, Nvox, sl.bc * K3, xw.base, gw.base, sl.b0 * g.Cin * K3 + sl.a0 * K3, sl.d0, sl.lo,
+      total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, xw.base, gw.base, sl.b0 * g.Cin * K3 + sl.a0 * K3, sl.d0, sl.lo,
       sl.firstB ? 0 : 1,
     ]);
-    gpu.dispatch({ pipeline, label: 'conv3d:dgrad', params, workgroups: total, bindings: [gw.binding, whole(w, g.Cout * g.Cin * K3), xw.binding] });
+    gpu.dispatch({
+      pipeline, label: 'conv3d:dgrad', params, workgroups: total,
+      bindings: [gw.binding, whole(w, g.Cout * g.Cin * K3), xw.binding],
+    });
   }
 }
 
@@ -630,7 +679,8 @@ export function conv3dBackwardWeight(
 @group(0) @binding(3) var<storage, read_write> parts: array<f32>;
 ${geomConsts(g)}
 const WSIZE = ${wSize}u;`,
-    privates: 'var<private> colOk: bool; var<private> ckd: u32; var<private> ckh: u32; var<private> ckw: u32; var<private> xRow: u32; var<private> gRow: u32;',
+    privates: `var<private> colOk: bool; var<private> ckd: u32; var<private> ckh: u32; var<private> ckw: u32; var<private> xRow: u32;
+var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
     decode: `let tn = lin % p.nT; var rest = lin / p.nT; let tm = rest % p.mT; rest = rest / p.mT;
   let sp = rest % p.sps; let nl = rest / p.sps;`,
     bColumn: `
@@ -640,16 +690,19 @@ const WSIZE = ${wSize}u;`,
   ${splitKpos(g, 'r')}
   ckd = kd; ckh = kh; ckw = kw;
   xRow = p.xBase + nl * XS + ci * DHW;
-  gRow = p.gBase + nl * OS;`,
-    loadA: 'if (row < p.M && k < kLim) { return gs[gRow + row * DHWO + k]; } return 0.0;',
+  gRow = p.gBase + nl * OS;
+  kLim = min(sp * p.chunk + p.chunk, p.R);`,
+    tBegin: `sp * p.chunk / ${tile.bk}u`,
+    tEnd: `(min(sp * p.chunk + p.chunk, p.R) + ${tile.bk - 1}u) / ${tile.bk}u`,
+    tileSetup: `k0 = t * ${tile.bk}u;`,
+    loadA: 'let k = k0 + kc; if (row < p.M && k < kLim) { return gs[gRow + row * DHWO + k]; } return 0.0;',
     loadB: `
+  let k = k0 + kr;
   if (!colOk || k >= kLim) { return 0.0; }
   let od = k / HWO + p.od0; let rem = k % HWO; let oh = rem / WO; let ow = rem % WO;
   let id = i32(od * S + ckd) - P; let ih = i32(oh * S + ckh) - P; let iw = i32(ow * S + ckw) - P;
   if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
   return xs[xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
-    kBegin: 'sp * p.chunk',
-    kEnd: 'min(sp * p.chunk + p.chunk, p.R)',
     store: `let idx = (nl * p.sps + sp) * WSIZE + p.pBase + row * WROW + col;
     if (p.accumulate != 0u) { parts[idx] = parts[idx] + v; } else { parts[idx] = v; }`,
   }));

@@ -88,6 +88,10 @@ describe('conv3d slabs past the storage binding limit', () => {
     const all = await check(base, 7);
     const slabbed = await check({ ...base, options: { maxBindingBytes: 6400 } }, 7);
     expect(slabbed).toBeGreaterThan(all);
+    // Split-K partial slots accumulated across batch slabs (one and two samples per slab).
+    await check({ ...base, options: { maxBindingBytes: 6400, splitK: 2 } }, 13);
+    await check({ ...base, cout: 2, options: { maxBindingBytes: 8192 } }, 14);
+    await check({ ...base, cout: 2, options: { maxBindingBytes: 8192, splitK: 3 } }, 15);
   });
   it('slabs over channel chunks (accumulating) when one sample does not fit', async () => {
     const all = await check({ ...base, s: 2 }, 8);
@@ -95,11 +99,13 @@ describe('conv3d slabs past the storage binding limit', () => {
     expect(slabbed).toBeGreaterThan(all + 6);
   });
   it('slabs over depth when one channel does not fit', async () => {
-    const all = await check(base, 9);
-    const slabbed = await check({ ...base, options: { maxBindingBytes: 1024 } }, 9);
+    // One channel: 5*7*9*4 = 1260 bytes; the weight (108 elements) still fits the 1024-byte binding.
+    const small = { ...base, cin: 2, cout: 2 };
+    const all = await check(small, 9);
+    const slabbed = await check({ ...small, options: { maxBindingBytes: 1024 } }, 9);
     expect(slabbed).toBeGreaterThan(all + 20);
-    await check({ ...base, s: 2, options: { maxBindingBytes: 1024 } }, 10);
-    await check({ ...base, k: 1, p: 0, options: { maxBindingBytes: 768 } }, 11);
+    await check({ ...small, s: 2, options: { maxBindingBytes: 1024 } }, 10);
+    await check({ ...base, k: 1, p: 0, options: { maxBindingBytes: 768 } }, 12);
   });
   it('rejects a binding limit that cannot hold one plane', () => {
     const g = gpu();
@@ -156,17 +162,16 @@ describe('conv3d shapes and errors', () => {
   it('rejects buffers that are too small and invalid tiles', () => {
     const g = gpu();
     const small = empty(g, 64);
-    const big = empty(g, 100_000);
+    const [big, big2, big3] = [empty(g, 100_000), empty(g, 100_000), empty(g, 100_000)];
     const shape: Conv3dShape = { x: [1, 2, 8, 8, 8], w: [4, 2, 3, 3, 3], padding: 1 };
     expect(() => conv3dForward(g, small, big, null, big, shape)).toThrow(/conv3d forward input: buffer of 256 bytes is too small for 1024 f32/);
-    expect(() => conv3dForward(g, big, big, small, big, shape)).not.toThrow();
+    expect(() => conv3dForward(g, big, big2, small, big3, shape)).not.toThrow();
     expect(() => conv3dForward(g, big, big, null, small, shape)).toThrow(/conv3d forward output: buffer/);
     expect(() => conv3dBackwardData(g, big, small, big, shape)).toThrow(/conv3d backward data weight: buffer/);
     expect(() => conv3dBackwardWeight(g, big, big, small, shape)).toThrow(/conv3d backward weight gradW: buffer/);
     expect(() => conv3dBackwardBias(g, small, big, shape)).toThrow(/conv3d backward bias gradOut: buffer/);
     expect(() => conv3dForward(g, big, big, null, big, shape, { tile: { bm: 64, bn: 64, bk: 8, tm: 3, tn: 4 } })).toThrow(/tile .* is invalid/);
-    g.pool.release(small);
-    g.pool.release(big);
+    for (const b of [small, big, big2, big3]) g.pool.release(b);
   });
   it('chooses tiles within the device limits', () => {
     const g = gpu();

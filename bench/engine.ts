@@ -28,7 +28,7 @@ export async function benchMatmul(gpu: Gpu, o: EngineBenchOptions): Promise<Reco
       const t = await timeGpu(gpu, () => matmul(gpu, a, b, c, { batch: 1, m: n, n, k: n }), { iterations: o.iterations, repeat: n <= 512 ? 4 : 1 });
       return { size: n, ms: t.medianMs, gflops: (2 * n * n * n) / (t.medianMs * 1e6) };
     });
-    rows.push({ ...row, tile: JSON.stringify(tile) });
+    rows.push({ ...row, tile: tile.name });
   }
   return rows;
 }

@@ -1,6 +1,7 @@
 /** Shared test fixtures: one GPU per test file, seeded random data, GPU<->host transfers, closeness checks. */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
+import { mulberry32 } from '../../src/autograd/random.js';
 
 /** Initialises the GPU for a test file. Fails (never skips) when no adapter exists. */
 export function useGpu(): () => Gpu {
@@ -20,17 +21,8 @@ export function useGpu(): () => Gpu {
   };
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator (mulberry32). */
+export const rng = mulberry32;
 
 /** n uniform values in [lo, hi). */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -70,3 +62,18 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     expect.fail(`element ${worst}: got ${actual[worst]}, expected ${expected[worst]} (atol ${atol}, rtol ${rtol})`);
   }
 }
+
+/** The same GPU with a smaller storage-binding limit, to exercise slab/window paths on small tensors. */
+export function withBindingLimit(g: Gpu, bytes: number): Gpu {
+  const limits = { ...g.limits, maxStorageBufferBindingSize: bytes };
+  return new Proxy(g, {
+    get(target, key) {
+      if (key === 'limits') return limits;
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** Number of elements of a shape. */
+export const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);

@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { channelGate, channelGateBackward } from '../../src/kernels/channel-gate.js';
 import { channelGateBackwardRef, channelGateRef } from '../../src/kernels/reference/channel-gate.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 describe('channel gate: GPU vs CPU twin, forward and backward', () => {
   const cases: [number[], number | undefined][] = [

@@ -2,22 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { concat, sliceAxis } from '../../src/kernels/concat.js';
 import { concatRef, sliceAxisRef } from '../../src/kernels/reference/concat.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu, withBindingLimit } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** The same GPU with a smaller storage-binding limit, to exercise the windowed path on small tensors. */
-function withBindingLimit(g: Gpu, bytes: number): Gpu {
-  const limits = { ...g.limits, maxStorageBufferBindingSize: bytes };
-  return new Proxy(g, {
-    get(target, key) {
-      if (key === 'limits') return limits;
-      const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 async function checkConcat(shapes: number[][], axis: number, seed: number, g: Gpu = gpu()): Promise<void> {
   const datas = shapes.map((s, i) => randomArray(size(s), seed + i));

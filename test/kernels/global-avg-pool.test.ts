@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { globalAvgPool, globalAvgPoolBackward, planChunks } from '../../src/kernels/global-avg-pool.js';
 import { globalAvgPoolBackwardRef, globalAvgPoolRef } from '../../src/kernels/reference/global-avg-pool.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 describe('global average pool: GPU vs CPU twin', () => {
   const cases: [number[], number | undefined][] = [

@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { groupNormBackward, groupNormForward } from '../../src/kernels/group-norm.js';
 import { groupNormBackwardRef, groupNormRef } from '../../src/kernels/reference/group-norm.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 async function runBoth(shape: number[], groups: number, relu: boolean, seed: number, maxBindingBytes?: number, offset = 0, atol = 1e-4) {
   const g = gpu();

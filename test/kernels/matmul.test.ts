@@ -3,21 +3,10 @@ import { MATMUL_TILES, matmul, matmulBackward, matmulShapes, pickMatmulTile, typ
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
 import { matmulBackwardRef, matmulRef } from '../../src/kernels/reference/matmul.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, upload, useGpu, withBindingLimit } from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
-/** The same GPU with a smaller storage-binding limit, to exercise the batch-chunk path on small tensors. */
-function withBindingLimit(g: Gpu, bytes: number): Gpu {
-  const limits = { ...g.limits, maxStorageBufferBindingSize: bytes };
-  return new Proxy(g, {
-    get(target, key) {
-      if (key === 'limits') return limits;
-      const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 async function check(opts: MatmulOptions, seed: number, tile?: MatmulTile, g: Gpu = gpu()): Promise<void> {
   const batch = opts.batch ?? 1;

@@ -5,22 +5,10 @@ import {
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
 import { reduceBackwardRef, reduceRef, sumToShapeRef } from '../../src/kernels/reference/reduce.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu, withBindingLimit } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** The same GPU with a smaller storage-binding limit, to exercise the slab path on small tensors. */
-function withBindingLimit(g: Gpu, bytes: number): Gpu {
-  const limits = { ...g.limits, maxStorageBufferBindingSize: bytes };
-  return new Proxy(g, {
-    get(target, key) {
-      if (key === 'limits') return limits;
-      const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 async function check(
   op: ReduceOp, shape: number[], axes: number[] | undefined, seed: number, g: Gpu = gpu(), x = randomArray(size(shape), seed),

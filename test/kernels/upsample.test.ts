@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { upsampleTrilinear2x, upsampleTrilinear2xBackward, upsampleTrilinear2xShape } from '../../src/kernels/upsample.js';
 import { upsampleTrilinear2xBackwardRef, upsampleTrilinear2xRef } from '../../src/kernels/reference/upsample.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 describe('trilinear x2 upsampling: GPU vs CPU twin, forward and backward', () => {
   const cases: [number[], number | undefined][] = [

@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { weightStandardize, weightStandardizeBackward } from '../../src/kernels/weight-standardize.js';
 import { weightStandardizeBackwardRef, weightStandardizeRef } from '../../src/kernels/reference/weight-standardize.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 describe('weight standardisation: GPU vs CPU twin, forward and backward', () => {
   const cases: number[][] = [

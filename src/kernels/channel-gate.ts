@@ -5,7 +5,9 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import { flatWindows, segmentedReduce, slabElements, splitNC, type SlabOptions } from './global-avg-pool.js';
+import { splitNC } from './global-avg-pool.js';
+import { flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
+import { segmentedReduce } from './runtime/reduction.js';
 
 function scaleByChannel(gpu: Gpu, op: string, x: GPUBuffer, g: GPUBuffer, y: GPUBuffer, N: number, C: number, S: number, maxElems: number): void {
   const V = S % 4 === 0 ? 4 : 1;

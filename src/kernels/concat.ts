@@ -5,7 +5,7 @@
  * Few or contiguous rows go through copyBufferToBuffer (no binding limits); many rows through a copy
  * kernel, in windows of one storage binding.
  */
-import { alignedWindow, maxWindowElements } from './permute.js';
+import { alignedWindow, maxWindowElements } from './runtime/windows.js';
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
 

@@ -4,8 +4,9 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import {
-  checkBuffer, checkShape, f32Literal, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf, stridesOf,
+  checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
+import { forEachWindow } from './runtime/windows.js';
 
 /** WGSL expression of each unary op in terms of `x` and the scalar `s`. */
 export const UNARY_OPS = {
@@ -186,10 +187,3 @@ function broadcastIndexExpr(inShape: readonly number[], outShape: readonly numbe
   return terms.length ? terms.join(' + ') : '0u';
 }
 
-/** Splits [0, n) into windows that each fit one storage binding (offsets aligned). */
-export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: number) => void): void {
-  const maxElems = maxBindingElements(gpu);
-  for (let start = 0; start < n; start += maxElems) fn(start, Math.min(maxElems, n - start));
-}
-
-export { f32Literal };

@@ -17,9 +17,9 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import {
-  alignElements, flatWindows, planChunks, segmentedReduce, slabElements, splitNC, workgroupMain, type SlabOptions,
-} from './global-avg-pool.js';
+import { splitNC } from './global-avg-pool.js';
+import { alignElements, flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
+import { planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
 
 export interface GroupNormOptions extends SlabOptions {
   /** Added to the variance (default 1e-5, as PyTorch). */

@@ -7,7 +7,7 @@
  * neighbouring threads are contiguous. The batch is folded into the z grid dimension; a batch stride of 0
  * shares an operand across the batch. m, n and k need not be multiples of the tile (guarded loads and stores).
  */
-import { alignedWindow, maxWindowElements } from './permute.js';
+import { alignedWindow, maxWindowElements } from './runtime/windows.js';
 import { reduce } from './reduce.js';
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, packParams, sizeOf } from './runtime/wgsl.js';

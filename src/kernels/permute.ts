@@ -2,45 +2,15 @@
  * N-D transpose (permute). The shape is first collapsed (size-1 axes dropped, runs of axes that stay adjacent
  * merged), so most permutes become a small-rank problem; the swap of the last two axes (with any leading
  * batch axes) goes through a tiled transpose in workgroup memory, everything else through a general gather.
- *
- * Also home of `alignedWindow`, the buffer-window helper the other families of this folder share: storage
- * windows must start at a multiple of minStorageBufferOffsetAlignment, so a window starts at the aligned
- * offset below the wanted element and the kernel adds the remaining element shift (`base`).
  */
 import type { Gpu } from './runtime/gpu.js';
 import {
-  checkBuffer, checkShape, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf, stridesOf,
+  checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
+import { alignedWindow, maxWindowElements, type AlignedWindow } from './runtime/windows.js';
 
 /** Highest rank the gather kernel handles after collapsing. */
 export const MAX_PERMUTE_RANK = 8;
-
-/** A storage window covering elements [start, start + count) of `buffer` and the shift of `start` inside it. */
-export interface AlignedWindow {
-  binding: { buffer: GPUBuffer; offset: number; size: number };
-  /** Element index of `start` inside the window. */
-  base: number;
-}
-
-/** Elements of slack a window needs for its alignment shift. */
-export function windowSlack(gpu: Gpu): number {
-  return Math.ceil(gpu.limits.minStorageBufferOffsetAlignment / 4);
-}
-
-/** Largest element count one window may cover (one binding minus the alignment slack). */
-export function maxWindowElements(gpu: Gpu): number {
-  return maxBindingElements(gpu) - windowSlack(gpu);
-}
-
-/** A binding window over elements [start, start + count) with an aligned offset (see `AlignedWindow`). */
-export function alignedWindow(gpu: Gpu, buffer: GPUBuffer, start: number, count: number): AlignedWindow {
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const offset = Math.floor((start * 4) / align) * align;
-  const base = start - offset / 4;
-  // A zero-sized binding is invalid; a 4-byte one that is never read is harmless.
-  const size = Math.min(Math.max(base + count, 1) * 4, buffer.size - offset);
-  return { binding: { buffer, offset, size }, base };
-}
 
 /** Validates a permutation of 0..rank-1 (negative entries allowed) and returns it normalised. */
 export function normalizePerm(perm: readonly number[], rank: number, what = 'permute'): number[] {

@@ -10,7 +10,7 @@
  * use the whole GPU. Inputs larger than one storage binding are processed in slabs of their leading axis
  * (slabs of a reduced axis accumulate into the output in order).
  */
-import { alignedWindow, maxWindowElements, type AlignedWindow } from './permute.js';
+import { alignedWindow, maxWindowElements, type AlignedWindow } from './runtime/windows.js';
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf } from './runtime/wgsl.js';
 

@@ -17,7 +17,7 @@
  * Every hyper-parameter, including lr and the first-step flag, is a uniform: the poly schedule and the first
  * step cost no recompilation (one pipeline in total).
  */
-import { forEachWindow } from './elementwise.js';
+import { forEachWindow } from './runtime/windows.js';
 import type { Binding, Gpu } from './runtime/gpu.js';
 import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
 

@@ -9,7 +9,7 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import { alignElements, slabElements, type SlabOptions } from './global-avg-pool.js';
+import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
 
 /** The output shape [N, C, 2D, 2H, 2W]; throws when the shape is not 5-D. */
 export function upsampleTrilinear2xShape(shape: readonly number[], op = 'upsampleTrilinear2x'): number[] {

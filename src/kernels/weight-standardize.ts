@@ -6,7 +6,7 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, checkShape, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
-import { treeSum, workgroupMain } from './global-avg-pool.js';
+import { treeSum, workgroupMain } from './runtime/reduction.js';
 
 /** The epsilon added to the unbiased variance (tgnet_ref.py WSConv3d). */
 export const WS_EPS = 1e-12;

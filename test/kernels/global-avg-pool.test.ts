@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { globalAvgPool, globalAvgPoolBackward, planChunks } from '../../src/kernels/global-avg-pool.js';
+import { globalAvgPool, globalAvgPoolBackward } from '../../src/kernels/global-avg-pool.js';
+import { planChunks } from '../../src/kernels/runtime/reduction.js';
 import { globalAvgPoolBackwardRef, globalAvgPoolRef } from '../../src/kernels/reference/global-avg-pool.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
 import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';

@@ -1,0 +1,72 @@
+/**
+ * Binding windows. A tensor larger than one storage binding (128 MiB on lavapipe, 2 GiB on an H100) is
+ * processed in windows of a buffer; window offsets must be multiples of minStorageBufferOffsetAlignment.
+ */
+import type { Gpu } from './gpu.js';
+import { maxBindingElements } from './wgsl.js';
+
+/** A storage window covering elements [start, start + count) of `buffer` and the shift of `start` inside it. */
+export interface AlignedWindow {
+  binding: { buffer: GPUBuffer; offset: number; size: number };
+  /** Element index of `start` inside the window. */
+  base: number;
+}
+
+/** Elements of slack a window needs for its alignment shift. */
+export function windowSlack(gpu: Gpu): number {
+  return Math.ceil(gpu.limits.minStorageBufferOffsetAlignment / 4);
+}
+
+/** Largest element count one window may cover (one binding minus the alignment slack). */
+export function maxWindowElements(gpu: Gpu): number {
+  return maxBindingElements(gpu) - windowSlack(gpu);
+}
+
+/** A binding window over elements [start, start + count) with an aligned offset (see `AlignedWindow`). */
+export function alignedWindow(gpu: Gpu, buffer: GPUBuffer, start: number, count: number): AlignedWindow {
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  const offset = Math.floor((start * 4) / align) * align;
+  const base = start - offset / 4;
+  // A zero-sized binding is invalid; a 4-byte one that is never read is harmless.
+  const size = Math.min(Math.max(base + count, 1) * 4, buffer.size - offset);
+  return { binding: { buffer, offset, size }, base };
+}
+
+/** Options shared by launchers that may process a tensor in slabs (binding windows). */
+export interface SlabOptions {
+  /** Largest storage binding window in bytes (default and cap: gpu.limits.maxStorageBufferBindingSize). */
+  maxBindingBytes?: number;
+}
+
+/** Elements per binding window: the limit (or override) rounded down to the storage offset alignment. */
+export function slabElements(gpu: Gpu, op: string, options: SlabOptions = {}): number {
+  const limit = gpu.limits.maxStorageBufferBindingSize;
+  const want = options.maxBindingBytes ?? limit;
+  if (!(want > 0)) throw new RangeError(`${op}: options.maxBindingBytes must be a positive number, got ${want}`);
+  // A multiple of 16 bytes too, so vec4 kernels see whole vectors in every window.
+  const align = Math.max(gpu.limits.minStorageBufferOffsetAlignment, 16);
+  const bytes = Math.floor(Math.min(want, limit) / align) * align;
+  if (bytes < align) {
+    throw new RangeError(`${op}: options.maxBindingBytes of ${want} is below the storage offset alignment of ${align} bytes`);
+  }
+  return bytes / 4;
+}
+
+/** Storage offset alignment in f32 elements. */
+export function alignElements(gpu: Gpu): number {
+  return Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
+}
+
+/** Windows [start, start + count) of at most maxElems covering [0, n); maxElems is alignment-rounded. */
+export function flatWindows(n: number, maxElems: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let start = 0; start < n; start += maxElems) out.push([start, Math.min(maxElems, n - start)]);
+  return out;
+}
+
+/** Splits [0, n) into windows that each fit one storage binding (offsets aligned). */
+export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: number) => void): void {
+  const maxElems = maxBindingElements(gpu);
+  for (let start = 0; start < n; start += maxElems) fn(start, Math.min(maxElems, n - start));
+}
+

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { unary } from '../../src/kernels/elementwise.js';
+import { sizeClass } from '../../src/kernels/runtime/buffer-pool.js';
+import { initGpu } from '../../src/kernels/runtime/gpu.js';
+import { download, upload, useGpu } from '../helpers/gpu.js';
+
+const gpu = useGpu();
+
+describe('buffer pool', () => {
+  it('buckets sizes and recycles buffers, with counters', () => {
+    expect(sizeClass(1)).toBe(256);
+    expect(sizeClass(1000)).toBe(1024);
+    expect(sizeClass((1 << 20) + 1)).toBe((1 << 20) + (1 << 17));
+    const s0 = gpu().poolStats();
+    const a = gpu().pool.acquire(1000, 'a');
+    expect(gpu().poolStats().liveBuffers).toBe(s0.liveBuffers + 1);
+    expect(gpu().poolStats().liveBytes).toBe(s0.liveBytes + 1024);
+    gpu().pool.release(a);
+    const created = gpu().poolStats().created;
+    const b = gpu().pool.acquire(900, 'b');
+    expect(b).toBe(a);
+    expect(gpu().poolStats().created).toBe(created);
+    expect(gpu().poolStats().highWaterBytes).toBeGreaterThanOrEqual(1024);
+    gpu().pool.release(b);
+    expect(() => gpu().pool.release(b)).toThrow(/released twice/);
+    expect(() => gpu().pool.acquire(-1, 'neg')).toThrow(/neg: buffer size must be a non-negative finite number/);
+  });
+});
+
+describe('dispatch and batching', () => {
+  it('caches pipelines by key', () => {
+    const n0 = gpu().pipelineCount;
+    const p1 = gpu().pipeline('test:k', () => '@compute @workgroup_size(1) fn main() {}');
+    const p2 = gpu().pipeline('test:k', () => { throw new Error('must not recompile'); });
+    expect(p2).toBe(p1);
+    expect(gpu().pipelineCount).toBe(n0 + 1);
+  });
+
+  it('folds linear grids past the per-dimension limit', () => {
+    const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+    expect(gpu().grid(10, 't')).toEqual([10, 1, 1]);
+    expect(gpu().grid(max + 1, 't')).toEqual([max, 2, 1]);
+    expect(gpu().grid(max * max + 1, 't')).toEqual([max, max, 2]);
+    expect(() => gpu().grid([max + 1, 1, 1], 'k')).toThrow(/k: workgroup grid \[\d+, 1, 1\] exceeds maxComputeWorkgroupsPerDimension/);
+  });
+
+  it('keeps per-dispatch params distinct inside one batch', async () => {
+    const x = upload(gpu(), new Float32Array([1, 2, 3, 4]));
+    const outs = [0, 1, 2, 3].map(() => gpu().pool.acquire(16));
+    const before = gpu().submitCount;
+    outs.forEach((o, i) => unary(gpu(), 'mulScalar', x, o, 4, i + 1));
+    expect(gpu().submitCount).toBe(before); // nothing submitted yet: one batch
+    for (let i = 0; i < 4; i++) expect([...(await download(gpu(), outs[i], 4))]).toEqual([1, 2, 3, 4].map((v) => v * (i + 1)));
+  });
+
+  it('names the binding that exceeds maxStorageBufferBindingSize', () => {
+    const limit = gpu().limits.maxStorageBufferBindingSize;
+    const big = gpu().device.createBuffer({ size: limit + 256, usage: GPUBufferUsage.STORAGE });
+    const p = gpu().pipeline('test:bind', () => `@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@compute @workgroup_size(1) fn main() { a[0] = 1.0; }`);
+    expect(() => gpu().dispatch({ pipeline: p, bindings: [big], workgroups: 1, label: 'bigop' }))
+      .toThrow(new RegExp(`bigop: binding 1 is ${limit + 256} bytes, larger than this device's maxStorageBufferBindingSize of ${limit} bytes`));
+    big.destroy();
+  });
+
+  it('profiles dispatches with GPU timestamps where the adapter has them', async () => {
+    if (!gpu().features.has('timestamp-query')) {
+      expect(gpu().startProfiling()).toBe(false);
+      return;
+    }
+    expect(gpu().startProfiling()).toBe(true);
+    const x = upload(gpu(), new Float32Array(1024).fill(1));
+    const y = gpu().pool.acquire(4096);
+    unary(gpu(), 'relu', x, y, 1024);
+    unary(gpu(), 'exp', x, y, 1024);
+    const t = await gpu().stopProfiling();
+    expect(t.map((e) => e.label)).toEqual(['unary:relu', 'unary:exp']);
+    for (const e of t) expect(e.ms).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('device loss and teardown', () => {
+  it('a read on a destroyed device fails with a clear error, not a hang', async () => {
+    const own = await initGpu({ makeCurrent: false });
+    const b = own.pool.acquire(16);
+    own.device.destroy();
+    await expect(own.read(b, 16)).rejects.toThrow(/device lost|destroyed/i);
+    expect(own.isLost).toBe(true);
+    own.destroy();
+    await expect(own.sync()).rejects.toThrow(/sync: the GPU runtime was destroyed/);
+  });
+});

@@ -45,6 +45,17 @@ export interface Conv3dOptions {
   tile?: Conv3dTile;
   /** Weight and bias gradients: number of split-K chunks per sample (default chosen from the shape). */
   splitK?: number;
+  /**
+   * Compile the tensor sizes into the shader as constants (one pipeline per layer shape; divisions by constants
+   * are cheap) instead of reading them from the params (one pipeline per kernel size, stride and tile).
+   * Default: true on hardware adapters, false on software ones, where each pipeline takes seconds to compile.
+   */
+  specialize?: boolean;
+}
+
+/** Software rasterisers (lavapipe, SwiftShader) compile slowly and run at CPU speed: fewer, smaller pipelines. */
+export function isSoftwareAdapter(gpu: Gpu): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
 }
 
 /** [N, Cout, Do, Ho, Wo] of conv3d(x, w) with Do = floor((D + 2p - k) / s) + 1; throws on bad shapes. */
@@ -95,9 +106,19 @@ function geometry(shape: Conv3dShape, what: string): Geom {
 // ---------------------------------------------------------------------------------------------------------
 // Tiles
 
-/** The tile for an M x N GEMM (M: channels, N: voxels or weight columns) within the device limits. */
-export function chooseConv3dTile(gpu: Gpu, M: number, N: number): Conv3dTile {
+/**
+ * The tile for an M x N GEMM (M: channels, N: voxels or weight columns) within the device limits: up to
+ * 128 x 128 with 8 x 8 outputs per invocation on hardware; on software adapters at most 4 x 4 per invocation
+ * (an 8 x 8 register tile takes lavapipe 5-15 s to compile and runs no faster there).
+ */
+export function chooseConv3dTile(gpu: Gpu, M: number, N: number, opts: { software?: boolean } = {}): Conv3dTile {
   const maxT = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  if (opts.software ?? isSoftwareAdapter(gpu)) {
+    const [bm, tm] = M >= 24 ? [64, 4] : [16, 2];
+    const tn = N <= 32 ? 2 : 4;
+    const tx = Math.min(16, Math.floor(Math.min(256, maxT) / (bm / tm)));
+    return { bm, bn: tx * tn, bk: 8, tm, tn };
+  }
   let bm: number;
   let tm: number;
   if (M >= 96) [bm, tm] = [128, 8];
@@ -265,6 +286,8 @@ interface GemmParts {
   threads: number;
   /** Params struct, bindings and constants. */
   decls: string;
+  /** First statements of main (initialises size variables of generic shaders). */
+  init: string;
   /** Statements decoding `lin` into `tm`, `tn` (tile indices) and whatever else the mode needs (e.g. `nl`). */
   decode: string;
   /** Per-invocation setup of the B column `bcol` (0..BN-1 within the tile, global column n0 + bcol), into private vars. */
@@ -284,6 +307,11 @@ interface GemmParts {
   store: string;
   /** Private variables used by loadA/loadB (declarations). */
   privates: string;
+  /**
+   * Load the next tile's operands into registers while computing on the current one (hides global-memory
+   * latency on GPUs; software adapters skip it: it doubles the gather code that lavapipe has to compile).
+   */
+  prefetch: boolean;
 }
 
 function gemmShader(g: GemmParts): string {
@@ -351,6 +379,7 @@ fn loadB(kr: u32) -> f32 {
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
+  ${g.init}
   let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
   if (lin >= p.total) { return; }
   ${g.decode}
@@ -366,15 +395,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${accDecl.join('\n  ')}
   ${Array.from({ length: nA }, (_, j) => `var ra${j} = 0.0;`).join(' ')}
   ${Array.from({ length: nB }, (_, j) => `var rb${j} = 0.0;`).join(' ')}
-  if (tBegin < tEnd) {
+  ${g.prefetch ? `if (tBegin < tEnd) {
     ${loadGlobal('tBegin')}
-  }
+  }` : ''}
   for (var t = tBegin; t < tEnd; t++) {
+    ${g.prefetch ? '' : loadGlobal('t')}
     ${storeShared()}
     workgroupBarrier();
-    if (t + 1u < tEnd) {
+    ${g.prefetch ? `if (t + 1u < tEnd) {
       ${loadGlobal('t + 1u')}
-    }
+    }` : ''}
     for (var kk = 0u; kk < ${bk}u; kk++) {
       ${lines.join('\n      ')}
     }
@@ -386,14 +416,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 }
 
-/** WGSL constants of a geometry (all u32 except the signed padding). */
-function geomConsts(g: Geom): string {
+/** Tensor sizes a shader reads either as constants (specialised) or from the params (generic). */
+const DIM_NAMES = ['D', 'H', 'W', 'HW', 'DHW', 'DO', 'HO', 'WO', 'HWO', 'DHWO', 'PAD', 'XS', 'OS', 'WROW', 'WSIZE'];
+
+function dimValues(g: Geom): number[] {
   const K3 = g.k ** 3;
-  return `
-const D = ${g.D}u; const H = ${g.H}u; const W = ${g.W}u; const HW = ${g.H * g.W}u; const DHW = ${g.D * g.H * g.W}u;
-const DO = ${g.Do}u; const HO = ${g.Ho}u; const WO = ${g.Wo}u; const HWO = ${g.Ho * g.Wo}u; const DHWO = ${g.Do * g.Ho * g.Wo}u;
-const KS = ${g.k}u; const K2 = ${g.k * g.k}u; const K3 = ${K3}u; const S = ${g.s}u; const P = ${g.p}i;
-const XS = ${g.Cin * g.D * g.H * g.W}u; const OS = ${g.Cout * g.Do * g.Ho * g.Wo}u; const WROW = ${g.Cin * K3}u;`;
+  const [DHW, DHWO] = [g.D * g.H * g.W, g.Do * g.Ho * g.Wo];
+  return [g.D, g.H, g.W, g.H * g.W, DHW, g.Do, g.Ho, g.Wo, g.Ho * g.Wo, DHWO, g.p, g.Cin * DHW, g.Cout * DHWO, g.Cin * K3, g.Cout * g.Cin * K3];
+}
+
+/**
+ * WGSL declarations of the sizes (`decl`, module scope) and their initialisation (`init`, first statements of
+ * main). Kernel size and stride are always constants; the rest are constants only when specialised.
+ */
+function geomConsts(g: Geom, specialize: boolean): { decl: string; init: string } {
+  const fixed = `const KS = ${g.k}u; const K2 = ${g.k * g.k}u; const K3 = ${g.k ** 3}u; const S = ${g.s}u;`;
+  if (specialize) {
+    const v = dimValues(g);
+    const decl = DIM_NAMES.map((n, i) => (n === 'PAD' ? `const P = ${v[i]}i;` : `const ${n} = ${v[i]}u;`)).join(' ');
+    return { decl: `${fixed}\n${decl}`, init: '' };
+  }
+  const decl = DIM_NAMES.map((n) => (n === 'PAD' ? 'var<private> P: i32;' : `var<private> ${n}: u32;`)).join(' ');
+  const init = DIM_NAMES.map((n) => (n === 'PAD' ? 'P = i32(p.PAD);' : `${n} = p.${n};`)).join(' ');
+  return { decl: `${fixed}\n${decl}`, init };
 }
 
 /** WGSL statements splitting kernel offset `r` (< K3) into kd, kh, kw. */
@@ -402,7 +447,7 @@ function splitKpos(g: Geom, r: string): string {
   return `let kd = ${r} / K2; let krem = ${r} - kd * K2; let kh = krem / KS; let kw = krem - kh * KS;`;
 }
 
-const PARAMS = (fields: string[]) => `struct Params { ${fields.map((f) => `${f}: u32`).join(', ')} }
+const PARAMS = (fields: string[], dims = false) => `struct Params { ${[...fields, ...(dims ? DIM_NAMES : [])].map((f) => `${f}: u32`).join(', ')} }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
 function packU32(values: number[]): Uint32Array {
@@ -414,8 +459,8 @@ function packU32(values: number[]): Uint32Array {
   return a;
 }
 
-function geomKey(g: Geom): string {
-  return `${g.N}x${g.Cin}x${g.D}x${g.H}x${g.W}:${g.Cout}k${g.k}s${g.s}p${g.p}`;
+function geomKey(g: Geom, specialize: boolean): string {
+  return specialize ? `${g.N}x${g.Cin}x${g.D}x${g.H}x${g.W}:${g.Cout}k${g.k}s${g.s}p${g.p}` : `k${g.k}s${g.s}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -448,17 +493,21 @@ export function conv3dForward(
   checkWeightFits(g, budget, what);
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
+  const spec = options.specialize ?? !isSoftwareAdapter(gpu);
+  const dims = geomConsts(g, spec);
+  const prefetch = !isSoftwareAdapter(gpu);
   const hasBias = bias !== null;
   const major = offsetMajor(g.Cin, g.k, tile);
   const BK = `${tile.bk}u`;
-  const pipeline = gpu.pipeline(`conv3d:fwd:${geomKey(g)}:${tileKey(tile)}:${hasBias ? 'b' : ''}${major ? 'o' : ''}`, () => gemmShader({
-    tile, threads,
-    decls: `${PARAMS(FWD_FIELDS)}
+  const pipeline = gpu.pipeline(`conv3d:fwd:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${hasBias ? 'b' : ''}${major ? 'o' : ''}`, () => gemmShader({
+    tile, threads, prefetch,
+    init: dims.init,
+    decls: `${PARAMS(FWD_FIELDS, true)}
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> ws: array<f32>;
 ${hasBias ? '@group(0) @binding(3) var<storage, read> bs: array<f32>;' : ''}
 @group(0) @binding(${hasBias ? 4 : 3}) var<storage, read_write> ys: array<f32>;
-${geomConsts(g)}`,
+${dims.decl}`,
     privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> xRow: u32;
 var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
@@ -506,6 +555,7 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
     const params = packU32([
       total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, xw.base, ow.base, sl.a0 * g.Cin * K3 + sl.b0 * K3, sl.a0, sl.d0, sl.lo,
       sl.firstB ? 0 : 1,
+      ...dimValues(g),
     ]);
     gpu.dispatch({
       pipeline, label: 'conv3d:fwd', params, workgroups: total,
@@ -545,6 +595,9 @@ export function conv3dBackwardData(
   checkWeightFits(g, budget, what);
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cin, g.D * g.H * g.W);
   const threads = checkTile(gpu, tile, what);
+  const spec = options.specialize ?? !isSoftwareAdapter(gpu);
+  const dims = geomConsts(g, spec);
+  const prefetch = !isSoftwareAdapter(gpu);
   const major = offsetMajor(g.Cout, g.k, tile);
   const BK = `${tile.bk}u`;
   const strided = g.s > 1;
@@ -556,13 +609,14 @@ export function conv3dBackwardData(
   ${axisCheck('od', 'bd - i32(kd)', 'DO')}
   ${axisCheck('oh', 'bh - i32(kh)', 'HO')}
   ${axisCheck('ow', 'bw - i32(kw)', 'WO')}`;
-  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g)}:${tileKey(tile)}:${major ? 'o' : ''}`, () => gemmShader({
-    tile, threads,
-    decls: `${PARAMS(DGRAD_FIELDS)}
+  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${major ? 'o' : ''}`, () => gemmShader({
+    tile, threads, prefetch,
+    init: dims.init,
+    decls: `${PARAMS(DGRAD_FIELDS, true)}
 @group(0) @binding(1) var<storage, read> gs: array<f32>;
 @group(0) @binding(2) var<storage, read> ws: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gxs: array<f32>;
-${geomConsts(g)}`,
+${dims.decl}`,
     privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> gRow: u32;
 var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
@@ -614,6 +668,7 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
     const params = packU32([
       total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, xw.base, gw.base, sl.b0 * g.Cin * K3 + sl.a0 * K3, sl.d0, sl.lo,
       sl.firstB ? 0 : 1,
+      ...dimValues(g),
     ]);
     gpu.dispatch({
       pipeline, label: 'conv3d:dgrad', params, workgroups: total,
@@ -653,6 +708,9 @@ export function conv3dBackwardWeight(
   checkWeightFits(g, budget, what);
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Cin * K3);
   const threads = checkTile(gpu, tile, what);
+  const spec = options.specialize ?? !isSoftwareAdapter(gpu);
+  const dims = geomConsts(g, spec);
+  const prefetch = !isSoftwareAdapter(gpu);
   const X: Vol = { c: g.Cin, d: g.D, hw: g.H * g.W };
   const O: Vol = { c: g.Cout, d: g.Do, hw: g.Ho * g.Wo };
   const map = forwardDepthMap(g);
@@ -671,14 +729,14 @@ export function conv3dBackwardWeight(
   if (slots > maxSlots) throw new RangeError(`${what}: ${plan.nc} samples per slab need ${slots} partial weight gradients, more than fit a binding`);
   const partial = slots > 1 ? gpu.pool.acquire(slots * wSize * 4, `${what} partials`) : gradW;
 
-  const pipeline = gpu.pipeline(`conv3d:wgrad:${geomKey(g)}:${tileKey(tile)}`, () => gemmShader({
-    tile, threads,
-    decls: `${PARAMS(WGRAD_FIELDS)}
+  const pipeline = gpu.pipeline(`conv3d:wgrad:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}`, () => gemmShader({
+    tile, threads, prefetch,
+    init: dims.init,
+    decls: `${PARAMS(WGRAD_FIELDS, true)}
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> gs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> parts: array<f32>;
-${geomConsts(g)}
-const WSIZE = ${wSize}u;`,
+${dims.decl}`,
     privates: `var<private> colOk: bool; var<private> ckd: u32; var<private> ckh: u32; var<private> ckw: u32; var<private> xRow: u32;
 var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
     decode: `let tn = lin % p.nT; var rest = lin / p.nT; let tm = rest % p.mT; rest = rest / p.mT;
@@ -717,6 +775,7 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
     const params = packU32([
       total, nT, mT, spsHere, chunk, sl.ac, sl.bc * K3, R, xw.base, gw.base, sl.a0 * g.Cin * K3 + sl.b0 * K3, sl.d0, sl.lo,
       sl.firstReduction ? 0 : 1,
+      ...dimValues(g),
     ]);
     // Slots are numbered nl * sps + sp with this slab's sps; the first slab's numbering must cover them all.
     if (spsHere !== sps && sl.nc > 1) throw new Error(`${what}: internal slab plan error`);
@@ -772,17 +831,17 @@ export function conv3dBackwardBias(
   const chunk = Math.ceil(R0 / sps);
   sps = Math.ceil(R0 / chunk);
   const partial = sps > 1 ? gpu.pool.acquire(sps * g.Cout * 4, `${what} partials`) : gradB;
-  const pipeline = gpu.pipeline(`conv3d:bgrad:${g.Cout}:${g.Do * g.Ho * g.Wo}:${wg}`, () => /* wgsl */ `
-${PARAMS(['total', 'M', 'nc', 'R', 'chunk', 'gBase', 'co0', 'accumulate'])}
+  const pipeline = gpu.pipeline(`conv3d:bgrad:${wg}`, () => /* wgsl */ `
+${PARAMS(['total', 'M', 'nc', 'R', 'chunk', 'gBase', 'co0', 'accumulate', 'COUT', 'DHWO'])}
 @group(0) @binding(1) var<storage, read> gs: array<f32>;
 @group(0) @binding(2) var<storage, read_write> parts: array<f32>;
-const COUT = ${g.Cout}u; const DHWO = ${g.Do * g.Ho * g.Wo}u;
 var<workgroup> red: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
   if (lin >= p.total) { return; }
   let co = lin % p.M; let sp = lin / p.M;
+  let COUT = p.COUT; let DHWO = p.DHWO;
   let k0 = sp * p.chunk; let k1 = min(k0 + p.chunk, p.R);
   var s = 0.0;
   for (var nl = 0u; nl < p.nc; nl++) {
@@ -807,7 +866,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     const total = sl.ac * spsHere;
     gpu.dispatch({
       pipeline, label: 'conv3d:bgrad', workgroups: total, bindings: [gw.binding, whole(partial, sps * g.Cout)],
-      params: packU32([total, sl.ac, sl.nc, R, chunk, gw.base, sl.a0, sl.firstReduction ? 0 : 1]),
+      params: packU32([total, sl.ac, sl.nc, R, chunk, gw.base, sl.a0, sl.firstReduction ? 0 : 1, g.Cout, g.Do * g.Ho * g.Wo]),
     });
   }
   if (partial !== gradB) {

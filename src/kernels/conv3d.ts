@@ -579,9 +579,20 @@ function checkWeightFits(g: Geom, budget: number, what: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // Data gradient
 
-const DGRAD_FIELDS = ['total', 'nT', 'mT', 'M', 'N', 'C', 'cT', 'kT', 'xBase', 'gBase', 'wBase', 'id0', 'od0', 'accumulate'];
+const DGRAD_FIELDS = [
+  'total', 'nT', 'mT', 'M', 'N', 'C', 'cT', 'kT', 'xBase', 'gBase', 'wBase', 'id0', 'od0', 'accumulate',
+  // phase-split form: the phase's voxel offsets, first depth index, extents, first taps, tap counts, output shifts
+  'ad', 'ah', 'aw', 'jd0', 'nh', 'nw', 'rd', 'rh', 'rw', 'th', 'tw', 'qd', 'qh', 'qw',
+];
 
-/** gradX = d(sum(gradOut * conv3d(x, w)))/dx, the transposed convolution; `gradX` holds shape.x. */
+/**
+ * gradX = d(sum(gradOut * conv3d(x, w)))/dx, the transposed convolution; `gradX` holds shape.x.
+ *
+ * Input voxels are split into s^3 phases by (coordinate mod s). Within a phase only the taps k with
+ * k = (a + p) mod s (mod s) reach an output, and output = j + q - t for phase index j and tap index t: each phase
+ * is a dense implicit GEMM over exactly its taps, so a stride-2 gradient does the forward's work, not 8 times it.
+ * Small channel counts with stride 1 use the element-wise gather instead (no padding of channel runs to BK).
+ */
 export function conv3dBackwardData(
   gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, shape: Conv3dShape, options: Conv3dOptions = {},
 ): void {
@@ -598,18 +609,9 @@ export function conv3dBackwardData(
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
   const dims = geomConsts(g, spec);
   const prefetch = !isSoftwareAdapter(gpu);
-  const major = offsetMajor(g.Cout, g.k, tile);
+  const phased = g.s > 1 || offsetMajor(g.Cout, g.k, tile);
   const BK = `${tile.bk}u`;
-  const strided = g.s > 1;
-  // Output coordinate `o` that input coordinate + padding - tap `i` maps to, and its validity.
-  const axisCheck = (o: string, i: string, lim: string) => strided
-    ? `let ${o}n = ${i}; let ${o} = u32(${o}n) / S; let ${o}Ok = ${o}n >= 0 && (${o}n % i32(S)) == 0 && ${o} < ${lim};`
-    : `let ${o} = u32(${i}); let ${o}Ok = ${o} < ${lim};`;
-  const taps = `${splitKpos(g, 'r')}
-  ${axisCheck('od', 'bd - i32(kd)', 'DO')}
-  ${axisCheck('oh', 'bh - i32(kh)', 'HO')}
-  ${axisCheck('ow', 'bw - i32(kw)', 'WO')}`;
-  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${major ? 'o' : ''}`, () => gemmShader({
+  const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${phased ? 'ph' : ''}`, () => gemmShader({
     tile, threads, prefetch,
     init: dims.init,
     decls: `${PARAMS(DGRAD_FIELDS, true)}
@@ -618,9 +620,14 @@ export function conv3dBackwardData(
 @group(0) @binding(3) var<storage, read_write> gxs: array<f32>;
 ${dims.decl}`,
     privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> gRow: u32;
-var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
+var<private> k0: u32; var<private> kpos: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
-    bColumn: `
+    bColumn: phased ? `
+  let vox = n0 + bcol;
+  colOk = vox < p.N;
+  let jd = vox / (p.nh * p.nw) + p.jd0; let rem = vox % (p.nh * p.nw); let jh = rem / p.nw; let jw = rem % p.nw;
+  bd = i32(jd + p.qd); bh = i32(jh + p.qh); bw = i32(jw + p.qw);
+  gRow = p.gBase + nl * OS;` : `
   let vox = n0 + bcol;
   colOk = vox < p.N;
   let id = vox / HW + p.id0; let rem = vox % HW; let ih = rem / W; let iw = rem % W;
@@ -628,52 +635,80 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   gRow = p.gBase + nl * OS;`,
     tBegin: '0u',
     tEnd: 'p.kT',
-    tileSetup: major ? `
-  kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
-  let r = kp;
-  ${taps}
-  tapOk = colOk && odOk && ohOk && owOk;
+    tileSetup: phased ? `
+  let kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
+  let td = kp / (p.th * p.tw); let tr = kp % (p.th * p.tw); let th = tr / p.tw; let tw = tr % p.tw;
+  kpos = ((p.rd + S * td) * KS + p.rh + S * th) * KS + p.rw + S * tw;
+  let od = u32(bd - i32(td)); let oh = u32(bh - i32(th)); let ow = u32(bw - i32(tw));
+  tapOk = colOk && od < DO && oh < HO && ow < WO;
   colOff = gRow + (od - p.od0) * HWO + oh * WO + ow;` : `k0 = t * ${BK};`,
-    loadA: major
-      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + c * WROW + row * K3 + kp]; } return 0.0;'
+    loadA: phased
+      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + c * WROW + row * K3 + kpos]; } return 0.0;'
       : `let k = k0 + kc;
   if (row < p.M && k < p.C * K3) {
     let co = k / K3; let r = k - co * K3;
     return ws[p.wBase + co * WROW + row * K3 + r];
   }
   return 0.0;`,
-    loadB: major ? 'let c = k0 + kr; if (tapOk && c < p.C) { return gs[colOff + c * DHWO]; } return 0.0;' : `
+    loadB: phased ? 'let c = k0 + kr; if (tapOk && c < p.C) { return gs[colOff + c * DHWO]; } return 0.0;' : `
   let k = k0 + kr;
   if (!colOk || k >= p.C * K3) { return 0.0; }
   let co = k / K3; let r = k - co * K3;
-  ${taps}
-  if (!(odOk && ohOk && owOk)) { return 0.0; }
+  ${splitKpos(g, 'r')}
+  let od = u32(bd - i32(kd)); let oh = u32(bh - i32(kh)); let ow = u32(bw - i32(kw));
+  if (od >= DO || oh >= HO || ow >= WO) { return 0.0; }
   return gs[gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow];`,
-    store: `let idx = p.xBase + nl * XS + row * DHW + col;
+    store: phased ? `let jd = col / (p.nh * p.nw) + p.jd0; let rem = col % (p.nh * p.nw);
+    let id = p.ad + S * jd; let ih = p.ah + S * (rem / p.nw); let iw = p.aw + S * (rem % p.nw);
+    let idx = p.xBase + nl * XS + row * DHW + (id - p.id0) * HW + ih * W + iw;
+    if (p.accumulate != 0u) { gxs[idx] = gxs[idx] + v; } else { gxs[idx] = v; }` : `let idx = p.xBase + nl * XS + row * DHW + col;
     if (p.accumulate != 0u) { gxs[idx] = gxs[idx] + v; } else { gxs[idx] = v; }`,
   }));
   const X: Vol = { c: g.Cin, d: g.D, hw: g.H * g.W };
   const O: Vol = { c: g.Cout, d: g.Do, hw: g.Ho * g.Wo };
   const map = backwardDepthMap(g);
   const plan = planSlabs(g.N, X, O, map, budget, what);
+  const s = g.s;
+  const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+  /** Phase a of one axis: first tap r, tap count, output shift q (output = j + q - t). */
+  const phaseTaps = (a: number): [number, number, number] => {
+    const r = (a + g.p) % s;
+    return [r, r < g.k ? ceilDiv(g.k - r, s) : 0, (a + g.p - r) / s];
+  };
+  const phases: number[][] = [];
+  if (phased) for (let ad = 0; ad < s; ad++) for (let ah = 0; ah < s; ah++) for (let aw = 0; aw < s; aw++) phases.push([ad, ah, aw]);
   for (const sl of slabs(g.N, X, O, map, plan)) {
     const xw = volWindow(gpu, gradX, X, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
     const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
-    const Nvox = sl.dc * X.hw;
-    const nT = Math.ceil(Nvox / tile.bn);
     const mT = Math.ceil(sl.ac / tile.bm);
-    const total = nT * mT * sl.nc;
     const cT = Math.ceil(sl.bc / tile.bk);
-    const kT = major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk);
-    const params = packU32([
-      total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, xw.base, gw.base, sl.b0 * g.Cin * K3 + sl.a0 * K3, sl.d0, sl.lo,
-      sl.firstB ? 0 : 1,
-      ...dimValues(g),
-    ]);
-    gpu.dispatch({
-      pipeline, label: 'conv3d:dgrad', params, workgroups: total,
-      bindings: [gw.binding, whole(w, g.Cout * g.Cin * K3), xw.binding],
-    });
+    const common = [xw.base, gw.base, sl.b0 * g.Cin * K3 + sl.a0 * K3, sl.d0, sl.lo, sl.firstB ? 0 : 1];
+    const launch = (Nvox: number, kT: number, phase: number[]) => {
+      const nT = Math.ceil(Nvox / tile.bn);
+      const total = nT * mT * sl.nc;
+      gpu.dispatch({
+        pipeline, label: 'conv3d:dgrad', workgroups: total,
+        params: packU32([total, nT, mT, sl.ac, Nvox, sl.bc, cT, kT, ...common, ...phase, ...dimValues(g)]),
+        bindings: [gw.binding, whole(w, g.Cout * g.Cin * K3), xw.binding],
+      });
+    };
+    if (!phased) {
+      launch(sl.dc * X.hw, Math.ceil((sl.bc * K3) / tile.bk), new Array<number>(14).fill(0));
+      continue;
+    }
+    for (const [ad, ah, aw] of phases) {
+      const jd0 = Math.max(0, ceilDiv(sl.d0 - ad, s));
+      const jd1 = Math.max(jd0, ceilDiv(sl.d0 + sl.dc - ad, s));
+      const nh = Math.max(0, ceilDiv(g.H - ah, s));
+      const nw = Math.max(0, ceilDiv(g.W - aw, s));
+      const Nvox = (jd1 - jd0) * nh * nw;
+      if (Nvox === 0) continue;
+      const [rd, td, qd] = phaseTaps(ad);
+      const [rh, th, qh] = phaseTaps(ah);
+      const [rw, tw, qw] = phaseTaps(aw);
+      // A phase without taps gets no gradient: it still runs (zero tiles) to write its zeros.
+      launch(Nvox, td * th * tw * cT, [ad, ah, aw, jd0, nh, nw, rd, rh, rw, th, tw, qd, qh, qw]);
+    }
   }
 }
 

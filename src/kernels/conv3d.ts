@@ -51,6 +51,8 @@ export interface Conv3dOptions {
    * Default: true on hardware adapters, false on software ones, where each pipeline takes seconds to compile.
    */
   specialize?: boolean;
+  /** Register prefetch of the next tile's operands (default: true on hardware adapters, false on software ones). */
+  prefetch?: boolean;
 }
 
 /** Software rasterisers (lavapipe, SwiftShader) compile slowly and run at CPU speed: fewer, smaller pipelines. */
@@ -114,7 +116,7 @@ function geometry(shape: Conv3dShape, what: string): Geom {
 export function chooseConv3dTile(gpu: Gpu, M: number, N: number, opts: { software?: boolean } = {}): Conv3dTile {
   const maxT = gpu.limits.maxComputeInvocationsPerWorkgroup;
   if (opts.software ?? isSoftwareAdapter(gpu)) {
-    const [bm, tm] = M >= 24 ? [64, 4] : [16, 2];
+    const [bm, tm] = M >= 48 ? [64, 4] : M >= 24 ? [32, 4] : [16, 2];
     const tn = N <= 32 ? 2 : 4;
     const tx = Math.min(16, Math.floor(Math.min(256, maxT) / (bm / tm)));
     return { bm, bn: tx * tn, bk: 8, tm, tn };
@@ -495,7 +497,7 @@ export function conv3dForward(
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
   const dims = geomConsts(g, spec);
-  const prefetch = !isSoftwareAdapter(gpu);
+  const prefetch = options.prefetch ?? !isSoftwareAdapter(gpu);
   const hasBias = bias !== null;
   const major = offsetMajor(g.Cin, g.k, tile);
   const BK = `${tile.bk}u`;
@@ -608,7 +610,7 @@ export function conv3dBackwardData(
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
   const dims = geomConsts(g, spec);
-  const prefetch = !isSoftwareAdapter(gpu);
+  const prefetch = options.prefetch ?? !isSoftwareAdapter(gpu);
   const phased = g.s > 1 || offsetMajor(g.Cout, g.k, tile);
   const BK = `${tile.bk}u`;
   const pipeline = gpu.pipeline(`conv3d:dgrad:${geomKey(g, spec)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${phased ? 'ph' : ''}`, () => gemmShader({
@@ -745,7 +747,7 @@ export function conv3dBackwardWeight(
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
   const dims = geomConsts(g, spec);
-  const prefetch = !isSoftwareAdapter(gpu);
+  const prefetch = options.prefetch ?? !isSoftwareAdapter(gpu);
   const X: Vol = { c: g.Cin, d: g.D, hw: g.H * g.W };
   const O: Vol = { c: g.Cout, d: g.Do, hw: g.Ho * g.Wo };
   const map = forwardDepthMap(g);

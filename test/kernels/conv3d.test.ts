@@ -83,8 +83,9 @@ describe('conv3d GPU kernels against the CPU twin', () => {
     { n: 2, cin: 9, cout: 10, dhw: [5, 7, 9], k: 3, s: 2, p: 1, bias: true, options: { tile: { bm: 8, bn: 32, bk: 4, tm: 2, tn: 2 }, splitK: 3 } },
     // The hardware configuration: sizes compiled in, 8 x 8 outputs per invocation (BK 2 keeps lavapipe's compile
     // short; the register-tile mapping is shared by all three passes, so the forward pass checks it).
-    { n: 2, cin: 16, cout: 40, dhw: [5, 7, 9], k: 3, s: 2, p: 1, bias: true, forwardOnly: true, options: { specialize: true, tile: { bm: 128, bn: 128, bk: 2, tm: 8, tn: 8 } } },
-    { n: 1, cin: 3, cout: 4, dhw: [5, 6, 7], k: 3, s: 1, p: 1, bias: false, options: { specialize: true } },
+    { n: 2, cin: 16, cout: 40, dhw: [5, 7, 9], k: 3, s: 2, p: 1, bias: true, forwardOnly: true, options: { specialize: true, prefetch: true, tile: { bm: 128, bn: 128, bk: 2, tm: 8, tn: 8 } } },
+    { n: 1, cin: 3, cout: 4, dhw: [5, 6, 7], k: 3, s: 1, p: 1, bias: false, options: { specialize: true, prefetch: true } },
+    { n: 2, cin: 8, cout: 6, dhw: [5, 6, 7], k: 3, s: 2, p: 1, bias: true, options: { prefetch: true, splitK: 2 } },
   ];
   cases.forEach((c, i) => {
     it(label(c), async () => {

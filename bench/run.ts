@@ -6,7 +6,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { initGpu, type Gpu } from '../src/kernels/runtime/gpu.js';
+import { initGpu, isSoftwareAdapter } from '../src/kernels/runtime/gpu.js';
 import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './engine.js';
 import { benchConv3d } from './conv3d.js';
 import { benchGroupNorm } from './group-norm.js';
@@ -38,10 +38,6 @@ function parseArgs(argv: string[]): BenchArgs {
     else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --only a,b)`);
   }
   return args;
-}
-
-export function isSoftwareAdapter(gpu: Gpu): boolean {
-  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
 }
 
 export async function benchMain(argv: string[]): Promise<void> {

@@ -14,7 +14,8 @@
  * Tensors larger than one storage binding are processed in slabs: windows over the batch, then over channel
  * chunks (accumulating partial sums in stream order), then over depth. See `planSlabs`.
  */
-import type { Binding, Gpu } from './runtime/gpu.js';
+import { isSoftwareAdapter, type Binding, type Gpu } from './runtime/gpu.js';
+import { alignedWindow, type AlignedWindow } from './runtime/windows.js';
 import { checkBuffer, checkShape } from './runtime/wgsl.js';
 
 /** The geometry of one convolution. */
@@ -53,11 +54,6 @@ export interface Conv3dOptions {
   specialize?: boolean;
   /** Register prefetch of the next tile's operands (default: true on hardware adapters, false on software ones). */
   prefetch?: boolean;
-}
-
-/** Software rasterisers (lavapipe, SwiftShader) compile slowly and run at CPU speed: fewer, smaller pipelines. */
-export function isSoftwareAdapter(gpu: Gpu): boolean {
-  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
 }
 
 /** [N, Cout, Do, Ho, Wo] of conv3d(x, w) with Do = floor((D + 2p - k) / s) + 1; throws on bad shapes. */
@@ -244,15 +240,9 @@ function* slabs(N: number, A: Vol, B: Vol, map: (d0: number, dc: number) => [num
   }
 }
 
-/** A window of `buffer` covering elements [start, start + span), its offset aligned down; `base` is start's index in it. */
-function windowOf(gpu: Gpu, buffer: GPUBuffer, start: number, span: number): { binding: Binding; base: number } {
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const total = Math.floor(buffer.size / 4);
-  const s = Math.min(start, total - 1);
-  const offset = Math.floor((s * 4) / align) * align;
-  const base = s - offset / 4;
-  const size = Math.min((base + Math.max(span, 1)) * 4, buffer.size - offset);
-  return { binding: { buffer, offset, size }, base };
+/** A window of `buffer` covering elements [start, start + span); a start past the end is clamped (empty slabs). */
+function windowOf(gpu: Gpu, buffer: GPUBuffer, start: number, span: number): AlignedWindow {
+  return alignedWindow(gpu, buffer, Math.min(start, Math.floor(buffer.size / 4) - 1), span);
 }
 
 /** Window into an [N, C, D, HW] tensor for batch, channel and depth ranges. */

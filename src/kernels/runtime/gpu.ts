@@ -85,6 +85,11 @@ export const INSTALL_HINT =
 
 let current: Gpu | null = null;
 
+/** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
+export function isSoftwareAdapter(gpu: Gpu): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
+}
+
 /** The GPU made current by `initGpu`. Throws when none was initialised. */
 export function getGpu(): Gpu {
   if (!current) throw new Error('No GPU initialised: call `await initGpu()` first');

@@ -1,9 +1,9 @@
 /** Reductions and their gradients: sum, mean, max over any set of axes. */
 import { expand } from '../../kernels/elementwise.js';
-import { normalizeAxes, reduce, reducedShape, reducedShapeKeepDims, type ReduceOp } from '../../kernels/reduce.js';
+import { normalizeAxes, reduce, reduceBackward, reducedShape, reducedShapeKeepDims, type ReduceOp } from '../../kernels/reduce.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { mapBinary, mapUnary } from './elementwise.js';
+import { mapBinary } from './elementwise.js';
 
 function reduceRaw(op: ReduceOp, x: Tensor, axes: readonly number[] | undefined): Tensor {
   const out = Tensor.empty(reducedShape(x.shape, axes), x.gpu);
@@ -19,6 +19,13 @@ function expandBack(g: Tensor, shape: readonly number[], axes: readonly number[]
   return out;
 }
 
+/** The gradient of a sum or mean: g broadcast back over the reduced axes (scaled for a mean), one kernel. */
+function sumLikeBackward(op: 'sum' | 'mean', g: Tensor, shape: readonly number[], axes: readonly number[] | undefined): Tensor {
+  const gx = Tensor.empty(shape, g.gpu);
+  reduceBackward(g.gpu, op, shape, axes, g.buffer, gx.buffer);
+  return gx;
+}
+
 function finish(x: Tensor, out: Tensor, keepDims: boolean, axes: readonly number[] | undefined): Tensor {
   if (!keepDims) return out;
   const kept = out.reshape(reducedShapeKeepDims(x.shape, axes));
@@ -29,17 +36,14 @@ function finish(x: Tensor, out: Tensor, keepDims: boolean, axes: readonly number
 /** Sum over `axes` (all when omitted). */
 export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
   const ax = axes === undefined ? undefined : normalizeAxes(x.rank, axes, 'sum');
-  const out = recordOp('sum', [x], reduceRaw('sum', x, ax), [], (g) => [expandBack(g, x.shape, ax)]);
+  const out = recordOp('sum', [x], reduceRaw('sum', x, ax), [], (g) => [sumLikeBackward('sum', g, x.shape, ax)]);
   return finish(x, out, keepDims, ax);
 }
 
 /** Mean over `axes` (all when omitted). */
 export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
   const ax = axes === undefined ? undefined : normalizeAxes(x.rank, axes, 'mean');
-  const count = x.size / Math.max(1, reducedShape(x.shape, ax).reduce((a, b) => a * b, 1));
-  const out = recordOp('mean', [x], reduceRaw('mean', x, ax), [], (g) => [
-    mapUnary('mulScalar', expandBack(g, x.shape, ax), 1 / count),
-  ]);
+  const out = recordOp('mean', [x], reduceRaw('mean', x, ax), [], (g) => [sumLikeBackward('mean', g, x.shape, ax)]);
   return finish(x, out, keepDims, ax);
 }
 

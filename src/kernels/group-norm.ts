@@ -19,7 +19,7 @@ import type { Gpu } from './runtime/gpu.js';
 import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
 import { splitNC } from './global-avg-pool.js';
 import { alignElements, flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
-import { planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
+import { chunkBounds, planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
 
 export interface GroupNormOptions extends SlabOptions {
   /** Added to the variance (default 1e-5, as PyTorch). */
@@ -89,12 +89,7 @@ var<workgroup> sh: array<vec3f, ${wg}>;
 ${CHAN}
 ${workgroupMain(wg)}
   if (w >= p.nchunks) { return; }
-  let k = p.chunk0 + w;
-  let seg = k / p.cps;
-  let j = k - seg * p.cps;
-  let segStart = seg * p.segLen;
-  let start = segStart + j * p.chunkLen;
-  let end = min(start + p.chunkLen, segStart + p.segLen);
+  ${chunkBounds()}
   // Per thread: sums shifted by the thread's first element (a sample of the data, so the cancellation in
   // s2 - s1^2/n stays mild), then Chan merges across threads.
   var shift = 0.0;

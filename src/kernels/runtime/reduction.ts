@@ -48,6 +48,19 @@ export function planChunks(segLen: number, numSegs: number, maxElems: number, al
   return { chunkLen, chunksPerSeg: cps, windows };
 }
 
+/**
+ * WGSL defining chunk `k` of the plan for workgroup `w` (Params needs chunk0, cps, segLen, chunkLen): its
+ * segment `seg`, index `j` in it, and element range [start, end) within the bound window.
+ */
+export function chunkBounds(): string {
+  return /* wgsl */ `let k = p.chunk0 + w;
+  let seg = k / p.cps;
+  let j = k - seg * p.cps;
+  let segStart = seg * p.segLen;
+  let start = segStart + j * p.chunkLen;
+  let end = min(start + p.chunkLen, segStart + p.segLen);`;
+}
+
 /** Index of the workgroup in a linear (possibly folded) grid; defines `w` and `lid`. */
 export function workgroupMain(wg: number): string {
   return /* wgsl */ `
@@ -120,12 +133,7 @@ ${decls}
 var<workgroup> sh: array<${T}, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.nchunks) { return; }
-  let k = p.chunk0 + w;
-  let seg = k / p.cps;
-  let j = k - seg * p.cps;
-  let segStart = seg * p.segLen;
-  let start = segStart + j * p.chunkLen;
-  let end = min(start + p.chunkLen, segStart + p.segLen);
+  ${chunkBounds()}
   ${spec.prelude ?? ''}
   var acc = ${T}(0.0);
   for (var gi = start + lid; gi < end; gi = gi + ${wg}u) {

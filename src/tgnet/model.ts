@@ -1,0 +1,242 @@
+/**
+ * TGNet (and DoDNet, its baseline) exactly as shared/reference/tgnet_ref.py's Net: same module tree, same
+ * state-dict names and shapes, same numerics, so PyTorch weights load by name and logits and gradients match.
+ *
+ * Encoder: stem conv, five stages of pre-activation residual blocks (GN-ReLU-conv), strides 1, 2, 2, 2, 2.
+ * Bottleneck: GN-ReLU-conv fusion; a controller turns [GAP(ReLU(GN(bottleneck))); task one-hot] into the
+ * 162 weights of a per-sample dynamic head. Decoder: trilinear x2, add the skip, residual block, four times.
+ * TGNet's additions: task-guided residual blocks in the encoder (the shortcut is gated by the task) and
+ * task-guided attention on each skip connection.
+ */
+import { add, channelGate, dynamicHead, globalAvgPool, sigmoid, taskConcat, upsampleTrilinear2x } from '../autograd/index.js';
+import { tidy } from '../autograd/scope.js';
+import type { Tensor } from '../autograd/tensor.js';
+import { HEAD_PARAMS } from '../kernels/dynamic-head.js';
+import { createRng, type Rng } from '../nn/init.js';
+import { Conv3d, GroupNorm } from '../nn/layers.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { NUM_TASKS } from './tasks.js';
+
+/** Weights of the dynamic head per sample: 8x8 + 8x8 + 2x8 weights, then 8 + 8 + 2 biases. */
+export const HEAD_PARAM_COUNT = HEAD_PARAMS;
+/** Channels of the features the dynamic head reads (precls output). */
+const HEAD_IN_CHANNELS = 8;
+/** Four stride-2 stages: each spatial size must halve four times. */
+const TOTAL_STRIDE = 16;
+
+export const TGNET_VARIANTS = ['dodnet', 'tgnet-a', 'tgnet'] as const;
+/** dodnet: no task guidance in the backbone; tgnet-a: task-guided skip attention only; tgnet: both. */
+export type TGNetVariant = (typeof TGNET_VARIANTS)[number];
+
+/** DoDNet's norm: GroupNorm with up to 16 groups. */
+function groupNormFor(channels: number): GroupNorm {
+  return new GroupNorm(Math.min(16, channels), channels);
+}
+
+/** ReLU(GN(x)) then a conv: the 1x1 shortcut of a residual block, the fusion and the pre-classifier. */
+export class NormReluConv extends Module {
+  readonly norm: GroupNorm;
+  readonly conv: Conv3d;
+
+  constructor(cin: number, cout: number, k: number, options: { stride?: number; bias?: boolean; weightStandardization?: boolean; rng: Rng }) {
+    super();
+    this.norm = this.registerModule('norm', groupNormFor(cin));
+    this.conv = this.registerModule('conv', new Conv3d(cin, cout, k, {
+      stride: options.stride ?? 1, bias: options.bias ?? false,
+      weightStandardization: options.weightStandardization ?? true, rng: options.rng,
+    }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.conv.forward(this.norm.forwardRelu(x));
+  }
+}
+
+/** sigmoid(W [GAP(h); one-hot(task)] + b): one gate value per channel and sample. `fc` is a 1x1x1 conv as in PyTorch. */
+export class TaskGate extends Module {
+  readonly fc: Conv3d;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly numTasks: number, rng: Rng) {
+    super();
+    this.fc = this.registerModule('fc', new Conv3d(inChannels + numTasks, outChannels, 1, { bias: true, rng }));
+  }
+
+  /** h [N, inChannels, ...] -> gate [N, outChannels]. */
+  forward(h: Tensor, taskIds: readonly number[]): Tensor {
+    const n = h.shape[0];
+    const code = taskConcat(globalAvgPool(h), taskIds, this.numTasks).reshape([n, this.inChannels + this.numTasks, 1, 1, 1]);
+    return sigmoid(this.fc.forward(code)).reshape([n, this.outChannels]);
+  }
+}
+
+/**
+ * Pre-activation residual block: h = conv1(ReLU(GN(x))), out = conv2(ReLU(GN(h))) + shortcut(x). Task-guided
+ * (TGNet's encoder), the shortcut is scaled per channel by a gate computed from GAP(h) and the task.
+ */
+export class ResidualBlock extends Module {
+  readonly gn1: GroupNorm;
+  readonly conv1: Conv3d;
+  readonly gn2: GroupNorm;
+  readonly conv2: Conv3d;
+  /** 1x1 projection shortcut, present when the block changes the shape (stride or channels). */
+  readonly down: NormReluConv | null;
+  readonly gate: TaskGate | null;
+
+  constructor(cin: number, cout: number, options: { stride?: number; taskGuided?: boolean; numTasks: number; rng: Rng }) {
+    super();
+    const stride = options.stride ?? 1;
+    const rng = options.rng;
+    this.gn1 = this.registerModule('gn1', groupNormFor(cin));
+    this.conv1 = this.registerModule('conv1', new Conv3d(cin, cout, 3, { stride, bias: false, weightStandardization: true, rng }));
+    this.gn2 = this.registerModule('gn2', groupNormFor(cout));
+    this.conv2 = this.registerModule('conv2', new Conv3d(cout, cout, 3, { bias: false, weightStandardization: true, rng }));
+    this.down = stride !== 1 || cin !== cout ? this.registerModule('down', new NormReluConv(cin, cout, 1, { stride, rng })) : null;
+    this.gate = options.taskGuided ? this.registerModule('gate', new TaskGate(cout, cout, options.numTasks, rng)) : null;
+  }
+
+  forward(x: Tensor, taskIds: readonly number[]): Tensor {
+    let skip = this.down ? this.down.forward(x) : x;
+    const h = this.conv1.forward(this.gn1.forwardRelu(x));
+    const out = this.conv2.forward(this.gn2.forwardRelu(h));
+    if (this.gate) skip = channelGate(skip, this.gate.forward(h, taskIds));
+    return add(out, skip);
+  }
+}
+
+/** TGNet's task-guided attention on a skip connection: skip * gate(ReLU(GN(up)), task), `up` the upsampled decoder feature. */
+export class SkipAttention extends Module {
+  readonly gn: GroupNorm;
+  readonly gate: TaskGate;
+
+  constructor(channels: number, numTasks: number, rng: Rng) {
+    super();
+    this.gn = this.registerModule('gn', groupNormFor(channels));
+    this.gate = this.registerModule('gate', new TaskGate(channels, channels, numTasks, rng));
+  }
+
+  forward(skip: Tensor, up: Tensor, taskIds: readonly number[]): Tensor {
+    return channelGate(skip, this.gate.forward(this.gn.forwardRelu(up), taskIds));
+  }
+}
+
+export interface TGNetOptions {
+  variant: TGNetVariant;
+  /** Channels of the first stage (the paper: 32); stages use width x 1, 2, 4, 8, 8. */
+  width?: number;
+  numTasks?: number;
+  /** Seed of the initial weights (PyTorch's default init distributions). */
+  seed?: number;
+}
+
+function checkWidth(width: number): void {
+  if (!Number.isInteger(width) || width < 1) throw new RangeError(`TGNet.create: width must be a positive integer, got ${width}`);
+  for (const c of [width, 2 * width, 4 * width, 8 * width]) {
+    const groups = Math.min(16, c);
+    if (c % groups !== 0) {
+      throw new RangeError(`TGNet.create: width ${width} gives a stage of ${c} channels, which GroupNorm(${groups}) cannot split; expected every stage width (w, 2w, 4w, 8w) below 16 or a multiple of 16, e.g. width 2, 4, 8, 16 or 32`);
+    }
+  }
+}
+
+export class TGNet extends Module {
+  readonly variant: TGNetVariant;
+  readonly width: number;
+  readonly numTasks: number;
+  readonly conv1: Conv3d;
+  readonly enc: ModuleList<ModuleList<ResidualBlock>>;
+  readonly fusion: NormReluConv;
+  readonly gapGn: GroupNorm;
+  readonly controller: Conv3d;
+  readonly dec: ModuleList<ResidualBlock>;
+  readonly att: ModuleList<SkipAttention> | null;
+  readonly precls: NormReluConv;
+
+  /** Builds a model with freshly initialised weights; see TGNetOptions. */
+  static create(options: TGNetOptions): TGNet {
+    return new TGNet(options);
+  }
+
+  private constructor(options: TGNetOptions) {
+    super();
+    const variant = options?.variant;
+    if (!(TGNET_VARIANTS as readonly string[]).includes(variant)) {
+      throw new RangeError(`TGNet.create: variant '${String(variant)}' is unknown; expected one of ${TGNET_VARIANTS.join(', ')}`);
+    }
+    const width = options.width ?? 32;
+    checkWidth(width);
+    const numTasks = options.numTasks ?? NUM_TASKS;
+    if (!Number.isInteger(numTasks) || numTasks < 1) throw new RangeError(`TGNet.create: numTasks must be a positive integer, got ${numTasks}`);
+    this.variant = variant;
+    this.width = width;
+    this.numTasks = numTasks;
+    const taskGuidedEncoder = variant === 'tgnet';
+    const skipAttention = variant !== 'dodnet';
+    const rng = createRng(options.seed ?? 0);
+    const w = width;
+
+    // Registration order follows the reference's __init__, so namedParameters() lists names in state_dict order.
+    this.conv1 = this.registerModule('conv1', new Conv3d(1, w, 3, { bias: false, weightStandardization: true, rng }));
+    const stages: [number, number, number, number][] = [[w, w, 1, 1], [w, 2 * w, 2, 2], [2 * w, 4 * w, 2, 2], [4 * w, 8 * w, 2, 2], [8 * w, 8 * w, 2, 2]];
+    this.enc = this.registerModule('enc', new ModuleList(stages.map(([cin, cout, stride, blocks]) => {
+      const stage = [new ResidualBlock(cin, cout, { stride, taskGuided: taskGuidedEncoder, numTasks, rng })];
+      for (let b = 1; b < blocks; b++) stage.push(new ResidualBlock(cout, cout, { taskGuided: taskGuidedEncoder, numTasks, rng }));
+      return new ModuleList(stage);
+    })));
+    this.fusion = this.registerModule('fusion', new NormReluConv(8 * w, 8 * w, 1, { bias: true, rng }));
+    this.gapGn = this.registerModule('gap_gn', groupNormFor(8 * w));
+    this.controller = this.registerModule('controller', new Conv3d(8 * w + numTasks, HEAD_PARAM_COUNT, 1, { bias: true, rng }));
+    const decoder: [number, number][] = [[8 * w, 4 * w], [4 * w, 2 * w], [2 * w, w], [w, w]];
+    this.dec = this.registerModule('dec', new ModuleList(decoder.map(([cin, cout]) => new ResidualBlock(cin, cout, { numTasks, rng }))));
+    this.att = skipAttention
+      ? this.registerModule('att', new ModuleList(decoder.map(([c]) => new SkipAttention(c, numTasks, rng))))
+      : null;
+    this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_IN_CHANNELS, 1, { bias: true, weightStandardization: false, rng }));
+  }
+
+  /**
+   * x [N, 1, D, H, W] (D, H, W multiples of 16), one task id per sample -> logits [N, 2, D, H, W]
+   * (organ, tumour; sigmoid gives probabilities). Intermediates not needed by backward are freed on return.
+   */
+  forward(x: Tensor, taskIds: readonly number[]): Tensor {
+    this.checkInputs(x, taskIds);
+    return tidy(() => {
+      let h = this.conv1.forward(x);
+      const skips: Tensor[] = [];
+      for (let i = 0; i < this.enc.length; i++) {
+        for (const block of this.enc.at(i)) h = block.forward(h, taskIds);
+        if (i < this.enc.length - 1) skips.push(h);
+      }
+      h = this.fusion.forward(h);
+      const n = x.shape[0];
+      const code = taskConcat(globalAvgPool(this.gapGn.forwardRelu(h)), taskIds, this.numTasks);
+      const headParams = this.controller.forward(code.reshape([n, 8 * this.width + this.numTasks, 1, 1, 1])).reshape([n, HEAD_PARAM_COUNT]);
+      for (let i = 0; i < this.dec.length; i++) {
+        const up = upsampleTrilinear2x(h);
+        let skip = skips[skips.length - 1 - i];
+        if (this.att) skip = this.att.at(i).forward(skip, up, taskIds);
+        h = this.dec.at(i).forward(add(up, skip), taskIds);
+      }
+      return dynamicHead(this.precls.forward(h), headParams);
+    });
+  }
+
+  private checkInputs(x: Tensor, taskIds: readonly number[]): void {
+    const shape = `[${x.shape.join(', ')}]`;
+    if (x.rank !== 5 || x.shape[1] !== 1) {
+      throw new RangeError(`TGNet.forward: input ${shape} must be [N, 1, D, H, W] (one CT channel)`);
+    }
+    const [n, , ...spatial] = x.shape;
+    if (n < 1 || spatial.some((d) => d < TOTAL_STRIDE || d % TOTAL_STRIDE !== 0)) {
+      throw new RangeError(`TGNet.forward: input ${shape} needs N >= 1 and D, H, W positive multiples of ${TOTAL_STRIDE} (four stride-2 stages)`);
+    }
+    if (!Array.isArray(taskIds) || taskIds.length !== n) {
+      const got = Array.isArray(taskIds) ? `${taskIds.length} task ids` : String(taskIds);
+      throw new RangeError(`TGNet.forward: expected ${n} task ids (one per sample of input ${shape}), got ${got}`);
+    }
+    taskIds.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= this.numTasks) {
+        throw new RangeError(`TGNet.forward: task id ${t} at position ${i} is out of range; expected an integer in [0, ${this.numTasks - 1}]`);
+      }
+    });
+  }
+}

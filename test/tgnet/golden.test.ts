@@ -1,0 +1,119 @@
+/**
+ * The whole TGNet against PyTorch (shared/reference/tgnet_ref.py via scripts/make_tgnet_golden.sh): for each
+ * variant, the golden's random weights are loaded by state-dict name, then logits, the partial-label loss and
+ * every parameter gradient are compared. Width 2, batch 2, crop 16x16x32 (see the script for why).
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { partialLabelLoss } from '../../src/autograd/ops/head.js';
+import { tidy } from '../../src/autograd/scope.js';
+import { Tensor } from '../../src/autograd/tensor.js';
+import { readSafetensors, type SafeTensor } from '../../src/nn/safetensors.js';
+import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../../src/tgnet/model.js';
+import { expectClose, useGpu } from '../helpers/gpu.js';
+
+useGpu();
+
+const WIDTH = 2;
+
+interface Golden {
+  model: Map<string, SafeTensor>;
+  grads: Map<string, SafeTensor>;
+  get(name: string): SafeTensor;
+}
+
+function loadGolden(variant: TGNetVariant): Golden {
+  const file = `tgnet_${variant}.safetensors`;
+  const all = readSafetensors(new Uint8Array(readFileSync(new URL(`../golden/${file}`, import.meta.url))), { source: file });
+  const withPrefix = (prefix: string) =>
+    new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v] as const));
+  return {
+    model: withPrefix('model.'),
+    grads: withPrefix('grad.'),
+    get(name) {
+      const t = all.get(name);
+      if (!t) throw new Error(`${file}: tensor '${name}' missing`);
+      return t;
+    },
+  };
+}
+
+/** Largest |a - e| and the largest |a - e| / max|e| over a tensor (reported, and bounded by the test). */
+function maxError(actual: Float32Array, expected: Float32Array): { abs: number; rel: number } {
+  let abs = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    abs = Math.max(abs, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return { abs, rel: scale > 0 ? abs / scale : abs };
+}
+
+/**
+ * Per-tensor atol, relative to the tensor's largest gradient because the small entries of a weight gradient are
+ * sums that cancel. The last stage (enc.4, 1x1x2 voxels, one channel per group norm group) is ill-conditioned:
+ * PyTorch's own float32 gradients there differ from float64 by 5.5e-3 of the largest, so it gets 1e-2 rather
+ * than 2e-3. The 4e-9 floor covers gradients that are analytically zero and come out as rounding noise (a conv
+ * bias feeding a one-channel group, a 2-tap weight-standardised filter).
+ */
+function gradAtol(name: string, scale: number): number {
+  return 4e-9 + (name.startsWith('enc.4.') ? 1e-2 : 2e-3) * scale;
+}
+
+describe('TGNet vs the PyTorch reference (tgnet_ref.py)', () => {
+  for (const variant of TGNET_VARIANTS) {
+    it(`${variant}: parameter names and shapes equal the reference state dict, in order`, () => {
+      const golden = loadGolden(variant);
+      const model = TGNet.create({ variant, width: WIDTH });
+      try {
+        const ours = model.namedParameters().map(([name, p]) => [name, [...p.shape]]);
+        const theirs = [...golden.model].map(([name, t]) => [name, t.shape]);
+        expect(ours).toEqual(theirs);
+        expect([...golden.grads.keys()]).toEqual(ours.map(([name]) => name));
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it(`${variant}: logits, loss and every parameter gradient match`, async () => {
+      const golden = loadGolden(variant);
+      const model = TGNet.create({ variant, width: WIDTH });
+      try {
+        model.loadStateDict(golden.model);
+        const errors = await tidy(async () => {
+          const input = golden.get('input');
+          const target = golden.get('target');
+          const taskIds = Array.from(golden.get('task_ids').data as BigInt64Array, Number);
+          const logits = model.forward(Tensor.fromArray(input.data as Float32Array, input.shape), taskIds);
+          expect(logits.shape).toEqual(golden.get('logits').shape);
+          const expectedLogits = golden.get('logits').data as Float32Array;
+          const gotLogits = await logits.toArray();
+          expectClose(gotLogits, expectedLogits, 1e-4, 1e-3);
+          const loss = partialLabelLoss(logits, Tensor.fromArray(target.data as Float32Array, target.shape));
+          const gotLoss = await loss.item();
+          const expectedLoss = (golden.get('loss').data as Float32Array)[0];
+          expect(Math.abs(gotLoss - expectedLoss)).toBeLessThan(1e-5 + 1e-4 * Math.abs(expectedLoss));
+          loss.backward();
+          // Worst error relative to each tensor's largest gradient, over tensors whose gradient is not analytically
+          // zero (e.g. a bias feeding a one-channel group norm, which cancels it; those are rounding noise).
+          let grad = { abs: 0, rel: 0, name: '' };
+          for (const [name, p] of model.namedParameters()) {
+            expect(p.grad, `gradient of ${name}`).not.toBeNull();
+            const expected = golden.grads.get(name)!.data as Float32Array;
+            const got = await p.grad!.toArray();
+            const e = maxError(got, expected);
+            const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+            grad.abs = Math.max(grad.abs, e.abs);
+            if (scale > 1e-6 && e.rel > grad.rel) grad = { ...e, abs: grad.abs, name };
+            expectClose(got, expected, gradAtol(name, scale), 1e-3);
+          }
+          return { logits: maxError(gotLogits, expectedLogits), loss: Math.abs(gotLoss - expectedLoss), grad };
+        });
+        console.log(`${variant}: max |logits err| ${errors.logits.abs.toExponential(2)}, |loss err| ${errors.loss.toExponential(2)}, `
+          + `max |grad err| ${errors.grad.abs.toExponential(2)}, worst relative to the tensor's largest gradient ${errors.grad.rel.toExponential(2)} (${errors.grad.name})`);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+});

@@ -1,0 +1,119 @@
+/** TGNet construction (sizes as PyTorch's), input validation, state-dict errors, and memory across training steps. */
+import { describe, expect, it } from 'vitest';
+import { partialLabelLoss } from '../../src/autograd/ops/head.js';
+import { keep, tidy } from '../../src/autograd/scope.js';
+import { noGrad } from '../../src/autograd/tape.js';
+import { liveTensorCount, Tensor } from '../../src/autograd/tensor.js';
+import { SGD } from '../../src/nn/optim.js';
+import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../../src/tgnet/model.js';
+import { NUM_TASKS, TASK_NAMES, taskId } from '../../src/tgnet/tasks.js';
+import { randomArray, useGpu } from '../helpers/gpu.js';
+
+const gpu = useGpu();
+
+describe('TGNet construction', () => {
+  it('has the reference parameter counts at the paper width 32', () => {
+    // sum(p.numel() for p in Net(tg_res, tg_att, width=32).parameters()) and len(list(...)) from tgnet_ref.py
+    const expected: Record<TGNetVariant, [number, number]> = {
+      tgnet: [17_737_272, 146], 'tgnet-a': [17_421_624, 128], dodnet: [17_329_784, 112],
+    };
+    for (const variant of TGNET_VARIANTS) {
+      const model = TGNet.create({ variant });
+      expect([model.parameterCount(), model.parameters().length], variant).toEqual(expected[variant]);
+      model.dispose();
+    }
+  });
+
+  it('the seed fixes the initial weights', async () => {
+    const [a, b, c] = [0, 0, 1].map((seed) => TGNet.create({ variant: 'tgnet', width: 2, seed }));
+    const w = (m: TGNet) => m.stateDict().get('enc.2.1.conv2.weight')!.toArray();
+    const [wa, wb, wc] = await Promise.all([w(a), w(b), w(c)]);
+    expect(wb).toEqual(wa);
+    expect(wc).not.toEqual(wa);
+    for (const m of [a, b, c]) m.dispose();
+  });
+
+  it('rejects unknown variants and widths GroupNorm cannot split', () => {
+    expect(() => TGNet.create({ variant: 'unet' as TGNetVariant })).toThrow(/variant 'unet' is unknown; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => TGNet.create({ variant: 'tgnet', width: 3 })).toThrow(/width 3 gives a stage of 24 channels, which GroupNorm\(16\) cannot split/);
+    expect(() => TGNet.create({ variant: 'tgnet', width: 0 })).toThrow(/width must be a positive integer, got 0/);
+  });
+
+  it('has its own task table', () => {
+    expect(NUM_TASKS).toBe(7);
+    expect(TASK_NAMES).toEqual(['liver', 'kidney', 'hepatic_vessel', 'pancreas', 'colon', 'lung', 'spleen']);
+    expect(taskId('colon')).toBe(4);
+    expect(() => taskId('brain')).toThrow(/unknown task 'brain'; expected one of liver, kidney/);
+  });
+});
+
+describe('TGNet.forward input checks', () => {
+  it('names the bad shape, task count or task id and what was expected', () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2 });
+    tidy(() => {
+      const x = Tensor.zeros([2, 1, 16, 16, 32]);
+      expect(() => model.forward(x, [0, 7])).toThrow(/task id 7 at position 1 is out of range; expected an integer in \[0, 6\]/);
+      expect(() => model.forward(x, [0, 1.5])).toThrow(/task id 1.5 at position 1 is out of range/);
+      expect(() => model.forward(x, [0])).toThrow(/expected 2 task ids \(one per sample of input \[2, 1, 16, 16, 32\]\), got 1 task ids/);
+      expect(() => model.forward(Tensor.zeros([1, 2, 16, 16, 16]), [0])).toThrow(/input \[1, 2, 16, 16, 16\] must be \[N, 1, D, H, W\]/);
+      expect(() => model.forward(Tensor.zeros([1, 16, 16, 16]), [0])).toThrow(/input \[1, 16, 16, 16\] must be \[N, 1, D, H, W\]/);
+      expect(() => model.forward(Tensor.zeros([1, 1, 16, 24, 16]), [0])).toThrow(/input \[1, 1, 16, 24, 16\] needs N >= 1 and D, H, W positive multiples of 16/);
+    });
+    model.dispose();
+  });
+
+  it('loadStateDict names a missing key and a wrong shape', () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2 });
+    const dodnet = TGNet.create({ variant: 'dodnet', width: 2 });
+    // a DoDNet checkpoint lacks TGNet's gates; a width-4 one has other shapes
+    expect(() => model.loadStateDict(dodnet.stateDict())).toThrow(/TGNet\.loadStateDict: missing key\(s\) 'enc\.0\.0\.gate\.fc\.weight', 'enc\.0\.0\.gate\.fc\.bias'/);
+    expect(() => dodnet.loadStateDict(model.stateDict())).toThrow(/unexpected key\(s\) 'enc\.0\.0\.gate\.fc\.weight'/);
+    const wide = TGNet.create({ variant: 'tgnet', width: 4 });
+    expect(() => model.loadStateDict(wide.stateDict())).toThrow(/shape mismatch for 'conv1\.weight': expected \[2, 1, 3, 3, 3\], got \[4, 1, 3, 3, 3\]/);
+    for (const m of [model, dodnet, wide]) m.dispose();
+  });
+});
+
+describe('TGNet memory', () => {
+  it('training steps leave live GPU buffers and bytes unchanged after the first; inference frees everything', async () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 3 });
+    const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
+    const shape = [2, 1, 16, 16, 16];
+    const x = keep(Tensor.fromArray(randomArray(2 * 4096, 7), shape));
+    // sample 0: colon (organ channel unannotated), sample 1: liver
+    const y = Float32Array.from(randomArray(2 * 2 * 4096, 8, 0, 1), (v) => (v > 0.7 ? 1 : 0));
+    y.fill(-1, 0, 4096);
+    const target = keep(Tensor.fromArray(y, [2, 2, 16, 16, 16]));
+    const taskIds = [4, 0];
+    const step = () => tidy(async () => {
+      const loss = partialLabelLoss(model.forward(x, taskIds), target);
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+      return loss.item();
+    });
+    const losses = [await step()];
+    const after1 = { ...gpu().poolStats(), tensors: liveTensorCount() };
+    for (let i = 0; i < 2; i++) {
+      losses.push(await step());
+      const now = gpu().poolStats();
+      expect({ liveBuffers: now.liveBuffers, liveBytes: now.liveBytes, tensors: liveTensorCount() })
+        .toEqual({ liveBuffers: after1.liveBuffers, liveBytes: after1.liveBytes, tensors: after1.tensors });
+    }
+    expect(losses.every(Number.isFinite)).toBe(true);
+    // the optimiser moved the weights: the same batch gives another loss
+    expect(losses[2]).not.toBe(losses[0]);
+    expect(model.parameters().every((p) => p.grad === null)).toBe(true);
+
+    const logits = await noGrad(() => tidy(async () => {
+      const out = model.forward(x, taskIds);
+      expect(out.requiresGrad).toBe(false);
+      return out.toArray();
+    }));
+    expect(logits.length).toBe(2 * 2 * 4096);
+    expect(gpu().poolStats().liveBuffers).toBe(after1.liveBuffers);
+    for (const t of [x, target]) t.dispose();
+    opt.dispose();
+    model.dispose();
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * One case's evaluation: a predicted label map (PREDICTION_LABELS: 1 organ, 2 tumour) against the dataset's
+ * own label map, read through the task table (labelToTarget), on the channels the task annotates.
+ */
+import { labelToTarget, taskById } from '../data/tasks.js';
+import { segmentationMetrics } from './metrics.js';
+import { labelMapToMasks } from './postprocess.js';
+import type { CaseEvaluation } from './report.js';
+import type { Shape3D } from './sliding-window.js';
+
+/**
+ * Dice and HD95 of organ and tumour for one case. `shape` and `spacing` are [D, H, W] (NIfTI [x, y, z]
+ * reversed: spacing [sz, sy, sx]); both label maps are in that memory order.
+ */
+export function evaluateCase(
+  name: string, predLabels: ArrayLike<number>, truthLabels: Float32Array | Uint8Array, shape: Shape3D, spacing: Shape3D, task: number,
+): CaseEvaluation {
+  const info = taskById(task);
+  const n = shape[0] * shape[1] * shape[2];
+  if (predLabels.length !== n || truthLabels.length !== n) {
+    throw new Error(`${name}: prediction has ${predLabels.length} voxels and truth ${truthLabels.length}; expected ${n} each for [D, H, W] = [${shape.join(', ')}]`);
+  }
+  const pred = labelMapToMasks(predLabels, info);
+  const target = labelToTarget(truthLabels, info);
+  const channel = (c: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = target[c * n + i] === 1 ? 1 : 0;
+    return out;
+  };
+  const result: CaseEvaluation = { case: name, task: info.id };
+  if (info.organLabelled) result.organ = segmentationMetrics(pred.organ, channel(0), shape, spacing);
+  if (info.tumourLabelled) result.tumour = segmentationMetrics(pred.tumour, channel(1), shape, spacing);
+  return result;
+}

@@ -106,6 +106,39 @@ export class SGD {
     return new Float32Array(bytes);
   }
 
+  /**
+   * Every parameter's momentum buffer, in parameter order, read back with one transfer (for checkpoints).
+   * Before the first step the buffers hold no state and come back as zeros.
+   */
+  async momentumState(): Promise<Float32Array[]> {
+    if (this.disposed) throw new Error('SGD.momentumState: optimizer was disposed');
+    const flat = new Float32Array(await this.gpu.read(this.flatMomentum, this.total * 4));
+    return this.params.map((p, i) => flat.slice(this.offsets[i], this.offsets[i] + p.size));
+  }
+
+  /**
+   * Restores momentum buffers saved by `momentumState` and the step count, so the next step continues the
+   * run as if it had never stopped. `steps` 0 means a fresh optimiser (its next step seeds the buffers from
+   * the gradient, as PyTorch's first step does); otherwise every buffer counts as holding state.
+   */
+  loadMomentumState(state: readonly Float32Array[], steps: number): void {
+    if (this.disposed) throw new Error('SGD.loadMomentumState: optimizer was disposed');
+    if (!Number.isSafeInteger(steps) || steps < 0) throw new RangeError(`SGD.loadMomentumState: steps must be a non-negative integer, got ${steps}`);
+    if (state.length !== this.params.length) {
+      throw new RangeError(`SGD.loadMomentumState: got ${state.length} momentum buffers, expected one per parameter (${this.params.length})`);
+    }
+    state.forEach((m, i) => {
+      if (!(m instanceof Float32Array) || m.length !== this.params[i].size) {
+        const got = m instanceof Float32Array ? `${m.length} values` : String((m as unknown as object)?.constructor?.name ?? typeof m);
+        throw new RangeError(`SGD.loadMomentumState: momentum of parameter ${i} has ${got}, expected a Float32Array of ${this.params[i].size} values`);
+      }
+    });
+    // Validated first, written second: a bad state leaves the optimiser untouched.
+    state.forEach((m, i) => this.gpu.write(this.flatMomentum, m, this.offsets[i] * 4));
+    this.started.fill(steps > 0);
+    this.steps = steps;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

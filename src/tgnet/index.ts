@@ -4,3 +4,11 @@ export {
   TGNet, TGNET_VARIANTS, HEAD_PARAM_COUNT, type TGNetVariant, type TGNetOptions,
   NormReluConv, TaskGate, ResidualBlock, SkipAttention,
 } from './model.js';
+export {
+  Trainer, train, type TrainerOptions, type TrainOptions, type TrainingBatch, type BatchSource, type TrainLogEvent,
+  type TrainCheckpointEvent, type TrainStepResult, type TrainResult,
+} from './train.js';
+export {
+  saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint, checkCheckpointFits, CHECKPOINT_FORMAT,
+  CHECKPOINT_FORMAT_VERSION, type Checkpoint, type CheckpointMeta, type CheckpointTensor, type CheckpointTarget,
+} from './checkpoint.js';

@@ -1,0 +1,233 @@
+/**
+ * `tgnet train`: trains TGNet on a folder of MSD-layout task datasets (as `tgnet synth` writes), or, with no
+ * --data, on a small phantom collection it synthesises once into a cache, so that `npx tgnet train` runs out
+ * of the box on a software GPU. Data: loadMsdCollection -> per-task split (kept in the run folder so a resumed
+ * run trains on the same cases) -> preprocessDataset (cached) -> BatchSampler mixing tasks -> Trainer.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { loadMsdCollection, loadOrCreateSplit } from '../data/datasets.js';
+import { preprocessDataset } from '../data/preprocess-cache.js';
+import { BatchSampler } from '../data/sampler.js';
+import { synthesizeDatasets } from '../data/synth.js';
+import { TASKS } from '../data/tasks.js';
+import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
+import { loadCheckpoint, type Checkpoint } from '../tgnet/checkpoint.js';
+import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
+import { Trainer } from '../tgnet/train.js';
+
+/** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
+const DEFAULTS = {
+  steps: 30, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
+  lr: 0.01, weightDecay: 3e-5, logEvery: 5, seed: 0,
+};
+/** The embedded phantom collection used without --data. */
+const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };
+const CACHE_ROOT = '.tgnet-cache';
+/** Four stride-2 stages: every crop side must halve four times. */
+const CROP_MULTIPLE = 16;
+
+export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps N] [--batch N] [--crop D H W] [--width W]
+                   [--variant tgnet|tgnet-a|dodnet] [--lr LR] [--weight-decay WD] [--log-every N]
+                   [--checkpoint-every N] [--resume CKPT] [--seed S] [--cache DIR]
+  --data DIR            folder of MSD task folders (Task03_Liver/dataset.json, ...), e.g. from tgnet synth;
+                        default: ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')}, synthesised once into ${CACHE_ROOT}/phantoms-<seed>
+  --out DIR             run folder for split.json and checkpoint.safetensors (default runs/<timestamp>;
+                        with --resume, the checkpoint's folder)
+  --steps N             total optimiser steps; the poly schedule decays to 0 there (default ${DEFAULTS.steps})
+  --batch N             crops per step (default ${DEFAULTS.batch})
+  --crop D H W          crop size, multiples of ${CROP_MULTIPLE} (default ${DEFAULTS.crop.join(' ')})
+  --width W             channels of the first stage (default ${DEFAULTS.width})
+  --variant V           ${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})
+  --lr LR               initial learning rate (default ${DEFAULTS.lr})
+  --weight-decay WD     SGD L2 weight decay (default ${DEFAULTS.weightDecay})
+  --log-every N         read and print the loss every N steps (default ${DEFAULTS.logEvery})
+  --checkpoint-every N  also checkpoint every N steps (default: only at the end)
+  --resume CKPT         continue from a checkpoint; unset options take the checkpoint's values
+  --seed S              seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})
+  --cache DIR           preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)
+The defaults fit a CPU (software GPU); a real run uses --width 32 --crop 64 192 192 on a GPU (the paper's).`;
+
+export interface TrainArgs {
+  data: string | null;
+  out: string | null;
+  steps: number | null;
+  batch: number;
+  crop: [number, number, number] | null;
+  width: number | null;
+  variant: TGNetVariant | null;
+  lr: number | null;
+  weightDecay: number | null;
+  logEvery: number;
+  checkpointEvery: number;
+  resume: string | null;
+  seed: number | null;
+  cache: string | null;
+}
+
+function fail(message: string): never {
+  throw new Error(`tgnet train: ${message}\n${TRAIN_USAGE}`);
+}
+
+function integer(flag: string, text: string | undefined, min: number): number {
+  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
+  if (!Number.isSafeInteger(n) || n < min) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected an integer >= ${min}`);
+  return n;
+}
+
+function number(flag: string, text: string | undefined): number {
+  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
+  if (!Number.isFinite(n) || n < 0) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected a finite number >= 0`);
+  return n;
+}
+
+function cropSide(axis: string, text: string | undefined): number {
+  const n = integer(`--crop ${axis}`, text, 1);
+  if (n % CROP_MULTIPLE !== 0) fail(`--crop ${axis} is ${n}; expected a positive multiple of ${CROP_MULTIPLE} (four stride-2 stages)`);
+  return n;
+}
+
+function path(flag: string, text: string | undefined): string {
+  if (!text || text.startsWith('--')) fail(`${flag} needs a path, got ${JSON.stringify(text ?? null)}`);
+  return text;
+}
+
+export function parseTrainArgs(argv: readonly string[]): TrainArgs {
+  const args: TrainArgs = {
+    data: null, out: null, steps: null, batch: DEFAULTS.batch, crop: null, width: null, variant: null, lr: null,
+    weightDecay: null, logEvery: DEFAULTS.logEvery, checkpointEvery: 0, resume: null, seed: null, cache: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    switch (flag) {
+      case '--data': args.data = path(flag, argv[++i]); break;
+      case '--out': args.out = path(flag, argv[++i]); break;
+      case '--resume': args.resume = path(flag, argv[++i]); break;
+      case '--cache': args.cache = path(flag, argv[++i]); break;
+      case '--steps': args.steps = integer(flag, argv[++i], 1); break;
+      case '--batch': args.batch = integer(flag, argv[++i], 1); break;
+      case '--width': args.width = integer(flag, argv[++i], 1); break;
+      case '--log-every': args.logEvery = integer(flag, argv[++i], 1); break;
+      case '--checkpoint-every': args.checkpointEvery = integer(flag, argv[++i], 0); break;
+      case '--seed': args.seed = integer(flag, argv[++i], 0); break;
+      case '--lr': args.lr = number(flag, argv[++i]); break;
+      case '--weight-decay': args.weightDecay = number(flag, argv[++i]); break;
+      case '--crop': args.crop = [cropSide('D', argv[++i]), cropSide('H', argv[++i]), cropSide('W', argv[++i])]; break;
+      case '--variant': {
+        const v = argv[++i];
+        if (!(TGNET_VARIANTS as readonly string[]).includes(v)) fail(`--variant is ${JSON.stringify(v ?? null)}; expected one of ${TGNET_VARIANTS.join(', ')}`);
+        args.variant = v as TGNetVariant;
+        break;
+      }
+      case '--help':
+      case '-h':
+        throw new Error(TRAIN_USAGE);
+      default:
+        fail(`unknown argument ${JSON.stringify(flag)}`);
+    }
+  }
+  return args;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The phantom collection for runs without --data: synthesised once, reused while its marker file exists. */
+async function defaultPhantoms(seed: number, log: (s: string) => void): Promise<string> {
+  const dir = join(CACHE_ROOT, `phantoms-${seed}`);
+  const marker = join(dir, '.complete');
+  if (await stat(marker).then(() => true, () => false)) return dir;
+  log(`no --data: synthesising ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')} into ${dir} (once)`);
+  const t0 = performance.now();
+  await synthesizeDatasets({ outDir: dir, cases: PHANTOMS.cases, size: PHANTOMS.size, seed });
+  // Written last, so an interrupted synthesis is redone rather than trusted.
+  await writeFile(marker, `${JSON.stringify({ ...PHANTOMS, seed })}\n`);
+  log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return dir;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+}
+
+const fmt = (x: number, digits = 4): string => x.toPrecision(digits);
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  const args = parseTrainArgs(argv);
+  const log = (s: string) => console.log(s);
+  const resumed: Checkpoint | null = args.resume ? await loadCheckpoint(args.resume) : null;
+  const meta = resumed?.meta;
+  const seed = args.seed ?? meta?.seed ?? DEFAULTS.seed;
+  const variant = args.variant ?? meta?.variant ?? DEFAULTS.variant;
+  const width = args.width ?? meta?.width ?? DEFAULTS.width;
+  const crop = args.crop ?? meta?.crop ?? DEFAULTS.crop;
+  const steps = args.steps ?? meta?.totalSteps ?? DEFAULTS.steps;
+  const lr = args.lr ?? meta?.lr0 ?? DEFAULTS.lr;
+  const weightDecay = args.weightDecay ?? meta?.weightDecay ?? DEFAULTS.weightDecay;
+  if (meta && meta.step >= steps) {
+    fail(`${args.resume} is at step ${meta.step}, which already reaches --steps ${steps}; pass a larger --steps to train further`);
+  }
+
+  let dataDir: string;
+  if (args.data) {
+    if (!(await isDirectory(args.data))) fail(`--data ${args.data} is not a folder; expected a folder of MSD task folders (e.g. from tgnet synth --out)`);
+    dataDir = args.data;
+  } else {
+    dataDir = await defaultPhantoms(seed, log);
+  }
+  const folders = (await readdir(dataDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const cases = await loadMsdCollection(dataDir, folders);
+  if (cases.length === 0) {
+    fail(`no datasets found in ${dataDir}: expected subfolders with a dataset.json (MSD layout), e.g. ${TASKS[0].datasetName}/dataset.json`);
+  }
+
+  const out = args.out ?? (args.resume ? dirname(args.resume) : join('runs', timestamp()));
+  const split = await loadOrCreateSplit(join(out, 'split.json'), cases, seed);
+  if (split.train.length === 0) fail(`the split ${join(out, 'split.json')} has no training cases`);
+  const cacheDir = args.cache ?? join(CACHE_ROOT, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
+  const tasks = [...new Set(split.train.map((c) => c.task))];
+  log(`data: ${cases.length} cases of ${new Set(cases.map((c) => c.task)).size} tasks in ${dataDir}; ${split.train.length} train / ${split.val.length} val (${split.loaded ? 'split read from' : 'split written to'} ${join(out, 'split.json')})`);
+  const t0 = performance.now();
+  const prepared = await preprocessDataset(split.train, cacheDir);
+  log(`preprocessed ${prepared.length} training cases (cache ${cacheDir}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const startStep = meta?.step ?? 0;
+  // A resumed run draws a fresh (but reproducible) crop stream rather than replaying the first one.
+  const sampler = new BatchSampler(prepared, { batchSize: args.batch, cropSize: crop, seed: seed + 7919 * startStep });
+
+  const ownGpu = !hasGpu();
+  const gpu = ownGpu ? await initGpu() : getGpu();
+  let model: TGNet | null = null;
+  let trainer: Trainer | null = null;
+  try {
+    model = TGNet.create({ variant, width, seed });
+    const checkpointPath = join(out, 'checkpoint.safetensors');
+    trainer = new Trainer({
+      model, batches: sampler, totalSteps: steps, lr0: lr, weightDecay, logEvery: args.logEvery,
+      checkpointEvery: args.checkpointEvery, checkpointPath, seed, crop,
+      onLog: (e) => log(`step ${String(e.step).padStart(String(e.totalSteps).length)}/${e.totalSteps}  loss ${fmt(e.loss)}  lr ${fmt(e.lr, 3)}  ${e.stepsPerSecond.toFixed(3)} steps/s  elapsed ${e.elapsedSeconds.toFixed(1)} s`),
+      onCheckpoint: (e) => log(`checkpoint (step ${e.step}) -> ${e.path}`),
+    });
+    if (resumed && args.resume) {
+      trainer.restore(resumed, args.resume);
+      log(`resumed from ${args.resume} at step ${resumed.meta.step}`);
+    }
+    log(`model ${variant} width ${width} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${gpu.name}; tasks ${tasks.map((t) => TASKS[t].key).join(', ')}`);
+    log(`training ${steps - startStep} steps (to ${steps}): batch ${args.batch}, crop ${crop.join('x')}, lr ${lr} poly 0.9, SGD momentum 0.99 Nesterov, weight decay ${weightDecay}`);
+    if (width < 32 || crop.some((c, i) => c < [64, 192, 192][i])) {
+      log('note: these are small settings for a quick run; a real run uses --width 32 --crop 64 192 192 (the paper\'s) on a GPU');
+    }
+    const result = await trainer.run();
+    log(`done: step ${result.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${result.checkpointPath}`);
+  } finally {
+    trainer?.dispose();
+    model?.dispose();
+    if (ownGpu) gpu.destroy();
+  }
+}

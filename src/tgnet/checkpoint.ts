@@ -1,0 +1,236 @@
+/**
+ * Training checkpoints: one safetensors file holding the model's state dict (`model.<name>`), the SGD momentum
+ * of every parameter (`optim.momentum.<name>`, same shape) and `__metadata__` whose values are JSON texts
+ * (safetensors metadata must be strings): format, format_version, variant, width, num_tasks, crop, step,
+ * total_steps, lr0, momentum, nesterov, weight_decay, poly_power, seed.
+ *
+ * `encodeCheckpoint` / `decodeCheckpoint` are pure (bytes in, bytes out) so a browser can use them;
+ * `saveCheckpoint` / `loadCheckpoint` add Node file I/O, imported lazily so that importing this module never
+ * pulls `node:fs` into a browser bundle. Saving writes a temporary sibling and renames it over the target, so a
+ * crash mid-write leaves the previous checkpoint whole.
+ */
+import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
+import { TGNET_VARIANTS, type TGNetVariant } from './model.js';
+
+/** Identifies the file kind (a safetensors file of model weights alone is not a training checkpoint). */
+export const CHECKPOINT_FORMAT = 'tgnet-checkpoint';
+/** Bumped when the layout changes incompatibly; readers reject other versions. */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+export const MODEL_PREFIX = 'model.';
+export const MOMENTUM_PREFIX = 'optim.momentum.';
+
+/** What a run was and where it stood. */
+export interface CheckpointMeta {
+  variant: TGNetVariant;
+  width: number;
+  numTasks: number;
+  /** Training crop [D, H, W]. */
+  crop: [number, number, number];
+  /** Optimiser steps completed. */
+  step: number;
+  totalSteps: number;
+  lr0: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  polyPower: number;
+  seed: number;
+}
+
+export interface CheckpointTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface Checkpoint {
+  meta: CheckpointMeta;
+  /** State dict by parameter name (without the `model.` prefix), in the model's order. */
+  model: Map<string, CheckpointTensor>;
+  /** Momentum by parameter name (same names and shapes as `model`). */
+  momentum: Map<string, Float32Array>;
+}
+
+const shapeText = (s: readonly number[]): string => `[${s.join(', ')}]`;
+const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+
+/** Metadata key, the expected kind and how to check a parsed value. */
+const META_FIELDS: { key: string; field: keyof CheckpointMeta; expected: string; ok: (v: unknown) => boolean }[] = [
+  { key: 'variant', field: 'variant', expected: `one of ${TGNET_VARIANTS.join(', ')}`, ok: (v) => (TGNET_VARIANTS as readonly unknown[]).includes(v) },
+  { key: 'width', field: 'width', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+  { key: 'num_tasks', field: 'numTasks', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+  {
+    key: 'crop', field: 'crop', expected: '[D, H, W] of positive integers',
+    ok: (v) => Array.isArray(v) && v.length === 3 && v.every((d) => Number.isSafeInteger(d) && d > 0),
+  },
+  { key: 'step', field: 'step', expected: 'a non-negative integer', ok: (v) => Number.isSafeInteger(v) && (v as number) >= 0 },
+  { key: 'total_steps', field: 'totalSteps', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+  { key: 'lr0', field: 'lr0', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'momentum', field: 'momentum', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'nesterov', field: 'nesterov', expected: 'true or false', ok: (v) => typeof v === 'boolean' },
+  { key: 'weight_decay', field: 'weightDecay', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'poly_power', field: 'polyPower', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'seed', field: 'seed', expected: 'an integer', ok: (v) => Number.isSafeInteger(v) },
+];
+
+/** Serialises a checkpoint to safetensors bytes. Throws (naming the tensor) when shapes and data disagree. */
+export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
+  const { meta, model, momentum } = checkpoint;
+  for (const f of META_FIELDS) {
+    if (!f.ok(meta[f.field])) throw new TypeError(`encodeCheckpoint: meta.${f.field} is ${JSON.stringify(meta[f.field])}; expected ${f.expected}`);
+  }
+  const tensors = new Map<string, SafeTensorInput>();
+  for (const [name, t] of model) {
+    if (t.data.length !== numel(t.shape)) {
+      throw new RangeError(`encodeCheckpoint: model tensor '${name}' has ${t.data.length} values for shape ${shapeText(t.shape)} (${numel(t.shape)} expected)`);
+    }
+    tensors.set(MODEL_PREFIX + name, { dtype: 'F32', shape: t.shape, data: t.data });
+  }
+  for (const [name, t] of model) {
+    const m = momentum.get(name);
+    if (!m) throw new RangeError(`encodeCheckpoint: no momentum for parameter '${name}'; expected one buffer per model tensor`);
+    if (m.length !== t.data.length) {
+      throw new RangeError(`encodeCheckpoint: momentum of '${name}' has ${m.length} values; expected ${t.data.length} (shape ${shapeText(t.shape)})`);
+    }
+    tensors.set(MOMENTUM_PREFIX + name, { dtype: 'F32', shape: t.shape, data: m });
+  }
+  for (const name of momentum.keys()) {
+    if (!model.has(name)) throw new RangeError(`encodeCheckpoint: momentum for '${name}' has no model tensor of that name`);
+  }
+  const metadata: Record<string, string> = {
+    format: JSON.stringify(CHECKPOINT_FORMAT),
+    format_version: JSON.stringify(CHECKPOINT_FORMAT_VERSION),
+  };
+  for (const f of META_FIELDS) metadata[f.key] = JSON.stringify(meta[f.field]);
+  return writeSafetensors(tensors, metadata);
+}
+
+/**
+ * Parses and validates checkpoint bytes. Errors name `source` (the file) and the field or tensor at fault:
+ * truncated or non-safetensors bytes, another format or version, missing or malformed metadata, tensors that
+ * are not F32, a model tensor without momentum (or the reverse), shapes that disagree.
+ */
+export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpoint {
+  const where = `checkpoint ${source}`;
+  let file: ReturnType<typeof readSafetensorsFile>;
+  try {
+    file = readSafetensorsFile(bytes, { source });
+  } catch (e) {
+    throw new Error(`${where}: not a readable safetensors file (${(e as Error).message})`);
+  }
+  const raw = file.metadata;
+  const parse = (key: string): unknown => {
+    const text = raw[key];
+    if (text === undefined) throw new Error(`${where}: metadata field '${key}' is missing; expected a ${CHECKPOINT_FORMAT} file written by saveCheckpoint`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`${where}: metadata field '${key}' is ${JSON.stringify(text)}, which is not JSON`);
+    }
+  };
+  const format = parse('format');
+  if (format !== CHECKPOINT_FORMAT) throw new Error(`${where}: metadata field 'format' is ${JSON.stringify(format)}; expected "${CHECKPOINT_FORMAT}"`);
+  const version = parse('format_version');
+  if (version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new Error(`${where}: metadata field 'format_version' is ${JSON.stringify(version)}; this build reads version ${CHECKPOINT_FORMAT_VERSION}`);
+  }
+  const meta = {} as Record<keyof CheckpointMeta, unknown>;
+  for (const f of META_FIELDS) {
+    const v = parse(f.key);
+    if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
+    meta[f.field] = v;
+  }
+
+  const model = new Map<string, CheckpointTensor>();
+  const momentum = new Map<string, Float32Array>();
+  for (const [key, t] of file.tensors) {
+    const isModel = key.startsWith(MODEL_PREFIX);
+    if (!isModel && !key.startsWith(MOMENTUM_PREFIX)) {
+      throw new Error(`${where}: tensor '${key}' is neither '${MODEL_PREFIX}<name>' nor '${MOMENTUM_PREFIX}<name>'`);
+    }
+    if (t.dtype !== 'F32') throw new Error(`${where}: tensor '${key}' has dtype ${t.dtype}; expected F32`);
+    if (isModel) model.set(key.slice(MODEL_PREFIX.length), { shape: t.shape, data: t.data as Float32Array });
+  }
+  for (const [name, t] of model) {
+    const m = file.tensors.get(MOMENTUM_PREFIX + name);
+    if (!m) throw new Error(`${where}: tensor '${MOMENTUM_PREFIX}${name}' is missing; expected momentum for every model tensor`);
+    if (shapeText(m.shape) !== shapeText(t.shape)) {
+      throw new Error(`${where}: tensor '${MOMENTUM_PREFIX}${name}' has shape ${shapeText(m.shape)}; expected ${shapeText(t.shape)} like '${MODEL_PREFIX}${name}'`);
+    }
+    momentum.set(name, m.data as Float32Array);
+  }
+  for (const key of file.tensors.keys()) {
+    if (key.startsWith(MOMENTUM_PREFIX) && !model.has(key.slice(MOMENTUM_PREFIX.length))) {
+      throw new Error(`${where}: tensor '${key}' has no '${MODEL_PREFIX}${key.slice(MOMENTUM_PREFIX.length)}'`);
+    }
+  }
+  if (model.size === 0) throw new Error(`${where}: holds no '${MODEL_PREFIX}*' tensors; expected a model state dict`);
+  return { meta: meta as unknown as CheckpointMeta, model, momentum };
+}
+
+/** What the checkpoint must match to load into a model: its parameter names and shapes, in order. */
+export interface CheckpointTarget {
+  variant: TGNetVariant;
+  width: number;
+  numTasks: number;
+  namedParameters(): [string, { readonly shape: readonly number[] }][];
+}
+
+/**
+ * Checks that a checkpoint fits a model before anything is written to it: same variant, width and task count,
+ * every parameter present with its shape, and no extra tensors. Errors name `source` and the field.
+ */
+export function checkCheckpointFits(checkpoint: Checkpoint, target: CheckpointTarget, source = '(checkpoint)'): void {
+  const where = `checkpoint ${source}`;
+  const { meta } = checkpoint;
+  for (const [key, got, want] of [
+    ['variant', meta.variant, target.variant], ['width', meta.width, target.width], ['num_tasks', meta.numTasks, target.numTasks],
+  ] as const) {
+    if (got !== want) throw new Error(`${where}: metadata field '${key}' is ${JSON.stringify(got)} but the model has ${JSON.stringify(want)}; build the model with the checkpoint's settings`);
+  }
+  const own = target.namedParameters();
+  for (const [name, p] of own) {
+    const t = checkpoint.model.get(name);
+    if (!t) throw new Error(`${where}: tensor '${MODEL_PREFIX}${name}' is missing; the model needs it with shape ${shapeText(p.shape)}`);
+    if (shapeText(t.shape) !== shapeText(p.shape)) {
+      throw new Error(`${where}: tensor '${MODEL_PREFIX}${name}' has shape ${shapeText(t.shape)}; the model expects ${shapeText(p.shape)}`);
+    }
+  }
+  const names = new Set(own.map(([n]) => n));
+  for (const name of checkpoint.model.keys()) {
+    if (!names.has(name)) throw new Error(`${where}: tensor '${MODEL_PREFIX}${name}' is not a parameter of this ${target.variant} model`);
+  }
+}
+
+/**
+ * Writes the checkpoint to `path + '.tmp-<pid>'` and renames it over `path` (atomic within one filesystem), so a
+ * reader never sees a half-written file and a failed write leaves the previous checkpoint as it was.
+ */
+export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Promise<void> {
+  const bytes = encodeCheckpoint(checkpoint);
+  const { mkdir, writeFile, rename, unlink } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  const temp = `${path}.tmp-${process.pid}`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(temp, bytes);
+    await rename(temp, path);
+  } catch (e) {
+    // unlink, not rm -r: only ever remove the file this call created.
+    await unlink(temp).catch(() => undefined);
+    throw new Error(`saveCheckpoint ${path}: write failed (${(e as Error).message}); the previous checkpoint, if any, is unchanged`);
+  }
+}
+
+/** Reads and validates a checkpoint file (see decodeCheckpoint for what is checked). */
+export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+  const { readFile } = await import('node:fs/promises');
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`checkpoint ${path}: file not found; expected a .safetensors file written by tgnet train`);
+    throw new Error(`checkpoint ${path}: cannot read (${(e as Error).message})`);
+  }
+  return decodeCheckpoint(bytes, path);
+}

@@ -1,0 +1,353 @@
+/**
+ * The training loop (DoDNet/TGNet recipe): SGD with Nesterov momentum 0.99, lr0 0.01 on a poly-0.9 schedule
+ * over the whole run, DoDNet's partial-label loss (Dice + BCE on annotated channels only).
+ *
+ * A step records upload -> forward -> loss -> backward -> SGD -> zeroGrad inside one `tidy`, so every
+ * intermediate is freed when it ends and GPU memory stays flat across steps. The loss is read back only on log
+ * and checkpoint steps: a readback waits for the GPU to drain, so reading every step would serialise host and
+ * GPU. Between reads only that step's loss tensor is kept. A non-finite loss stops the run with an error naming
+ * the step and lr; because earlier steps were not read, the error says between which steps it went wrong.
+ *
+ * Weight decay defaults to 3e-5: the DESIGN recipe names none, and 3e-5 is what shared/reference/tgnet_ref.py's
+ * benchmark uses (nnU-Net's value, the recipe DoDNet's training derives from).
+ *
+ * The data layer is not imported here (layering): anything with a `next()` returning a `TrainingBatch` will do,
+ * and `tgnet/data`'s BatchSampler does so structurally.
+ */
+import { partialLabelLoss } from '../autograd/ops/head.js';
+import { tidy } from '../autograd/scope.js';
+import { Tensor } from '../autograd/tensor.js';
+import { checkFinite } from '../kernels/partial-label-loss.js';
+import { polyLr } from '../nn/lr-schedule.js';
+import { SGD } from '../nn/optim.js';
+import { checkCheckpointFits, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointTensor } from './checkpoint.js';
+import type { TGNet } from './model.js';
+
+/** One batch of crops: what `tgnet/data`'s BatchSampler.next() returns (extra fields are ignored). */
+export interface TrainingBatch {
+  /** [N, 1, D, H, W] CT crops. */
+  image: Float32Array;
+  /** [N, 2, D, H, W] organ / tumour targets; a channel of -1 is unannotated for that sample's task. */
+  target: Float32Array;
+  /** One task id per sample. */
+  taskIds: readonly number[];
+  /** [N, D, H, W]. */
+  shape: readonly [number, number, number, number];
+}
+
+/** An endless supply of batches; may be async (e.g. a worker that prepares crops). */
+export interface BatchSource {
+  next(): TrainingBatch | Promise<TrainingBatch>;
+}
+
+export interface TrainLogEvent {
+  /** Steps completed (1-based index of the step just taken). */
+  step: number;
+  totalSteps: number;
+  loss: number;
+  /** Learning rate the step used. */
+  lr: number;
+  /** Steps per second since the previous log line (GPU time included: the readback waits for it). */
+  stepsPerSecond: number;
+  /** Seconds since `run` started. */
+  elapsedSeconds: number;
+}
+
+export interface TrainCheckpointEvent {
+  step: number;
+  path: string;
+  seconds: number;
+}
+
+export interface TrainerOptions {
+  model: TGNet;
+  batches: BatchSource;
+  /** Length of the run; the poly schedule decays to 0 at this step. */
+  totalSteps: number;
+  /** Initial learning rate (default 0.01). */
+  lr0?: number;
+  /** SGD momentum (default 0.99). */
+  momentum?: number;
+  /** Nesterov momentum (default true). */
+  nesterov?: boolean;
+  /** L2 weight decay (default 3e-5, see the module comment). */
+  weightDecay?: number;
+  /** Exponent of the poly schedule (default 0.9). */
+  polyPower?: number;
+  /** Read, check and report the loss every this many steps, and at the last step (default 10). */
+  logEvery?: number;
+  /** Save a checkpoint every this many steps (0: only at the end; default 0). Needs `checkpointPath`. */
+  checkpointEvery?: number;
+  /** Where checkpoints go (overwritten atomically each time); none: no checkpoints are written. */
+  checkpointPath?: string;
+  /** Recorded in checkpoints so a run can be reproduced. */
+  seed?: number;
+  /** Training crop [D, H, W] recorded in checkpoints; default: the first batch's. */
+  crop?: readonly [number, number, number];
+  onLog?: (event: TrainLogEvent) => void;
+  onCheckpoint?: (event: TrainCheckpointEvent) => void;
+}
+
+export interface TrainStepResult {
+  /** Steps completed after this one. */
+  step: number;
+  lr: number;
+  /** The loss when this step read it back (log and checkpoint steps), else null. */
+  loss: number | null;
+  /** Path of the checkpoint this step wrote, else null. */
+  checkpoint: string | null;
+}
+
+export interface TrainResult {
+  /** Steps completed (equals totalSteps when the run finished). */
+  step: number;
+  /** Every loss that was read back, by step. */
+  losses: { step: number; loss: number }[];
+  /** The last checkpoint written, if any. */
+  checkpointPath: string | null;
+  seconds: number;
+}
+
+function positiveInteger(what: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`Trainer: ${what} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function nonNegative(what: string, v: number): number {
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`Trainer: ${what} must be a finite number >= 0, got ${v}`);
+  return v;
+}
+
+export class Trainer {
+  readonly model: TGNet;
+  readonly optimizer: SGD;
+  readonly totalSteps: number;
+  readonly lr0: number;
+  readonly polyPower: number;
+  readonly logEvery: number;
+  readonly checkpointEvery: number;
+  readonly checkpointPath: string | null;
+  readonly seed: number;
+  private readonly batches: BatchSource;
+  private readonly onLog: TrainerOptions['onLog'];
+  private readonly onCheckpoint: TrainerOptions['onCheckpoint'];
+  private crop: [number, number, number] | null;
+  private stepCount = 0;
+  /** Last loss read back, to say where a divergence began. */
+  private lastFinite: { step: number; loss: number } | null = null;
+  private readonly losses: { step: number; loss: number }[] = [];
+  private lastCheckpoint: string | null = null;
+  private runStart = 0;
+  private window = { time: 0, step: 0 };
+
+  constructor(options: TrainerOptions) {
+    this.model = options.model;
+    this.batches = options.batches;
+    if (typeof this.batches?.next !== 'function') throw new TypeError('Trainer: batches must have a next() method returning { image, target, taskIds, shape }');
+    this.totalSteps = positiveInteger('totalSteps', options.totalSteps);
+    this.lr0 = nonNegative('lr0', options.lr0 ?? 0.01);
+    this.polyPower = nonNegative('polyPower', options.polyPower ?? 0.9);
+    this.logEvery = positiveInteger('logEvery', options.logEvery ?? 10);
+    this.checkpointEvery = options.checkpointEvery ?? 0;
+    if (!Number.isSafeInteger(this.checkpointEvery) || this.checkpointEvery < 0) {
+      throw new RangeError(`Trainer: checkpointEvery must be an integer >= 0 (0: only at the end), got ${this.checkpointEvery}`);
+    }
+    this.checkpointPath = options.checkpointPath ?? null;
+    this.seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(this.seed)) throw new RangeError(`Trainer: seed must be an integer, got ${this.seed}`);
+    this.crop = options.crop ? [...options.crop] : null;
+    this.onLog = options.onLog;
+    this.onCheckpoint = options.onCheckpoint;
+    this.optimizer = new SGD(this.model.parameters(), {
+      lr: this.lr0,
+      momentum: nonNegative('momentum', options.momentum ?? 0.99),
+      nesterov: options.nesterov ?? true,
+      weightDecay: nonNegative('weightDecay', options.weightDecay ?? 3e-5),
+    });
+  }
+
+  /** Steps completed so far (restored by `restore`). */
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Learning rate of the next step. */
+  get lr(): number {
+    return polyLr(this.lr0, Math.min(this.stepCount, this.totalSteps), this.totalSteps, this.polyPower);
+  }
+
+  /**
+   * Continues a run: weights, momentum and the step count come from the checkpoint (validated against the
+   * model first, so a mismatch changes nothing). The schedule follows this trainer's totalSteps and lr0.
+   */
+  restore(checkpoint: Checkpoint, source = '(checkpoint)'): void {
+    checkCheckpointFits(checkpoint, this.model, source);
+    const named = this.model.namedParameters();
+    this.model.loadStateDict(new Map(named.map(([name]) => [name, checkpoint.model.get(name) as CheckpointTensor])));
+    this.optimizer.loadMomentumState(named.map(([name]) => checkpoint.momentum.get(name) as Float32Array), checkpoint.meta.step);
+    this.stepCount = checkpoint.meta.step;
+    this.crop ??= [...checkpoint.meta.crop];
+    this.lastFinite = null;
+  }
+
+  /** Reads `path` (see loadCheckpoint) and restores from it. */
+  async resume(path: string): Promise<Checkpoint> {
+    const checkpoint = await loadCheckpoint(path);
+    this.restore(checkpoint, path);
+    return checkpoint;
+  }
+
+  /** The run's current state on the host: weights, momentum and metadata (one readback per tensor). */
+  async snapshot(): Promise<Checkpoint> {
+    if (!this.crop) throw new Error('Trainer.snapshot: the crop size is unknown; pass options.crop or take a step first');
+    const named = this.model.namedParameters();
+    const values = await Promise.all(named.map(([, p]) => p.toArray()));
+    const momentum = await this.optimizer.momentumState();
+    const opt = this.optimizer;
+    return {
+      meta: {
+        variant: this.model.variant, width: this.model.width, numTasks: this.model.numTasks, crop: [...this.crop],
+        step: this.stepCount, totalSteps: this.totalSteps, lr0: this.lr0, momentum: opt.momentum, nesterov: opt.nesterov,
+        weightDecay: opt.weightDecay, polyPower: this.polyPower, seed: this.seed,
+      },
+      model: new Map(named.map(([name, p], i) => [name, { shape: [...p.shape], data: values[i] }])),
+      momentum: new Map(named.map(([name], i) => [name, momentum[i]])),
+    };
+  }
+
+  /** Writes a checkpoint of the current state to `path` (default: options.checkpointPath). */
+  async save(path = this.checkpointPath): Promise<string> {
+    if (!path) throw new Error('Trainer.save: no checkpoint path; pass one or set options.checkpointPath');
+    const t0 = performance.now();
+    await saveCheckpoint(path, await this.snapshot());
+    this.lastCheckpoint = path;
+    this.onCheckpoint?.({ step: this.stepCount, path, seconds: (performance.now() - t0) / 1000 });
+    return path;
+  }
+
+  /** One optimiser step on the next batch, then the log and checkpoint work this step is due for. */
+  async trainStep(): Promise<TrainStepResult> {
+    if (this.stepCount >= this.totalSteps) {
+      throw new RangeError(`Trainer.trainStep: the run is complete (${this.stepCount} of ${this.totalSteps} steps); raise totalSteps to train further`);
+    }
+    if (this.runStart === 0) this.startClock();
+    const index = this.stepCount;
+    const batch = await this.batches.next();
+    const shape = this.checkBatch(batch, index + 1);
+    this.crop ??= [shape[1], shape[2], shape[3]];
+    const lr = polyLr(this.lr0, index, this.totalSteps, this.polyPower);
+    const done = index + 1;
+    const last = done === this.totalSteps;
+    const logDue = done % this.logEvery === 0 || last;
+    const checkpointDue = this.checkpointPath !== null && (last || (this.checkpointEvery > 0 && done % this.checkpointEvery === 0));
+    const readLoss = logDue || checkpointDue;
+
+    const [n, d, h, w] = shape;
+    const lossTensor = tidy(() => {
+      const x = Tensor.fromArray(batch.image, [n, 1, d, h, w]);
+      const y = Tensor.fromArray(batch.target, [n, 2, d, h, w]);
+      const loss = partialLabelLoss(this.model.forward(x, batch.taskIds), y);
+      loss.backward();
+      this.optimizer.step({ lr });
+      this.optimizer.zeroGrad();
+      // Returned (kept alive) only when it will be read; otherwise tidy frees it with the rest.
+      return readLoss ? loss : null;
+    });
+    this.stepCount = done;
+
+    let loss: number | null = null;
+    if (lossTensor) {
+      try {
+        loss = await lossTensor.item();
+      } finally {
+        lossTensor.dispose();
+      }
+      this.checkLoss(loss, done, lr);
+      this.losses.push({ step: done, loss });
+    }
+    if (logDue && loss !== null) {
+      const now = performance.now();
+      const stepsPerSecond = (done - this.window.step) / Math.max(1e-9, (now - this.window.time) / 1000);
+      this.window = { time: now, step: done };
+      this.onLog?.({ step: done, totalSteps: this.totalSteps, loss, lr, stepsPerSecond, elapsedSeconds: (now - this.runStart) / 1000 });
+    }
+    let checkpoint: string | null = null;
+    if (checkpointDue) {
+      checkpoint = await this.save();
+      // Time spent writing is not training speed.
+      this.window.time = performance.now();
+    }
+    return { step: done, lr, loss, checkpoint };
+  }
+
+  /** Trains from the current step to totalSteps. */
+  async run(): Promise<TrainResult> {
+    this.startClock();
+    const firstLoss = this.losses.length;
+    while (this.stepCount < this.totalSteps) await this.trainStep();
+    return {
+      step: this.stepCount,
+      losses: this.losses.slice(firstLoss),
+      checkpointPath: this.lastCheckpoint,
+      seconds: (performance.now() - this.runStart) / 1000,
+    };
+  }
+
+  /** Frees the optimiser's GPU buffers (the model belongs to the caller). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+
+  private startClock(): void {
+    this.runStart = performance.now();
+    this.window = { time: this.runStart, step: this.stepCount };
+  }
+
+  private checkLoss(loss: number, step: number, lr: number): void {
+    try {
+      checkFinite(loss, `loss at step ${step} of ${this.totalSteps} (lr ${lr.toPrecision(4)})`);
+    } catch (e) {
+      const since = this.lastFinite
+        ? `the last finite loss was ${this.lastFinite.loss.toPrecision(4)} at step ${this.lastFinite.step}, so it went wrong in steps ${this.lastFinite.step + 1}-${step}`
+        : `no finite loss was read before (steps 1-${step})`;
+      const resume = this.lastCheckpoint ? `; resume from ${this.lastCheckpoint} with a lower learning rate` : '';
+      throw new Error(`Trainer: ${(e as Error).message}; ${since}${resume}`);
+    }
+    this.lastFinite = { step, loss };
+  }
+
+  private checkBatch(batch: TrainingBatch, step: number): [number, number, number, number] {
+    const where = `Trainer: batch for step ${step}`;
+    if (!batch || !Array.isArray(batch.shape) || batch.shape.length !== 4 || batch.shape.some((v) => !Number.isSafeInteger(v) || v < 1)) {
+      throw new TypeError(`${where}: shape is ${JSON.stringify(batch?.shape)}; expected [N, D, H, W] of positive integers`);
+    }
+    const [n, d, h, w] = batch.shape;
+    const voxels = d * h * w;
+    if (!(batch.image instanceof Float32Array) || batch.image.length !== n * voxels) {
+      throw new RangeError(`${where}: image has ${batch.image?.length} values; expected a Float32Array of N*D*H*W = ${n * voxels} for shape [${batch.shape.join(', ')}]`);
+    }
+    if (!(batch.target instanceof Float32Array) || batch.target.length !== 2 * n * voxels) {
+      throw new RangeError(`${where}: target has ${batch.target?.length} values; expected a Float32Array of N*2*D*H*W = ${2 * n * voxels} for shape [${batch.shape.join(', ')}]`);
+    }
+    if (!Array.isArray(batch.taskIds) || batch.taskIds.length !== n) {
+      throw new RangeError(`${where}: ${Array.isArray(batch.taskIds) ? batch.taskIds.length : String(batch.taskIds)} task ids; expected ${n} (one per sample)`);
+    }
+    return [n, d, h, w];
+  }
+}
+
+export interface TrainOptions extends TrainerOptions {
+  /** Checkpoint to continue from. */
+  resume?: string;
+}
+
+/** Builds a Trainer, optionally resumes it, runs it to the end and frees the optimiser. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const trainer = new Trainer(options);
+  try {
+    if (options.resume) await trainer.resume(options.resume);
+    return await trainer.run();
+  } finally {
+    trainer.dispose();
+  }
+}

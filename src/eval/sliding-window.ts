@@ -85,7 +85,7 @@ function checkShape3(shape: Shape3D, what: string, context = where): void {
 
 /**
  * Tile starts along one axis of `size` voxels (size >= tile), nnU-Net's rule: the fewest steps of at most
- * tile * (1 - overlap) voxels that reach the end, spread evenly, first at 0 and last at size - tile.
+ * tile * (1 - overlap) voxels that reach the end, spread evenly (rounded as numpy), first at 0 and last at size - tile.
  */
 export function tileStarts(size: number, tile: number, overlap: number): number[] {
   if (!Number.isInteger(tile) || tile < 1) throw new Error(`tileStarts: tile is ${tile}; expected a positive integer`);
@@ -95,7 +95,15 @@ export function tileStarts(size: number, tile: number, overlap: number): number[
   const steps = Math.ceil((size - tile) / targetStep) + 1;
   if (steps === 1) return [0];
   const actualStep = (size - tile) / (steps - 1);
-  return Array.from({ length: steps }, (_, i) => Math.round(i * actualStep));
+  return Array.from({ length: steps }, (_, i) => roundHalfEven(i * actualStep));
+}
+
+/** numpy.round: halves go to the even neighbour, so tile positions agree with nnU-Net's. */
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const frac = v - f;
+  if (frac !== 0.5) return Math.round(v);
+  return f % 2 === 0 ? f : f + 1;
 }
 
 /**

@@ -1,0 +1,113 @@
+/** predictVolume with a tiny real TGNet on the GPU, and checkpoint loading. */
+import { describe, expect, it } from 'vitest';
+import { liveTensorCount, Tensor } from '../../src/autograd/tensor.js';
+import { sigmoid } from '../../src/autograd/index.js';
+import { tidy } from '../../src/autograd/scope.js';
+import { noGrad } from '../../src/autograd/tape.js';
+import { configFromMetadata, loadCheckpoint } from '../../src/eval/checkpoint.js';
+import { mirrorTile, predictVolume, type Shape3D } from '../../src/eval/sliding-window.js';
+import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
+import { TGNet } from '../../src/tgnet/model.js';
+import { expectClose, randomArray, useGpu } from '../helpers/gpu.js';
+
+useGpu();
+
+async function checkpointBytes(model: TGNet, metadata?: Record<string, string>): Promise<Uint8Array> {
+  const tensors = new Map<string, SafeTensorInput>();
+  for (const [name, p] of model.namedParameters()) tensors.set(`model.${name}`, { shape: p.shape, data: await p.toArray() });
+  tensors.set('optimizer.momentum.conv1.weight', { shape: [1], data: new Float32Array(1) });
+  return writeSafetensors(tensors, metadata);
+}
+
+describe('predictVolume', () => {
+  it('segments a 20x24x18 volume with 16^3 tiles: deterministic, batch-independent, no leaks', async () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 3 });
+    const shape: Shape3D = [20, 24, 18];
+    const volume = randomArray(shape[0] * shape[1] * shape[2], 5, -1, 1);
+    const live = liveTensorCount();
+    const t0 = performance.now();
+    const a = await predictVolume(model, volume, shape, 0, { tileShape: [16, 16, 16], batchSize: 4 });
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(`predictVolume: ${a.tileOrigins.length} tiles of 16^3 (width 2, batch 4) in ${seconds.toFixed(2)} s, ${(a.tileOrigins.length / seconds).toFixed(1)} tiles/s`);
+    expect(liveTensorCount()).toBe(live);
+    expect(a.tileOrigins.length).toBe(8);
+    expect(a.predictorCalls).toBe(2);
+    expect(a.probabilities.length).toBe(2 * 20 * 24 * 18);
+    expect(a.probabilities.every((p) => p > 0 && p < 1)).toBe(true);
+    expect(a.organ).toEqual(Uint8Array.from(a.probabilities.subarray(0, a.organ.length), (p) => (p > 0.5 ? 1 : 0)));
+    const b = await predictVolume(model, volume, shape, 0, { tileShape: [16, 16, 16], batchSize: 4 });
+    expect(b.probabilities).toEqual(a.probabilities);
+    const c = await predictVolume(model, volume, shape, 0, { tileShape: [16, 16, 16], batchSize: 3 });
+    expectClose(c.probabilities, a.probabilities, 1e-5, 1e-4);
+    // Another task conditions the head differently.
+    const d = await predictVolume(model, volume, shape, 5, { tileShape: [16, 16, 16], batchSize: 8 });
+    expect(d.probabilities).not.toEqual(a.probabilities);
+    model.dispose();
+  });
+
+  it('with one tile and flips, equals the mean of the 8 mirrored forward passes', async () => {
+    const model = TGNet.create({ variant: 'dodnet', width: 2, seed: 1 });
+    const tile: Shape3D = [16, 16, 16];
+    const volume = randomArray(4096, 6, -1, 1);
+    const r = await predictVolume(model, volume, tile, 2, { tileShape: tile, flips: true, batchSize: 8 });
+    expect(r.predictorCalls).toBe(1);
+    // Reference: mirror, forward as one batch, mirror each output back, average.
+    const inputs = new Float32Array(8 * 4096);
+    for (let f = 0; f < 8; f++) mirrorTile(volume, inputs.subarray(f * 4096, (f + 1) * 4096), tile, f);
+    const out = await noGrad(() => tidy(() => sigmoid(model.forward(Tensor.fromArray(inputs, [8, 1, ...tile]), new Array<number>(8).fill(2))))).toArray();
+    const mean = new Float32Array(2 * 4096);
+    const back = new Float32Array(2 * 4096);
+    for (let f = 0; f < 8; f++) {
+      mirrorTile(out.subarray(f * 8192, (f + 1) * 8192), back, tile, f, 2);
+      for (let i = 0; i < mean.length; i++) mean[i] += back[i] / 8;
+    }
+    expectClose(r.probabilities, mean, 1e-6, 1e-5);
+    // The un-mirrored pass alone is what predictVolume gives without flips, and it differs from the average.
+    const plain = await predictVolume(model, volume, tile, 2, { tileShape: tile });
+    expectClose(plain.probabilities, out.subarray(0, 8192), 1e-6, 1e-5);
+    expect(Math.max(...plain.probabilities.map((p, i) => Math.abs(p - mean[i])))).toBeGreaterThan(1e-4);
+    model.dispose();
+  });
+
+  it('rejects tiles that are not multiples of 16 and bad task ids', async () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2 });
+    const v = new Float32Array(16 * 16 * 16);
+    await expect(predictVolume(model, v, [16, 16, 16], 0, { tileShape: [16, 24, 16] })).rejects.toThrow(/tileShape is \[16, 24, 16\]; expected multiples of 16/);
+    await expect(predictVolume(model, v, [16, 16, 16], 7)).rejects.toThrow(/task id is 7; expected an integer in \[0, 6\]/);
+    model.dispose();
+  });
+});
+
+describe('loadCheckpoint', () => {
+  it('rebuilds the model from model.* tensors, inferring variant, width and numTasks', async () => {
+    for (const variant of ['tgnet', 'tgnet-a', 'dodnet'] as const) {
+      const model = TGNet.create({ variant, width: 2, numTasks: 5, seed: 9 });
+      const loaded = loadCheckpoint(await checkpointBytes(model), 'ckpt.safetensors');
+      expect(loaded.config).toEqual({ variant, width: 2, numTasks: 5 });
+      const w = await loaded.model.stateDict().get('enc.3.1.conv2.weight')!.toArray();
+      expect(w).toEqual(await model.stateDict().get('enc.3.1.conv2.weight')!.toArray());
+      loaded.model.dispose();
+      model.dispose();
+    }
+  });
+
+  it('reads metadata (separate keys or one JSON object); overrides win; errors name the file', async () => {
+    expect(configFromMetadata({ variant: 'dodnet', width: '4', numTasks: '7', crop: '[32, 64, 64]' }, 'f')).toEqual({ variant: 'dodnet', width: 4, numTasks: 7, crop: [32, 64, 64] });
+    expect(configFromMetadata({ config: JSON.stringify({ variant: 'tgnet', width: 8, crop: [16, 32, 32], lr: 0.01 }) }, 'f')).toEqual({ variant: 'tgnet', width: 8, crop: [16, 32, 32] });
+    expect(configFromMetadata({ crop: '64x192x192' }, 'f')).toEqual({ crop: [64, 192, 192] });
+    expect(() => configFromMetadata({ variant: 'unet' }, 'run/ckpt.safetensors')).toThrow(/run\/ckpt.safetensors: metadata variant is "unet"; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => configFromMetadata({ width: 'wide' }, 'f')).toThrow(/f: metadata width is "wide"; expected a positive integer/);
+
+    const model = TGNet.create({ variant: 'tgnet', width: 2 });
+    const bytes = await checkpointBytes(model, { crop: '[16, 16, 16]' });
+    const loaded = loadCheckpoint(bytes, 'a.safetensors');
+    expect(loaded.config.crop).toEqual([16, 16, 16]);
+    loaded.model.dispose();
+    expect(() => loadCheckpoint(bytes, 'a.safetensors', { width: 4 })).toThrow(/a.safetensors: the weights do not fit TGNet \{"variant":"tgnet","width":4,"numTasks":7\}: .*shape mismatch/);
+    const mislabelled = await checkpointBytes(model, { variant: 'dodnet' });
+    expect(() => loadCheckpoint(mislabelled, 'b.safetensors')).toThrow(/b.safetensors: the weights do not fit TGNet \{"variant":"dodnet".*unexpected key/);
+    const bare = writeSafetensors({ 'conv1.weight': { shape: [1], data: new Float32Array(1) } });
+    expect(() => loadCheckpoint(bare, 'c.safetensors')).toThrow(/c.safetensors: no tensor named 'model.\*' \(found 1: 'conv1.weight'...\)/);
+    model.dispose();
+  });
+});

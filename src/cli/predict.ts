@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { TASKS, taskFromName, type TaskInfo } from '../data/tasks.js';
-import { loadCheckpoint, type CheckpointConfig, type LoadedCheckpoint } from '../eval/checkpoint.js';
+import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/checkpoint.js';
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
@@ -126,14 +126,14 @@ export function parsePredictArgs(argv: readonly string[]): PredictArgs {
 }
 
 /** Reads a checkpoint file and builds its model (the GPU must be initialised). */
-export async function loadCheckpointFile(path: string, overrides: Partial<CheckpointConfig> = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpointFile(path: string, overrides: Partial<CheckpointConfig> = {}): Promise<LoadedModelCheckpoint> {
   let buf: Buffer;
   try {
     buf = await readFile(path);
   } catch (e) {
     throw new Error(`${path}: cannot read the checkpoint (${(e as Error).message})`);
   }
-  return loadCheckpoint(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path, overrides);
+  return loadModelFromCheckpoint(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path, overrides);
 }
 
 export async function predictCommand(argv: string[]): Promise<void> {

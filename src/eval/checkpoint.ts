@@ -19,7 +19,7 @@ export interface CheckpointConfig {
   crop?: Shape3D;
 }
 
-export interface LoadedCheckpoint {
+export interface LoadedModelCheckpoint {
   model: TGNet;
   config: CheckpointConfig;
   /** The raw `__metadata__` strings. */
@@ -92,7 +92,7 @@ export function configFromStateDict(state: ReadonlyMap<string, SafeTensor>, sour
 }
 
 /** Builds the model a checkpoint describes and loads its weights (strict: every key and shape must match). */
-export function loadCheckpoint(bytes: Uint8Array, source: string, overrides: Partial<CheckpointConfig> = {}): LoadedCheckpoint {
+export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overrides: Partial<CheckpointConfig> = {}): LoadedModelCheckpoint {
   const file = readSafetensorsFile(bytes, { source });
   const state = new Map<string, SafeTensor>();
   for (const [name, t] of file.tensors) if (name.startsWith(CHECKPOINT_MODEL_PREFIX)) state.set(name.slice(CHECKPOINT_MODEL_PREFIX.length), t);

@@ -4,9 +4,10 @@ import { liveTensorCount, Tensor } from '../../src/autograd/tensor.js';
 import { sigmoid } from '../../src/autograd/index.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { noGrad } from '../../src/autograd/tape.js';
-import { configFromMetadata, loadCheckpoint } from '../../src/eval/checkpoint.js';
+import { configFromMetadata, loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
 import { mirrorTile, predictVolume, type Shape3D } from '../../src/eval/sliding-window.js';
 import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
+import { encodeCheckpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet } from '../../src/tgnet/model.js';
 import { expectClose, randomArray, useGpu } from '../helpers/gpu.js';
 
@@ -78,17 +79,33 @@ describe('predictVolume', () => {
   });
 });
 
-describe('loadCheckpoint', () => {
+describe('loadModelFromCheckpoint', () => {
   it('rebuilds the model from model.* tensors, inferring variant, width and numTasks', async () => {
     for (const variant of ['tgnet', 'tgnet-a', 'dodnet'] as const) {
       const model = TGNet.create({ variant, width: 2, numTasks: 5, seed: 9 });
-      const loaded = loadCheckpoint(await checkpointBytes(model), 'ckpt.safetensors');
+      const loaded = loadModelFromCheckpoint(await checkpointBytes(model), 'ckpt.safetensors');
       expect(loaded.config).toEqual({ variant, width: 2, numTasks: 5 });
       const w = await loaded.model.stateDict().get('enc.3.1.conv2.weight')!.toArray();
       expect(w).toEqual(await model.stateDict().get('enc.3.1.conv2.weight')!.toArray());
       loaded.model.dispose();
       model.dispose();
     }
+  });
+
+  it('reads a training checkpoint written by the trainer (encodeCheckpoint), metadata included', async () => {
+    const model = TGNet.create({ variant: 'tgnet-a', width: 2, numTasks: 7, seed: 4 });
+    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, p] of model.namedParameters()) weights.set(name, { shape: [...p.shape], data: await p.toArray() });
+    const bytes = encodeCheckpoint({
+      meta: { variant: 'tgnet-a', width: 2, numTasks: 7, crop: [16, 32, 32], step: 3, totalSteps: 10, lr0: 0.01, momentum: 0.99, nesterov: true, weightDecay: 0, polyPower: 0.9, seed: 4 },
+      model: weights,
+      momentum: new Map([...weights].map(([k, t]) => [k, new Float32Array(t.data.length)])),
+    });
+    const loaded = loadModelFromCheckpoint(bytes, 'run/step3.safetensors');
+    expect(loaded.config).toEqual({ variant: 'tgnet-a', width: 2, numTasks: 7, crop: [16, 32, 32] });
+    expect(await loaded.model.stateDict().get('att.1.gate.fc.weight')!.toArray()).toEqual(weights.get('att.1.gate.fc.weight')!.data);
+    loaded.model.dispose();
+    model.dispose();
   });
 
   it('reads metadata (separate keys or one JSON object); overrides win; errors name the file', async () => {
@@ -100,14 +117,14 @@ describe('loadCheckpoint', () => {
 
     const model = TGNet.create({ variant: 'tgnet', width: 2 });
     const bytes = await checkpointBytes(model, { crop: '[16, 16, 16]' });
-    const loaded = loadCheckpoint(bytes, 'a.safetensors');
+    const loaded = loadModelFromCheckpoint(bytes, 'a.safetensors');
     expect(loaded.config.crop).toEqual([16, 16, 16]);
     loaded.model.dispose();
-    expect(() => loadCheckpoint(bytes, 'a.safetensors', { width: 4 })).toThrow(/a.safetensors: the weights do not fit TGNet \{"variant":"tgnet","width":4,"numTasks":7\}: .*shape mismatch/);
+    expect(() => loadModelFromCheckpoint(bytes, 'a.safetensors', { width: 4 })).toThrow(/a.safetensors: the weights do not fit TGNet \{"variant":"tgnet","width":4,"numTasks":7\}: .*shape mismatch/);
     const mislabelled = await checkpointBytes(model, { variant: 'dodnet' });
-    expect(() => loadCheckpoint(mislabelled, 'b.safetensors')).toThrow(/b.safetensors: the weights do not fit TGNet \{"variant":"dodnet".*unexpected key/);
+    expect(() => loadModelFromCheckpoint(mislabelled, 'b.safetensors')).toThrow(/b.safetensors: the weights do not fit TGNet \{"variant":"dodnet".*unexpected key/);
     const bare = writeSafetensors({ 'conv1.weight': { shape: [1], data: new Float32Array(1) } });
-    expect(() => loadCheckpoint(bare, 'c.safetensors')).toThrow(/c.safetensors: no tensor named 'model.\*' \(found 1: 'conv1.weight'...\)/);
+    expect(() => loadModelFromCheckpoint(bare, 'c.safetensors')).toThrow(/c.safetensors: no tensor named 'model.\*' \(found 1: 'conv1.weight'...\)/);
     model.dispose();
   });
 });

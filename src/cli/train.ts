@@ -19,8 +19,8 @@ import { Trainer } from '../tgnet/train.js';
 
 /** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
 const DEFAULTS = {
-  steps: 30, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
-  lr: 0.01, weightDecay: 3e-5, logEvery: 5, seed: 0,
+  steps: 24, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
+  lr: 0.01, weightDecay: 3e-5, logEvery: 4, seed: 0,
 };
 /** The embedded phantom collection used without --data. */
 const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };

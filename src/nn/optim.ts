@@ -4,9 +4,10 @@
  * The copies are stream-ordered buffer copies, far cheaper than a dispatch per parameter on real GPUs.
  */
 import { unary } from '../kernels/elementwise.js';
+import { reduce } from '../kernels/reduce.js';
 import type { Gpu } from '../kernels/runtime/gpu.js';
 import { packedLayout, sgdStep, sgdStepList, type SgdTensor } from '../kernels/sgd.js';
-import type { Tensor } from '../autograd/tensor.js';
+import { Tensor } from '../autograd/tensor.js';
 
 export interface SgdConfig {
   /** Base learning rate (default 0.01, as TGNet); `step({ lr })` overrides it per step (poly schedule). */
@@ -104,6 +105,19 @@ export class SGD {
     const p = this.params[i];
     const bytes = await this.gpu.read(this.flatMomentum, p.size * 4, this.offsets[i] * 4);
     return new Float32Array(bytes);
+  }
+
+  /**
+   * The sum of every parameter as of the last step: one reduction over the packed buffer, a cheap probe for
+   * NaN/Inf anywhere in the model (the sum is then non-finite). The loss alone can miss them: ReLU's max(x, 0)
+   * turns NaN activations into 0 on some GPUs, so NaN weights may still give a finite loss. Before the first
+   * step the packed buffer holds zeros. Returns a new one-element tensor (the caller disposes it).
+   */
+  parameterSum(): Tensor {
+    if (this.disposed) throw new Error('SGD.parameterSum: optimizer was disposed');
+    const out = Tensor.empty([1], this.gpu);
+    reduce(this.gpu, 'sum', this.flatParams, [this.total], undefined, out.buffer);
+    return out;
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * Training checkpoints: one safetensors file holding the model's state dict (`model.<name>`), the SGD momentum
- * of every parameter (`optim.momentum.<name>`, same shape) and `__metadata__` whose values are JSON texts
- * (safetensors metadata must be strings): format, format_version, variant, width, num_tasks, crop, step,
- * total_steps, lr0, momentum, nesterov, weight_decay, poly_power, seed.
+ * of every parameter (`optim.momentum.<name>`, same shape) and `__metadata__` (safetensors metadata values are
+ * strings): `format` ("tgnet-checkpoint") and `variant` as plain text; `formatVersion`, `width`, `numTasks`,
+ * `crop` ([D, H, W]), `step`, `totalSteps`, `lr0`, `momentum`, `nesterov`, `weightDecay`, `polyPower`, `seed` as
+ * JSON texts. Keys and encodings are those `src/eval/checkpoint.ts` (tgnet predict/evaluate) reads.
  *
  * `encodeCheckpoint` / `decodeCheckpoint` are pure (bytes in, bytes out) so a browser can use them;
  * `saveCheckpoint` / `loadCheckpoint` add Node file I/O, imported lazily so that importing this module never
@@ -54,29 +55,29 @@ const shapeText = (s: readonly number[]): string => `[${s.join(', ')}]`;
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
 /** Metadata key, the expected kind and how to check a parsed value. */
-const META_FIELDS: { key: string; field: keyof CheckpointMeta; expected: string; ok: (v: unknown) => boolean }[] = [
-  { key: 'variant', field: 'variant', expected: `one of ${TGNET_VARIANTS.join(', ')}`, ok: (v) => (TGNET_VARIANTS as readonly unknown[]).includes(v) },
-  { key: 'width', field: 'width', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
-  { key: 'num_tasks', field: 'numTasks', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+const META_FIELDS: { key: keyof CheckpointMeta; expected: string; ok: (v: unknown) => boolean; plain?: boolean }[] = [
+  { key: 'variant', expected: `one of ${TGNET_VARIANTS.join(', ')}`, ok: (v) => (TGNET_VARIANTS as readonly unknown[]).includes(v), plain: true },
+  { key: 'width', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+  { key: 'numTasks', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
   {
-    key: 'crop', field: 'crop', expected: '[D, H, W] of positive integers',
+    key: 'crop', expected: '[D, H, W] of positive integers',
     ok: (v) => Array.isArray(v) && v.length === 3 && v.every((d) => Number.isSafeInteger(d) && d > 0),
   },
-  { key: 'step', field: 'step', expected: 'a non-negative integer', ok: (v) => Number.isSafeInteger(v) && (v as number) >= 0 },
-  { key: 'total_steps', field: 'totalSteps', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
-  { key: 'lr0', field: 'lr0', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
-  { key: 'momentum', field: 'momentum', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
-  { key: 'nesterov', field: 'nesterov', expected: 'true or false', ok: (v) => typeof v === 'boolean' },
-  { key: 'weight_decay', field: 'weightDecay', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
-  { key: 'poly_power', field: 'polyPower', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
-  { key: 'seed', field: 'seed', expected: 'an integer', ok: (v) => Number.isSafeInteger(v) },
+  { key: 'step', expected: 'a non-negative integer', ok: (v) => Number.isSafeInteger(v) && (v as number) >= 0 },
+  { key: 'totalSteps', expected: 'a positive integer', ok: (v) => Number.isSafeInteger(v) && (v as number) > 0 },
+  { key: 'lr0', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'momentum', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'nesterov', expected: 'true or false', ok: (v) => typeof v === 'boolean' },
+  { key: 'weightDecay', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'polyPower', expected: 'a finite number >= 0', ok: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 },
+  { key: 'seed', expected: 'an integer', ok: (v) => Number.isSafeInteger(v) },
 ];
 
 /** Serialises a checkpoint to safetensors bytes. Throws (naming the tensor) when shapes and data disagree. */
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   const { meta, model, momentum } = checkpoint;
   for (const f of META_FIELDS) {
-    if (!f.ok(meta[f.field])) throw new TypeError(`encodeCheckpoint: meta.${f.field} is ${JSON.stringify(meta[f.field])}; expected ${f.expected}`);
+    if (!f.ok(meta[f.key])) throw new TypeError(`encodeCheckpoint: meta.${f.key} is ${JSON.stringify(meta[f.key])}; expected ${f.expected}`);
   }
   const tensors = new Map<string, SafeTensorInput>();
   for (const [name, t] of model) {
@@ -97,10 +98,10 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     if (!model.has(name)) throw new RangeError(`encodeCheckpoint: momentum for '${name}' has no model tensor of that name`);
   }
   const metadata: Record<string, string> = {
-    format: JSON.stringify(CHECKPOINT_FORMAT),
-    format_version: JSON.stringify(CHECKPOINT_FORMAT_VERSION),
+    format: CHECKPOINT_FORMAT,
+    formatVersion: JSON.stringify(CHECKPOINT_FORMAT_VERSION),
   };
-  for (const f of META_FIELDS) metadata[f.key] = JSON.stringify(meta[f.field]);
+  for (const f of META_FIELDS) metadata[f.key] = f.plain ? String(meta[f.key]) : JSON.stringify(meta[f.key]);
   return writeSafetensors(tensors, metadata);
 }
 
@@ -118,26 +119,27 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpo
     throw new Error(`${where}: not a readable safetensors file (${(e as Error).message})`);
   }
   const raw = file.metadata;
-  const parse = (key: string): unknown => {
+  const parse = (key: string, plain = false): unknown => {
     const text = raw[key];
     if (text === undefined) throw new Error(`${where}: metadata field '${key}' is missing; expected a ${CHECKPOINT_FORMAT} file written by saveCheckpoint`);
+    if (plain) return text;
     try {
       return JSON.parse(text) as unknown;
     } catch {
       throw new Error(`${where}: metadata field '${key}' is ${JSON.stringify(text)}, which is not JSON`);
     }
   };
-  const format = parse('format');
+  const format = parse('format', true);
   if (format !== CHECKPOINT_FORMAT) throw new Error(`${where}: metadata field 'format' is ${JSON.stringify(format)}; expected "${CHECKPOINT_FORMAT}"`);
-  const version = parse('format_version');
+  const version = parse('formatVersion');
   if (version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new Error(`${where}: metadata field 'format_version' is ${JSON.stringify(version)}; this build reads version ${CHECKPOINT_FORMAT_VERSION}`);
+    throw new Error(`${where}: metadata field 'formatVersion' is ${JSON.stringify(version)}; this build reads version ${CHECKPOINT_FORMAT_VERSION}`);
   }
   const meta = {} as Record<keyof CheckpointMeta, unknown>;
   for (const f of META_FIELDS) {
-    const v = parse(f.key);
+    const v = parse(f.key, f.plain);
     if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
-    meta[f.field] = v;
+    meta[f.key] = v;
   }
 
   const model = new Map<string, CheckpointTensor>();
@@ -183,7 +185,7 @@ export function checkCheckpointFits(checkpoint: Checkpoint, target: CheckpointTa
   const where = `checkpoint ${source}`;
   const { meta } = checkpoint;
   for (const [key, got, want] of [
-    ['variant', meta.variant, target.variant], ['width', meta.width, target.width], ['num_tasks', meta.numTasks, target.numTasks],
+    ['variant', meta.variant, target.variant], ['width', meta.width, target.width], ['numTasks', meta.numTasks, target.numTasks],
   ] as const) {
     if (got !== want) throw new Error(`${where}: metadata field '${key}' is ${JSON.stringify(got)} but the model has ${JSON.stringify(want)}; build the model with the checkpoint's settings`);
   }
@@ -226,7 +228,9 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const { readFile } = await import('node:fs/promises');
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    const buf = await readFile(path);
+    // A plain Uint8Array view: Buffer.slice shares memory, so the reader's per-tensor copies would alias the file.
+    bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`checkpoint ${path}: file not found; expected a .safetensors file written by tgnet train`);

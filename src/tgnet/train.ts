@@ -6,7 +6,9 @@
  * intermediate is freed when it ends and GPU memory stays flat across steps. The loss is read back only on log
  * and checkpoint steps: a readback waits for the GPU to drain, so reading every step would serialise host and
  * GPU. Between reads only that step's loss tensor is kept. A non-finite loss stops the run with an error naming
- * the step and lr; because earlier steps were not read, the error says between which steps it went wrong.
+ * the step and lr; because earlier steps were not read, the error says between which steps it went wrong. The
+ * same readback carries the sum of all parameters, since NaN weights can hide behind a finite loss (ReLU's max
+ * drops NaN on some GPUs).
  *
  * Weight decay defaults to 3e-5: the DESIGN recipe names none, and 3e-5 is what shared/reference/tgnet_ref.py's
  * benchmark uses (nnU-Net's value, the recipe DoDNet's training derives from).
@@ -250,19 +252,26 @@ export class Trainer {
       loss.backward();
       this.optimizer.step({ lr });
       this.optimizer.zeroGrad();
-      // Returned (kept alive) only when it will be read; otherwise tidy frees it with the rest.
-      return readLoss ? loss : null;
+      // Built (and kept alive) only when it will be read; otherwise tidy frees the loss with the rest.
+      if (!readLoss) return null;
+      // [loss, sum of all parameters] in one buffer: one readback checks both (see SGD.parameterSum).
+      const probe = Tensor.empty([2], loss.gpu);
+      loss.gpu.copy(loss.buffer, 0, probe.buffer, 0, 4);
+      loss.gpu.copy(this.optimizer.parameterSum().buffer, 0, probe.buffer, 4, 4);
+      return probe;
     });
     this.stepCount = done;
 
     let loss: number | null = null;
     if (lossTensor) {
+      let values: Float32Array;
       try {
-        loss = await lossTensor.item();
+        values = await lossTensor.toArray();
       } finally {
         lossTensor.dispose();
       }
-      this.checkLoss(loss, done, lr);
+      loss = values[0];
+      this.checkHealth(loss, values[1], done, lr);
       this.losses.push({ step: done, loss });
     }
     if (logDue && loss !== null) {
@@ -303,9 +312,10 @@ export class Trainer {
     this.window = { time: this.runStart, step: this.stepCount };
   }
 
-  private checkLoss(loss: number, step: number, lr: number): void {
+  private checkHealth(loss: number, parameterSum: number, step: number, lr: number): void {
     try {
       checkFinite(loss, `loss at step ${step} of ${this.totalSteps} (lr ${lr.toPrecision(4)})`);
+      checkFinite(parameterSum, `the sum of the model parameters after step ${step} of ${this.totalSteps} (lr ${lr.toPrecision(4)}; loss ${loss.toPrecision(4)})`);
     } catch (e) {
       const since = this.lastFinite
         ? `the last finite loss was ${this.lastFinite.loss.toPrecision(4)} at step ${this.lastFinite.step}, so it went wrong in steps ${this.lastFinite.step + 1}-${step}`

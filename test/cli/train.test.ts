@@ -1,0 +1,69 @@
+/** `tgnet train` end to end on a tiny synthesised collection, resume, and argument errors. */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { parseTrainArgs, trainCommand } from '../../src/cli/train.js';
+import { synthesizeDatasets } from '../../src/data/synth.js';
+import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+function captureLog(): string[] {
+  const lines: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((s: string) => { lines.push(s); });
+  return lines;
+}
+
+describe('tgnet train', () => {
+  it('trains on a synthesised collection, writes a loadable checkpoint, and resumes from it', async () => {
+    const data = join(dir, 'data');
+    // Liver (organ + tumour) and colon (tumour only): both kinds of partial labels.
+    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4] });
+    const out = join(dir, 'run');
+    const common = ['--data', data, '--crop', '16', '16', '16', '--width', '2', '--batch', '2', '--cache', join(dir, 'cache'), '--seed', '3'];
+    const lines = captureLog();
+    await trainCommand([...common, '--out', out, '--steps', '3', '--log-every', '1']);
+
+    const text = lines.join('\n');
+    expect(text).toMatch(/data: 4 cases of 2 tasks in .*; 2 train \/ 2 val \(split written to .*split\.json\)/);
+    expect(text).toMatch(/a real run uses --width 32 --crop 64 192 192/);
+    const steps = lines.filter((l) => /^step \d\/3 {2}loss [\d.]+ {2}lr [\d.e-]+ {2}[\d.]+ steps\/s {2}elapsed [\d.]+ s$/.test(l));
+    expect(steps.length).toBe(3);
+    expect(text).toContain(`checkpoint (step 3) -> ${join(out, 'checkpoint.safetensors')}`);
+    expect(readdirSync(out).sort()).toEqual(['checkpoint.safetensors', 'split.json']);
+    const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { train: string[]; val: string[] };
+    expect(split.train.length + split.val.length).toBe(4);
+
+    const ckpt = await loadCheckpoint(join(out, 'checkpoint.safetensors'));
+    expect(ckpt.meta).toMatchObject({ variant: 'tgnet', width: 2, numTasks: 7, crop: [16, 16, 16], step: 3, totalSteps: 3, lr0: 0.01, seed: 3 });
+    expect(ckpt.model.size).toBeGreaterThan(100);
+    expect([...ckpt.model.values()].every((t) => t.data.every(Number.isFinite))).toBe(true);
+
+    // Resume: settings come from the checkpoint, the run folder (and its split) from the checkpoint's path.
+    lines.length = 0;
+    await trainCommand(['--data', data, '--cache', join(dir, 'cache'), '--resume', join(out, 'checkpoint.safetensors'), '--steps', '4']);
+    expect(lines.join('\n')).toMatch(/split read from .*split\.json/);
+    expect(lines.join('\n')).toMatch(/resumed from .* at step 3/);
+    expect(lines.some((l) => l.startsWith('step 4/4'))).toBe(true);
+    expect((await loadCheckpoint(join(out, 'checkpoint.safetensors'))).meta).toMatchObject({ step: 4, totalSteps: 4, width: 2, seed: 3 });
+    await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache'), '--resume', join(out, 'checkpoint.safetensors')]))
+      .rejects.toThrow(/is at step 4, which already reaches --steps 4; pass a larger --steps/);
+  });
+
+  it('explains a missing data folder, a folder without datasets and bad numbers', async () => {
+    await expect(trainCommand(['--data', join(dir, 'missing')])).rejects.toThrow(/--data .*missing is not a folder; expected a folder of MSD task folders/);
+    const empty = join(dir, 'empty');
+    mkdirSync(join(empty, 'notes'), { recursive: true });
+    await expect(trainCommand(['--data', empty, '--out', join(dir, 'run-empty')])).rejects.toThrow(/no datasets found in .*empty: expected subfolders with a dataset.json/);
+    expect(existsSync(join(dir, 'run-empty'))).toBe(false);
+    expect(() => parseTrainArgs(['--steps', 'ten'])).toThrow(/--steps is "ten"; expected an integer >= 1/);
+    expect(() => parseTrainArgs(['--crop', '16', '20', '16'])).toThrow(/--crop H is 20; expected a positive multiple of 16/);
+    expect(() => parseTrainArgs(['--lr', '-1'])).toThrow(/--lr is "-1"; expected a finite number >= 0/);
+    expect(() => parseTrainArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => parseTrainArgs(['--bogus'])).toThrow(/unknown argument "--bogus"/);
+    await expect(trainCommand(['--resume', join(dir, 'none.safetensors')])).rejects.toThrow(/none\.safetensors: file not found/);
+  });
+});

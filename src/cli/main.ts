@@ -10,6 +10,18 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'write synthetic partially labelled CT phantoms in MSD layout (--out DIR --cases N --size D H W --seed S)',
     run: async (argv) => (await import('./synth.js')).synthCommand(argv),
   },
+  train: {
+    summary: 'train TGNet on MSD-layout datasets (default: embedded synthetic phantoms on a small model; --help)',
+    run: async (argv) => (await import('./train.js')).trainCommand(argv),
+  },
+  predict: {
+    summary: 'segment a CT volume with a checkpoint (--model CKPT --input CT.nii.gz --task T --out MASK.nii.gz)',
+    run: async (argv) => (await import('./predict.js')).predictCommand(argv),
+  },
+  evaluate: {
+    summary: 'Dice and HD95 of predicted masks against ground truth (--pred P --truth T --task T)',
+    run: async (argv) => (await import('./evaluate.js')).evaluateCommand(argv),
+  },
   bench: {
     summary: 'run the benchmarks (--out FILE.json, --scale S, --quick)',
     run: async (argv) => (await import('../../bench/run.js')).benchMain(argv),

@@ -4,7 +4,9 @@ import { liveTensorCount, Tensor } from '../../src/autograd/tensor.js';
 import { sigmoid } from '../../src/autograd/index.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { noGrad } from '../../src/autograd/tape.js';
+import { permuteAxes, windowHu } from '../../src/data/preprocess.js';
 import { configFromMetadata, loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
+import { segmentCt } from '../../src/eval/pipeline.js';
 import { mirrorTile, predictVolume, type Shape3D } from '../../src/eval/sliding-window.js';
 import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import { encodeCheckpoint } from '../../src/tgnet/checkpoint.js';
@@ -75,6 +77,38 @@ describe('predictVolume', () => {
     const v = new Float32Array(16 * 16 * 16);
     await expect(predictVolume(model, v, [16, 16, 16], 0, { tileShape: [16, 24, 16] })).rejects.toThrow(/tileShape is \[16, 24, 16\]; expected multiples of 16/);
     await expect(predictVolume(model, v, [16, 16, 16], 7)).rejects.toThrow(/task id is 7; expected an integer in \[0, 6\]/);
+    model.dispose();
+  });
+});
+
+describe('segmentCt', () => {
+  it('undoes the slice-axis permutation: a slice-first volume gives the permuted labels of its slice-last twin', async () => {
+    const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 11 });
+    // Slice axis first: array axis 0 runs along world z.
+    const sliceFirst = {
+      data: randomArray(8 * 16 * 32, 8, -400, 400), shape: [8, 16, 32] as [number, number, number], spacing: [2.5, 0.8, 0.8] as [number, number, number],
+      affine: [0, 0, 0.8, 0, 0, 0.8, 0, 0, 2.5, 0, 0, 0, 0, 0, 0, 1],
+    };
+    const sliceLast = permuteAxes(sliceFirst, [1, 2, 0]);
+    expect(sliceLast.shape).toEqual([16, 32, 8]);
+    // A fresh model's logits are nearly constant: move the head's final organ / tumour biases (controller
+    // outputs 160, 161) by minus the median logit of each channel, so that about half the voxels are foreground.
+    const probe = await predictVolume(model, windowHu(Float32Array.from(sliceLast.data)), [8, 32, 16], 0, { tileShape: [16, 16, 16], batchSize: 4 });
+    const bias = await model.stateDict().get('controller.bias')!.toArray();
+    for (const c of [0, 1]) {
+      const p = probe.probabilities.slice(c * 4096, (c + 1) * 4096).sort()[2048];
+      bias[160 + c] -= Math.log(p / (1 - p));
+    }
+    model.loadStateDict(new Map([['controller.bias', { shape: [bias.length], data: bias }]]), { strict: false });
+    const options = { tileShape: [16, 16, 16] as Shape3D, targetSpacingZYX: null, batchSize: 4, postprocess: false };
+    const a = await segmentCt(model, sliceFirst, 0, options);
+    const b = await segmentCt(model, sliceLast, 0, options);
+    expect(a.inferenceShape).toEqual([8, 32, 16]);
+    expect(b.inferenceShape).toEqual([8, 32, 16]);
+    expect(b.labelMap.some((v) => v === 1) && b.labelMap.some((v) => v === 2)).toBe(true);
+    const back = permuteAxes({ ...sliceLast, data: Float32Array.from(b.labelMap) }, [2, 0, 1]);
+    expect(back.shape).toEqual(sliceFirst.shape);
+    expect(a.labelMap).toEqual(Uint8Array.from(back.data));
     model.dispose();
   });
 });

@@ -221,28 +221,26 @@ export function surfaceDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, s
   if (countNonZero(a) === 0 || countNonZero(b) === 0) {
     throw new Error('surfaceDistances: a mask is empty; expected both masks to contain foreground (see EMPTY_MASK_CONVENTION for hd95)');
   }
-  return directedDistances(a, b, shape, spacing)[0];
+  return directedDistances(a, b, shape, [spacing])[0][0];
 }
 
 /**
- * Both directed surface distances. Every surface voxel of either mask lies in the bounding box of their
- * union, and so does the nearest one to it, so the transform runs on that box only: exact and much cheaper
- * than the whole CT.
+ * Both directed surface distances, once per spacing. Every surface voxel of either mask lies in the bounding
+ * box of their union, and so does the nearest one to it, so the transform runs on that box only: exact and
+ * much cheaper than the whole CT.
  */
-function directedDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, spacing: Shape3D): [Float64Array, Float64Array] {
+function directedDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, spacings: readonly Shape3D[]): [Float64Array, Float64Array][] {
   const box = unionBox(a, b, shape);
-  if (!box) return [new Float64Array(0), new Float64Array(0)];
+  if (!box) return spacings.map(() => [new Float64Array(0), new Float64Array(0)]);
   const sub: Shape3D = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
-  const sa = surfaceMask(a, shape);
-  const sb = surfaceMask(b, shape);
-  const ca = cropMask(sa, shape, box.lo, box.hi);
-  const cb = cropMask(sb, shape, box.lo, box.hi);
+  const ca = cropMask(surfaceMask(a, shape), shape, box.lo, box.hi);
+  const cb = cropMask(surfaceMask(b, shape), shape, box.lo, box.hi);
   const pick = (from: Uint8Array, dt: Float64Array): Float64Array => {
     const out: number[] = [];
     for (let i = 0; i < from.length; i++) if (from[i] !== 0) out.push(Math.sqrt(dt[i]));
     return Float64Array.from(out);
   };
-  return [pick(ca, squaredDistanceTransform(cb, sub, spacing)), pick(cb, squaredDistanceTransform(ca, sub, spacing))];
+  return spacings.map((s) => [pick(ca, squaredDistanceTransform(cb, sub, s)), pick(cb, squaredDistanceTransform(ca, sub, s))]);
 }
 
 /**
@@ -284,8 +282,7 @@ function hd95Both(pred: Uint8Array, truth: Uint8Array, shape: Shape3D, spacings:
   const b = countNonZero(truth);
   if (a === 0 && b === 0) return spacings.map(() => EMPTY_MASK_CONVENTION.bothEmpty.hd95);
   if (a === 0 || b === 0) return spacings.map(() => EMPTY_MASK_CONVENTION.oneEmpty.hd95);
-  return spacings.map((s) => {
-    const [ab, ba] = directedDistances(pred, truth, shape, s);
+  return directedDistances(pred, truth, shape, spacings).map(([ab, ba]) => {
     const pooled = new Float64Array(ab.length + ba.length);
     pooled.set(ab);
     pooled.set(ba, ab.length);

@@ -126,7 +126,9 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
         `${what}: data_offsets [${begin}, ${end}] (file bytes ${dataStart + begin}..${dataStart + end}) run past the end of the data section of ${dataLen} bytes (file length ${len}); the file is truncated`,
       );
     }
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    // A fresh, aligned copy: `bytes` may be a Node Buffer, whose slice() is a view into a shared pool.
+    const copy = new Uint8Array(end - begin);
+    copy.set(bytes.subarray(dataStart + begin, dataStart + end));
     tensors.set(name, { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], data: info.make(copy.buffer) });
   }
   return { tensors, metadata };

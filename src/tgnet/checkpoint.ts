@@ -228,9 +228,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const { readFile } = await import('node:fs/promises');
   let bytes: Uint8Array;
   try {
-    const buf = await readFile(path);
-    // A plain Uint8Array view: Buffer.slice shares memory, so the reader's per-tensor copies would alias the file.
-    bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    bytes = await readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`checkpoint ${path}: file not found; expected a .safetensors file written by tgnet train`);

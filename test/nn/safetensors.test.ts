@@ -51,6 +51,13 @@ describe('safetensors round trip', () => {
     expect(Array.from(t.get('a')?.data as Float32Array)).toEqual([1, 2, 3]);
   });
 
+  it('reads from a Node Buffer from the shared pool (Buffer.slice is a view, not a copy)', () => {
+    const bytes = writeSafetensors(new Map([['a', { dtype: 'F32' as const, shape: [3], data: new Float32Array([1.5, -2, 3]) }]]));
+    const pooled = Buffer.from(bytes); // small Buffers live inside a larger shared ArrayBuffer
+    const t = readSafetensors(pooled).get('a');
+    expect(t && [...(t.data as Float32Array)]).toEqual([1.5, -2, 3]);
+  });
+
   it('reads the PyTorch-written goldens (tgnet_ref.save_safetensors format)', () => {
     const t = readSafetensorsFile(new Uint8Array(readFileSync(new URL('../golden/dynamic_head.safetensors', import.meta.url))), {
       source: 'dynamic_head.safetensors',

@@ -43,12 +43,21 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, iteratio
     const train = await timeGpu(gpu, step, { iterations, warmup: 1 });
     const peak = gpu.poolStats().highWaterBytes;
     const forward = await timeGpu(gpu, () => { noGrad(() => tidy(() => { model.forward(x, taskIds); })); }, { iterations, warmup: 1 });
+    const dispatches0 = gpu.dispatchCount;
+    const submits0 = gpu.submitCount;
+    step();
+    await gpu.sync();
+    const perStep = { dispatches: gpu.dispatchCount - dispatches0, submits: gpu.submitCount - submits0 };
+    const profile = await profileStep(gpu, step);
     return [{
       config: `batch ${batch}, ${d}x${h}x${w}, width ${width}`,
       params: model.parameterCount(),
       stepMs: train.medianMs,
       forwardMs: forward.medianMs,
       peakGiB: peak / 2 ** 30,
+      dispatchesPerStep: perStep.dispatches,
+      submitsPerStep: perStep.submits,
+      ...(profile ? { gpuMsProfiled: profile.totalMs, topKernels: profile.top } : {}),
     }];
   } finally {
     x.dispose();
@@ -56,4 +65,26 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, iteratio
     opt.dispose();
     model.dispose();
   }
+}
+
+/**
+ * One step with per-dispatch GPU timestamps, summed by kernel label: where a step's time goes. Null when
+ * the adapter has no timestamp queries. (Each dispatch gets its own pass while profiling, so the total is
+ * a little above the unprofiled step.)
+ */
+async function profileStep(gpu: Gpu, step: () => void): Promise<{ totalMs: number; top: string } | null> {
+  if (!gpu.startProfiling()) return null;
+  step();
+  const timings = await gpu.stopProfiling();
+  const byLabel = new Map<string, { ms: number; n: number }>();
+  for (const t of timings) {
+    const e = byLabel.get(t.label) ?? { ms: 0, n: 0 };
+    e.ms += t.ms;
+    e.n++;
+    byLabel.set(t.label, e);
+  }
+  const totalMs = timings.reduce((a, t) => a + t.ms, 0);
+  const top = [...byLabel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)
+    .map(([label, e]) => `${label} ${e.ms.toFixed(1)}ms/${e.n}`).join('; ');
+  return { totalMs, top };
 }

@@ -3,7 +3,7 @@
  * segments (a channel, a group) are split into chunks; one workgroup per chunk writes a partial sum and one
  * workgroup per segment merges them, so a large volume reduces with many workgroups per segment.
  */
-import type { Gpu } from './gpu.js';
+import type { Binding, Gpu } from './gpu.js';
 import { alignElements } from './windows.js';
 import { linearMain, linearWorkgroupSize, packParams } from './wgsl.js';
 
@@ -102,6 +102,15 @@ export interface SegmentedReduceSpec {
   maxElems: number;
 }
 
+/** The inputs windowed to `win`, the whole extra buffers, then the destination. */
+function reduceBindings(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Binding[] {
+  return [
+    ...spec.inputs.map((b) => ({ buffer: b, offset: win.base * 4, size: win.count * 4 })),
+    ...(spec.extras ?? []).map((e) => e.buffer),
+    dst,
+  ];
+}
+
 /** Sums `value` over each segment: partials per chunk (many workgroups per segment), then a merge. */
 export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const { segLen, numSegs } = spec;
@@ -148,11 +157,7 @@ ${workgroupMain(wg)}
   for (const win of plan.windows) {
     gpu.dispatch({
       pipeline, label: `${spec.label}:reduce`,
-      bindings: [
-        ...spec.inputs.map((b) => ({ buffer: b, offset: win.base * 4, size: win.count * 4 })),
-        ...extras.map((e) => e.buffer),
-        partial,
-      ],
+      bindings: reduceBindings(spec, win, partial),
       params: packParams([
         { u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: segLen }, { u: plan.chunkLen },
         { u: plan.chunksPerSeg }, { f: direct ? spec.scale : 1 },
@@ -216,11 +221,7 @@ ${linearMain(wg)}
   for (const win of plan.windows) {
     gpu.dispatch({
       pipeline, label: `${spec.label}:reduce`,
-      bindings: [
-        ...spec.inputs.map((b) => ({ buffer: b, offset: win.base * 4, size: win.count * 4 })),
-        ...extras.map((e) => e.buffer),
-        spec.out,
-      ],
+      bindings: reduceBindings(spec, win, spec.out),
       params: packParams([{ u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: spec.segLen }, { f: spec.scale }]),
       workgroups: Math.ceil(win.chunks / wg),
     });

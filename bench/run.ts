@@ -36,6 +36,9 @@ function parseArgs(argv: string[]): BenchArgs {
       args.scale = s;
     } else if (a === '--quick') args.quick = true;
     else if (a === '--only') args.only = value().split(',');
+    else if (a === '--help' || a === '-h') {
+      throw new Error('usage: tgnet bench [--out FILE.json] [--scale S in (0, 1]] [--quick] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep]');
+    }
     else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --only a,b)`);
   }
   return args;

@@ -2,6 +2,7 @@
 import { initGpu } from '../kernels/runtime/gpu.js';
 
 export async function infoCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) throw new Error('usage: tgnet info [--json]');
   const json = argv.includes('--json');
   const gpu = await initGpu();
   try {

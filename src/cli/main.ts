@@ -45,6 +45,17 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    // Each command answers --help by throwing its usage text; asked for, it is output, not an error.
+    try {
+      await cmd.run(['--help']);
+    } catch (e) {
+      const text = e instanceof Error ? e.message : String(e);
+      if (!text.startsWith('usage:')) throw e;
+      console.log(text);
+    }
+    return;
+  }
   await cmd.run(rest);
 }
 

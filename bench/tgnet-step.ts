@@ -32,6 +32,8 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, iteratio
   const target = Tensor.fromArray(rngUniform(2 * voxels, 2).map((v) => (v > 0.7 ? 1 : 0)), [batch, 2, d, h, w]).keep();
   const taskIds = Array.from({ length: batch }, (_, i) => i % 4);
   try {
+    // Buffers pooled by earlier sections would count towards the high-water mark: start from an empty pool.
+    gpu.pool.trim();
     gpu.pool.resetHighWater();
     const step = () => {
       tidy(() => {

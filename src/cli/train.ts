@@ -2,14 +2,14 @@
  * `tgnet train`: trains TGNet on a folder of MSD-layout task datasets (as `tgnet synth` writes), or, with no
  * --data, on a small phantom collection it synthesises once into a cache, so that `npx tgnet train` runs out
  * of the box on a software GPU. Data: loadMsdCollection -> per-task split (kept in the run folder so a resumed
- * run trains on the same cases) -> preprocessDataset (cached) -> BatchSampler mixing tasks -> Trainer.
+ * run trains on the same cases) -> preprocessDatasetToStore (cached; one case in memory at a time) ->
+ * StreamingBatchSampler mixing tasks, reading cases on demand through an LRU of --cache-cases cases -> Trainer.
  */
 import { createHash } from 'node:crypto';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadMsdCollection, loadOrCreateSplit } from '../data/datasets.js';
-import { preprocessDataset } from '../data/preprocess-cache.js';
-import { BatchSampler } from '../data/sampler.js';
+import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
@@ -20,7 +20,7 @@ import { Trainer } from '../tgnet/train.js';
 /** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
 const DEFAULTS = {
   steps: 24, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
-  lr: 0.01, weightDecay: 3e-5, logEvery: 4, seed: 0,
+  lr: 0.01, weightDecay: 3e-5, logEvery: 4, seed: 0, cacheCases: 16,
 };
 /** The embedded phantom collection used without --data. */
 const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };
@@ -30,7 +30,7 @@ const CROP_MULTIPLE = 16;
 
 export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps N] [--batch N] [--crop D H W] [--width W]
                    [--variant tgnet|tgnet-a|dodnet] [--lr LR] [--weight-decay WD] [--log-every N]
-                   [--checkpoint-every N] [--resume CKPT] [--seed S] [--cache DIR]
+                   [--checkpoint-every N] [--resume CKPT] [--seed S] [--cache DIR] [--cache-cases N]
   --data DIR            folder of MSD task folders (Task03_Liver/dataset.json, ...), e.g. from tgnet synth;
                         default: ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')}, synthesised once into ${CACHE_ROOT}/phantoms-<seed>
   --out DIR             run folder for split.json and checkpoint.safetensors (default runs/<timestamp>;
@@ -47,6 +47,8 @@ export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps
   --resume CKPT         continue from a checkpoint; unset options take the checkpoint's values
   --seed S              seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})
   --cache DIR           preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)
+  --cache-cases N       preprocessed cases held in memory at once; others are read from the cache when
+                        a crop needs them (default ${DEFAULTS.cacheCases})
 The defaults fit a CPU (software GPU); a real run uses --width 32 --crop 64 192 192 on a GPU (the paper's).`;
 
 export interface TrainArgs {
@@ -64,6 +66,7 @@ export interface TrainArgs {
   resume: string | null;
   seed: number | null;
   cache: string | null;
+  cacheCases: number;
 }
 
 function fail(message: string): never {
@@ -97,6 +100,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
   const args: TrainArgs = {
     data: null, out: null, steps: null, batch: DEFAULTS.batch, crop: null, width: null, variant: null, lr: null,
     weightDecay: null, logEvery: DEFAULTS.logEvery, checkpointEvery: 0, resume: null, seed: null, cache: null,
+    cacheCases: DEFAULTS.cacheCases,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -110,6 +114,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       case '--width': args.width = integer(flag, argv[++i], 1); break;
       case '--log-every': args.logEvery = integer(flag, argv[++i], 1); break;
       case '--checkpoint-every': args.checkpointEvery = integer(flag, argv[++i], 0); break;
+      case '--cache-cases': args.cacheCases = integer(flag, argv[++i], 1); break;
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
       case '--lr': args.lr = number(flag, argv[++i]); break;
       case '--weight-decay': args.weightDecay = number(flag, argv[++i]); break;
@@ -194,12 +199,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const tasks = [...new Set(split.train.map((c) => c.task))];
   log(`data: ${cases.length} cases of ${new Set(cases.map((c) => c.task)).size} tasks in ${dataDir}; ${split.train.length} train / ${split.val.length} val (${split.loaded ? 'split read from' : 'split written to'} ${join(out, 'split.json')})`);
   const t0 = performance.now();
-  const prepared = await preprocessDataset(split.train, cacheDir);
-  log(`preprocessed ${prepared.length} training cases (cache ${cacheDir}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const store = await preprocessDatasetToStore(split.train, cacheDir, { maxCases: args.cacheCases });
+  log(`preprocessed ${store.cases.length} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   const startStep = meta?.step ?? 0;
   // A resumed run draws a fresh (but reproducible) crop stream rather than replaying the first one.
-  const sampler = new BatchSampler(prepared, { batchSize: args.batch, cropSize: crop, seed: seed + 7919 * startStep });
+  const sampler = new StreamingBatchSampler(store, { batchSize: args.batch, cropSize: crop, seed: seed + 7919 * startStep });
 
   const ownGpu = !hasGpu();
   const gpu = ownGpu ? await initGpu() : getGpu();

@@ -1,7 +1,7 @@
 /**
  * The data layer: NIfTI, dataset layouts, preprocessing, crops/augmentation, synthetic phantoms.
  * Browser-safe modules: nifti, tasks, preprocess, augment, sampler, random, phantom. The file-based
- * ones (nifti-file, datasets, preprocess-cache, synth) use node:fs; browser code should import the
+ * ones (nifti-file, datasets, preprocess-cache, case-store, synth) use node:fs; browser code should import the
  * browser-safe modules directly rather than this index.
  */
 export * from './random.js';
@@ -11,6 +11,7 @@ export * from './tasks.js';
 export * from './datasets.js';
 export * from './preprocess.js';
 export * from './preprocess-cache.js';
+export * from './case-store.js';
 export * from './augment.js';
 export * from './sampler.js';
 export * from './phantom.js';

@@ -4,7 +4,7 @@
  * shape, spacing, affine and the settings and source files it was made from; a cache entry whose
  * settings or source files (size, mtime) differ is rebuilt.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Shape3 } from './nifti.js';
 import { readNiftiFile } from './nifti-file.js';
@@ -46,7 +46,8 @@ export interface PreprocessCacheOptions extends PreprocessOptions {
   onProgress?: (progress: PreprocessProgress) => void;
 }
 
-function cacheStem(cacheDir: string, id: string): string {
+/** Path of a cached case without its extension: `<stem>.json`, `<stem>.image.f32`, `<stem>.label.u8`. */
+export function cacheStem(cacheDir: string, id: string): string {
   // Ids look like `Task03_Liver/liver_0`; keep the dataset folder as a subfolder.
   return join(cacheDir, ...id.split('/'));
 }
@@ -97,6 +98,43 @@ export async function preprocessCaseCached(c: DatasetCase, cacheDir: string, opt
   return { ...pre, id: c.id, task: c.task, cached: false };
 }
 
+async function readExactly(path: string, into: Uint8Array, shape: Shape3): Promise<void> {
+  let file: FileHandle;
+  try {
+    file = await open(path, 'r');
+  } catch (err) {
+    throw new Error(`${path}: cannot read cached case file (${(err as Error).message})`);
+  }
+  try {
+    const size = (await file.stat()).size;
+    if (size !== into.byteLength) {
+      throw new Error(`${path}: ${size} bytes; expected ${into.byteLength} for shape [x, y, z] = [${shape.join(', ')}] (truncated or stale cache file?)`);
+    }
+    let done = 0;
+    while (done < into.byteLength) {
+      const { bytesRead } = await file.read(into, done, into.byteLength - done, done);
+      if (bytesRead === 0) throw new Error(`${path}: ended after ${done} of ${into.byteLength} bytes (file shrank while reading)`);
+      done += bytesRead;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Reads the image and label files of a cached case of `shape` [x, y, z]; throws naming the file when
+ * one is missing or has the wrong size (e.g. truncated).
+ */
+export async function readCachedVolumes(stemPath: string, shape: Shape3): Promise<{ image: Float32Array; label: Uint8Array }> {
+  const voxels = shape[0] * shape[1] * shape[2];
+  const image = new Float32Array(voxels);
+  const label = new Uint8Array(voxels);
+  // Read straight into the typed arrays: no intermediate Buffer, so a load costs one copy of the case.
+  await readExactly(`${stemPath}.image.f32`, new Uint8Array(image.buffer), shape);
+  await readExactly(`${stemPath}.label.u8`, label, shape);
+  return { image, label };
+}
+
 async function tryLoad(stemPath: string, want: Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>): Promise<CachedCase | undefined> {
   let meta: CacheMeta;
   try {
@@ -105,21 +143,14 @@ async function tryLoad(stemPath: string, want: Omit<CacheMeta, 'shape' | 'spacin
     return undefined;
   }
   if (!sameSettings(meta, want)) return undefined;
-  const voxels = meta.shape[0] * meta.shape[1] * meta.shape[2];
-  let imageBytes: Buffer;
-  let labelBytes: Buffer;
+  let volumes: { image: Float32Array; label: Uint8Array };
   try {
-    imageBytes = await readFile(`${stemPath}.image.f32`);
-    labelBytes = await readFile(`${stemPath}.label.u8`);
+    volumes = await readCachedVolumes(stemPath, meta.shape);
   } catch {
+    // Missing or truncated data files: the entry is rebuilt.
     return undefined;
   }
-  if (imageBytes.byteLength !== voxels * 4 || labelBytes.byteLength !== voxels) return undefined;
-  // Copy into a fresh, aligned buffer: Node's Buffer may sit at an odd offset inside a shared pool.
-  const image = new Float32Array(voxels);
-  new Uint8Array(image.buffer).set(imageBytes);
-  const label = new Uint8Array(voxels);
-  label.set(labelBytes);
+  const { image, label } = volumes;
   return { id: meta.id, task: meta.task, image, label, shape: meta.shape, spacing: meta.spacing, affine: meta.affine };
 }
 

@@ -25,6 +25,12 @@ export interface TrainingCase {
   image: Float32Array;
   label: Uint8Array;
   shape: Shape3;
+  /**
+   * Foreground positions per label value to centre crops on; default: every foreground voxel of
+   * `label`. A streamed case passes the store's compact (possibly subsampled) index so that no full
+   * index is rebuilt on every load.
+   */
+  foreground?: ReadonlyMap<number, Int32Array>;
 }
 
 export interface CropOptions {
@@ -103,7 +109,7 @@ export function sampleCrop(c: TrainingCase, cropSize: DHW, rng: Random, options:
   const scale = rng.chance(aug.scaleProbability) ? rng.uniform(...aug.scaleRange) : 1;
   const regionSize = cropSize.map((n) => Math.max(1, Math.round(n * scale))) as DHW;
 
-  const fg = foregroundIndex(c.label);
+  const fg = c.foreground ?? foregroundIndex(c.label);
   const fgValues = [...fg.keys()];
   const foregroundCentred = fgValues.length > 0 && rng.chance(options.foregroundFraction ?? 0.8);
   let start: DHW;
@@ -163,23 +169,30 @@ export interface BatchSamplerOptions extends CropOptions {
   balance?: 'task' | 'case';
 }
 
-/** Endless random batches over cases of several tasks. */
-export class BatchSampler {
-  private readonly rng: Random;
-  private readonly byTask: Map<number, TrainingCase[]>;
+/** The id and task of a case: all that picking a case for a batch needs. */
+export interface CaseRef {
+  id: string;
+  task: number;
+}
+
+/**
+ * Validates the options and picks cases exactly as BatchSampler does; shared with StreamingBatchSampler
+ * so that both draw the same random stream for the same seed.
+ */
+export class CasePicker<T extends CaseRef> {
+  private readonly byTask = new Map<number, T[]>();
   private readonly tasks: number[];
 
   constructor(
-    private readonly cases: readonly TrainingCase[],
+    private readonly cases: readonly T[],
     private readonly options: BatchSamplerOptions,
+    who = 'BatchSampler',
   ) {
-    if (cases.length === 0) throw new Error('BatchSampler: no cases; expected at least one training case');
-    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new Error(`BatchSampler: batchSize is ${options.batchSize}; expected a positive integer`);
+    if (cases.length === 0) throw new Error(`${who}: no cases; expected at least one training case`);
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new Error(`${who}: batchSize is ${options.batchSize}; expected a positive integer`);
     for (const [i, n] of options.cropSize.entries()) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`BatchSampler: cropSize[${i}] is ${n}; expected a positive integer`);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${who}: cropSize[${i}] is ${n}; expected a positive integer`);
     }
-    this.rng = new Random(options.seed);
-    this.byTask = new Map();
     for (const c of cases) {
       taskById(c.task);
       const list = this.byTask.get(c.task) ?? [];
@@ -189,21 +202,60 @@ export class BatchSampler {
     this.tasks = [...this.byTask.keys()].sort((a, b) => a - b);
   }
 
+  pick(rng: Random): T {
+    return this.options.balance === 'case' ? rng.pick(this.cases) : rng.pick(this.byTask.get(rng.pick(this.tasks)) as T[]);
+  }
+}
+
+/** Fills a Batch crop by crop; shared by both samplers so the layout has one definition. */
+export class BatchBuilder {
+  private readonly voxels: number;
+  private readonly image: Float32Array;
+  private readonly target: Float32Array;
+  private readonly taskIds: number[] = [];
+  private readonly caseIds: string[] = [];
+
+  constructor(private readonly batchSize: number, private readonly cropSize: DHW) {
+    this.voxels = cropSize[0] * cropSize[1] * cropSize[2];
+    this.image = new Float32Array(batchSize * this.voxels);
+    this.target = new Float32Array(batchSize * 2 * this.voxels);
+  }
+
+  add(c: CaseRef, crop: Crop): void {
+    const i = this.taskIds.length;
+    const v = this.voxels;
+    this.image.set(crop.image, i * v);
+    labelToTarget(crop.label, c.task, this.target.subarray(i * 2 * v, (i + 1) * 2 * v));
+    this.taskIds.push(c.task);
+    this.caseIds.push(c.id);
+  }
+
+  finish(): Batch {
+    const [D, H, W] = this.cropSize;
+    return { image: this.image, target: this.target, taskIds: this.taskIds, caseIds: this.caseIds, shape: [this.batchSize, D, H, W] };
+  }
+}
+
+/** Endless random batches over cases of several tasks. */
+export class BatchSampler {
+  private readonly rng: Random;
+  private readonly picker: CasePicker<TrainingCase>;
+
+  constructor(
+    cases: readonly TrainingCase[],
+    private readonly options: BatchSamplerOptions,
+  ) {
+    this.picker = new CasePicker(cases, options);
+    this.rng = new Random(options.seed);
+  }
+
   next(): Batch {
     const { batchSize: n, cropSize } = this.options;
-    const voxels = cropSize[0] * cropSize[1] * cropSize[2];
-    const image = new Float32Array(n * voxels);
-    const target = new Float32Array(n * 2 * voxels);
-    const taskIds: number[] = [];
-    const caseIds: string[] = [];
+    const batch = new BatchBuilder(n, cropSize);
     for (let i = 0; i < n; i++) {
-      const c = this.options.balance === 'case' ? this.rng.pick(this.cases) : this.rng.pick(this.byTask.get(this.rng.pick(this.tasks)) as TrainingCase[]);
-      const crop = sampleCrop(c, cropSize, this.rng, this.options);
-      image.set(crop.image, i * voxels);
-      labelToTarget(crop.label, c.task, target.subarray(i * 2 * voxels, (i + 1) * 2 * voxels));
-      taskIds.push(c.task);
-      caseIds.push(c.id);
+      const c = this.picker.pick(this.rng);
+      batch.add(c, sampleCrop(c, cropSize, this.rng, this.options));
     }
-    return { image, target, taskIds, caseIds, shape: [n, cropSize[0], cropSize[1], cropSize[2]] };
+    return batch.finish();
   }
 }

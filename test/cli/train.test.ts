@@ -64,6 +64,9 @@ describe('tgnet train', () => {
     expect(() => parseTrainArgs(['--lr', '-1'])).toThrow(/--lr is "-1"; expected a finite number >= 0/);
     expect(() => parseTrainArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of dodnet, tgnet-a, tgnet/);
     expect(() => parseTrainArgs(['--bogus'])).toThrow(/unknown argument "--bogus"/);
+    expect(parseTrainArgs([]).cacheCases).toBe(16);
+    expect(parseTrainArgs(['--cache-cases', '3']).cacheCases).toBe(3);
+    expect(() => parseTrainArgs(['--cache-cases', '0'])).toThrow(/--cache-cases is "0"; expected an integer >= 1/);
     await expect(trainCommand(['--resume', join(dir, 'none.safetensors')])).rejects.toThrow(/none\.safetensors: file not found/);
   });
 });

@@ -1,0 +1,226 @@
+/**
+ * Training on datasets larger than memory (Node only): a CaseStore keeps only a small summary of every
+ * preprocessed case (id, task, shape, a compact foreground index) and reads a case's image and label
+ * from the preprocessing cache when a crop needs it, holding at most `maxCases` cases (and `maxBytes`)
+ * in an LRU. StreamingBatchSampler draws the same batches as BatchSampler for the same seed.
+ */
+import type { Shape3 } from './nifti.js';
+import type { DatasetCase } from './datasets.js';
+import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
+import { Random } from './random.js';
+import { BatchBuilder, CasePicker, foregroundIndex, sampleCrop, type Batch, type BatchSamplerOptions, type TrainingCase } from './sampler.js';
+
+/** Default cap on foreground positions kept per label value and case. */
+export const DEFAULT_FOREGROUND_SAMPLES = 4096;
+
+/** What the store keeps in memory for every case: enough to pick a case and a crop centre. */
+export interface StoredCaseInfo {
+  id: string;
+  task: number;
+  /** NIfTI [x, y, z]. */
+  shape: Shape3;
+  /** Cache path without extension (see cacheStem). */
+  stem: string;
+  /** Up to `foregroundSamples` voxel indices per foreground label value, evenly spread over all of them. */
+  foreground: ReadonlyMap<number, Int32Array>;
+}
+
+export interface CaseStoreOptions {
+  /** Most cases held in memory at once, counting one being read (default 16). */
+  maxCases?: number;
+  /** Most image + label bytes held at once; one case is always allowed even if larger (default: no limit). */
+  maxBytes?: number;
+}
+
+export interface CaseStoreStats {
+  /** Cases read from disk. */
+  loads: number;
+  /** Requests answered from memory. */
+  hits: number;
+  /** Cases held or being read now. */
+  live: number;
+  /** Most cases ever held or being read at once. */
+  peakLive: number;
+  liveBytes: number;
+}
+
+/**
+ * A foreground index with at most `maxPerValue` positions per label value. Below the cap it is the full
+ * index, so crops are then exactly those of BatchSampler; above it, an even stride keeps the spread
+ * of centres over the whole structure while the summary stays small for ~1000 cases.
+ */
+export function compactForegroundIndex(label: Uint8Array, maxPerValue = DEFAULT_FOREGROUND_SAMPLES): Map<number, Int32Array> {
+  if (!Number.isInteger(maxPerValue) || maxPerValue < 1) throw new Error(`compactForegroundIndex: maxPerValue is ${maxPerValue}; expected a positive integer`);
+  const out = new Map<number, Int32Array>();
+  for (const [value, list] of foregroundIndex(label)) {
+    if (list.length <= maxPerValue) {
+      // A copy, so the summary does not keep the full index (and the label it is cached on) alive.
+      out.set(value, list.slice());
+    } else {
+      const kept = new Int32Array(maxPerValue);
+      for (let k = 0; k < maxPerValue; k++) kept[k] = list[Math.floor((k * list.length) / maxPerValue)];
+      out.set(value, kept);
+    }
+  }
+  return out;
+}
+
+function caseBytes(info: StoredCaseInfo): number {
+  return info.shape[0] * info.shape[1] * info.shape[2] * 5;
+}
+
+export class CaseStore {
+  readonly cases: readonly StoredCaseInfo[];
+  private readonly byId = new Map<string, StoredCaseInfo>();
+  private readonly maxCases: number;
+  private readonly maxBytes: number;
+  /** Held cases, least recently used first (Map keeps insertion order). */
+  private readonly held = new Map<string, TrainingCase>();
+  private readonly pending = new Map<string, Promise<TrainingCase>>();
+  private heldBytes = 0;
+  private pendingBytes = 0;
+  private counters = { loads: 0, hits: 0, peakLive: 0 };
+
+  constructor(cases: readonly StoredCaseInfo[], options: CaseStoreOptions = {}) {
+    const maxCases = options.maxCases ?? 16;
+    if (!Number.isInteger(maxCases) || maxCases < 1) throw new Error(`CaseStore: maxCases is ${maxCases}; expected a positive integer`);
+    const maxBytes = options.maxBytes ?? Infinity;
+    if (!(maxBytes > 0)) throw new Error(`CaseStore: maxBytes is ${maxBytes}; expected a positive number`);
+    for (const c of cases) {
+      if (this.byId.has(c.id)) throw new Error(`CaseStore: case id ${JSON.stringify(c.id)} appears twice`);
+      this.byId.set(c.id, c);
+    }
+    this.cases = cases;
+    this.maxCases = maxCases;
+    this.maxBytes = maxBytes;
+  }
+
+  info(id: string): StoredCaseInfo {
+    const info = this.byId.get(id);
+    if (!info) throw new Error(`CaseStore: no case with id ${JSON.stringify(id)}`);
+    return info;
+  }
+
+  get stats(): CaseStoreStats {
+    return { ...this.counters, live: this.held.size + this.pending.size, liveBytes: this.heldBytes + this.pendingBytes };
+  }
+
+  /** The case's image and label, from memory or read from the cache (errors name the file). */
+  async load(id: string): Promise<TrainingCase> {
+    const hit = this.held.get(id);
+    if (hit) {
+      this.held.delete(id);
+      this.held.set(id, hit);
+      this.counters.hits++;
+      return hit;
+    }
+    const inFlight = this.pending.get(id);
+    if (inFlight) {
+      this.counters.hits++;
+      return inFlight;
+    }
+    const info = this.info(id);
+    const bytes = caseBytes(info);
+    // Evict before reading, so the bound holds while the new case is in memory too.
+    this.evictFor(bytes);
+    const promise = readCachedVolumes(info.stem, info.shape).then(({ image, label }): TrainingCase => (
+      { id: info.id, task: info.task, shape: info.shape, image, label, foreground: info.foreground }
+    ));
+    this.pending.set(id, promise);
+    this.pendingBytes += bytes;
+    this.counters.loads++;
+    this.counters.peakLive = Math.max(this.counters.peakLive, this.held.size + this.pending.size);
+    try {
+      const c = await promise;
+      this.held.set(id, c);
+      this.heldBytes += bytes;
+      return c;
+    } finally {
+      this.pending.delete(id);
+      this.pendingBytes -= bytes;
+    }
+  }
+
+  /** Drops every held case. */
+  clear(): void {
+    this.held.clear();
+    this.heldBytes = 0;
+  }
+
+  private evictFor(bytes: number): void {
+    for (const [id, c] of this.held) {
+      const live = this.held.size + this.pending.size;
+      const liveBytes = this.heldBytes + this.pendingBytes;
+      if (live < this.maxCases && liveBytes + bytes <= this.maxBytes) break;
+      this.held.delete(id);
+      this.heldBytes -= c.image.length * 5;
+    }
+  }
+}
+
+export interface StoreOptions extends PreprocessCacheOptions, CaseStoreOptions {
+  /** Foreground positions kept per label value and case (default DEFAULT_FOREGROUND_SAMPLES). */
+  foregroundSamples?: number;
+}
+
+/**
+ * Preprocesses (or finds in the cache) every case one at a time and keeps only its summary, so peak
+ * memory is one case rather than the dataset.
+ */
+export async function preprocessDatasetToStore(cases: readonly DatasetCase[], cacheDir: string, options: StoreOptions = {}): Promise<CaseStore> {
+  const infos: StoredCaseInfo[] = [];
+  for (let i = 0; i < cases.length; i++) {
+    const t0 = performance.now();
+    const c = await preprocessCaseCached(cases[i], cacheDir, options);
+    infos.push({
+      id: c.id, task: c.task, shape: c.shape, stem: cacheStem(cacheDir, c.id),
+      foreground: compactForegroundIndex(c.label, options.foregroundSamples ?? DEFAULT_FOREGROUND_SAMPLES),
+    });
+    options.onProgress?.({ done: i + 1, total: cases.length, id: cases[i].id, cached: c.cached, seconds: (performance.now() - t0) / 1000 });
+  }
+  return new CaseStore(infos, options);
+}
+
+export interface StreamingBatchSamplerOptions extends BatchSamplerOptions {
+  /** Build the next batch in the background while the current one is used (default true). */
+  prefetch?: boolean;
+}
+
+/**
+ * BatchSampler over a CaseStore: same options, same case picking and crops (same seed, same batches
+ * while every case's foreground fits the store's compact index), but cases are read on demand.
+ */
+export class StreamingBatchSampler {
+  private readonly rng: Random;
+  private readonly picker: CasePicker<StoredCaseInfo>;
+  private ahead: Promise<Batch> | null = null;
+
+  constructor(
+    private readonly store: CaseStore,
+    private readonly options: StreamingBatchSamplerOptions,
+  ) {
+    this.picker = new CasePicker(store.cases, options, 'StreamingBatchSampler');
+    this.rng = new Random(options.seed);
+  }
+
+  next(): Promise<Batch> {
+    const current = this.ahead ?? this.build();
+    // Batches are built strictly one after another, so the random stream is the same as BatchSampler's.
+    this.ahead = this.options.prefetch === false ? null : current.then(() => this.build());
+    // A prefetched batch that fails after training stops must not be an unhandled rejection; a caller
+    // that asks for it still gets the error.
+    this.ahead?.catch(() => undefined);
+    return current;
+  }
+
+  private async build(): Promise<Batch> {
+    const { batchSize: n, cropSize } = this.options;
+    const batch = new BatchBuilder(n, cropSize);
+    for (let i = 0; i < n; i++) {
+      const ref = this.picker.pick(this.rng);
+      const c = await this.store.load(ref.id);
+      batch.add(c, sampleCrop(c, cropSize, this.rng, this.options));
+    }
+    return batch.finish();
+  }
+}

@@ -102,6 +102,17 @@ export interface SegmentedReduceSpec {
   maxElems: number;
 }
 
+/** WGSL declarations matching reduceBindings: in0.., e0.. (extras), then dst. */
+function reduceDeclarations(spec: SegmentedReduceSpec, T: string): string {
+  const nIn = spec.inputs.length;
+  const extras = spec.extras ?? [];
+  return [
+    ...spec.inputs.map((_, i) => `@group(0) @binding(${1 + i}) var<storage, read> in${i}: array<f32>;`),
+    ...extras.map((e, i) => `@group(0) @binding(${1 + nIn + i}) var<storage, read> e${i}: array<${e.type}>;`),
+    `@group(0) @binding(${1 + nIn + extras.length}) var<storage, read_write> dst: array<${T}>;`,
+  ].join('\n');
+}
+
 /** The inputs windowed to `win`, the whole extra buffers, then the destination. */
 function reduceBindings(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Binding[] {
   return [
@@ -130,11 +141,7 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const direct = plan.chunksPerSeg === 1;
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
-  const decls = [
-    ...spec.inputs.map((_, i) => `@group(0) @binding(${1 + i}) var<storage, read> in${i}: array<f32>;`),
-    ...extras.map((e, i) => `@group(0) @binding(${1 + nIn + i}) var<storage, read> e${i}: array<${e.type}>;`),
-    `@group(0) @binding(${1 + nIn + extras.length}) var<storage, read_write> dst: array<${T}>;`,
-  ].join('\n');
+  const decls = reduceDeclarations(spec, T);
   const pipeline = gpu.pipeline(`segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
 struct Params { base: u32, chunk0: u32, nchunks: u32, segLen: u32, chunkLen: u32, cps: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -196,11 +203,7 @@ function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: string, plan
   const wg = linearWorkgroupSize(gpu);
   const extras = spec.extras ?? [];
   const nIn = spec.inputs.length;
-  const decls = [
-    ...spec.inputs.map((_, i) => `@group(0) @binding(${1 + i}) var<storage, read> in${i}: array<f32>;`),
-    ...extras.map((e, i) => `@group(0) @binding(${1 + nIn + i}) var<storage, read> e${i}: array<${e.type}>;`),
-    `@group(0) @binding(${1 + nIn + extras.length}) var<storage, read_write> dst: array<${T}>;`,
-  ].join('\n');
+  const decls = reduceDeclarations(spec, T);
   const pipeline = gpu.pipeline(`segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
 struct Params { base: u32, seg0: u32, nsegs: u32, segLen: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;

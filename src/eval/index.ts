@@ -10,3 +10,8 @@ export * from './report.js';
 export * from './evaluate.js';
 export * from './checkpoint.js';
 export * from './pipeline.js';
+export * from './paper-table.js';
+export * from './png.js';
+export * from './slices.js';
+export * from './curves-svg.js';
+export * from './report-html.js';

@@ -5,7 +5,7 @@
  * shapes, which fix variant, width and numTasks unambiguously.
  */
 import { readSafetensorsFile, type SafeTensor } from '../nn/safetensors.js';
-import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
+import { TASK_GUIDED_BLOCKS, TGNet, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from '../tgnet/model.js';
 import type { Shape3D } from './sliding-window.js';
 
 /** Prefix of the model's tensors in a checkpoint. */
@@ -15,6 +15,8 @@ export interface CheckpointConfig {
   variant: TGNetVariant;
   width: number;
   numTasks: number;
+  /** tgnet only, and only when not the default 'first': every encoder block task-guided. */
+  taskGuidedBlocks?: TaskGuidedBlocks;
   /** Training crop [D, H, W] when the checkpoint records it. */
   crop?: Shape3D;
 }
@@ -44,9 +46,11 @@ function parsePositiveInt(value: unknown, field: string, source: string): number
   return n;
 }
 
+const CONFIG_KEYS = ['variant', 'width', 'numTasks', 'crop', 'taskGuidedBlocks'];
+
 /**
  * The architecture fields found in safetensors metadata: either as separate keys (`variant`, `width`,
- * `numTasks`, `crop`) or inside a key holding a JSON object with them (a trainer may store its config whole).
+ * `numTasks`, `crop`, `taskGuidedBlocks`) or inside a key holding a JSON object with them (a trainer may store its config whole).
  */
 export function configFromMetadata(metadata: Record<string, string>, source: string): Partial<CheckpointConfig> {
   const fields: Record<string, unknown> = {};
@@ -55,13 +59,13 @@ export function configFromMetadata(metadata: Record<string, string>, source: str
     try {
       const obj = JSON.parse(value) as unknown;
       if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
-        for (const k of ['variant', 'width', 'numTasks', 'crop']) if (k in obj) fields[k] ??= (obj as Record<string, unknown>)[k];
+        for (const k of CONFIG_KEYS) if (k in obj) fields[k] ??= (obj as Record<string, unknown>)[k];
       }
     } catch {
       // Not JSON after all: an ordinary metadata string.
     }
   }
-  for (const k of ['variant', 'width', 'numTasks', 'crop']) if (k in metadata) fields[k] = metadata[k];
+  for (const k of CONFIG_KEYS) if (k in metadata) fields[k] = metadata[k];
   const out: Partial<CheckpointConfig> = {};
   if (fields.variant !== undefined) {
     if (!(TGNET_VARIANTS as readonly unknown[]).includes(fields.variant)) {
@@ -72,11 +76,34 @@ export function configFromMetadata(metadata: Record<string, string>, source: str
   if (fields.width !== undefined) out.width = parsePositiveInt(fields.width, 'width', source);
   if (fields.numTasks !== undefined) out.numTasks = parsePositiveInt(fields.numTasks, 'numTasks', source);
   if (fields.crop !== undefined) out.crop = parseCrop(fields.crop, source);
+  if (fields.taskGuidedBlocks !== undefined) {
+    if (!(TASK_GUIDED_BLOCKS as readonly unknown[]).includes(fields.taskGuidedBlocks)) {
+      throw new Error(`${source}: metadata taskGuidedBlocks is ${JSON.stringify(fields.taskGuidedBlocks)}; expected one of ${TASK_GUIDED_BLOCKS.join(', ')}`);
+    }
+    out.taskGuidedBlocks = fields.taskGuidedBlocks as TaskGuidedBlocks;
+  }
   return out;
 }
 
-/** Variant, width and numTasks as the state dict's names and shapes imply them. */
-export function configFromStateDict(state: ReadonlyMap<string, SafeTensor>, source: string): Omit<CheckpointConfig, 'crop'> {
+/**
+ * The variants whose state dicts have these names: one, except that serial and parallel share theirs (both
+ * have a channel and a spatial gate on each skip), which only the metadata tells apart.
+ */
+export function variantsFromStateDict(keys: readonly string[]): TGNetVariant[] {
+  if (keys.some((k) => k.startsWith('enc.') && k.includes('.gate.'))) return ['tgnet'];
+  const spatial = keys.some((k) => k.startsWith('att.') && k.includes('.spatial.'));
+  const channel = keys.some((k) => k.startsWith('att.') && k.includes('.gate.'));
+  if (spatial) return channel ? ['serial', 'parallel'] : ['spatial'];
+  return channel ? ['tgnet-a'] : ['dodnet'];
+}
+
+/**
+ * Variant, width, numTasks (and taskGuidedBlocks 'all') as the state dict's names and shapes imply them.
+ * `variant` (from metadata or a flag) settles serial vs parallel; without it those throw.
+ */
+export function configFromStateDict(
+  state: ReadonlyMap<string, SafeTensor>, source: string, variant?: TGNetVariant,
+): Omit<CheckpointConfig, 'crop'> {
   const stem = state.get('conv1.weight');
   const controller = state.get('controller.weight');
   if (!stem || !controller) {
@@ -85,10 +112,13 @@ export function configFromStateDict(state: ReadonlyMap<string, SafeTensor>, sour
   const width = stem.shape[0];
   const numTasks = controller.shape[1] - 8 * width;
   const keys = [...state.keys()];
-  const variant: TGNetVariant = keys.some((k) => k.startsWith('enc.') && k.includes('.gate.'))
-    ? 'tgnet'
-    : keys.some((k) => k.startsWith('att.')) ? 'tgnet-a' : 'dodnet';
-  return { variant, width, numTasks };
+  const candidates = variantsFromStateDict(keys);
+  if (!variant && candidates.length > 1) {
+    throw new Error(`${source}: the tensors fit variants ${candidates.join(' and ')} alike (same state-dict names); the metadata has no 'variant', so pass it explicitly (--variant)`);
+  }
+  const config: Omit<CheckpointConfig, 'crop'> = { variant: variant ?? candidates[0], width, numTasks };
+  if (keys.some((k) => /^enc\.\d+\.[1-9]\d*\.gate\./.test(k))) config.taskGuidedBlocks = 'all';
+  return config;
 }
 
 /** Builds the model a checkpoint describes and loads its weights (strict: every key and shape must match). */
@@ -100,10 +130,12 @@ export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overr
     const some = [...file.tensors.keys()].slice(0, 5).map((k) => `'${k}'`).join(', ');
     throw new Error(`${source}: no tensor named '${CHECKPOINT_MODEL_PREFIX}*' (found ${file.tensors.size}${some ? `: ${some}...` : ''}); expected the model's state dict under the prefix '${CHECKPOINT_MODEL_PREFIX}'`);
   }
-  const config = { ...configFromStateDict(state, source), ...configFromMetadata(file.metadata, source), ...definedOnly(overrides) };
+  const given = { ...configFromMetadata(file.metadata, source), ...definedOnly(overrides) };
+  const config = { ...configFromStateDict(state, source, given.variant), ...given };
+  if (config.taskGuidedBlocks === 'first' || config.variant !== 'tgnet') delete config.taskGuidedBlocks;
   let model: TGNet;
   try {
-    model = TGNet.create({ variant: config.variant, width: config.width, numTasks: config.numTasks });
+    model = TGNet.create({ variant: config.variant, width: config.width, numTasks: config.numTasks, taskGuidedBlocks: config.taskGuidedBlocks });
   } catch (e) {
     throw new Error(`${source}: cannot build the model ${JSON.stringify(config)}: ${(e as Error).message}`);
   }
@@ -111,7 +143,8 @@ export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overr
     model.loadStateDict(state);
   } catch (e) {
     model.dispose();
-    throw new Error(`${source}: the weights do not fit TGNet ${JSON.stringify({ variant: config.variant, width: config.width, numTasks: config.numTasks })}: ${(e as Error).message}`);
+    const built = { variant: config.variant, width: config.width, numTasks: config.numTasks, ...(config.taskGuidedBlocks ? { taskGuidedBlocks: config.taskGuidedBlocks } : {}) };
+    throw new Error(`${source}: the weights do not fit TGNet ${JSON.stringify(built)}: ${(e as Error).message}`);
   }
   return { model, config, metadata: file.metadata };
 }

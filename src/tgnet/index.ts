@@ -1,8 +1,9 @@
 /** tgnet/tgnet: the TGNet model (and its DoDNet / attention-only variants) and its task table. */
 export { TASK_NAMES, NUM_TASKS, taskId, type TaskName } from './tasks.js';
 export {
-  TGNet, TGNET_VARIANTS, HEAD_PARAM_COUNT, type TGNetVariant, type TGNetOptions,
-  NormReluConv, TaskGate, ResidualBlock, SkipAttention,
+  TGNet, TGNET_VARIANTS, HEAD_PARAM_COUNT, TASK_GUIDED_BLOCKS, type TGNetVariant, type TGNetOptions,
+  type TaskGuidedBlocks, type SkipAttentionKind, variantLayout, describeLayoutMismatch,
+  NormReluConv, TaskGate, SpatialGate, ResidualBlock, SkipAttention,
 } from './model.js';
 export {
   Trainer, train, type TrainerOptions, type TrainOptions, type TrainingBatch, type BatchSource, type TrainLogEvent,

@@ -5,12 +5,16 @@
  * Encoder: stem conv, five stages of pre-activation residual blocks (GN-ReLU-conv), strides 1, 2, 2, 2, 2.
  * Bottleneck: GN-ReLU-conv fusion; a controller turns [GAP(ReLU(GN(bottleneck))); task one-hot] into the
  * 162 weights of a per-sample dynamic head. Decoder: trilinear x2, add the skip, residual block, four times.
- * TGNet's additions: task-guided residual blocks in the encoder (the shortcut is gated by the task) and
- * task-guided attention on each skip connection.
+ * TGNet's additions: task-guided residual blocks in the encoder (the first block of each stage; its shortcut is
+ * gated by the task) and task-guided attention on each skip connection. The paper's Table 2 ablation replaces
+ * the channel attention by a spatial gate (`spatial`), by both in CBAM's order (`serial`) or by both summed as in
+ * scSE (`parallel`), all three without task-guided residual blocks.
  */
-import { add, channelGate, dynamicHead, globalAvgPool, sigmoid, taskConcat, upsampleTrilinear2x } from '../autograd/index.js';
+import {
+  add, channelGate, conv3d, dynamicHead, globalAvgPool, mul, sigmoid, slice, taskConcat, upsampleTrilinear2x,
+} from '../autograd/index.js';
 import { tidy } from '../autograd/scope.js';
-import type { Tensor } from '../autograd/tensor.js';
+import { Tensor } from '../autograd/tensor.js';
 import { HEAD_PARAMS } from '../kernels/dynamic-head.js';
 import { createRng, type Rng } from '../nn/init.js';
 import { Conv3d, GroupNorm } from '../nn/layers.js';
@@ -24,9 +28,30 @@ const HEAD_IN_CHANNELS = 8;
 /** Four stride-2 stages: each spatial size must halve four times. */
 const TOTAL_STRIDE = 16;
 
-export const TGNET_VARIANTS = ['dodnet', 'tgnet-a', 'tgnet'] as const;
-/** dodnet: no task guidance in the backbone; tgnet-a: task-guided skip attention only; tgnet: both. */
+export const TGNET_VARIANTS = ['tgnet', 'tgnet-a', 'dodnet', 'spatial', 'serial', 'parallel'] as const;
+/**
+ * tgnet: task-guided residual blocks + channel skip attention; tgnet-a: channel skip attention only; dodnet: no
+ * task guidance in the backbone; spatial / serial / parallel: the Table 2 skip attentions (see SkipAttention),
+ * without task-guided residual blocks.
+ */
 export type TGNetVariant = (typeof TGNET_VARIANTS)[number];
+
+/** tgnet_ref.py's ATTENTION_KINDS: how a skip connection is gated. */
+export type SkipAttentionKind = 'channel' | 'spatial' | 'serial' | 'parallel';
+
+/** Which encoder blocks of a `tgnet` are task-guided: the first of each stage (the paper's) or every one. */
+export const TASK_GUIDED_BLOCKS = ['first', 'all'] as const;
+export type TaskGuidedBlocks = (typeof TASK_GUIDED_BLOCKS)[number];
+
+/** The architecture switches of a variant (tgnet_ref.py's tg_res, tg_att and att_kind). */
+export function variantLayout(variant: TGNetVariant): { taskGuidedEncoder: boolean; attention: SkipAttentionKind | null } {
+  switch (variant) {
+    case 'tgnet': return { taskGuidedEncoder: true, attention: 'channel' };
+    case 'tgnet-a': return { taskGuidedEncoder: false, attention: 'channel' };
+    case 'dodnet': return { taskGuidedEncoder: false, attention: null };
+    default: return { taskGuidedEncoder: false, attention: variant };
+  }
+}
 
 /** DoDNet's norm: GroupNorm with up to 16 groups. */
 function groupNormFor(channels: number): GroupNorm {
@@ -103,19 +128,57 @@ export class ResidualBlock extends Module {
   }
 }
 
-/** TGNet's task-guided attention on a skip connection: skip * gate(ReLU(GN(up)), task), `up` the upsampled decoder feature. */
+/**
+ * sigmoid(W [h; one-hot(task) broadcast over space] + b): one gate value per voxel and sample, [N, 1, D, H, W].
+ * `fc` is the reference's 1x1x1 conv over C + numTasks channels; since the task channels are constant over
+ * space, their share is a per-sample bias, so the conv runs over h's C channels (a slice of the weight) and the
+ * task term W[:, C + task] + b comes from a 1x1x1 conv over the [N, numTasks] one-hot.
+ */
+export class SpatialGate extends Module {
+  readonly fc: Conv3d;
+
+  constructor(readonly inChannels: number, readonly numTasks: number, rng: Rng) {
+    super();
+    this.fc = this.registerModule('fc', new Conv3d(inChannels + numTasks, 1, 1, { bias: true, rng }));
+  }
+
+  /** h [N, inChannels, D, H, W] -> gate [N, 1, D, H, W]. */
+  forward(h: Tensor, taskIds: readonly number[]): Tensor {
+    const n = h.shape[0];
+    const c = this.inChannels;
+    const oneHot = new Float32Array(n * this.numTasks);
+    taskIds.forEach((t, i) => { oneHot[i * this.numTasks + t] = 1; });
+    const taskCode = Tensor.fromArray(oneHot, [n, this.numTasks, 1, 1, 1]);
+    const taskTerm = conv3d(taskCode, slice(this.fc.weight, 1, c, this.numTasks), { bias: this.fc.bias });
+    return sigmoid(add(conv3d(h, slice(this.fc.weight, 1, 0, c)), taskTerm));
+  }
+}
+
+/**
+ * Task-guided attention on a skip connection, from g = ReLU(GN(up)), `up` the upsampled decoder feature
+ * (tgnet_ref.py's SkipAttention): channel (TGNet's): skip * ca, ca = TaskGate(g) per channel; spatial:
+ * skip * sa, sa = SpatialGate(g) per voxel; serial (CBAM's order): skip * ca * SpatialGate(g * ca);
+ * parallel (scSE's sum): skip * ca + skip * sa.
+ */
 export class SkipAttention extends Module {
   readonly gn: GroupNorm;
-  readonly gate: TaskGate;
+  readonly gate: TaskGate | null;
+  readonly spatial: SpatialGate | null;
 
-  constructor(channels: number, numTasks: number, rng: Rng) {
+  constructor(channels: number, numTasks: number, rng: Rng, readonly kind: SkipAttentionKind = 'channel') {
     super();
     this.gn = this.registerModule('gn', groupNormFor(channels));
-    this.gate = this.registerModule('gate', new TaskGate(channels, channels, numTasks, rng));
+    this.gate = kind !== 'spatial' ? this.registerModule('gate', new TaskGate(channels, channels, numTasks, rng)) : null;
+    this.spatial = kind !== 'channel' ? this.registerModule('spatial', new SpatialGate(channels, numTasks, rng)) : null;
   }
 
   forward(skip: Tensor, up: Tensor, taskIds: readonly number[]): Tensor {
-    return channelGate(skip, this.gate.forward(this.gn.forwardRelu(up), taskIds));
+    const g = this.gn.forwardRelu(up);
+    if (this.kind === 'spatial') return mul(skip, this.spatial!.forward(g, taskIds));
+    const ca = this.gate!.forward(g, taskIds);
+    if (this.kind === 'channel') return channelGate(skip, ca);
+    if (this.kind === 'serial') return mul(channelGate(skip, ca), this.spatial!.forward(channelGate(g, ca), taskIds));
+    return add(channelGate(skip, ca), mul(skip, this.spatial!.forward(g, taskIds)));
   }
 }
 
@@ -126,6 +189,11 @@ export interface TGNetOptions {
   numTasks?: number;
   /** Seed of the initial weights (PyTorch's default init distributions). */
   seed?: number;
+  /**
+   * tgnet only: 'first' (default, the paper's +1.45% parameters over DoDNet) gates the first block of each
+   * encoder stage, 'all' every encoder block (the layout before the reference was corrected; --tg-res-blocks all).
+   */
+  taskGuidedBlocks?: TaskGuidedBlocks;
 }
 
 function checkWidth(width: number): void {
@@ -142,6 +210,7 @@ export class TGNet extends Module {
   readonly variant: TGNetVariant;
   readonly width: number;
   readonly numTasks: number;
+  readonly taskGuidedBlocks: TaskGuidedBlocks;
   readonly conv1: Conv3d;
   readonly enc: ModuleList<ModuleList<ResidualBlock>>;
   readonly fusion: NormReluConv;
@@ -166,11 +235,18 @@ export class TGNet extends Module {
     checkWidth(width);
     const numTasks = options.numTasks ?? NUM_TASKS;
     if (!Number.isInteger(numTasks) || numTasks < 1) throw new RangeError(`TGNet.create: numTasks must be a positive integer, got ${numTasks}`);
+    const taskGuidedBlocks = options.taskGuidedBlocks ?? 'first';
+    if (!(TASK_GUIDED_BLOCKS as readonly string[]).includes(taskGuidedBlocks)) {
+      throw new RangeError(`TGNet.create: taskGuidedBlocks '${String(taskGuidedBlocks)}' is unknown; expected one of ${TASK_GUIDED_BLOCKS.join(', ')}`);
+    }
+    const { taskGuidedEncoder, attention } = variantLayout(variant);
+    if (taskGuidedBlocks === 'all' && !taskGuidedEncoder) {
+      throw new RangeError(`TGNet.create: taskGuidedBlocks 'all' needs variant 'tgnet' (the only one with task-guided residual blocks), got '${variant}'`);
+    }
     this.variant = variant;
     this.width = width;
     this.numTasks = numTasks;
-    const taskGuidedEncoder = variant === 'tgnet';
-    const skipAttention = variant !== 'dodnet';
+    this.taskGuidedBlocks = taskGuidedBlocks;
     const rng = createRng(options.seed ?? 0);
     const w = width;
 
@@ -179,18 +255,30 @@ export class TGNet extends Module {
     const stages: [number, number, number, number][] = [[w, w, 1, 1], [w, 2 * w, 2, 2], [2 * w, 4 * w, 2, 2], [4 * w, 8 * w, 2, 2], [8 * w, 8 * w, 2, 2]];
     this.enc = this.registerModule('enc', new ModuleList(stages.map(([cin, cout, stride, blocks]) => {
       const stage = [new ResidualBlock(cin, cout, { stride, taskGuided: taskGuidedEncoder, numTasks, rng })];
-      for (let b = 1; b < blocks; b++) stage.push(new ResidualBlock(cout, cout, { taskGuided: taskGuidedEncoder, numTasks, rng }));
+      const laterGuided = taskGuidedEncoder && taskGuidedBlocks === 'all';
+      for (let b = 1; b < blocks; b++) stage.push(new ResidualBlock(cout, cout, { taskGuided: laterGuided, numTasks, rng }));
       return new ModuleList(stage);
     })));
-    this.fusion = this.registerModule('fusion', new NormReluConv(8 * w, 8 * w, 1, { bias: true, rng }));
+    // No bias, as DoDNet's fusionConv.
+    this.fusion = this.registerModule('fusion', new NormReluConv(8 * w, 8 * w, 1, { rng }));
     this.gapGn = this.registerModule('gap_gn', groupNormFor(8 * w));
     this.controller = this.registerModule('controller', new Conv3d(8 * w + numTasks, HEAD_PARAM_COUNT, 1, { bias: true, rng }));
     const decoder: [number, number][] = [[8 * w, 4 * w], [4 * w, 2 * w], [2 * w, w], [w, w]];
     this.dec = this.registerModule('dec', new ModuleList(decoder.map(([cin, cout]) => new ResidualBlock(cin, cout, { numTasks, rng }))));
-    this.att = skipAttention
-      ? this.registerModule('att', new ModuleList(decoder.map(([c]) => new SkipAttention(c, numTasks, rng))))
+    this.att = attention
+      ? this.registerModule('att', new ModuleList(decoder.map(([c]) => new SkipAttention(c, numTasks, rng, attention))))
       : null;
     this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_IN_CHANNELS, 1, { bias: true, weightStandardization: false, rng }));
+  }
+
+  /**
+   * Strict load by state-dict name (Module.loadStateDict), after refusing, with what changed, a state dict of
+   * the layout used before the reference was corrected (see describeLayoutMismatch).
+   */
+  override loadStateDict(...args: Parameters<Module['loadStateDict']>): ReturnType<Module['loadStateDict']> {
+    const problem = describeLayoutMismatch(args[0].keys(), this);
+    if (problem) throw new Error(`TGNet.loadStateDict: ${problem}`);
+    return super.loadStateDict(...args);
   }
 
   /**
@@ -239,4 +327,42 @@ export class TGNet extends Module {
       }
     });
   }
+}
+
+/** State-dict names of the task gate on encoder block `block` of stage `stage`. */
+const encoderGatePattern = /^enc\.(\d+)\.(\d+)\.gate\./;
+
+/**
+ * Why a state dict with these names cannot load into `target` because of a layout change, or null when no such
+ * change explains the difference (ordinary missing or unexpected names are reported by loadStateDict itself).
+ * Checkpoints written before the reference was corrected have a fusion conv bias (every variant) and, for tgnet,
+ * a task gate on each of the nine encoder blocks; the corrected model has no fusion bias and gates the first
+ * block of each stage (five gates) unless built with taskGuidedBlocks: 'all'.
+ */
+export function describeLayoutMismatch(
+  names: Iterable<string>, target: { variant: TGNetVariant; taskGuidedBlocks: TaskGuidedBlocks },
+): string | null {
+  let fusionBias = false;
+  let laterGates = 0;
+  let gates = 0;
+  for (const name of names) {
+    if (name === 'fusion.conv.bias') fusionBias = true;
+    const m = encoderGatePattern.exec(name);
+    if (m && name.endsWith('.gate.fc.weight')) {
+      gates++;
+      if (Number(m[2]) > 0) laterGates++;
+    }
+  }
+  if (fusionBias) {
+    const gated = gates > 5 ? ` and a task gate on all ${gates} encoder blocks (now only the first block of each stage, five gates)` : '';
+    return `the state dict has 'fusion.conv.bias'${gated}: it was written by an older TGNet whose layout no longer exists `
+      + `(the fusion conv has no bias since the reference follows DoDNet's fusionConv${gates > 5 ? ', and task-guided residual blocks are the first of each encoder stage' : ''}); `
+      + 'its weights cannot be mapped onto the corrected model, so retrain (or export again from the corrected tgnet_ref.py)';
+  }
+  if (laterGates > 0 && target.variant === 'tgnet' && target.taskGuidedBlocks === 'first') {
+    return `the state dict has task gates on ${gates} encoder blocks, including blocks after the first of a stage (the `
+      + 'taskGuidedBlocks \'all\' layout, --tg-res-blocks all in the reference), but this model gates only the first block of each '
+      + "stage; build it with TGNet.create({ variant: 'tgnet', taskGuidedBlocks: 'all' })";
+  }
+  return null;
 }

@@ -62,7 +62,7 @@ describe('tgnet train', () => {
     expect(() => parseTrainArgs(['--steps', 'ten'])).toThrow(/--steps is "ten"; expected an integer >= 1/);
     expect(() => parseTrainArgs(['--crop', '16', '20', '16'])).toThrow(/--crop H is 20; expected a positive multiple of 16/);
     expect(() => parseTrainArgs(['--lr', '-1'])).toThrow(/--lr is "-1"; expected a finite number >= 0/);
-    expect(() => parseTrainArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => parseTrainArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of tgnet, tgnet-a, dodnet, spatial, serial, parallel/);
     expect(() => parseTrainArgs(['--bogus'])).toThrow(/unknown argument "--bogus"/);
     expect(parseTrainArgs([]).cacheCases).toBe(16);
     expect(parseTrainArgs(['--cache-cases', '3']).cacheCases).toBe(3);

@@ -115,7 +115,7 @@ describe('segmentCt', () => {
 
 describe('loadModelFromCheckpoint', () => {
   it('rebuilds the model from model.* tensors, inferring variant, width and numTasks', async () => {
-    for (const variant of ['tgnet', 'tgnet-a', 'dodnet'] as const) {
+    for (const variant of ['tgnet', 'tgnet-a', 'dodnet', 'spatial'] as const) {
       const model = TGNet.create({ variant, width: 2, numTasks: 5, seed: 9 });
       const loaded = loadModelFromCheckpoint(await checkpointBytes(model), 'ckpt.safetensors');
       expect(loaded.config).toEqual({ variant, width: 2, numTasks: 5 });
@@ -124,6 +124,29 @@ describe('loadModelFromCheckpoint', () => {
       loaded.model.dispose();
       model.dispose();
     }
+  });
+
+  it('infers taskGuidedBlocks all from the gates; serial and parallel need the variant; refuses the old layout', async () => {
+    const all = TGNet.create({ variant: 'tgnet', width: 2, taskGuidedBlocks: 'all' });
+    const loaded = loadModelFromCheckpoint(await checkpointBytes(all), 'all.safetensors');
+    expect(loaded.config).toEqual({ variant: 'tgnet', width: 2, numTasks: 7, taskGuidedBlocks: 'all' });
+    loaded.model.dispose();
+    all.dispose();
+    const serial = TGNet.create({ variant: 'serial', width: 2 });
+    const bytes = await checkpointBytes(serial);
+    expect(() => loadModelFromCheckpoint(bytes, 's.safetensors')).toThrow(/s\.safetensors: the tensors fit variants serial and parallel alike .*pass it explicitly \(--variant\)/);
+    const asParallel = loadModelFromCheckpoint(bytes, 's.safetensors', { variant: 'parallel' });
+    expect(asParallel.config.variant).toBe('parallel');
+    asParallel.model.dispose();
+    serial.dispose();
+    // written before the reference was corrected: a fusion conv bias (and, for tgnet, nine gates)
+    const old = TGNet.create({ variant: 'tgnet', width: 2, taskGuidedBlocks: 'all' });
+    const tensors = new Map<string, SafeTensorInput>();
+    for (const [name, p] of old.namedParameters()) tensors.set(`model.${name}`, { shape: p.shape, data: await p.toArray() });
+    tensors.set('model.fusion.conv.bias', { shape: [16], data: new Float32Array(16) });
+    expect(() => loadModelFromCheckpoint(writeSafetensors(tensors), 'old.safetensors'))
+      .toThrow(/old\.safetensors: the weights do not fit TGNet .*has 'fusion\.conv\.bias' and a task gate on all 9 encoder blocks .*fusion conv has no bias/);
+    old.dispose();
   });
 
   it('reads a training checkpoint written by the trainer (encodeCheckpoint), metadata included', async () => {
@@ -146,7 +169,7 @@ describe('loadModelFromCheckpoint', () => {
     expect(configFromMetadata({ variant: 'dodnet', width: '4', numTasks: '7', crop: '[32, 64, 64]' }, 'f')).toEqual({ variant: 'dodnet', width: 4, numTasks: 7, crop: [32, 64, 64] });
     expect(configFromMetadata({ config: JSON.stringify({ variant: 'tgnet', width: 8, crop: [16, 32, 32], lr: 0.01 }) }, 'f')).toEqual({ variant: 'tgnet', width: 8, crop: [16, 32, 32] });
     expect(configFromMetadata({ crop: '64x192x192' }, 'f')).toEqual({ crop: [64, 192, 192] });
-    expect(() => configFromMetadata({ variant: 'unet' }, 'run/ckpt.safetensors')).toThrow(/run\/ckpt.safetensors: metadata variant is "unet"; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => configFromMetadata({ variant: 'unet' }, 'run/ckpt.safetensors')).toThrow(/run\/ckpt.safetensors: metadata variant is "unet"; expected one of tgnet, tgnet-a, dodnet, spatial, serial, parallel/);
     expect(() => configFromMetadata({ width: 'wide' }, 'f')).toThrow(/f: metadata width is "wide"; expected a positive integer/);
 
     const model = TGNet.create({ variant: 'tgnet', width: 2 });

@@ -13,15 +13,46 @@ const gpu = useGpu();
 
 describe('TGNet construction', () => {
   it('has the reference parameter counts at the paper width 32', () => {
-    // sum(p.numel() for p in Net(tg_res, tg_att, width=32).parameters()) and len(list(...)) from tgnet_ref.py
+    // sum(p.numel() for p in Net(...).parameters()) and len(list(...)) from tgnet_ref.py (the issue's counts)
     const expected: Record<TGNetVariant, [number, number]> = {
-      tgnet: [17_737_272, 146], 'tgnet-a': [17_421_624, 128], dodnet: [17_329_784, 112],
+      tgnet: [17_579_832, 137], 'tgnet-a': [17_421_368, 127], dodnet: [17_329_528, 111],
+      spatial: [17_331_000, 127], serial: [17_421_880, 135], parallel: [17_421_880, 135],
     };
     for (const variant of TGNET_VARIANTS) {
       const model = TGNet.create({ variant });
       expect([model.parameterCount(), model.parameters().length], variant).toEqual(expected[variant]);
       model.dispose();
     }
+    // --tg-res-blocks all: a gate on each of the nine encoder blocks
+    const all = TGNet.create({ variant: 'tgnet', taskGuidedBlocks: 'all' });
+    expect([all.parameterCount(), all.parameters().length]).toEqual([17_737_016, 145]);
+    all.dispose();
+  });
+
+  it('gates the first block of each encoder stage (five gates), or all nine with taskGuidedBlocks all', () => {
+    const gates = (m: TGNet) => m.namedParameters().map(([n]) => n).filter((n) => /^enc\.\d+\.\d+\.gate\.fc\.weight$/.test(n));
+    const first = TGNet.create({ variant: 'tgnet', width: 2 });
+    const all = TGNet.create({ variant: 'tgnet', width: 2, taskGuidedBlocks: 'all' });
+    expect(gates(first)).toEqual([0, 1, 2, 3, 4].map((s) => `enc.${s}.0.gate.fc.weight`));
+    expect(gates(all)).toHaveLength(9);
+    expect(first.namedParameters().some(([n]) => n === 'fusion.conv.bias')).toBe(false);
+    expect(() => TGNet.create({ variant: 'tgnet-a', taskGuidedBlocks: 'all' })).toThrow(/taskGuidedBlocks 'all' needs variant 'tgnet'/);
+    expect(() => TGNet.create({ variant: 'tgnet', taskGuidedBlocks: 'some' as 'all' })).toThrow(/taskGuidedBlocks 'some' is unknown; expected one of first, all/);
+    for (const m of [first, all]) m.dispose();
+  });
+
+  it('the Table 2 variants have the reference skip attention modules', () => {
+    const names = (variant: TGNetVariant) => {
+      const m = TGNet.create({ variant, width: 2 });
+      const out = m.namedParameters().map(([n]) => n).filter((n) => n.startsWith('att.0.'));
+      m.dispose();
+      return out;
+    };
+    expect(names('spatial')).toEqual(['att.0.gn.weight', 'att.0.gn.bias', 'att.0.spatial.fc.weight', 'att.0.spatial.fc.bias']);
+    const both = ['att.0.gn.weight', 'att.0.gn.bias', 'att.0.gate.fc.weight', 'att.0.gate.fc.bias', 'att.0.spatial.fc.weight', 'att.0.spatial.fc.bias'];
+    expect(names('serial')).toEqual(both);
+    expect(names('parallel')).toEqual(both);
+    expect(names('dodnet')).toEqual([]);
   });
 
   it('the seed fixes the initial weights', async () => {
@@ -34,7 +65,7 @@ describe('TGNet construction', () => {
   });
 
   it('rejects unknown variants and widths GroupNorm cannot split', () => {
-    expect(() => TGNet.create({ variant: 'unet' as TGNetVariant })).toThrow(/variant 'unet' is unknown; expected one of dodnet, tgnet-a, tgnet/);
+    expect(() => TGNet.create({ variant: 'unet' as TGNetVariant })).toThrow(/variant 'unet' is unknown; expected one of tgnet, tgnet-a, dodnet, spatial, serial, parallel/);
     expect(() => TGNet.create({ variant: 'tgnet', width: 3 })).toThrow(/width 3 gives a stage of 24 channels, which GroupNorm\(16\) cannot split/);
     expect(() => TGNet.create({ variant: 'tgnet', width: 0 })).toThrow(/width must be a positive integer, got 0/);
   });
@@ -68,9 +99,17 @@ describe('TGNet.forward input checks', () => {
     // a DoDNet checkpoint lacks TGNet's gates; a width-4 one has other shapes
     expect(() => model.loadStateDict(dodnet.stateDict())).toThrow(/TGNet\.loadStateDict: missing key\(s\) 'enc\.0\.0\.gate\.fc\.weight', 'enc\.0\.0\.gate\.fc\.bias'/);
     expect(() => dodnet.loadStateDict(model.stateDict())).toThrow(/unexpected key\(s\) 'enc\.0\.0\.gate\.fc\.weight'/);
+    // a checkpoint of the layout before the reference was corrected: fusion bias and nine gates
+    const oldLayout = new Map(model.stateDict());
+    const all = TGNet.create({ variant: 'tgnet', width: 2, taskGuidedBlocks: 'all' });
+    for (const [k, v] of all.stateDict()) oldLayout.set(k, v);
+    oldLayout.set('fusion.conv.bias', Tensor.zeros([16]));
+    expect(() => model.loadStateDict(oldLayout)).toThrow(/has 'fusion\.conv\.bias' and a task gate on all 9 encoder blocks .*no longer exists .*fusion conv has no bias.*retrain/);
+    expect(() => model.loadStateDict(all.stateDict())).toThrow(/task gates on 9 encoder blocks.*taskGuidedBlocks: 'all'/);
     const wide = TGNet.create({ variant: 'tgnet', width: 4 });
     expect(() => model.loadStateDict(wide.stateDict())).toThrow(/shape mismatch for 'conv1\.weight': expected \[2, 1, 3, 3, 3\], got \[4, 1, 3, 3, 3\]/);
-    for (const m of [model, dodnet, wide]) m.dispose();
+    oldLayout.get('fusion.conv.bias')!.dispose();
+    for (const m of [model, dodnet, wide, all]) m.dispose();
   });
 });
 

@@ -106,26 +106,80 @@ function tableCells(table: PaperTable): { taskHeader: string[]; metricHeader: st
   return { taskHeader, metricHeader, body };
 }
 
+interface HeaderCell {
+  label: string;
+  span: number;
+}
+
 /**
- * Aligned plain text: a task line (each task name once, over its columns), a metric line, a rule, one line per
- * model, then the units.
+ * Text grid with spanning header cells (centred over their columns, which widen to fit them); the first column
+ * left-aligned, the others right-aligned, two spaces apart.
  */
-export function formatPaperTableText(table: PaperTable): string {
-  const { taskHeader, metricHeader, body } = tableCells(table);
-  const rows = [metricHeader, ...body];
-  const widths = metricHeader.map((_, j) => Math.max(...rows.map((r) => r[j].length), j === 0 ? taskHeader[0].length : 0));
-  const line = (cells: string[]): string => cells.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ').trimEnd();
-  // The task line spans a task's columns: its name sits left-aligned over the first of them.
-  let taskLine = taskHeader[0].padEnd(widths[0]);
-  for (let j = 1; j < taskHeader.length; ) {
+function textGrid(headers: HeaderCell[][], body: string[][]): string[] {
+  const columns = body[0]?.length ?? headers[headers.length - 1].reduce((s, h) => s + h.span, 0);
+  const widths = Array.from({ length: columns }, (_, j) => Math.max(0, ...body.map((r) => r[j].length)));
+  for (const row of headers) {
+    let j = 0;
+    for (const h of row) {
+      const have = widths.slice(j, j + h.span).reduce((s, w) => s + w, 0) + 2 * (h.span - 1);
+      if (h.label.length > have) widths[j + h.span - 1] += h.label.length - have;
+      j += h.span;
+    }
+  }
+  const headerLine = (row: HeaderCell[]): string => {
+    let j = 0;
+    const cells = row.map((h) => {
+      const w = widths.slice(j, j + h.span).reduce((s, x) => s + x, 0) + 2 * (h.span - 1);
+      const first = j === 0;
+      j += h.span;
+      if (first) return h.label.padEnd(w);
+      const left = Math.floor((w - h.label.length) / 2);
+      return (' '.repeat(left) + h.label).padEnd(w);
+    });
+    return cells.join('  ').trimEnd();
+  };
+  const bodyLine = (cells: string[]): string => cells.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ').trimEnd();
+  const lines = headers.map(headerLine);
+  const rule = '-'.repeat(widths.reduce((s, w) => s + w, 0) + 2 * (columns - 1));
+  return [...lines, rule, ...body.map(bodyLine)];
+}
+
+export interface PaperTableTextOptions {
+  /**
+   * 'wide' (default): Table 1's layout, a line per model, a column per task channel and metric.
+   * 'long': transposed for a narrow terminal, a line per task channel, a Dice and an HD95 column per model.
+   */
+  layout?: 'wide' | 'long';
+}
+
+/** Aligned plain text for a terminal, the units on the last line. */
+export function formatPaperTableText(table: PaperTable, options: PaperTableTextOptions = {}): string {
+  const layout = options.layout ?? 'wide';
+  if (layout !== 'wide' && layout !== 'long') throw new Error(`formatPaperTableText: layout is ${JSON.stringify(layout)}; expected 'wide' or 'long'`);
+  const units = `Dice in ${table.diceUnit}, HD95 in ${table.hd95Unit}; n/a = undefined HD95, - = no result`;
+  if (layout === 'long') {
+    const headers: HeaderCell[][] = [
+      [{ label: 'task channel', span: 1 }, ...table.rows.map((r) => ({ label: r.model, span: 2 }))],
+      [{ label: '', span: 1 }, ...table.rows.flatMap(() => [{ label: 'Dice', span: 1 }, { label: 'HD95', span: 1 }])],
+    ];
+    const body = table.columns.map((col, j) => [`${col.taskKey} ${col.channel}`, ...table.rows.flatMap((r) => [fmt(r.cells[j]?.dice), fmt(r.cells[j]?.hd95)])]);
+    body.push(['average', ...table.rows.flatMap((r) => [fmt(r.averageDice), fmt(r.averageHd95)])]);
+    return [...textGrid(headers, body), '', units].join('\n');
+  }
+  const taskRow: HeaderCell[] = [{ label: 'model', span: 1 }];
+  const channelRow: HeaderCell[] = [{ label: '', span: 1 }];
+  for (let j = 0; j < table.columns.length; ) {
     let k = j;
-    while (k < taskHeader.length && taskHeader[k] === taskHeader[j]) k++;
-    const span = widths.slice(j, k).reduce((s, w) => s + w, 0) + 2 * (k - j);
-    taskLine += `  ${taskHeader[j].padEnd(span - 2)}`;
+    while (k < table.columns.length && table.columns[k].task === table.columns[j].task) k++;
+    taskRow.push({ label: table.columns[j].taskKey, span: 2 * (k - j) });
+    for (let c = j; c < k; c++) channelRow.push({ label: table.columns[c].channel, span: 2 });
     j = k;
   }
-  const metricLine = line(metricHeader);
-  return [taskLine.trimEnd(), metricLine, '-'.repeat(metricLine.length), ...body.map(line), '', `Dice in ${table.diceUnit}, HD95 in ${table.hd95Unit}; n/a = undefined HD95, - = no result`].join('\n');
+  taskRow.push({ label: 'average', span: 2 });
+  channelRow.push({ label: '', span: 2 });
+  const metricRow: HeaderCell[] = [{ label: '', span: 1 }, ...Array.from({ length: table.columns.length + 1 }, () => [{ label: 'Dice', span: 1 }, { label: 'HD95', span: 1 }]).flat()];
+  const { body } = tableCells(table);
+  return [...textGrid([taskRow, channelRow, metricRow], body), '', units].join('\n');
 }
 
 const escapeMarkdown = (s: string): string => s.replace(/[\\|*_`<>[\]]/g, (c) => `\\${c}`);

@@ -15,6 +15,8 @@ export interface ReportCase {
   evaluation: CaseEvaluation;
   /** PNG bytes per plane (renderCaseSlices); planes left out are not shown. */
   images: Partial<Record<SlicePlane, Uint8Array>>;
+  /** Voxel [x, y, z] the planes pass through (CaseSlices.centre), named in the captions. */
+  centre?: readonly [number, number, number];
 }
 
 export interface ReportHtmlInput {
@@ -48,12 +50,13 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bot
 table{border-collapse:collapse;font-size:13px;background:#fff}
 th,td{border:1px solid #d8d8d8;padding:4px 8px}th{background:#f0f0f2;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.results{font-size:12px}table.results th,table.results td{padding:3px 5px}table.results tbody th{text-align:left}
 table.config td:first-child{font-weight:600;color:#444}
 .scroll{overflow-x:auto}
 .legend{display:flex;flex-wrap:wrap;gap:18px;font-size:13px;margin:6px 0 12px}
 .swatch{display:inline-block;width:22px;height:4px;vertical-align:middle;margin-right:6px;border-radius:1px}
 .case{display:flex;gap:16px;align-items:flex-start;background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 12px;margin-bottom:12px}
-.case .meta{min-width:230px;font-size:13px}.case .meta .name{font-weight:600;font-size:14px;word-break:break-all}
+.case .meta{flex:0 0 360px;font-size:13px}.case .meta th,.case .meta td{white-space:nowrap}.case .meta .name{font-weight:600;font-size:14px;word-break:break-all}
 .case .meta table{margin-top:6px}
 .case figure{margin:0;text-align:center;font-size:12px;color:#555}
 .case img{display:block;image-rendering:pixelated;background:#000;border:1px solid #ccc}
@@ -67,25 +70,25 @@ function configTable(config: ReportHtmlInput['config']): string {
   return `<table class="config">${rows.join('')}</table>`;
 }
 
-/** The Table-1-style results as an HTML table: a task header row spanning each task's columns, then metrics. */
+/** The Table-1-style results as an HTML table: task, then channel, then metric header rows, a row per model. */
 export function paperTableHtml(table: PaperTable): string {
-  const taskCells: string[] = ['<th rowspan="2">model</th>'];
+  const taskCells: string[] = ['<th rowspan="3">model</th>'];
   for (let j = 0; j < table.columns.length; ) {
     let k = j;
     while (k < table.columns.length && table.columns[k].task === table.columns[j].task) k++;
     taskCells.push(`<th colspan="${2 * (k - j)}">${escapeHtml(table.columns[j].taskKey)}</th>`);
     j = k;
   }
-  taskCells.push('<th colspan="2">average</th>');
-  const metricCells = table.columns.map((c) => `<th title="${escapeHtml(c.channelName)}">${c.channel} Dice</th><th title="${escapeHtml(c.channelName)}">${c.channel} HD95</th>`);
-  metricCells.push('<th>Dice</th><th>HD95</th>');
+  taskCells.push('<th colspan="2" rowspan="2">average</th>');
+  const channelCells = table.columns.map((c) => `<th colspan="2" title="${escapeHtml(c.channelName)}">${c.channel}</th>`);
+  const metricCells = [...table.columns, null].map(() => '<th>Dice</th><th>HD95</th>');
   const body = table.rows.map((r) => {
     const cells = r.cells.map((c) => `<td class="num">${fmt(c?.dice)}</td><td class="num">${fmt(c?.hd95)}</td>`).join('');
     return `<tr><th>${escapeHtml(r.model)}</th>${cells}<td class="num">${fmt(r.averageDice)}</td><td class="num">${fmt(r.averageHd95)}</td></tr>`;
   });
   return [
     '<div class="scroll"><table class="results">',
-    `<thead><tr>${taskCells.join('')}</tr><tr>${metricCells.join('')}</tr></thead>`,
+    `<thead><tr>${taskCells.join('')}</tr><tr>${channelCells.join('')}</tr><tr>${metricCells.join('')}</tr></thead>`,
     `<tbody>${body.join('')}</tbody></table></div>`,
     `<p class="sub">Dice in ${table.diceUnit} (mean over cases), HD95 in ${table.hd95Unit}; n/a = HD95 undefined for every case; - = no result. Empty masks: ${escapeHtml(EMPTY_MASK_CONVENTION.description)}.</p>`,
   ].join('\n');
@@ -108,11 +111,16 @@ function metricRows(e: CaseEvaluation): string {
   return `<table><tr><th></th><th>Dice %</th><th>HD95 vox</th><th>HD95 mm</th></tr>${row(info.organName || 'organ', e.organ)}${row(info.tumourName || 'tumour', e.tumour)}</table>`;
 }
 
+/** The voxel axis each plane holds fixed. */
+const PLANE_AXIS: Record<SlicePlane, string> = { axial: 'z', coronal: 'y', sagittal: 'x' };
+const PLANE_AXIS_INDEX: Record<SlicePlane, number> = { axial: 2, coronal: 1, sagittal: 0 };
+
 function caseBlock(c: ReportCase): string {
   const info = taskById(c.evaluation.task);
   const figures = SLICE_PLANES.filter((p) => c.images[p]).map((p) => {
     const png = c.images[p] as Uint8Array;
-    return `<figure><img src="${pngDataUri(png)}" alt="${escapeHtml(`${c.name} ${p}`)}"><figcaption>${p}</figcaption></figure>`;
+    const at = c.centre ? ` (${PLANE_AXIS[p]} ${c.centre[PLANE_AXIS_INDEX[p]]})` : '';
+    return `<figure><img src="${pngDataUri(png)}" alt="${escapeHtml(`${c.name} ${p}`)}"><figcaption>${p}${at}</figcaption></figure>`;
   });
   return [
     '<div class="case">',

@@ -44,14 +44,26 @@ describe('buildPaperTable', () => {
   it('formats aligned text, Markdown and JSON', () => {
     const text = formatPaperTableText(table).split('\n');
     expect(text[0]).toMatch(/^model\s+liver\s+colon\s+spleen\s+average$/);
-    expect(text[1]).toContain('organ Dice');
-    const bodyLines = text.slice(3, 5);
+    expect(text[1]).toMatch(/^\s+organ\s+tumour\s+tumour\s+organ$/);
+    expect(text[2]).toMatch(/^\s+(Dice\s+HD95\s*){5}$/);
+    expect(text[3]).toMatch(/^-+$/);
+    const bodyLines = text.slice(4, 6);
     expect(bodyLines[0]).toMatch(/^tgnet\s+85\.00\s+3\.00\s+60\.00\s+8\.00\s+40\.00\s+8\.00\s+47\.50\s+1\.00\s+58\.13\s+5\.00$/);
     expect(bodyLines[1]).toMatch(/^dodnet .* - +- +47\.50/);
-    // Right-aligned columns end at the same offsets on every line.
-    expect(new Set([text[1].length, ...bodyLines.map((l) => l.length)]).size).toBe(1);
-    expect(text[1].indexOf('liver')).toBe(-1);
-    expect(text[0].indexOf('colon')).toBe(text[1].indexOf('tumour Dice', text[0].indexOf('colon') - 2));
+    // Right-aligned columns end at the same offsets on every line; the rule spans them.
+    expect(new Set([text[2].length, text[3].length, ...bodyLines.map((l) => l.length)]).size).toBe(1);
+    // Each task name is centred over its columns: 'colon' sits between the ends of liver's and spleen's columns.
+    const colonAt = text[0].indexOf('colon');
+    expect(colonAt).toBeGreaterThan(bodyLines[0].indexOf('8.00') + 4);
+    expect(colonAt + 5).toBeLessThan(bodyLines[0].indexOf('47.50'));
+
+    const long = formatPaperTableText(table, { layout: 'long' }).split('\n');
+    expect(long[0]).toMatch(/^task channel\s+tgnet\s+dodnet$/);
+    expect(long[1]).toMatch(/^\s+Dice\s+HD95\s+Dice\s+HD95$/);
+    expect(long[3]).toMatch(/^liver organ\s+85\.00\s+3\.00\s+85\.00\s+3\.00$/);
+    expect(long[5]).toMatch(/^colon tumour\s+40\.00\s+8\.00\s+-\s+-$/);
+    expect(long[7]).toMatch(/^average\s+58\.13\s+5\.00\s+64\.17\s+4\.00$/);
+    expect(() => formatPaperTableText(table, { layout: 'tall' as 'long' })).toThrow(/layout is "tall"/);
 
     const md = formatPaperTableMarkdown(buildPaperTable([{ model: 'a|b', tasks }])).split('\n');
     expect(md[0]).toBe('| model | liver organ Dice | liver organ HD95 | liver tumour Dice | liver tumour HD95 | colon tumour Dice | colon tumour HD95 | spleen organ Dice | spleen organ HD95 | average Dice | average HD95 |');

@@ -21,7 +21,7 @@ describe('reportHtml', () => {
     table: [{ model: 'tgnet', tasks }, { model: 'dodnet', tasks }],
     curvesSvg: '<svg xmlns="http://www.w3.org/2000/svg" id="curves"></svg>',
     cases: [
-      { name: evaluations[0].case, evaluation: evaluations[0], images: { axial: png, coronal: png, sagittal: png } },
+      { name: evaluations[0].case, evaluation: evaluations[0], images: { axial: png, coronal: png, sagittal: png }, centre: [3, 4, 5] },
       { name: evaluations[1].case, evaluation: evaluations[1], images: { axial: png } },
     ],
     notes: ['note <b>1</b>'],
@@ -47,7 +47,7 @@ describe('reportHtml', () => {
   });
 
   it('shows the results table, per-case metrics, the legend colours and the CT window', () => {
-    expect(html).toContain('<th colspan="4">liver</th><th colspan="2">spleen</th><th colspan="2">average</th>');
+    expect(html).toContain('<th colspan="4">liver</th><th colspan="2">spleen</th><th colspan="2" rowspan="2">average</th></tr><tr><th colspan="2" title="liver">organ</th><th colspan="2" title="liver tumour">tumour</th><th colspan="2" title="spleen">organ</th></tr><tr>' + '<th>Dice</th><th>HD95</th>'.repeat(4) + '</tr>');
     expect(html).toMatch(/<tr><th>dodnet<\/th><td class="num">91\.23<\/td><td class="num">2\.50<\/td><td class="num">50\.00<\/td><td class="num">n\/a<\/td>/);
     expect(html).toContain('<tr><td>liver</td><td class="num">91.23</td><td class="num">2.50</td><td class="num">4.00</td></tr>');
     expect(html).toContain('<tr><td>liver tumour</td><td class="num">50.00</td><td class="num">n/a</td><td class="num">n/a</td></tr>');
@@ -58,6 +58,10 @@ describe('reportHtml', () => {
     for (const c of Object.values(OVERLAY_COLOURS)) expect(html).toContain(`background:rgb(${c.join(',')})`);
     expect(html).toContain('CT window [-160, 240] HU');
     expect(html).toContain('Validation cases (2)');
+    expect(html).toContain('<figcaption>axial (z 5)</figcaption>');
+    expect(html).toContain('<figcaption>coronal (y 4)</figcaption>');
+    expect(html).toContain('<figcaption>sagittal (x 3)</figcaption>');
+    expect(spleenBlock).toContain('<figcaption>axial</figcaption>');
   });
 
   it('accepts a built table too', () => {

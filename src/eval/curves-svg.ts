@@ -56,13 +56,17 @@ export function emaSmooth(values: readonly number[], alpha: number): number[] {
   });
 }
 
-/** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten, about `target` of them. */
-export function niceTicks(lo: number, hi: number, target = 5): number[] {
+/**
+ * Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten, about `target` of them; with
+ * `integer` (training steps) never finer than 1.
+ */
+export function niceTicks(lo: number, hi: number, target = 5, integer = false): number[] {
   if (!(Number.isFinite(lo) && Number.isFinite(hi)) || hi < lo) throw new Error(`niceTicks: range is [${lo}, ${hi}]; expected finite lo <= hi`);
   if (hi === lo) return [lo];
   const raw = (hi - lo) / Math.max(1, target);
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const nice = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const step = integer ? Math.max(1, nice) : nice;
   const ticks: number[] = [];
   for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
@@ -111,7 +115,7 @@ function drawPanel(panel: CurvePanel, xDomain: [number, number], top: number, pa
     out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y}" y2="${y}" class="grid"/>`);
     out.push(`<text x="${left - 6}" y="${y}" class="tick" text-anchor="end" dominant-baseline="middle">${formatTick(t)}</text>`);
   }
-  for (const t of niceTicks(xDomain[0], xDomain[1], 8)) {
+  for (const t of niceTicks(xDomain[0], xDomain[1], 8, true)) {
     const x = sx(t).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${plotTop}" y2="${plotTop + plotH}" class="grid"/>`);
     out.push(`<text x="${x}" y="${plotTop + plotH + 16}" class="tick" text-anchor="middle">${formatTick(t)}</text>`);

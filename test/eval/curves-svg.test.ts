@@ -33,6 +33,8 @@ describe('emaSmooth and niceTicks', () => {
     expect(niceTicks(1, 300, 8)).toEqual([50, 100, 150, 200, 250, 300]);
     expect(niceTicks(0.93, 1.27)).toEqual([1, 1.1, 1.2]);
     expect(niceTicks(3, 3)).toEqual([3]);
+    expect(niceTicks(0, 2, 8, true)).toEqual([0, 1, 2]);
+    expect(niceTicks(0.5, 3.5, 8, true)).toEqual([1, 2, 3]);
   });
 });
 
@@ -67,6 +69,9 @@ describe('trainingCurvesSvg', () => {
     expect(svg).toContain('mean val Dice (no data)');
     expect(svg).toContain('no data yet');
     expect((svg.match(/<circle /g) ?? []).length).toBe(2); // the raw and the smoothed loss point
+    // Step ticks are whole steps.
+    const stepTicks = [...svg.matchAll(/class="tick" text-anchor="middle">([^<]*)</g)].map((m) => m[1]);
+    expect(stepTicks).toEqual(['6', '7', '8', '6', '7', '8']);
     const empty = trainingCurvesSvg({ loss: [], valDice: [] });
     expect(empty).not.toMatch(/NaN|undefined|Infinity/);
     expect(paths(empty)).toHaveLength(0);

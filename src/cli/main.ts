@@ -22,6 +22,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'Dice and HD95 of predicted masks against ground truth (--pred P --truth T --task T)',
     run: async (argv) => (await import('./evaluate.js')).evaluateCommand(argv),
   },
+  'import-dodnet': {
+    summary: 'map a DoDNet checkpoint (safetensors with the authors\' names) to a TGNet dodnet checkpoint (--in F --out F)',
+    run: async (argv) => (await import('./import-dodnet.js')).importDodnetCommand(argv),
+  },
   bench: {
     summary: 'run the benchmarks (--out FILE.json, --scale S, --quick)',
     run: async (argv) => (await import('../../bench/run.js')).benchMain(argv),

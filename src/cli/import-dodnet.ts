@@ -1,0 +1,88 @@
+/**
+ * `tgnet import-dodnet --in DODNET.safetensors --out MODEL.safetensors`: a checkpoint trained with the DoDNet
+ * authors' code (converted from .pth by scripts/dodnet_to_safetensors.py, which keeps DoDNet's names) becomes a
+ * TGNet `dodnet` checkpoint that `tgnet predict` and `tgnet evaluate` load. No GPU needed.
+ */
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../data/fs-util.js';
+import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
+import { importDodnetStateDict, type NamedTensor } from '../tgnet/dodnet.js';
+
+export const IMPORT_DODNET_USAGE = `usage: tgnet import-dodnet --in DODNET.safetensors --out MODEL.safetensors [--crop D H W]
+  --in FILE      DoDNet state dict as safetensors with DoDNet's names (conv1, layer0..4, fusionConv, x8_resb..x1_resb,
+                 precls_conv, GAP, controller; a module. prefix is allowed). From a .pth file:
+                 /usr/bin/python3 scripts/dodnet_to_safetensors.py MODEL.pth DODNET.safetensors
+  --out FILE     TGNet checkpoint to write (variant dodnet; model.* tensors and metadata)
+  --crop D H W   training crop recorded for sliding-window inference (default DoDNet's 64 192 192)`;
+
+export interface ImportDodnetArgs {
+  input: string;
+  out: string;
+  crop: [number, number, number];
+}
+
+export function parseImportDodnetArgs(argv: readonly string[]): ImportDodnetArgs {
+  const fail = (msg: string): never => { throw new Error(`tgnet import-dodnet: ${msg}\n${IMPORT_DODNET_USAGE}`); };
+  let input: string | undefined;
+  let out: string | undefined;
+  let crop: [number, number, number] = [64, 192, 192];
+  const value = (i: number, flag: string): string => {
+    const v = argv[i];
+    if (v === undefined || v.startsWith('--')) fail(`${flag} needs a value`);
+    return v!;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '--help' || flag === '-h') throw new Error(IMPORT_DODNET_USAGE);
+    if (flag === '--in') input = value(++i, flag);
+    else if (flag === '--out') out = value(++i, flag);
+    else if (flag === '--crop') {
+      const dims = [value(++i, flag), value(++i, flag), value(++i, flag)].map(Number);
+      dims.forEach((d, k) => {
+        if (!Number.isInteger(d) || d < 16 || d % 16 !== 0) fail(`--crop ${'DHW'[k]} is ${JSON.stringify(argv[i - 2 + k])}; expected a positive multiple of 16`);
+      });
+      crop = dims as [number, number, number];
+    } else fail(`unknown argument ${JSON.stringify(flag)}`);
+  }
+  if (!input) fail('--in is required');
+  if (!out) fail('--out is required');
+  return { input: input!, out: out!, crop };
+}
+
+/** DoDNet-named safetensors bytes -> TGNet dodnet checkpoint bytes (model.* tensors, variant/width/numTasks/crop). */
+export function convertDodnetSafetensors(bytes: Uint8Array, source: string, crop: [number, number, number] = [64, 192, 192]): {
+  bytes: Uint8Array; width: number; numTasks: number; parameters: number;
+} {
+  const file = readSafetensorsFile(bytes, { source });
+  const state = new Map<string, NamedTensor>();
+  for (const [name, t] of file.tensors) {
+    if (t.dtype === 'F32') state.set(name, { shape: t.shape, data: t.data as Float32Array });
+    else if (t.dtype === 'F64') state.set(name, { shape: t.shape, data: Float32Array.from(t.data as Float64Array) });
+    else throw new Error(`import-dodnet ${source}: tensor '${name}' has dtype ${t.dtype}; expected F32 (scripts/dodnet_to_safetensors.py writes float32)`);
+  }
+  const imported = importDodnetStateDict(state, source);
+  const tensors = new Map<string, SafeTensorInput>();
+  let parameters = 0;
+  for (const [name, t] of imported.model) {
+    tensors.set(`model.${name}`, { dtype: 'F32', shape: t.shape, data: t.data });
+    parameters += t.data.length;
+  }
+  const metadata = {
+    variant: 'dodnet', width: String(imported.width), numTasks: String(imported.numTasks), crop: JSON.stringify(crop),
+    importedFrom: `DoDNet (jianpengz/DoDNet unet3D): ${source}`,
+  };
+  return { bytes: writeSafetensors(tensors, metadata), width: imported.width, numTasks: imported.numTasks, parameters };
+}
+
+export async function importDodnetCommand(argv: string[]): Promise<void> {
+  const args = parseImportDodnetArgs(argv);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(args.input);
+  } catch (e) {
+    throw new Error(`tgnet import-dodnet: cannot read --in ${args.input} (${(e as Error).message})`);
+  }
+  const result = convertDodnetSafetensors(bytes, args.input, args.crop);
+  await writeFileAtomic(args.out, result.bytes);
+  console.log(`wrote ${args.out}: TGNet dodnet, width ${result.width}, ${result.numTasks} tasks, ${result.parameters.toLocaleString('en-US')} parameters`);
+}

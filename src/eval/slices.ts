@@ -214,9 +214,10 @@ function renderPlane(
     data[3 * p + 1] = g;
     data[3 * p + 2] = g;
   }
-  const planeOverlays: Overlay[] = overlays.map((o) => ({ mask: Uint8Array.from(voxel, (v) => o.mask[v]), colour: o.colour, width: o.width }));
-  for (const o of planeOverlays) {
-    const edge = outline(o.mask, width, height, o.width);
+  const sampled = new Uint8Array(voxel.length);
+  for (const o of overlays) {
+    for (let p = 0; p < voxel.length; p++) sampled[p] = o.mask[voxel[p]];
+    const edge = outline(sampled, width, height, o.width);
     for (let p = 0; p < edge.length; p++) {
       if (!edge[p]) continue;
       data[3 * p] = o.colour[0];
@@ -231,7 +232,11 @@ function renderPlane(
 function caseOverlays(input: CaseSliceInput, info: TaskInfo): { overlays: Overlay[]; truth: { organ?: Uint8Array; tumour?: Uint8Array }; prediction: { organ?: Uint8Array; tumour?: Uint8Array } } {
   const n = input.hu.length;
   const target = labelToTarget(input.truthLabels, info);
-  const truthChannel = (c: number): Uint8Array => Uint8Array.from(target.subarray(c * n, (c + 1) * n), (v) => (v === 1 ? 1 : 0));
+  const truthChannel = (c: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    for (let i = 0, j = c * n; i < n; i++, j++) out[i] = target[j] === 1 ? 1 : 0;
+    return out;
+  };
   const predicted = labelMapToMasks(input.predictionLabels, info);
   const truth: { organ?: Uint8Array; tumour?: Uint8Array } = {};
   const prediction: { organ?: Uint8Array; tumour?: Uint8Array } = {};

@@ -20,4 +20,5 @@ export * from './upsample.js';
 export * from './dynamic-head.js';
 export * from './partial-label-loss.js';
 export * from './sgd.js';
+export * from './adam.js';
 export * from './task-concat.js';

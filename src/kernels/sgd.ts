@@ -126,20 +126,26 @@ export function sgdStepList(gpu: Gpu, tensors: readonly SgdTensor[], options: Sg
   tensors.forEach((t, i) => {
     if (!Number.isInteger(t.size) || t.size < 0) throw new RangeError(`sgdStepList: tensor ${i} size must be a non-negative integer, got ${t.size}`);
     if (t.size === 0) return;
-    const bind = (b: Binding, what: string) => {
-      const r = 'buffer' in b ? b : { buffer: b };
-      const off = r.offset ?? 0;
-      if (r.buffer.size < off + t.size * 4 || (r.size !== undefined && r.size < t.size * 4)) {
-        throw new RangeError(`sgdStepList: tensor ${i} ${what} window (offset ${off}, buffer ${r.buffer.size} bytes) is too small for ${t.size} f32 elements`);
-      }
-      return { buffer: r.buffer, offset: off, size: t.size * 4 };
-    };
+    const bind = (b: Binding, what: string) => tensorWindow(b, t.size, `sgdStepList: tensor ${i} ${what}`);
     gpu.dispatch({
       pipeline, label: 'sgd',
       bindings: [bind(t.param, 'param'), bind(t.grad, 'grad'), bind(t.momentum, 'momentum')],
       params: packed(t.size, o), workgroups: Math.ceil(t.size / wg),
     });
   });
+}
+
+/**
+ * The `{ buffer, offset, size }` window of one tensor of `size` f32 elements given as a buffer or a window, for
+ * the per-tensor (list) variants of the fused optimiser kernels. Throws, naming `what`, when it does not fit.
+ */
+export function tensorWindow(b: Binding, size: number, what: string): { buffer: GPUBuffer; offset: number; size: number } {
+  const r = 'buffer' in b ? b : { buffer: b };
+  const off = r.offset ?? 0;
+  if (r.buffer.size < off + size * 4 || (r.size !== undefined && r.size < size * 4)) {
+    throw new RangeError(`${what} window (offset ${off}, buffer ${r.buffer.size} bytes) is too small for ${size} f32 elements`);
+  }
+  return { buffer: r.buffer, offset: off, size: size * 4 };
 }
 
 /**

@@ -1,6 +1,6 @@
 /** tgnet/nn: optimisers, schedules and tensor files. */
-export { SGD, type SgdConfig } from './optim.js';
-export { polyLr } from './lr-schedule.js';
+export { SGD, Adam, AdamW, OPTIMIZER_KINDS, type SgdConfig, type AdamConfig, type Optimizer, type OptimizerKind, type OptimizerState } from './optim.js';
+export { polyLr, scheduledLr, type LrDecay, type ScheduleOptions } from './lr-schedule.js';
 export * from './safetensors.js';
 export { Module, ModuleList, createParameter, type Parameter, type HostTensor, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
 export { Conv3d, GroupNorm, type Conv3dOptions, type GroupNormOptions } from './layers.js';

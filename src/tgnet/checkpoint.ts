@@ -1,15 +1,19 @@
 /**
- * Training checkpoints: one safetensors file holding the model's state dict (`model.<name>`), the SGD momentum
- * of every parameter (`optim.momentum.<name>`, same shape) and `__metadata__` (safetensors metadata values are
- * strings): `format` ("tgnet-checkpoint") and `variant` as plain text; `formatVersion`, `width`, `numTasks`,
- * `crop` ([D, H, W]), `step`, `totalSteps`, `lr0`, `momentum`, `nesterov`, `weightDecay`, `polyPower`, `seed` as
- * JSON texts. Keys and encodings are those `src/eval/checkpoint.ts` (tgnet predict/evaluate) reads.
+ * Training checkpoints: one safetensors file holding the model's state dict (`model.<name>`), the optimiser
+ * state of every parameter (same shape): SGD's momentum `optim.momentum.<name>`, or Adam/AdamW's moments
+ * `optim.exp_avg.<name>` and `optim.exp_avg_sq.<name>`, and `__metadata__` (safetensors metadata values are
+ * strings): `format` ("tgnet-checkpoint"), `variant` and `optimizer` ("sgd", "adam" or "adamw") as plain text;
+ * `formatVersion`, `width`, `numTasks`, `crop` ([D, H, W]), `step`, `totalSteps`, `lr0`, `momentum`, `nesterov`,
+ * `weightDecay`, `polyPower`, `seed`, `warmupSteps` and, for Adam/AdamW, `betas` ([beta1, beta2]) and `eps` as
+ * JSON texts. A file without `optimizer` (written before Adam existed) is an SGD checkpoint with no warm-up.
+ * Keys and encodings are those `src/eval/checkpoint.ts` (tgnet predict/evaluate) reads.
  *
  * `encodeCheckpoint` / `decodeCheckpoint` are pure (bytes in, bytes out) so a browser can use them;
  * `saveCheckpoint` / `loadCheckpoint` add Node file I/O, imported lazily so that importing this module never
  * pulls `node:fs` into a browser bundle. Saving writes a temporary sibling and renames it over the target, so a
  * crash mid-write leaves the previous checkpoint whole.
  */
+import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { TGNET_VARIANTS, type TGNetVariant } from './model.js';
 
@@ -19,6 +23,19 @@ export const CHECKPOINT_FORMAT = 'tgnet-checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = 1;
 export const MODEL_PREFIX = 'model.';
 export const MOMENTUM_PREFIX = 'optim.momentum.';
+export const EXP_AVG_PREFIX = 'optim.exp_avg.';
+export const EXP_AVG_SQ_PREFIX = 'optim.exp_avg_sq.';
+
+/** Per-parameter optimiser state held in a checkpoint; the names are the optimisers' state slot names. */
+export type CheckpointSlot = 'momentum' | 'expAvg' | 'expAvgSq';
+
+/** The state tensors each optimiser kind stores, and their key prefixes. */
+export const CHECKPOINT_SLOTS: Record<OptimizerKind, readonly { slot: CheckpointSlot; prefix: string }[]> = {
+  sgd: [{ slot: 'momentum', prefix: MOMENTUM_PREFIX }],
+  adam: [{ slot: 'expAvg', prefix: EXP_AVG_PREFIX }, { slot: 'expAvgSq', prefix: EXP_AVG_SQ_PREFIX }],
+  adamw: [{ slot: 'expAvg', prefix: EXP_AVG_PREFIX }, { slot: 'expAvgSq', prefix: EXP_AVG_SQ_PREFIX }],
+};
+const ALL_SLOTS = [...new Map(Object.values(CHECKPOINT_SLOTS).flat().map((s) => [s.prefix, s])).values()];
 
 /** What a run was and where it stood. */
 export interface CheckpointMeta {
@@ -31,11 +48,20 @@ export interface CheckpointMeta {
   step: number;
   totalSteps: number;
   lr0: number;
+  /** SGD's momentum settings (recorded for every optimiser, used by SGD only). */
   momentum: number;
   nesterov: boolean;
   weightDecay: number;
   polyPower: number;
   seed: number;
+  /** Which optimiser's state the file holds; absent means 'sgd' (decodeCheckpoint always fills it in). */
+  optimizer?: OptimizerKind;
+  /** Linear warm-up steps of the lr schedule; absent means 0 (decodeCheckpoint always fills it in). */
+  warmupSteps?: number;
+  /** Adam/AdamW's moment decay rates; required for those optimisers. */
+  betas?: [number, number];
+  /** Adam/AdamW's eps; required for those optimisers. */
+  eps?: number;
 }
 
 export interface CheckpointTensor {
@@ -47,8 +73,12 @@ export interface Checkpoint {
   meta: CheckpointMeta;
   /** State dict by parameter name (without the `model.` prefix), in the model's order. */
   model: Map<string, CheckpointTensor>;
-  /** Momentum by parameter name (same names and shapes as `model`). */
-  momentum: Map<string, Float32Array>;
+  /** SGD's momentum by parameter name (same names and shapes as `model`); present exactly for SGD checkpoints. */
+  momentum?: Map<string, Float32Array>;
+  /** Adam/AdamW's first moment (exp_avg) by parameter name; present exactly for those optimisers. */
+  expAvg?: Map<string, Float32Array>;
+  /** Adam/AdamW's second moment (exp_avg_sq) by parameter name; present exactly for those optimisers. */
+  expAvgSq?: Map<string, Float32Array>;
 }
 
 const shapeText = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -73,11 +103,29 @@ const META_FIELDS: { key: keyof CheckpointMeta; expected: string; ok: (v: unknow
   { key: 'seed', expected: 'an integer', ok: (v) => Number.isSafeInteger(v) },
 ];
 
+/** Fields added with Adam: optional in the file (a default when absent), `adam` ones required for Adam/AdamW. */
+const OPTIMIZER_FIELDS: { key: 'optimizer' | 'warmupSteps' | 'betas' | 'eps'; expected: string; ok: (v: unknown) => boolean; plain?: boolean; fallback?: unknown; adam?: boolean }[] = [
+  { key: 'optimizer', expected: `one of ${OPTIMIZER_KINDS.join(', ')}`, ok: (v) => (OPTIMIZER_KINDS as readonly unknown[]).includes(v), plain: true, fallback: 'sgd' },
+  { key: 'warmupSteps', expected: 'a non-negative integer', ok: (v) => Number.isSafeInteger(v) && (v as number) >= 0, fallback: 0 },
+  {
+    key: 'betas', expected: '[beta1, beta2], each in [0, 1)', adam: true,
+    ok: (v) => Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1),
+  },
+  { key: 'eps', expected: 'a finite number > 0', adam: true, ok: (v) => typeof v === 'number' && Number.isFinite(v) && v > 0 },
+];
+
 /** Serialises a checkpoint to safetensors bytes. Throws (naming the tensor) when shapes and data disagree. */
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
-  const { meta, model, momentum } = checkpoint;
+  const { meta, model } = checkpoint;
   for (const f of META_FIELDS) {
     if (!f.ok(meta[f.key])) throw new TypeError(`encodeCheckpoint: meta.${f.key} is ${JSON.stringify(meta[f.key])}; expected ${f.expected}`);
+  }
+  const kind = meta.optimizer ?? 'sgd';
+  const optimizerMeta: Record<string, unknown> = { ...meta, optimizer: kind, warmupSteps: meta.warmupSteps ?? 0 };
+  for (const f of OPTIMIZER_FIELDS) {
+    const v = optimizerMeta[f.key];
+    if (v === undefined && f.adam && kind === 'sgd') continue;
+    if (!f.ok(v)) throw new TypeError(`encodeCheckpoint: meta.${f.key} is ${JSON.stringify(v)}; expected ${f.expected}${f.adam ? ` for optimizer ${kind}` : ''}`);
   }
   const tensors = new Map<string, SafeTensorInput>();
   for (const [name, t] of model) {
@@ -86,29 +134,44 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     }
     tensors.set(MODEL_PREFIX + name, { dtype: 'F32', shape: t.shape, data: t.data });
   }
-  for (const [name, t] of model) {
-    const m = momentum.get(name);
-    if (!m) throw new RangeError(`encodeCheckpoint: no momentum for parameter '${name}'; expected one buffer per model tensor`);
-    if (m.length !== t.data.length) {
-      throw new RangeError(`encodeCheckpoint: momentum of '${name}' has ${m.length} values; expected ${t.data.length} (shape ${shapeText(t.shape)})`);
+  const slots = CHECKPOINT_SLOTS[kind];
+  for (const { slot } of ALL_SLOTS) {
+    if (checkpoint[slot] !== undefined && !slots.some((s) => s.slot === slot)) {
+      throw new RangeError(`encodeCheckpoint: the checkpoint holds ${slot} state, which optimizer ${kind} does not have; expected ${slots.map((s) => s.slot).join(' and ')}`);
     }
-    tensors.set(MOMENTUM_PREFIX + name, { dtype: 'F32', shape: t.shape, data: m });
   }
-  for (const name of momentum.keys()) {
-    if (!model.has(name)) throw new RangeError(`encodeCheckpoint: momentum for '${name}' has no model tensor of that name`);
+  for (const { slot, prefix } of slots) {
+    const state = checkpoint[slot];
+    if (!state) throw new RangeError(`encodeCheckpoint: no ${slot} state; optimizer ${kind} needs one buffer per model tensor`);
+    for (const [name, t] of model) {
+      const m = state.get(name);
+      if (!m) throw new RangeError(`encodeCheckpoint: no ${slot} for parameter '${name}'; expected one buffer per model tensor`);
+      if (m.length !== t.data.length) {
+        throw new RangeError(`encodeCheckpoint: ${slot} of '${name}' has ${m.length} values; expected ${t.data.length} (shape ${shapeText(t.shape)})`);
+      }
+      tensors.set(prefix + name, { dtype: 'F32', shape: t.shape, data: m });
+    }
+    for (const name of state.keys()) {
+      if (!model.has(name)) throw new RangeError(`encodeCheckpoint: ${slot} for '${name}' has no model tensor of that name`);
+    }
   }
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     formatVersion: JSON.stringify(CHECKPOINT_FORMAT_VERSION),
   };
   for (const f of META_FIELDS) metadata[f.key] = f.plain ? String(meta[f.key]) : JSON.stringify(meta[f.key]);
+  for (const f of OPTIMIZER_FIELDS) {
+    const v = optimizerMeta[f.key];
+    if (v !== undefined) metadata[f.key] = f.plain ? String(v) : JSON.stringify(v);
+  }
   return writeSafetensors(tensors, metadata);
 }
 
 /**
  * Parses and validates checkpoint bytes. Errors name `source` (the file) and the field or tensor at fault:
  * truncated or non-safetensors bytes, another format or version, missing or malformed metadata, tensors that
- * are not F32, a model tensor without momentum (or the reverse), shapes that disagree.
+ * are not F32, a model tensor without its optimiser state (or the reverse), state of another optimiser, shapes
+ * that disagree. `optimizer` and `warmupSteps` are filled in ('sgd', 0) for files that predate them.
  */
 export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpoint {
   const where = `checkpoint ${source}`;
@@ -119,8 +182,9 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpo
     throw new Error(`${where}: not a readable safetensors file (${(e as Error).message})`);
   }
   const raw = file.metadata;
-  const parse = (key: string, plain = false): unknown => {
+  const parse = (key: string, plain = false, fallback?: unknown): unknown => {
     const text = raw[key];
+    if (text === undefined && fallback !== undefined) return fallback;
     if (text === undefined) throw new Error(`${where}: metadata field '${key}' is missing; expected a ${CHECKPOINT_FORMAT} file written by saveCheckpoint`);
     if (plain) return text;
     try {
@@ -141,32 +205,46 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpo
     if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
     meta[f.key] = v;
   }
+  const kind = parse('optimizer', true, 'sgd') as OptimizerKind;
+  for (const f of OPTIMIZER_FIELDS) {
+    if (f.adam && kind === 'sgd' && raw[f.key] === undefined) continue;
+    const v = parse(f.key, f.plain, f.fallback);
+    if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
+    (meta as Record<string, unknown>)[f.key] = v;
+  }
 
   const model = new Map<string, CheckpointTensor>();
-  const momentum = new Map<string, Float32Array>();
+  const slots = CHECKPOINT_SLOTS[kind];
+  const prefixes = [MODEL_PREFIX, ...ALL_SLOTS.map((s) => s.prefix)];
   for (const [key, t] of file.tensors) {
-    const isModel = key.startsWith(MODEL_PREFIX);
-    if (!isModel && !key.startsWith(MOMENTUM_PREFIX)) {
-      throw new Error(`${where}: tensor '${key}' is neither '${MODEL_PREFIX}<name>' nor '${MOMENTUM_PREFIX}<name>'`);
+    const prefix = prefixes.find((p) => key.startsWith(p));
+    if (!prefix) throw new Error(`${where}: tensor '${key}' is none of ${prefixes.map((p) => `'${p}<name>'`).join(', ')}`);
+    if (prefix !== MODEL_PREFIX && !slots.some((s) => s.prefix === prefix)) {
+      throw new Error(`${where}: tensor '${key}' is not state of optimizer ${kind} (metadata field 'optimizer'), which stores ${slots.map((s) => `'${s.prefix}<name>'`).join(' and ')}`);
     }
     if (t.dtype !== 'F32') throw new Error(`${where}: tensor '${key}' has dtype ${t.dtype}; expected F32`);
-    if (isModel) model.set(key.slice(MODEL_PREFIX.length), { shape: t.shape, data: t.data as Float32Array });
+    if (prefix === MODEL_PREFIX) model.set(key.slice(MODEL_PREFIX.length), { shape: t.shape, data: t.data as Float32Array });
   }
-  for (const [name, t] of model) {
-    const m = file.tensors.get(MOMENTUM_PREFIX + name);
-    if (!m) throw new Error(`${where}: tensor '${MOMENTUM_PREFIX}${name}' is missing; expected momentum for every model tensor`);
-    if (shapeText(m.shape) !== shapeText(t.shape)) {
-      throw new Error(`${where}: tensor '${MOMENTUM_PREFIX}${name}' has shape ${shapeText(m.shape)}; expected ${shapeText(t.shape)} like '${MODEL_PREFIX}${name}'`);
+  const checkpoint: Checkpoint = { meta: meta as unknown as CheckpointMeta, model };
+  for (const { slot, prefix } of slots) {
+    const state = new Map<string, Float32Array>();
+    for (const [name, t] of model) {
+      const m = file.tensors.get(prefix + name);
+      if (!m) throw new Error(`${where}: tensor '${prefix}${name}' is missing; optimizer ${kind} stores ${slot} for every model tensor`);
+      if (shapeText(m.shape) !== shapeText(t.shape)) {
+        throw new Error(`${where}: tensor '${prefix}${name}' has shape ${shapeText(m.shape)}; expected ${shapeText(t.shape)} like '${MODEL_PREFIX}${name}'`);
+      }
+      state.set(name, m.data as Float32Array);
     }
-    momentum.set(name, m.data as Float32Array);
-  }
-  for (const key of file.tensors.keys()) {
-    if (key.startsWith(MOMENTUM_PREFIX) && !model.has(key.slice(MOMENTUM_PREFIX.length))) {
-      throw new Error(`${where}: tensor '${key}' has no '${MODEL_PREFIX}${key.slice(MOMENTUM_PREFIX.length)}'`);
+    for (const key of file.tensors.keys()) {
+      if (key.startsWith(prefix) && !model.has(key.slice(prefix.length))) {
+        throw new Error(`${where}: tensor '${key}' has no '${MODEL_PREFIX}${key.slice(prefix.length)}'`);
+      }
     }
+    checkpoint[slot] = state;
   }
   if (model.size === 0) throw new Error(`${where}: holds no '${MODEL_PREFIX}*' tensors; expected a model state dict`);
-  return { meta: meta as unknown as CheckpointMeta, model, momentum };
+  return checkpoint;
 }
 
 /** What the checkpoint must match to load into a model: its parameter names and shapes, in order. */

@@ -47,13 +47,15 @@ describe('checkpoint format', () => {
     expect([...file.tensors.keys()]).toEqual([...SHAPES.map(([n]) => `model.${n}`), ...SHAPES.map(([n]) => `optim.momentum.${n}`)]);
     expect(file.metadata).toMatchObject({
       format: 'tgnet-checkpoint', formatVersion: '1', variant: 'tgnet', width: '2', numTasks: '7', crop: '[16,32,32]',
-      step: '3', totalSteps: '10', lr0: '0.01', nesterov: 'true', seed: '4',
+      step: '3', totalSteps: '10', lr0: '0.01', nesterov: 'true', seed: '4', optimizer: 'sgd', warmupSteps: '0',
     });
+    expect(file.metadata.betas).toBeUndefined();
     const back = decodeCheckpoint(bytes, 'x.safetensors');
-    expect(back.meta).toEqual(c.meta);
+    expect(back.meta).toEqual({ ...c.meta, optimizer: 'sgd', warmupSteps: 0 });
+    expect(back.expAvg).toBeUndefined();
     for (const [n, t] of c.model) {
       expect(back.model.get(n)).toEqual(t);
-      expect(back.momentum.get(n)).toEqual(c.momentum.get(n));
+      expect(back.momentum?.get(n)).toEqual(c.momentum?.get(n));
     }
     expect(() => checkCheckpointFits(back, target, 'x.safetensors')).not.toThrow();
   });
@@ -70,7 +72,7 @@ describe('checkpoint format', () => {
     expect(() => decodeCheckpoint(edit(bytes, (_, m) => { m.crop = '[16,32]'; }), src))
       .toThrow(/metadata field 'crop' is \[16,32\]; expected \[D, H, W\] of positive integers/);
     expect(() => decodeCheckpoint(edit(bytes, (t) => { t.delete('optim.momentum.enc.0.0.gn1.weight'); }), src))
-      .toThrow(`checkpoint ${src}: tensor 'optim.momentum.enc.0.0.gn1.weight' is missing; expected momentum for every model tensor`);
+      .toThrow(`checkpoint ${src}: tensor 'optim.momentum.enc.0.0.gn1.weight' is missing; optimizer sgd stores momentum for every model tensor`);
     expect(() => decodeCheckpoint(edit(bytes, (t) => {
       t.set('optim.momentum.controller.bias', { shape: [2, 81], data: new Float32Array(162) });
     }), src)).toThrow(/tensor 'optim.momentum.controller.bias' has shape \[2, 81\]; expected \[162\]/);
@@ -90,6 +92,60 @@ describe('checkpoint format', () => {
     const more: CheckpointTarget = { ...target, namedParameters: () => [...target.namedParameters(), ['precls.conv.bias', { shape: [8] }]] };
     expect(() => checkCheckpointFits(c, more, src)).toThrow(/tensor 'model.precls.conv.bias' is missing; the model needs it with shape \[8\]/);
     expect(() => encodeCheckpoint({ ...sample(), meta: { ...sample().meta, step: -1 } })).toThrow(/meta.step is -1; expected a non-negative integer/);
+  });
+});
+
+/** An AdamW checkpoint of the same tensors: both moments instead of momentum, betas, eps and the warm-up. */
+function adamSample(): Checkpoint {
+  const { meta, model } = sample();
+  const state = (seed: number) => new Map(SHAPES.map(([n, s], i) => [n, randomArray(s.reduce((a, b) => a * b, 1), seed + i, 0, 1)]));
+  return { meta: { ...meta, optimizer: 'adamw', warmupSteps: 5, betas: [0.9, 0.99], eps: 1e-6 }, model, expAvg: state(20), expAvgSq: state(30) };
+}
+
+describe('optimizer state in checkpoints', () => {
+  it('an Adam/AdamW checkpoint stores both moments and its hyper-parameters, and round-trips bit for bit', () => {
+    const c = adamSample();
+    const bytes = encodeCheckpoint(c);
+    const file = readSafetensorsFile(bytes);
+    expect([...file.tensors.keys()]).toEqual([
+      ...SHAPES.map(([n]) => `model.${n}`), ...SHAPES.map(([n]) => `optim.exp_avg.${n}`), ...SHAPES.map(([n]) => `optim.exp_avg_sq.${n}`),
+    ]);
+    expect(file.metadata).toMatchObject({ optimizer: 'adamw', warmupSteps: '5', betas: '[0.9,0.99]', eps: '0.000001' });
+    const back = decodeCheckpoint(bytes, 'a.safetensors');
+    expect(back.meta).toEqual(c.meta);
+    expect(back.momentum).toBeUndefined();
+    for (const n of c.model.keys()) {
+      expect(back.expAvg?.get(n)).toEqual(c.expAvg?.get(n));
+      expect(back.expAvgSq?.get(n)).toEqual(c.expAvgSq?.get(n));
+    }
+  });
+
+  it('a checkpoint written before Adam (no optimizer or warmupSteps metadata) loads as SGD without warm-up', () => {
+    const c = sample();
+    const old = edit(encodeCheckpoint(c), (_, m) => { delete m.optimizer; delete m.warmupSteps; });
+    expect(readSafetensorsFile(old).metadata.optimizer).toBeUndefined();
+    const back = decodeCheckpoint(old, 'old.safetensors');
+    expect(back.meta).toEqual({ ...c.meta, optimizer: 'sgd', warmupSteps: 0 });
+    for (const n of c.model.keys()) expect(back.momentum?.get(n)).toEqual(c.momentum?.get(n));
+  });
+
+  it('refuses state that does not belong to the optimizer, and missing Adam metadata, naming the field', () => {
+    const src = 'runs/b/checkpoint.safetensors';
+    const bytes = encodeCheckpoint(adamSample());
+    expect(() => decodeCheckpoint(edit(bytes, (_, m) => { delete m.eps; }), src))
+      .toThrow(`checkpoint ${src}: metadata field 'eps' is missing`);
+    expect(() => decodeCheckpoint(edit(bytes, (_, m) => { m.betas = '[0.9,1]'; }), src))
+      .toThrow(/metadata field 'betas' is \[0.9,1\]; expected \[beta1, beta2\], each in \[0, 1\)/);
+    expect(() => decodeCheckpoint(edit(bytes, (_, m) => { m.optimizer = 'rmsprop'; }), src))
+      .toThrow(/metadata field 'optimizer' is "rmsprop"; expected one of sgd, adam, adamw/);
+    expect(() => decodeCheckpoint(edit(bytes, (t) => { t.delete('optim.exp_avg_sq.controller.bias'); }), src))
+      .toThrow(`checkpoint ${src}: tensor 'optim.exp_avg_sq.controller.bias' is missing; optimizer adamw stores expAvgSq for every model tensor`);
+    // SGD metadata over Adam tensors: the file is inconsistent, not silently half-loaded.
+    expect(() => decodeCheckpoint(edit(bytes, (_, m) => { m.optimizer = 'sgd'; }), src))
+      .toThrow(/tensor 'optim.exp_avg.conv1.weight' is not state of optimizer sgd \(metadata field 'optimizer'\), which stores 'optim.momentum.<name>'/);
+    expect(() => encodeCheckpoint({ ...adamSample(), expAvgSq: undefined })).toThrow(/no expAvgSq state; optimizer adamw needs one buffer per model tensor/);
+    expect(() => encodeCheckpoint({ ...adamSample(), momentum: sample().momentum })).toThrow(/holds momentum state, which optimizer adamw does not have/);
+    expect(() => encodeCheckpoint({ ...adamSample(), meta: { ...adamSample().meta, eps: undefined } })).toThrow(/meta.eps is undefined; expected a finite number > 0 for optimizer adamw/);
   });
 });
 
@@ -116,7 +172,7 @@ describe('checkpoint files', () => {
     // A checkpoint that cannot be encoded never touches the file either.
     rmSync(`${path}.tmp-${process.pid}`, { recursive: true });
     const broken = sample(9);
-    broken.momentum.delete('controller.bias');
+    broken.momentum?.delete('controller.bias');
     await expect(saveCheckpoint(path, broken)).rejects.toThrow(/no momentum for parameter 'controller.bias'/);
     expect(readFileSync(path).equals(before)).toBe(true);
   });

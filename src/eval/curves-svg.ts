@@ -175,14 +175,15 @@ export function panelsSvg(panels: readonly CurvePanel[], title?: string): string
     offset += p.series.length;
     return svg;
   });
+  // Scoped under the root's class: an SVG inlined in an HTML page shares the page's style sheet.
   const style = [
-    'text{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;fill:#222}',
-    '.title{font-size:16px;font-weight:600}.panel-title{font-size:13px;font-weight:600}',
-    '.tick{font-size:11px;fill:#555}.axis-label{font-size:12px;fill:#333}.legend{font-size:12px}',
-    '.empty{font-size:13px;fill:#999}.frame{fill:#fff;stroke:#888;stroke-width:1}.grid{stroke:#e6e6e6;stroke-width:1}',
+    '.tg-curves text{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;fill:#222}',
+    '.tg-curves .title{font-size:16px;font-weight:600}.tg-curves .panel-title{font-size:13px;font-weight:600}',
+    '.tg-curves .tick{font-size:11px;fill:#555}.tg-curves .axis-label{font-size:12px;fill:#333}.tg-curves .legend{font-size:12px}',
+    '.tg-curves .empty{font-size:13px;fill:#999}.tg-curves .frame{fill:#fff;stroke:#888;stroke-width:1}.tg-curves .grid{stroke:#e6e6e6;stroke-width:1}',
   ].join('');
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${LAYOUT.width}" height="${height}" viewBox="0 0 ${LAYOUT.width} ${height}" role="img">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${LAYOUT.width}" height="${height}" viewBox="0 0 ${LAYOUT.width} ${height}" class="tg-curves" role="img">`,
     `<style>${style}</style>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     title ? `<text x="${LAYOUT.left}" y="18" class="title">${escapeXml(title)}</text>` : '',

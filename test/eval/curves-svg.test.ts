@@ -60,6 +60,11 @@ describe('trainingCurvesSvg', () => {
     for (const label of ['Training loss', 'Validation Dice', '>loss<', 'mean val Dice', 'liver &amp; co', 'run &lt;1&gt;', '>step<', '>Dice<']) expect(svg).toContain(label);
     expect(svg).toMatch(/loss \(EMA 0\.2\)/);
     expect(svg).not.toMatch(/NaN|undefined|Infinity/);
+    // Every style rule is scoped to the SVG, so inlining it in a page restyles nothing else.
+    const rules = /<style>(.*)<\/style>/s.exec(svg)?.[1].split('}').filter(Boolean) ?? [];
+    expect(rules.length).toBeGreaterThan(5);
+    for (const r of rules) expect(r.startsWith('.tg-curves ')).toBe(true);
+    expect(svg).toContain('class="tg-curves"');
   });
 
   it('handles a single point and empty series', () => {

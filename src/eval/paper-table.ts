@@ -7,7 +7,7 @@ import { taskById, TASKS, type TaskKey } from '../data/tasks.js';
 import { EMPTY_MASK_CONVENTION } from './metrics.js';
 import type { ChannelSummary, TaskSummary } from './report.js';
 
-export type Channel = 'organ' | 'tumour';
+export type PaperTableChannel = 'organ' | 'tumour';
 
 /** One model's per-task summaries (summariseByTask over its validation cases). */
 export interface ModelResults {
@@ -18,7 +18,7 @@ export interface ModelResults {
 export interface PaperTableColumn {
   task: number;
   taskKey: TaskKey;
-  channel: Channel;
+  channel: PaperTableChannel;
   /** What the channel is for this task, e.g. 'hepatic vessel' or 'liver tumour'. */
   channelName: string;
 }
@@ -52,7 +52,7 @@ const mean = (values: readonly number[]): number => {
   return finite.length ? finite.reduce((s, v) => s + v, 0) / finite.length : Number.NaN;
 };
 
-function channelOf(summary: TaskSummary, channel: Channel): ChannelSummary | undefined {
+function channelOf(summary: TaskSummary, channel: PaperTableChannel): ChannelSummary | undefined {
   return channel === 'organ' ? summary.organ : summary.tumour;
 }
 

@@ -11,4 +11,5 @@ export { matmul } from './ops/matmul.js';
 export { conv3d, weightStandardize, type Conv3dArgs } from './ops/conv.js';
 export { groupNorm, groupNormRelu } from './ops/norm.js';
 export { globalAvgPool, channelGate, upsampleTrilinear2x } from './ops/volume.js';
+export { spatialGate } from './ops/spatial-gate.js';
 export { dynamicHead, partialLabelLoss, taskConcat } from './ops/head.js';

@@ -16,6 +16,7 @@ export * from './weight-standardize.js';
 export * from './group-norm.js';
 export * from './global-avg-pool.js';
 export * from './channel-gate.js';
+export * from './spatial-gate.js';
 export * from './upsample.js';
 export * from './dynamic-head.js';
 export * from './partial-label-loss.js';

@@ -11,7 +11,7 @@
  * scSE (`parallel`), all three without task-guided residual blocks.
  */
 import {
-  add, channelGate, conv3d, dynamicHead, globalAvgPool, mul, sigmoid, slice, taskConcat, upsampleTrilinear2x,
+  add, channelGate, conv3d, dynamicHead, globalAvgPool, sigmoid, slice, spatialGate, taskConcat, upsampleTrilinear2x,
 } from '../autograd/index.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
@@ -174,11 +174,11 @@ export class SkipAttention extends Module {
 
   forward(skip: Tensor, up: Tensor, taskIds: readonly number[]): Tensor {
     const g = this.gn.forwardRelu(up);
-    if (this.kind === 'spatial') return mul(skip, this.spatial!.forward(g, taskIds));
+    if (this.kind === 'spatial') return spatialGate(skip, this.spatial!.forward(g, taskIds));
     const ca = this.gate!.forward(g, taskIds);
     if (this.kind === 'channel') return channelGate(skip, ca);
-    if (this.kind === 'serial') return mul(channelGate(skip, ca), this.spatial!.forward(channelGate(g, ca), taskIds));
-    return add(channelGate(skip, ca), mul(skip, this.spatial!.forward(g, taskIds)));
+    if (this.kind === 'serial') return spatialGate(channelGate(skip, ca), this.spatial!.forward(channelGate(g, ca), taskIds));
+    return add(channelGate(skip, ca), spatialGate(skip, this.spatial!.forward(g, taskIds)));
   }
 }
 

@@ -114,8 +114,8 @@ describe('TGNet.forward input checks', () => {
 });
 
 describe('TGNet memory', () => {
-  it('training steps leave live GPU buffers and bytes unchanged after the first; inference frees everything', async () => {
-    const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 3 });
+  for (const variant of ['tgnet', 'parallel'] as const) it(`${variant}: training steps leave live GPU buffers and bytes unchanged after the first; inference frees everything`, async () => {
+    const model = TGNet.create({ variant, width: 2, seed: 3 });
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
     const shape = [2, 1, 16, 16, 16];
     const x = keep(Tensor.fromArray(randomArray(2 * 4096, 7), shape));

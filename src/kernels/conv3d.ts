@@ -16,6 +16,9 @@
  */
 import { isSoftwareAdapter, type Binding, type Gpu } from './runtime/gpu.js';
 import { alignedWindow, type AlignedWindow } from './runtime/windows.js';
+import {
+  directConvBackwardData, directConvForward, planDirectWeightGrad, sumSlots, type DirectBlocking,
+} from './conv3d-direct.js';
 import { checkBuffer, checkShape } from './runtime/wgsl.js';
 
 /** The geometry of one convolution. */
@@ -54,6 +57,18 @@ export interface Conv3dOptions {
   specialize?: boolean;
   /** Register prefetch of the next tile's operands (default: true on hardware adapters, false on software ones). */
   prefetch?: boolean;
+  /**
+   * Use the direct kernels of conv3d-direct.ts (no workgroup memory, no barriers) instead of the implicit GEMMs.
+   * Default: true on software adapters unless a `tile` is given. Shapes the direct kernels do not take (a
+   * stride-2 data gradient, one sample past a binding) fall back to the GEMMs.
+   */
+  direct?: boolean;
+  /** Register blocking of the direct kernels (default chosen from the channel count). */
+  directBlocking?: DirectBlocking;
+}
+
+function useDirect(gpu: Gpu, options: Conv3dOptions): boolean {
+  return options.direct ?? (options.tile === undefined && isSoftwareAdapter(gpu));
 }
 
 /** [N, Cout, Do, Ho, Wo] of conv3d(x, w) with Do = floor((D + 2p - k) / s) + 1; throws on bad shapes. */
@@ -483,6 +498,7 @@ export function conv3dForward(
   checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
   const budget = bindingBudget(gpu, options, what);
   checkWeightFits(g, budget, what);
+  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
@@ -596,6 +612,7 @@ export function conv3dBackwardData(
   checkBuffer(gradX, g.N * g.Cin * g.D * g.H * g.W, `${what} gradX`);
   const budget = bindingBudget(gpu, options, what);
   checkWeightFits(g, budget, what);
+  if (useDirect(gpu, options) && directConvBackwardData(gpu, gradOut, w, gradX, g, budget, options.directBlocking)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cin, g.D * g.H * g.W);
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
@@ -733,6 +750,18 @@ export function conv3dBackwardWeight(
   checkBuffer(gradW, wSize, `${what} gradW`);
   const budget = bindingBudget(gpu, options, what);
   checkWeightFits(g, budget, what);
+  const direct = useDirect(gpu, options)
+    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK })
+    : null;
+  if (direct) {
+    const parts = direct.slots > 1 ? gpu.pool.acquire(direct.slots * wSize * 4, `${what} partials`) : gradW;
+    direct.run(parts);
+    if (parts !== gradW) {
+      sumSlots(gpu, parts, gradW, direct.slots, wSize, `${what} reduce`);
+      gpu.pool.release(parts);
+    }
+    return;
+  }
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Cin * K3);
   const threads = checkTile(gpu, tile, what);
   const spec = options.specialize ?? !isSoftwareAdapter(gpu);
@@ -812,27 +841,6 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
     sumSlots(gpu, partial, gradW, slots, wSize, `${what} reduce`);
     gpu.pool.release(partial);
   }
-}
-
-/** out[e] = sum_{s < slots} parts[s * n + e] for e < n, summed in slot order. */
-function sumSlots(gpu: Gpu, parts: GPUBuffer, out: GPUBuffer, slots: number, n: number, label: string): void {
-  const wg = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
-  const pipeline = gpu.pipeline(`conv3d:sumSlots:${wg}`, () => /* wgsl */ `
-${PARAMS(['n', 'slots'])}
-@group(0) @binding(1) var<storage, read> parts: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let e = (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * ${wg}u + lid;
-  if (e >= p.n) { return; }
-  var s = 0.0;
-  for (var i = 0u; i < p.slots; i++) { s += parts[i * p.n + e]; }
-  ys[e] = s;
-}`);
-  gpu.dispatch({
-    pipeline, label, params: packU32([n, slots]), workgroups: Math.ceil(n / wg),
-    bindings: [{ buffer: parts, offset: 0, size: slots * n * 4 }, { buffer: out, offset: 0, size: n * 4 }],
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

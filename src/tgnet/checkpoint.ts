@@ -15,7 +15,7 @@
  */
 import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
-import { TGNET_VARIANTS, type TGNetVariant } from './model.js';
+import { describeLayoutMismatch, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from './model.js';
 
 /** Identifies the file kind (a safetensors file of model weights alone is not a training checkpoint). */
 export const CHECKPOINT_FORMAT = 'tgnet-checkpoint';
@@ -252,6 +252,8 @@ export interface CheckpointTarget {
   variant: TGNetVariant;
   width: number;
   numTasks: number;
+  /** tgnet's task-guided encoder blocks (default 'first'). */
+  taskGuidedBlocks?: TaskGuidedBlocks;
   namedParameters(): [string, { readonly shape: readonly number[] }][];
 }
 
@@ -267,6 +269,8 @@ export function checkCheckpointFits(checkpoint: Checkpoint, target: CheckpointTa
   ] as const) {
     if (got !== want) throw new Error(`${where}: metadata field '${key}' is ${JSON.stringify(got)} but the model has ${JSON.stringify(want)}; build the model with the checkpoint's settings`);
   }
+  const layout = describeLayoutMismatch(checkpoint.model.keys(), { variant: target.variant, taskGuidedBlocks: target.taskGuidedBlocks ?? 'first' });
+  if (layout) throw new Error(`${where}: ${layout}`);
   const own = target.namedParameters();
   for (const [name, p] of own) {
     const t = checkpoint.model.get(name);

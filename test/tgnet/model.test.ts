@@ -5,6 +5,7 @@ import { keep, tidy } from '../../src/autograd/scope.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import { liveTensorCount, Tensor } from '../../src/autograd/tensor.js';
 import { SGD } from '../../src/nn/optim.js';
+import { checkCheckpointFits, type Checkpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../../src/tgnet/model.js';
 import { NUM_TASKS, TASK_NAMES, taskId } from '../../src/tgnet/tasks.js';
 import { randomArray, useGpu } from '../helpers/gpu.js';
@@ -108,6 +109,13 @@ describe('TGNet.forward input checks', () => {
     expect(() => model.loadStateDict(all.stateDict())).toThrow(/task gates on 9 encoder blocks.*taskGuidedBlocks: 'all'/);
     const wide = TGNet.create({ variant: 'tgnet', width: 4 });
     expect(() => model.loadStateDict(wide.stateDict())).toThrow(/shape mismatch for 'conv1\.weight': expected \[2, 1, 3, 3, 3\], got \[4, 1, 3, 3, 3\]/);
+    // a training checkpoint of the old layout is refused before anything is loaded (resume)
+    const stale = new Map([...oldLayout].map(([k, v]) => [k, { shape: [...v.shape], data: new Float32Array(v.size) }]));
+    const checkpoint: Checkpoint = {
+      meta: { variant: 'tgnet', width: 2, numTasks: 7, crop: [16, 16, 16], step: 1, totalSteps: 2, lr0: 0.01, momentum: 0.99, nesterov: true, weightDecay: 0, polyPower: 0.9, seed: 0 },
+      model: stale,
+    };
+    expect(() => checkCheckpointFits(checkpoint, model, 'old.safetensors')).toThrow(/checkpoint old\.safetensors: the state dict has 'fusion\.conv\.bias' and a task gate on all 9 encoder blocks/);
     oldLayout.get('fusion.conv.bias')!.dispose();
     for (const m of [model, dodnet, wide, all]) m.dispose();
   });

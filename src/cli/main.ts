@@ -2,6 +2,10 @@
 /** The `tgnet` command line. Each subcommand lives in its own module, loaded on demand. */
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+  demo: {
+    summary: 'synthesise phantoms, train TGNet, evaluate held-out cases, write a run folder with a report (--help)',
+    run: async (argv) => (await import('./demo.js')).demoCommand(argv),
+  },
   info: {
     summary: 'print the WebGPU adapter, its limits and features (--json)',
     run: async (argv) => (await import('./info.js')).infoCommand(argv),

@@ -1,15 +1,24 @@
 /** Node-only helpers shared by the data layer's file code. */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 let tempCounter = 0;
 
-/** Writes `data` to a sibling temporary file, then renames it over `path` (atomic on one filesystem). */
+/**
+ * Writes `data` to a sibling temporary file, flushes it to the disk, then renames it over `path` (atomic on one
+ * filesystem), so a crash or power loss leaves either the old file or the new one, never half of one.
+ */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.tmp-${process.pid}-${Date.now()}-${tempCounter++}`;
   try {
-    await writeFile(temp, data);
+    const file = await open(temp, 'w');
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });

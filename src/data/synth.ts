@@ -4,6 +4,7 @@
  * dataset.json. Every image contains all organs; each dataset labels only its own task's structures.
  */
 import { join } from 'node:path';
+import type { Shape3 } from './nifti.js';
 import { writeNiftiFile } from './nifti-file.js';
 import { generatePhantom, phantomCaseSeed, phantomTaskLabel, tumourOfTask } from './phantom.js';
 import { TASKS, taskById } from './tasks.js';
@@ -16,6 +17,8 @@ export interface SynthesizeOptions {
   /** [D, H, W] */
   size: [number, number, number];
   seed: number;
+  /** Voxel size [x, y, z] mm of every case; default drawn per case (see PhantomOptions.spacing). */
+  spacing?: Shape3;
   /** Task ids to write; default all seven. */
   tasks?: readonly number[];
   onProgress?: (progress: { task: number; datasetName: string; caseIndex: number; casesPerTask: number; seconds: number }) => void;
@@ -39,7 +42,7 @@ export async function synthesizeDatasets(options: SynthesizeOptions): Promise<Sy
     for (let i = 0; i < cases; i++) {
       const t0 = performance.now();
       const tumour = tumourOfTask(task.id);
-      const phantom = generatePhantom({ size, seed: phantomCaseSeed(seed, task.id, i), requireTumours: tumour ? [tumour] : [] });
+      const phantom = generatePhantom({ size, seed: phantomCaseSeed(seed, task.id, i), spacing: options.spacing, requireTumours: tumour ? [tumour] : [] });
       const label = phantomTaskLabel(phantom, task.id);
       const file = `${task.filePrefix}_${String(i).padStart(3, '0')}.nii.gz`;
       const geometry = { shape: phantom.shape, spacing: phantom.spacing, affine: phantom.affine };

@@ -11,7 +11,7 @@ import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './eng
 import { benchConv3d } from './conv3d.js';
 import { benchGroupNorm } from './group-norm.js';
 import { table } from './timing.js';
-import { FULL_STEP, SOFTWARE_STEP, benchTGNetStep } from './tgnet-step.js';
+import { FULL_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
 
 interface BenchArgs {
   out: string;
@@ -79,9 +79,14 @@ export async function benchMain(argv: string[]): Promise<void> {
       (await benchConv3d(gpu, { scale })) as unknown as Record<string, unknown>[]);
     await section('groupNorm', `group norm on TGNet shapes, spatial scale ${scale} (GB/s)`, async () =>
       (await benchGroupNorm(gpu, { scale })) as unknown as Record<string, unknown>[]);
-    const stepConfig = software ? SOFTWARE_STEP : FULL_STEP;
+    // A software adapter runs on this machine's CPU: compare with PyTorch's CPU step, measured in the same run.
+    const stepConfigs = software ? SOFTWARE_STEPS : [FULL_STEP];
     await section('tgnetStep', 'TGNet training step (fp32; PyTorch on an H100: step 569 ms, forward 124 ms at batch 2, 64x192x192, width 32)',
-      () => benchTGNetStep(gpu, stepConfig, args.quick ? 1 : 3));
+      async () => {
+        const rows: Record<string, unknown>[] = [];
+        for (const c of stepConfigs) rows.push(...await benchTGNetStep(gpu, c, { iterations: args.quick ? 1 : 3, torchCpu: software }));
+        return rows;
+      });
     const out = resolve(args.out);
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;

@@ -12,6 +12,7 @@ import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { SGD } from '../src/nn/optim.js';
 import { TGNet } from '../src/tgnet/model.js';
 import { timeGpu } from './timing.js';
+import { torchCpuStep } from './torch-cpu.js';
 
 export interface TGNetStepConfig {
   batch: number;
@@ -21,8 +22,17 @@ export interface TGNetStepConfig {
 
 export const FULL_STEP: TGNetStepConfig = { batch: 2, crop: [64, 192, 192], width: 32 };
 export const SOFTWARE_STEP: TGNetStepConfig = { batch: 2, crop: [16, 32, 32], width: 8 };
+/** Software adapters: the demo's range (width 8 and 4), each next to PyTorch's CPU step on the same machine. */
+export const SOFTWARE_STEPS: TGNetStepConfig[] = [SOFTWARE_STEP, { batch: 2, crop: [16, 32, 32], width: 4 }];
 
-export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, iterations = 3): Promise<Record<string, number | string>[]> {
+export interface TGNetStepOptions {
+  iterations?: number;
+  /** Also time the PyTorch reference step on the CPU (bench/torch_cpu_step.py) with the same configuration. */
+  torchCpu?: boolean;
+}
+
+export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options: TGNetStepOptions = {}): Promise<Record<string, number | string>[]> {
+  const { iterations = 3 } = options;
   const { batch, crop, width } = config;
   const [d, h, w] = crop;
   const model = TGNet.create({ variant: 'tgnet', width, seed: 0 });
@@ -51,12 +61,19 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, iteratio
     await gpu.sync();
     const perStep = { dispatches: gpu.dispatchCount - dispatches0, submits: gpu.submitCount - submits0 };
     const profile = await profileStep(gpu, step);
+    // After our timings: the PyTorch run would otherwise compete with them for the CPU.
+    const torch = options.torchCpu ? torchCpuStep(config, Math.max(3, iterations)) : null;
     return [{
       config: `batch ${batch}, ${d}x${h}x${w}, width ${width}`,
       params: model.parameterCount(),
       stepMs: train.medianMs,
       forwardMs: forward.medianMs,
       peakGiB: peak / 2 ** 30,
+      ...(torch ? {
+        torchCpuStepMs: torch.stepMs ?? 'n/a',
+        ratioToTorch: torch.stepMs ? train.medianMs / torch.stepMs : 'n/a',
+        torchCpu: torch.note,
+      } : {}),
       dispatchesPerStep: perStep.dispatches,
       submitsPerStep: perStep.submits,
       ...(profile ? { gpuMsProfiled: profile.totalMs, topKernels: profile.top } : {}),

@@ -35,9 +35,17 @@ export interface DirectBlocking {
   vw: number;
 }
 
-/** Invocations per workgroup: eight SIMD vectors of eight lanes, fewer when there is less work (no idle vectors). */
-const WG = 64;
-const workgroupSize = (items: number) => Math.min(WG, Math.max(8, Math.ceil(items / 8) * 8));
+/**
+ * Workgroups over `items` lanes of work (SIMD vectors of eight lanes): `target` invocations each, or a power of
+ * two from 8 up when there is less work, so that small layers run no idle vectors and the number of pipelines
+ * (each takes seconds to compile on lavapipe) stays small.
+ */
+function laneBlocks(items: number, target: number): { wg: number; blocks: number } {
+  let wg = 8;
+  while (wg < target && wg < items) wg *= 2;
+  wg = Math.min(wg, target);
+  return { wg, blocks: Math.ceil(items / wg) };
+}
 
 /**
  * Up to 4 channels x 4 voxels per invocation: measured on lavapipe (2-core EPYC, AVX2), 8 x 4 and 4 x 8 spill
@@ -166,10 +174,9 @@ function runConv(
   const hasBias = bias !== null;
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
-  const wg = workgroupSize(nGroups);
+  const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
   const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}`;
   const pipeline = gpu.pipeline(key, () => convShader(j, b, hasBias, wg));
-  const nVB = Math.ceil(nGroups / wg);
   const nCB = Math.ceil(j.Cd / b.ct);
   const wSize = j.Cd * j.Cs * j.k ** 3;
   for (const [n0, nc] of groups) {
@@ -326,9 +333,8 @@ function directStridedBackwardData(
   const nJd = Math.ceil(g.D / g.s);
   const nJh = Math.ceil(g.H / g.s);
   const nGroups = nJd * nJh * nWg;
-  const wg = workgroupSize(nGroups);
+  const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
   const pipeline = gpu.pipeline(`conv3d:direct:dgradS:k${g.k}s${g.s}p${g.p}:${b.ct}x${b.vw}:${wg}`, () => stridedShader(g, b, wg));
-  const nVB = Math.ceil(nGroups / wg);
   const nCB = Math.ceil(g.Cin / b.ct);
   const wSize = g.Cout * g.Cin * g.k ** 3;
   for (const [n0, nc] of groups) {
@@ -444,8 +450,7 @@ export function planDirectWeightGrad(
   if (!groups) return null;
   const b = options.blocking ?? directBlocking(g.Cout);
   const lanes = g.Cin * g.k * g.k;
-  const wg = workgroupSize(lanes);
-  const nLB = Math.ceil(lanes / wg);
+  const { wg, blocks: nLB } = laneBlocks(lanes, 72);
   const nCB = Math.ceil(g.Cout / b.ct);
   const rowsPerGroup = groups[0][1] * g.Do * g.Ho;
   let chunks = options.chunks ?? Math.max(1, Math.ceil(WGRAD_TARGET_WORKGROUPS / (nLB * nCB)));

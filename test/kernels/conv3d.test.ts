@@ -65,7 +65,10 @@ async function check(c: Case, seed: number): Promise<number> {
 }
 
 const label = (c: Case) =>
-  `N${c.n} ${c.cin}->${c.cout} ${c.dhw.join('x')} k${c.k} s${c.s} p${c.p}${c.bias ? ' bias' : ''}${c.options?.tile ? ' tile ' + JSON.stringify(c.options.tile) : ''}`;
+  `N${c.n} ${c.cin}->${c.cout} ${c.dhw.join('x')} k${c.k} s${c.s} p${c.p}${c.bias ? ' bias' : ''}` +
+  `${c.options?.tile ? ' tile ' + JSON.stringify(c.options.tile) : ''}` +
+  `${c.options?.direct !== undefined ? (c.options.direct ? ' direct' : ' gemm') : ''}` +
+  `${c.options?.directBlocking ? ' blocking ' + JSON.stringify(c.options.directBlocking) : ''}`;
 
 describe('conv3d GPU kernels against the CPU twin', () => {
   const cases: Case[] = [
@@ -85,12 +88,42 @@ describe('conv3d GPU kernels against the CPU twin', () => {
     // short; the register-tile mapping is shared by all three passes, so the forward pass checks it).
     { n: 2, cin: 16, cout: 40, dhw: [5, 7, 9], k: 3, s: 2, p: 1, bias: true, forwardOnly: true, options: { specialize: true, prefetch: true, tile: { bm: 128, bn: 128, bk: 2, tm: 8, tn: 8 } } },
     { n: 1, cin: 3, cout: 4, dhw: [5, 6, 7], k: 3, s: 1, p: 1, bias: false, options: { specialize: true, prefetch: true } },
-    { n: 2, cin: 8, cout: 6, dhw: [5, 6, 7], k: 3, s: 2, p: 1, bias: true, options: { prefetch: true, splitK: 2 } },
+    { n: 2, cin: 8, cout: 6, dhw: [5, 6, 7], k: 3, s: 2, p: 1, bias: true, options: { direct: false, prefetch: true, splitK: 2 } },
+    // The implicit GEMMs with the software defaults (the direct kernels are the default on lavapipe).
+    { n: 2, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, bias: true, options: { direct: false } },
+    { n: 2, cin: 5, cout: 17, dhw: [5, 7, 9], k: 1, s: 2, p: 0, bias: false, options: { direct: false } },
   ];
   cases.forEach((c, i) => {
     it(label(c), async () => {
       await check(c, 100 + 10 * i);
     });
+  });
+});
+
+describe('conv3d direct kernels (software adapters) against the CPU twin', () => {
+  // Channel and W remainders of the register blocks, odd sizes, strides 1-3, padding past k - 1 (the data
+  // gradient's strided kernel), Cin = 1, more weight-gradient chunks than rows, and small blocks.
+  const cases: Case[] = [
+    { n: 2, cin: 5, cout: 6, dhw: [4, 5, 7], k: 3, s: 1, p: 1, bias: true, options: { direct: true } },
+    { n: 1, cin: 1, cout: 3, dhw: [3, 6, 9], k: 3, s: 2, p: 1, bias: true, options: { direct: true } },
+    { n: 2, cin: 6, cout: 1, dhw: [5, 4, 6], k: 1, s: 1, p: 1, bias: false, options: { direct: true, splitK: 50 } },
+    { n: 1, cin: 2, cout: 3, dhw: [7, 6, 8], k: 5, s: 3, p: 2, bias: false, options: { direct: true, splitK: 1 } },
+    { n: 2, cin: 3, cout: 7, dhw: [3, 5, 6], k: 3, s: 1, p: 0, bias: false, options: { direct: true, directBlocking: { ct: 2, vw: 3 } } },
+  ];
+  cases.forEach((c, i) => {
+    it(label(c), async () => {
+      await check(c, 300 + 10 * i);
+    });
+  });
+  it('processes one sample per slab when the batch does not fit a binding, and falls back to the GEMMs when a sample does not', async () => {
+    // x per sample: 3 * 5*7*9 * 4 = 3780 bytes; gradOut of the stride-2 conv: 5 * 3*4*5 * 4 = 1200 bytes.
+    const base = { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9] as [number, number, number], k: 3, s: 1, p: 1, bias: true };
+    const whole = await check({ ...base, options: { direct: true } }, 21);
+    const perSample = await check({ ...base, options: { direct: true, maxBindingBytes: 6400 } }, 21);
+    expect(perSample).toBeGreaterThan(whole);
+    await check({ ...base, s: 2, options: { direct: true, maxBindingBytes: 6400 } }, 22);
+    // One sample does not fit: the GEMMs slab over channels and depth instead.
+    await check({ ...base, s: 2, options: { direct: true, maxBindingBytes: 2048 } }, 23);
   });
 });
 

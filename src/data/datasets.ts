@@ -34,12 +34,38 @@ function isMsdEntry(x: unknown): x is MsdEntry {
   return typeof x === 'object' && x !== null && typeof (x as MsdEntry).image === 'string' && typeof (x as MsdEntry).label === 'string';
 }
 
+const NIFTI_PATH = /\.nii(\.gz)?$/i;
+
+/**
+ * Why `path` cannot name a NIfTI file, or undefined when it can: an empty name, control characters (a NUL makes
+ * every file system call fail far from here) or a missing .nii/.nii.gz suffix all mean a garbled entry.
+ */
+function badNiftiPath(path: string): string | undefined {
+  if (path.trim() === '') return 'is empty';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) return 'contains control characters';
+  if (!NIFTI_PATH.test(path) || stem(path) === '') return 'does not name a .nii or .nii.gz file';
+  return undefined;
+}
+
+/** Refuses a second case with the same id: it would be trained on twice and could land in both train and val. */
+function checkUniqueIds(cases: readonly DatasetCase[], where: (i: number) => string): void {
+  const first = new Map<string, number>();
+  cases.forEach((c, i) => {
+    const j = first.get(c.id);
+    if (j !== undefined) throw new Error(`${where(i)}: case id ${JSON.stringify(c.id)} repeats ${where(j)}; expected each case once`);
+    first.set(c.id, i);
+  });
+}
+
 /**
  * Cases of one MSD-layout dataset from its parsed `dataset.json`. The task comes from `task`, else
  * the folder name (`Task03_Liver`, `0Liver`, `KiTS19`), else the json's "name" field.
  */
 export function parseMsdDataset(json: unknown, root: string, source = join(root, 'dataset.json'), task?: number): DatasetCase[] {
-  if (typeof json !== 'object' || json === null) throw new Error(`${source}: expected a JSON object, got ${json === null ? 'null' : typeof json}`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new Error(`${source}: expected a JSON object, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
+  }
   const obj = json as Record<string, unknown>;
   let info: TaskInfo | undefined = task !== undefined ? taskById(task) : taskFromName(basename(root));
   if (!info && typeof obj.name === 'string') info = taskFromName(obj.name);
@@ -49,10 +75,18 @@ export function parseMsdDataset(json: unknown, root: string, source = join(root,
   const training = obj.training;
   if (!Array.isArray(training)) throw new Error(`${source}: field training is ${typeof training}; expected an array of {image, label}`);
   const folder = basename(root);
-  return training.map((entry, i) => {
-    if (!isMsdEntry(entry)) throw new Error(`${source}: field training[${i}] is ${JSON.stringify(entry)}; expected {"image": string, "label": string}`);
+  const cases = training.map((entry: unknown, i) => {
+    if (!isMsdEntry(entry)) {
+      throw new Error(`${source}: field training[${i}] is ${JSON.stringify(entry)?.slice(0, 200)}; expected {"image": string, "label": string}`);
+    }
+    for (const field of ['image', 'label'] as const) {
+      const why = badNiftiPath(entry[field]);
+      if (why) throw new Error(`${source}: field training[${i}].${field} ${JSON.stringify(entry[field].slice(0, 200))} ${why}; expected a path to a .nii or .nii.gz file`);
+    }
     return { id: `${folder}/${stem(entry.image)}`, task: info.id, image: resolveIn(root, entry.image), label: resolveIn(root, entry.label) };
   });
+  checkUniqueIds(cases, (i) => `${source}: field training[${i}]`);
+  return cases;
 }
 
 export async function loadMsdDataset(root: string, task?: number): Promise<DatasetCase[]> {
@@ -79,6 +113,7 @@ export async function loadMsdDataset(root: string, task?: number): Promise<Datas
  */
 export function parseDodnetList(text: string, root: string, source = '<list>'): DatasetCase[] {
   const cases: DatasetCase[] = [];
+  const lines: number[] = [];
   text.split(/\r?\n/).forEach((raw, lineIndex) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
@@ -87,6 +122,10 @@ export function parseDodnetList(text: string, root: string, source = '<list>'): 
       throw new Error(`${source}:${lineIndex + 1}: expected "image-path label-path", got ${parts.length} field(s): ${JSON.stringify(line)}`);
     }
     const [image, label] = parts;
+    for (const [field, path] of [['image', image], ['label', label]] as const) {
+      const why = badNiftiPath(path);
+      if (why) throw new Error(`${source}:${lineIndex + 1}: ${field} path ${JSON.stringify(path.slice(0, 200))} ${why}; expected "image-path label-path" of .nii or .nii.gz files`);
+    }
     const components = image.split(/[\\/]/);
     let info: TaskInfo | undefined;
     let folder = '';
@@ -104,7 +143,9 @@ export function parseDodnetList(text: string, root: string, source = '<list>'): 
     const fileStem = stem(image);
     const caseName = fileStem === 'imaging' ? basename(dirname(image)) : fileStem;
     cases.push({ id: `${folder}/${caseName}`, task: info.id, image: resolveIn(root, image), label: resolveIn(root, label) });
+    lines.push(lineIndex + 1);
   });
+  checkUniqueIds(cases, (i) => `${source}:${lines[i]}`);
   return cases;
 }
 
@@ -210,6 +251,9 @@ export async function loadOrCreateSplit(path: string, cases: readonly DatasetCas
     if (missing.length > 0) {
       throw new Error(`${path}: ${missing.length} dataset case(s) are in neither train nor val (first: ${JSON.stringify(missing[0])}); delete the file to re-split`);
     }
+    if (split.train.length === 0 && cases.length > 0) {
+      throw new Error(`${path}: field train is empty while the dataset has ${cases.length} case(s); expected at least one training case (delete the file to re-split)`);
+    }
     loaded = true;
   } else {
     split = splitCases(cases, seed, trainFraction);
@@ -219,18 +263,33 @@ export async function loadOrCreateSplit(path: string, cases: readonly DatasetCas
   return { split, train: pick(split.train), val: pick(split.val), loaded };
 }
 
-function validateSplit(x: unknown, path: string): CaseSplit {
-  if (typeof x !== 'object' || x === null) throw new Error(`${path}: expected a JSON object {seed, trainFraction, train, val}`);
+/** Checks a parsed split file's structure; `loadOrCreateSplit` then checks it against the dataset. */
+export function validateSplit(x: unknown, path: string): CaseSplit {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new Error(`${path}: expected a JSON object {seed, trainFraction, train, val}`);
   const o = x as Record<string, unknown>;
   for (const field of ['train', 'val'] as const) {
     const v = o[field];
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error(`${path}: field ${field} is ${JSON.stringify(v)?.slice(0, 80)}; expected an array of case ids`);
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s !== '')) {
+      throw new Error(`${path}: field ${field} is ${JSON.stringify(v)?.slice(0, 80)}; expected an array of case ids`);
+    }
   }
-  return {
-    seed: typeof o.seed === 'number' ? o.seed : NaN,
-    trainFraction: typeof o.trainFraction === 'number' ? o.trainFraction : NaN,
-    train: o.train as string[],
-    val: o.val as string[],
-  };
+  // Both are optional (a hand-written split may leave them out) but, when present, must be what splitCases writes.
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new Error(`${path}: field seed is ${JSON.stringify(o.seed)?.slice(0, 80)}; expected an integer`);
+  const fraction = o.trainFraction;
+  if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
+    throw new Error(`${path}: field trainFraction is ${JSON.stringify(fraction)?.slice(0, 80)}; expected a number in (0, 1]`);
+  }
+  const train = o.train as string[];
+  const val = o.val as string[];
+  const seen = new Map<string, string>();
+  for (const [field, ids] of [['train', train], ['val', val]] as const) {
+    ids.forEach((id, i) => {
+      const before = seen.get(id);
+      if (before !== undefined) {
+        throw new Error(`${path}: field ${field}[${i}] ${JSON.stringify(id)} already appears in ${before}; expected each case in train or val once (delete the file to re-split)`);
+      }
+      seen.set(id, `${field}[${i}]`);
+    });
+  }
+  return { seed: typeof o.seed === 'number' ? o.seed : NaN, trainFraction: typeof fraction === 'number' ? fraction : NaN, train, val };
 }
-

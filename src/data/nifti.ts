@@ -5,12 +5,17 @@
  * [X, Y, Z] is, byte for byte, a C-order array [Z, Y, X] = [D, H, W] with D the slice axis.
  * Nothing is transposed anywhere in the data layer.
  *
- * 4D files (dim[4] > 1): `readNifti` returns one 3D volume (the first, unless `options.volumeIndex`
- * picks another); the full dims are in `header.dim` and `header.volumeCount`.
+ * 4D files (dim[4..7] > 1): `readNifti` refuses them unless `options.volumeIndex` picks one frame, so a
+ * time series or vector image is never silently cut to its first frame; a trailing dimension of 1 is fine.
+ * The full dims are in `header.dim` and `header.volumeCount`.
+ *
+ * Malformed input is refused with an error naming the file and the field: header fields are checked before
+ * anything is allocated, a `.nii.gz` is inflated into a buffer no larger than the gzip stream can hold and its
+ * CRC32 and size are verified, and voxel sizes, the affine and (by default) the voxel values must be finite.
  *
  * Browser-safe: only fflate and typed arrays, no Node built-ins.
  */
-import { gunzipSync, gzipSync } from 'fflate';
+import { gzipSync, inflateSync } from 'fflate';
 
 export type NiftiDatatypeName = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -109,8 +114,16 @@ export interface NiftiVolume {
 }
 
 export interface ReadNiftiOptions {
-  /** Which 3D volume of a 4D file to read (default 0). */
+  /**
+   * Which 3D volume (frame) of a 4D file to read. Without it a file holding more than one frame is refused;
+   * a 3D file (or one whose extra dimensions are all 1) accepts only 0.
+   */
   volumeIndex?: number;
+  /**
+   * Accept NaN and +-Inf voxel values (default false: refused with the count and the first position, since
+   * one such voxel silently poisons normalisation, training losses and predictions).
+   */
+  allowNonFinite?: boolean;
 }
 
 export function isGzip(bytes: Uint8Array): boolean {
@@ -135,36 +148,147 @@ export function readNifti(bytes: Uint8Array, name = '<bytes>', options: ReadNift
   if (!dt) throw new Error(`${name}: header field datatype is ${header.datatype}; expected one of ${DATATYPES.map((d) => `${d.code} (${d.name})`).join(', ')}`);
   const shape: Shape3 = [header.dim[1], header.dim[2], header.dim[3]];
   const voxels = shape[0] * shape[1] * shape[2];
+  const dims = header.dim.slice(1, header.dim[0] + 1);
+  if (options.volumeIndex === undefined && header.volumeCount > 1) {
+    throw new Error(
+      `${name}: header field dim is [${dims.join(', ')}] (${header.dim[0]}-D, ${header.volumeCount} frames); expected a 3-D volume ` +
+        `(a trailing dimension of 1 is fine). Extract one frame first, or read it with the volumeIndex option (0..${header.volumeCount - 1})`,
+    );
+  }
   const volumeIndex = options.volumeIndex ?? 0;
   if (!Number.isInteger(volumeIndex) || volumeIndex < 0 || volumeIndex >= header.volumeCount) {
     throw new Error(`${name}: volumeIndex is ${volumeIndex}; expected an integer in [0, ${header.volumeCount - 1}] (dim[4..7] = ${header.dim.slice(4).join(', ')})`);
   }
+  // Checked before allocating anything: a header may claim any size, the file's length is the truth.
   const needed = header.voxOffset + voxels * header.volumeCount * dt.bytes;
   if (raw.length < needed) {
     throw new Error(
-      `${name}: truncated or header dims disagree with data length: dim ${header.dim.slice(1, header.dim[0] + 1).join('x')} of ${dt.name} ` +
+      `${name}: truncated or header dims disagree with data length: dim ${dims.join('x')} of ${dt.name} ` +
         `at vox_offset ${header.voxOffset} needs ${needed} bytes, the file has ${raw.length}`,
     );
+  }
+  const affine = affineFromHeader(header);
+  if (!affine.every(Number.isFinite)) {
+    const fields = header.sformCode > 0 ? 'srow_x/srow_y/srow_z (sform_code > 0)' : 'quatern_b/c/d and qoffset_x/y/z (qform_code > 0)';
+    throw new Error(`${name}: header fields ${fields} give a non-finite affine [${affine.join(', ')}]; expected finite numbers`);
   }
   const start = header.voxOffset + volumeIndex * voxels * dt.bytes;
   const data = decodeVoxels(raw, start, voxels, dt, header.littleEndian);
   // scl_slope 0 means "no scaling" in the standard; NaN/Inf are treated the same as common readers do.
   const slope = header.sclSlope;
-  if (slope !== 0 && Number.isFinite(slope) && (slope !== 1 || (header.sclInter !== 0 && Number.isFinite(header.sclInter)))) {
+  const scaled = slope !== 0 && Number.isFinite(slope) && (slope !== 1 || (header.sclInter !== 0 && Number.isFinite(header.sclInter)));
+  if (scaled) {
     const inter = Number.isFinite(header.sclInter) ? header.sclInter : 0;
     for (let i = 0; i < voxels; i++) data[i] = data[i] * slope + inter;
   }
-  const spacing: Shape3 = [Math.abs(header.pixdim[1]) || 1, Math.abs(header.pixdim[2]) || 1, Math.abs(header.pixdim[3]) || 1];
-  return { data, shape, spacing, affine: affineFromHeader(header), header };
+  // Integers cannot decode to NaN/Inf; only float storage or scaling (overflow to Inf) can.
+  if (!options.allowNonFinite && (!dt.integer || scaled)) checkFinite(data, shape, name, scaled ? ` after scl_slope ${slope} / scl_inter ${header.sclInter}` : '');
+  return { data, shape, spacing: spacingFromHeader(header), affine, header };
 }
 
-function gunzip(bytes: Uint8Array, name: string): Uint8Array {
-  try {
-    // fflate sizes its output from the gzip trailer, so the whole file is inflated into one buffer.
-    return gunzipSync(bytes);
-  } catch (err) {
-    throw new Error(`${name}: gzip data is corrupt or truncated (${(err as Error).message}); expected a complete .nii.gz`);
+function checkFinite(data: Float32Array, shape: Shape3, name: string, scaling: string): void {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for finite x and NaN for NaN and +-Inf: one comparison per voxel.
+    if (data[i] - data[i] !== 0) {
+      if (first < 0) first = i;
+      count++;
+    }
   }
+  if (count === 0) return;
+  const x = first % shape[0];
+  const y = Math.floor(first / shape[0]) % shape[1];
+  const z = Math.floor(first / (shape[0] * shape[1]));
+  throw new Error(
+    `${name}: voxel values: ${count} of ${data.length} voxels are NaN or infinite${scaling} (first at [x, y, z] = [${x}, ${y}, ${z}], value ${data[first]}); ` +
+      'expected finite numbers (pass allowNonFinite to read them anyway)',
+  );
+}
+
+/** Voxel size in mm from pixdim[1..3]; validateHeader has already refused bad sizes on the image's own axes. */
+function spacingFromHeader(h: NiftiHeader): Shape3 {
+  const size = (i: number) => (h.pixdim[i] > 0 && Number.isFinite(h.pixdim[i]) ? h.pixdim[i] : 1);
+  return [size(1), size(2), size(3)];
+}
+
+/** Deflate cannot expand more than about 1032:1 (a 258-byte match coded in 2 bits), so a larger claim is corruption. */
+const DEFLATE_MAX_RATIO = 1032;
+
+/**
+ * Inflates a single-member gzip stream into a buffer sized by its trailer, after checking that the trailer's size
+ * is one the stream can hold; then verifies the size and CRC32, which fflate leaves to the caller.
+ */
+function gunzip(bytes: Uint8Array, name: string): Uint8Array {
+  const fail = (what: string) => new Error(`${name}: gzip ${what}; expected a complete .nii.gz`);
+  const len = bytes.length;
+  if (len < 18) throw fail(`stream of ${len} bytes is truncated (a gzip member needs at least 18)`);
+  if (bytes[2] !== 8) throw fail(`header field CM (compression method) is ${bytes[2]}; expected 8 (deflate)`);
+  const flags = bytes[3];
+  if (flags & 0xe0) throw fail(`header field FLG is ${flags} with reserved bits set`);
+  const end = len - 8;
+  let pos = 10;
+  if (flags & 4) pos += 2 + (bytes[pos] | (bytes[pos + 1] << 8)); // FEXTRA
+  for (const bit of [8, 16]) {
+    // FNAME, FCOMMENT: zero-terminated strings
+    if (flags & bit) {
+      while (pos < end && bytes[pos] !== 0) pos++;
+      pos++;
+    }
+  }
+  if (flags & 2) pos += 2; // FHCRC
+  if (pos >= end) throw fail(`header (${pos} bytes with its optional fields) leaves no room for data in a ${len}-byte file: truncated`);
+  const trailer = new DataView(bytes.buffer, bytes.byteOffset + end, 8);
+  const expectedCrc = trailer.getUint32(0, true);
+  const size = trailer.getUint32(4, true);
+  const compressed = end - pos;
+  if (size > compressed * DEFLATE_MAX_RATIO) {
+    throw fail(`trailer field ISIZE claims ${size} bytes from ${compressed} compressed bytes (deflate expands at most ${DEFLATE_MAX_RATIO}:1): corrupt or truncated`);
+  }
+  // One spare byte: fflate silently truncates output that overflows `out`, so a full buffer means "too long".
+  let out: Uint8Array;
+  try {
+    out = inflateSync(bytes.subarray(pos, end), { out: new Uint8Array(size + 1) });
+  } catch (err) {
+    throw fail(`data is corrupt or truncated (${(err as Error).message})`);
+  }
+  if (out.length !== size) {
+    throw fail(
+      `data inflates to ${out.length > size ? `more than ${size}` : out.length} bytes but trailer field ISIZE says ${size}: corrupt, truncated, ` +
+        'or several concatenated gzip members (not supported; recompress as one)',
+    );
+  }
+  const crc = crc32(out);
+  if (crc !== expectedCrc) throw fail(`trailer field CRC32 is ${hex32(expectedCrc)} but the data's is ${hex32(crc)}: corrupt`);
+  return out;
+}
+
+const hex32 = (x: number) => `0x${x.toString(16).padStart(8, '0')}`;
+
+let crcTables: Int32Array | undefined;
+
+/** CRC-32 (IEEE, reflected), eight bytes per step ("slicing by 8"). */
+function crc32(data: Uint8Array): number {
+  if (!crcTables) {
+    const t = new Int32Array(256 * 8);
+    for (let i = 0; i < 256; i++) {
+      let c = i;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      t[i] = c;
+    }
+    for (let s = 1; s < 8; s++) for (let i = 0; i < 256; i++) t[s * 256 + i] = (t[(s - 1) * 256 + i] >>> 8) ^ t[t[(s - 1) * 256 + i] & 255];
+    crcTables = t;
+  }
+  const t = crcTables;
+  let c = -1;
+  let i = 0;
+  for (const stop = data.length - 8; i <= stop; i += 8) {
+    c ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
+    c = t[1792 + (c & 255)] ^ t[1536 + ((c >>> 8) & 255)] ^ t[1280 + ((c >>> 16) & 255)] ^ t[1024 + (c >>> 24)] ^
+      t[768 + data[i + 4]] ^ t[512 + data[i + 5]] ^ t[256 + data[i + 6]] ^ t[data[i + 7]];
+  }
+  for (; i < data.length; i++) c = t[(c ^ data[i]) & 255] ^ (c >>> 8);
+  return ~c >>> 0;
 }
 
 function parseHeader(raw: Uint8Array, name: string): NiftiHeader {
@@ -342,6 +466,13 @@ function validateHeader(h: NiftiHeader, name: string, fileLength: number): void 
   }
   if (h.voxOffset > fileLength) {
     throw new Error(`${name}: truncated: vox_offset is ${h.voxOffset} but the file has only ${fileLength} bytes`);
+  }
+  // Voxel sizes on the image's own axes drive resampling; 0, negative or NaN would silently distort it.
+  for (let i = 1; i <= Math.min(3, ndim); i++) {
+    const p = h.pixdim[i];
+    if (!(p > 0 && Number.isFinite(p))) {
+      throw new Error(`${name}: header field pixdim[${i}] (voxel size along axis ${'xyz'[i - 1]}) is ${p}; expected a positive finite size in mm`);
+    }
   }
 }
 
@@ -531,6 +662,10 @@ export function writeNifti(volume: NiftiVolume, options: WriteNiftiOptions): Uin
   const [nx, ny, nz] = volume.shape;
   for (const [i, n] of volume.shape.entries()) {
     if (!Number.isInteger(n) || n < 1 || n > 32767) throw new Error(`${name}: shape[${i}] is ${n}; expected an integer in [1, 32767] (NIfTI-1 dims are int16)`);
+  }
+  for (const [i, s] of volume.spacing.entries()) {
+    // The reader refuses such sizes, so writing one would make a file nothing here can read back.
+    if (!(s > 0 && Number.isFinite(s))) throw new Error(`${name}: spacing[${i}] is ${s}; expected a positive finite voxel size in mm`);
   }
   const voxels = nx * ny * nz;
   if (volume.data.length !== voxels) {

@@ -90,7 +90,7 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
   }
   const dataStart = 8 + hl;
   const dataLen = len - dataStart;
-  const tensors = new Map<string, SafeTensor>();
+  const entries: HeaderEntry[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
@@ -118,7 +118,7 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
     const info = DTYPES[dtype as SafetensorsDtype];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const [begin, end] = offs as [number, number];
-    if (end - begin !== numel * info.bytes) {
+    if (!Number.isSafeInteger(numel * info.bytes) || end - begin !== numel * info.bytes) {
       throw new RangeError(`${what}: data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} [${shape.join(', ')}] needs ${numel * info.bytes}`);
     }
     if (end > dataLen) {
@@ -126,12 +126,51 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
         `${what}: data_offsets [${begin}, ${end}] (file bytes ${dataStart + begin}..${dataStart + end}) run past the end of the data section of ${dataLen} bytes (file length ${len}); the file is truncated`,
       );
     }
+    entries.push({ name, dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], begin, end });
+  }
+  checkContiguous(entries, src, dataLen, len);
+  const tensors = new Map<string, SafeTensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
     // A fresh, aligned copy: `bytes` may be a Node Buffer, whose slice() is a view into a shared pool.
     const copy = new Uint8Array(end - begin);
     copy.set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], data: info.make(copy.buffer) });
+    tensors.set(name, { dtype, shape, data: DTYPES[dtype].make(copy.buffer) });
   }
   return { tensors, metadata };
+}
+
+interface HeaderEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * The format requires the tensors, taken in data_offsets order, to tile the data section exactly: no overlap
+ * (two tensors sharing bytes), no gap, and nothing after the last one (as the reference implementation checks).
+ */
+function checkContiguous(entries: readonly HeaderEntry[], src: string, dataLen: number, fileLen: number): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  let previous: HeaderEntry | undefined;
+  for (const e of sorted) {
+    if (e.begin !== expected) {
+      const after = previous ? `tensor '${previous.name}' ends at ${expected}` : 'the data section starts at 0';
+      const problem = e.begin < expected ? `overlaps tensor '${previous?.name}'` : `leaves a gap of ${e.begin - expected} bytes`;
+      throw new RangeError(
+        `${src}: tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] ${problem} (${after}); expected contiguous, non-overlapping data_offsets starting at ${expected}`,
+      );
+    }
+    expected = e.end;
+    previous = e;
+  }
+  if (expected !== dataLen) {
+    throw new RangeError(
+      `${src}: data_offsets end at ${expected} but the data section holds ${dataLen} bytes (file length ${fileLen}); expected the tensors to fill it exactly (trailing bytes, or a tensor missing from the header)`,
+    );
+  }
 }
 
 /** Parses a safetensors file into a map from tensor name to { dtype, shape, data }. */

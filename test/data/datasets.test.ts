@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -137,6 +137,24 @@ describe('dataset layouts', () => {
     }
   });
 
+  it('refuses garbled paths and repeated cases in dataset.json and list files, naming the entry', () => {
+    const entry = (image: string, label = './labelsTr/liver_0.nii.gz') => ({ image, label });
+    const msd = (...training: unknown[]) => () => parseMsdDataset({ training }, '/d/Task03_Liver');
+    expect(msd(entry(''))).toThrow(/dataset\.json: field training\[0\]\.image "" is empty; expected a path to a \.nii or \.nii\.gz file/);
+    expect(msd(entry('./imagesTr/liver_0.nii.gz', './labelsTr/liver\u00000.nii.gz'))).toThrow(/field training\[0\]\.label .* contains control characters/);
+    expect(msd(entry('./imagesTr/liver_0.txt'))).toThrow(/field training\[0\]\.image "\.\/imagesTr\/liver_0\.txt" does not name a \.nii or \.nii\.gz file/);
+    expect(msd(entry('./imagesTr/.nii.gz'))).toThrow(/does not name a \.nii or \.nii\.gz file/);
+    expect(msd(entry('./imagesTr/liver_0.nii.gz'), entry('./imagesTr/liver_1.nii'), entry('./other/liver_0.nii.gz'))).toThrow(
+      /dataset\.json: field training\[2\]: case id "Task03_Liver\/liver_0" repeats \/d\/Task03_Liver\/dataset\.json: field training\[0\]; expected each case once/,
+    );
+    expect(() => parseMsdDataset([{ image: 'a.nii', label: 'b.nii' }], '/d/Task03_Liver')).toThrow(/dataset\.json: expected a JSON object, got an array/);
+    const list = ['0Liver/imagesTr/liver_0.nii.gz 0Liver/labelsTr/liver_0.nii.gz', '', '0Liver/imagesTr/liver_0.nii.gz 0Liver/labelsTr/liver_1.nii.gz'].join('\n');
+    expect(() => parseDodnetList(list, '/r', 'list.txt')).toThrow(/list\.txt:3: case id "0Liver\/liver_0" repeats list\.txt:1; expected each case once/);
+    expect(() => parseDodnetList('0Liver/imagesTr/liver_0.nii.gz 0Liver/labelsTr/liver_0.gz', '/r', 'list.txt')).toThrow(
+      /list\.txt:1: label path "0Liver\/labelsTr\/liver_0\.gz" does not name a \.nii or \.nii\.gz file/,
+    );
+  });
+
   it('80/20 split per task, fixed by the seed', () => {
     const cases: DatasetCase[] = [];
     for (const [task, n] of [[0, 10], [4, 5], [6, 2], [5, 1]]) {
@@ -166,6 +184,27 @@ describe('dataset layouts', () => {
     await expect(loadOrCreateSplit(path, cases.slice(1), 0)).rejects.toThrow(/split\.json: case ".*" is not in the dataset/);
     await writeFile(path, '{"train": 3}');
     await expect(loadOrCreateSplit(path, cases, 0)).rejects.toThrow(/split\.json: field train is 3; expected an array of case ids/);
+  });
+
+  it('refuses split files with a case in both train and val, a repeated case, wrong field types or no training case', async () => {
+    const cases: DatasetCase[] = ['a', 'b', 'c'].map((id) => ({ id: `Task03_Liver/${id}`, task: 0, image: `/x/${id}.nii.gz`, label: `/y/${id}.nii.gz` }));
+    const path = join(dir, 'splits', 'bad-split.json');
+    await mkdir(join(dir, 'splits'), { recursive: true });
+    const attempt = async (split: unknown) => {
+      await writeFile(path, JSON.stringify(split));
+      return loadOrCreateSplit(path, cases, 0);
+    };
+    const [a, b, c] = cases.map((x) => x.id);
+    await expect(attempt({ train: [a, b], val: [c, a] })).rejects.toThrow(/bad-split\.json: field val\[1\] "Task03_Liver\/a" already appears in train\[0\]; expected each case in train or val once/);
+    await expect(attempt({ train: [a, b, b], val: [c] })).rejects.toThrow(/field train\[2\] "Task03_Liver\/b" already appears in train\[1\]/);
+    await expect(attempt({ seed: 'one', train: [a, b], val: [c] })).rejects.toThrow(/bad-split\.json: field seed is "one"; expected an integer/);
+    await expect(attempt({ seed: 1, trainFraction: 80, train: [a, b], val: [c] })).rejects.toThrow(/field trainFraction is 80; expected a number in \(0, 1\]/);
+    await expect(attempt({ train: [], val: [a, b, c] })).rejects.toThrow(/bad-split\.json: field train is empty while the dataset has 3 case\(s\)/);
+    await expect(attempt({ train: [a, ''], val: [b, c] })).rejects.toThrow(/field train is \[.*\]; expected an array of case ids/);
+    await expect(attempt([a, b, c])).rejects.toThrow(/bad-split\.json: expected a JSON object/);
+    const good = await attempt({ train: [a, b], val: [c] });
+    expect(good.train.map((x) => x.id)).toEqual([a, b]);
+    expect(good.split.seed).toBeNaN();
   });
 });
 

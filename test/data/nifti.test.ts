@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'fflate';
@@ -235,16 +235,41 @@ describe('NIfTI reader: byte orders, scaling, NIfTI-2, 4D', () => {
     expect(Array.from(vol.data)).toEqual(values.map((x) => x * 2 + 1));
   });
 
-  it('reads the first volume of a 4D file by default and others on request', () => {
+  it('refuses a 4D file with several frames unless volumeIndex picks one', () => {
     const bytes = buildNifti1({
       littleEndian: true, dim: [4, 2, 1, 1, 3, 1, 1, 1], datatype: 2, bitpix: 8,
       data: (v, o) => [1, 2, 3, 4, 5, 6].forEach((x, i) => v.setUint8(o + i, x)), dataBytes: 6,
     });
-    const first = readNifti(bytes);
-    expect(first.header?.volumeCount).toBe(3);
-    expect(Array.from(first.data)).toEqual([1, 2]);
+    expect(readNiftiHeader(bytes).volumeCount).toBe(3);
+    expect(() => readNifti(bytes, 'four.nii')).toThrow(/four\.nii: header field dim is \[2, 1, 1, 3\] \(4-D, 3 frames\); expected a 3-D volume.*volumeIndex option \(0\.\.2\)/);
+    expect(Array.from(readNifti(bytes, 'x', { volumeIndex: 0 }).data)).toEqual([1, 2]);
     expect(Array.from(readNifti(bytes, 'x', { volumeIndex: 2 }).data)).toEqual([5, 6]);
     expect(() => readNifti(bytes, 'four.nii', { volumeIndex: 3 })).toThrow(/four\.nii.*volumeIndex.*3/);
+  });
+
+  it("refuses multi-frame files shaped like nibabel's example4d.nii.gz [128, 96, 24, 2] and functional.nii [17, 21, 3, 20]", () => {
+    const example4d = buildNifti1({
+      littleEndian: true, dim: [4, 128, 96, 24, 2, 1, 1, 1], datatype: 4, bitpix: 16, pixdim: [-1, 2, 2, 2.2, 2000, 1, 1, 1],
+      data: (v, o) => v.setInt16(o + 2 * 128 * 96 * 24, 7, true), dataBytes: 2 * 128 * 96 * 24 * 2,
+    });
+    expect(() => readNifti(gzipSync(example4d), 'example4d.nii.gz')).toThrow(/example4d\.nii\.gz: header field dim is \[128, 96, 24, 2\] \(4-D, 2 frames\); expected a 3-D volume/);
+    const second = readNifti(gzipSync(example4d), 'example4d.nii.gz', { volumeIndex: 1 });
+    expect(second.shape).toEqual([128, 96, 24]);
+    expect(second.data[0]).toBe(7);
+    const functional = buildNifti1({
+      littleEndian: true, dim: [4, 17, 21, 3, 20, 1, 1, 1], datatype: 16, bitpix: 32, pixdim: [1, 3, 3, 6, 3, 0, 0, 0],
+      data: () => undefined, dataBytes: 4 * 17 * 21 * 3 * 20,
+    });
+    expect(() => readNifti(functional, 'functional.nii')).toThrow(/functional\.nii: header field dim is \[17, 21, 3, 20\] \(4-D, 20 frames\).*volumeIndex option \(0\.\.19\)/);
+  });
+
+  it('accepts trailing dimensions of 1 (4-D and 5-D headers holding one frame)', () => {
+    for (const dim of [[4, 2, 2, 1, 1, 1, 1, 1], [5, 2, 2, 1, 1, 1, 1, 1], [7, 2, 2, 1, 1, 1, 1, 1]]) {
+      const bytes = buildNifti1({ littleEndian: true, dim, datatype: 2, bitpix: 8, data: (v, o) => [1, 2, 3, 4].forEach((x, i) => v.setUint8(o + i, x)), dataBytes: 4 });
+      const vol = readNifti(bytes, 'one-frame.nii');
+      expect(vol.shape).toEqual([2, 2, 1]);
+      expect(Array.from(vol.data)).toEqual([1, 2, 3, 4]);
+    }
   });
 
   it('decodes a large int16 volume from an unaligned byte view', () => {
@@ -310,6 +335,101 @@ describe('NIfTI reader errors name the file, the field and the expectation', () 
     const bytes = good();
     new DataView(bytes.buffer).setInt16(44, 0, true);
     expect(() => readNifti(bytes, 'zero.nii')).toThrow(/zero\.nii: header field dim\[2\] is 0; expected a positive integer/);
+  });
+
+  it('NaN and infinite voxels: refused with the count and the first position, unless allowNonFinite', () => {
+    const values = [1, 2, NaN, 4, Infinity, 6, 7, -Infinity];
+    const bytes = buildNifti1({
+      littleEndian: true, dim: [3, 2, 2, 2, 1, 1, 1, 1], datatype: 16, bitpix: 32,
+      data: (v, o) => values.forEach((x, i) => v.setFloat32(o + 4 * i, x, true)), dataBytes: 32,
+    });
+    expect(() => readNifti(bytes, 'nan.nii')).toThrow(/nan\.nii: voxel values: 3 of 8 voxels are NaN or infinite \(first at \[x, y, z\] = \[0, 1, 0\], value NaN\); expected finite numbers/);
+    expect(() => readNifti(gzipSync(bytes), 'nan.nii.gz')).toThrow(/nan\.nii\.gz: voxel values: 3 of 8/);
+    expect(Array.from(readNifti(bytes, 'nan.nii', { allowNonFinite: true }).data)).toEqual(values);
+    // Integer storage cannot hold NaN, but a scale factor can overflow float32 to infinity.
+    const scaled = buildNifti1({
+      littleEndian: true, dim: [3, 2, 1, 1, 1, 1, 1, 1], datatype: 4, bitpix: 16, slope: 1e38,
+      data: (v, o) => [0, 1000].forEach((x, i) => v.setInt16(o + 2 * i, x, true)), dataBytes: 4,
+    });
+    expect(() => readNifti(scaled, 'scaled.nii')).toThrow(/scaled\.nii: voxel values: 1 of 2 voxels are NaN or infinite after scl_slope [\d.e+]+ \/ scl_inter 0 \(first at \[x, y, z\] = \[1, 0, 0\]/);
+  });
+
+  it('zero, negative and NaN voxel sizes are refused; unused axes do not matter', () => {
+    for (const [i, p] of [[1, 0], [2, -0.5], [3, NaN], [3, Infinity]] as const) {
+      const pixdim = [1, 0.8, 0.8, 2, 0, 0, 0, 0];
+      pixdim[i] = p;
+      const bytes = buildNifti1({ littleEndian: true, dim: [3, 2, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, pixdim, data: () => undefined, dataBytes: 2 });
+      expect(() => readNifti(bytes, 'spacing.nii')).toThrow(new RegExp(`spacing\\.nii: header field pixdim\\[${i}\\] \\(voxel size along axis ${'xyz'[i - 1]}\\) is ${p}; expected a positive finite size in mm`));
+      expect(() => readNiftiHeader(bytes, 'spacing.nii')).toThrow(/pixdim/);
+    }
+    // A 2-D image has no third axis; its pixdim[3] is not a voxel size.
+    const flat = buildNifti1({ littleEndian: true, dim: [2, 2, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, pixdim: [1, 0.5, 0.5, 0, 0, 0, 0, 0], data: () => undefined, dataBytes: 2 });
+    expect(readNifti(flat, 'flat.nii').spacing).toEqual([0.5, 0.5, 1]);
+    expect(() => writeNifti(volume([2, 2, 2], () => 0, [1, 0, 1]), { datatype: 'uint8', name: 'out.nii' })).toThrow(/out\.nii: spacing\[1\] is 0; expected a positive finite voxel size/);
+  });
+
+  it('a non-finite sform or qform is refused', () => {
+    const sform = buildNifti1({
+      littleEndian: true, dim: [3, 1, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, srow: [[1, 0, 0, 0], [0, NaN, 0, 0], [0, 0, 1, 0]], data: () => undefined, dataBytes: 1,
+    });
+    expect(() => readNifti(sform, 'sform.nii')).toThrow(/sform\.nii: header fields srow_x\/srow_y\/srow_z \(sform_code > 0\) give a non-finite affine/);
+    const qform = buildNifti1({
+      littleEndian: true, dim: [3, 1, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, qform: { code: 1, b: 0, c: 0, d: 0, offset: [0, Infinity, 0] }, data: () => undefined, dataBytes: 1,
+    });
+    expect(() => readNifti(qform, 'qform.nii')).toThrow(/qform\.nii: header fields quatern_b\/c\/d and qoffset_x\/y\/z \(qform_code > 0\) give a non-finite affine/);
+  });
+
+  it('a header claiming a 100 GB volume in a small file is refused before allocating', () => {
+    // NIfTI-2 (int64 dims): 5000 x 5000 x 1000 float32 = 100 GB, in a file of 1 MB.
+    const out = new Uint8Array(1 << 20);
+    const v = new DataView(out.buffer);
+    v.setInt32(0, 540, true);
+    [0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a].forEach((b, i) => (out[4 + i] = b));
+    v.setInt16(12, 16, true);
+    v.setInt16(14, 32, true);
+    [3, 5000, 5000, 1000, 1, 1, 1, 1].forEach((d, i) => v.setBigInt64(16 + 8 * i, BigInt(d), true));
+    [1, 1, 1, 1, 0, 0, 0, 0].forEach((p, i) => v.setFloat64(104 + 8 * i, p, true));
+    v.setBigInt64(168, 544n, true);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => readNifti(out, 'huge.nii')).toThrow(/huge\.nii: truncated or header dims disagree with data length: dim 5000x5000x1000 of float32 at vox_offset 544 needs 100000000544 bytes, the file has 1048576/);
+    expect(() => readNifti(gzipSync(out), 'huge.nii.gz')).toThrow(/huge\.nii\.gz: truncated or header dims disagree.*needs 100000000544 bytes/);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 << 20);
+  });
+
+  it('gzip: an absurd trailer size is refused before inflating; size and CRC32 are verified', () => {
+    const gz = writeNifti(volume([4, 4, 4], (i) => i), { datatype: 'int16', gzip: true });
+    const withTrailer = (crcDelta: number, size: number) => {
+      const copy = gz.slice();
+      const t = new DataView(copy.buffer, copy.length - 8, 8);
+      t.setUint32(0, (t.getUint32(0, true) + crcDelta) >>> 0, true);
+      t.setUint32(4, size, true);
+      return copy;
+    };
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => readNifti(withTrailer(0, 0xfffffff0), 'big.nii.gz')).toThrow(/big\.nii\.gz: gzip trailer field ISIZE claims 4294967280 bytes from \d+ compressed bytes \(deflate expands at most 1032:1\)/);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 << 20);
+    expect(() => readNifti(withTrailer(0, 400), 'short.nii.gz')).toThrow(/short\.nii\.gz: gzip data inflates to more than 400 bytes but trailer field ISIZE says 400/);
+    expect(() => readNifti(withTrailer(0, 600), 'long.nii.gz')).toThrow(/long\.nii\.gz: gzip data inflates to 480 bytes but trailer field ISIZE says 600/);
+    expect(() => readNifti(withTrailer(1, 480), 'crc.nii.gz')).toThrow(/crc\.nii\.gz: gzip trailer field CRC32 is 0x[0-9a-f]{8} but the data's is 0x[0-9a-f]{8}: corrupt/);
+    const bad = gz.slice();
+    bad[2] = 7;
+    expect(() => readNifti(bad, 'method.nii.gz')).toThrow(/method\.nii\.gz: gzip header field CM \(compression method\) is 7; expected 8/);
+    expect(() => readNifti(gz.subarray(0, 12), 'tiny.nii.gz')).toThrow(/tiny\.nii\.gz: gzip stream of 12 bytes is truncated/);
+    // A stream with a file name in its header (as the gzip tool writes) still reads.
+    expect(readNifti(gzipSync(writeNifti(volume([2, 2, 2], (i) => i), { datatype: 'uint8' }), { filename: 'x.nii' }), 'named.nii.gz').shape).toEqual([2, 2, 2]);
+  });
+
+  it('readNiftiFile names the path in data errors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tgnet-nifti-'));
+    try {
+      const path = join(dir, 'series.nii');
+      const bytes = buildNifti1({ littleEndian: true, dim: [4, 1, 1, 1, 2, 1, 1, 1], datatype: 2, bitpix: 8, data: () => undefined, dataBytes: 2 });
+      await writeFile(path, bytes);
+      await expect(readNiftiFile(path)).rejects.toThrow(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: header field dim is \\[1, 1, 1, 2\\]`));
+      expect((await readNiftiFile(path, { volumeIndex: 1 })).shape).toEqual([1, 1, 1]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('writer: data length and shape mismatch', () => {

@@ -100,6 +100,48 @@ describe('safetensors errors', () => {
     expect(() => readSafetensors(rawFile({ __metadata__: { n: 3 } }, data))).toThrow(/__metadata__.n must be a string/);
   });
 
+  it('refuses overlapping data_offsets (two tensors sharing bytes)', () => {
+    const header = { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } };
+    expect(() => readSafetensors(rawFile(header, data), { source: 'overlap.safetensors' })).toThrow(
+      /safetensors overlap\.safetensors: tensor 'b': data_offsets \[8, 16\] overlaps tensor 'a' \(tensor 'a' ends at 16\); expected contiguous, non-overlapping data_offsets starting at 16/,
+    );
+    // The same tensor region named twice is an overlap too.
+    const twice = { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } };
+    expect(() => readSafetensors(rawFile(twice, data))).toThrow(/tensor '[ab]': data_offsets \[0, 16\] overlaps tensor '[ab]'/);
+  });
+
+  it('refuses gaps, data not starting at 0 and trailing bytes after the last tensor', () => {
+    const gap = { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } };
+    expect(() => readSafetensors(rawFile(gap, data), { source: 'gap' })).toThrow(
+      /safetensors gap: tensor 'b': data_offsets \[8, 16\] leaves a gap of 4 bytes \(tensor 'a' ends at 4\); expected contiguous/,
+    );
+    const late = { a: { dtype: 'F32', shape: [3], data_offsets: [4, 16] } };
+    expect(() => readSafetensors(rawFile(late, data))).toThrow(/tensor 'a': data_offsets \[4, 16\] leaves a gap of 4 bytes \(the data section starts at 0\)/);
+    const short = { a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } };
+    expect(() => readSafetensors(rawFile(short, data), { source: 'tail' })).toThrow(
+      /safetensors tail: data_offsets end at 12 but the data section holds 16 bytes \(file length \d+\); expected the tensors to fill it exactly/,
+    );
+    expect(() => readSafetensors(rawFile({}, data))).toThrow(/data_offsets end at 0 but the data section holds 16 bytes/);
+  });
+
+  it('accepts tensors listed out of data order, and empty tensors, when the data is contiguous', () => {
+    const header = {
+      b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+      empty: { dtype: 'F32', shape: [0], data_offsets: [8, 8] },
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    };
+    const t = readSafetensors(rawFile(header, data));
+    expect([...t.keys()]).toEqual(['b', 'empty', 'a']);
+    expect(Array.from(t.get('a')?.data as Float32Array)).toEqual([1, 2]);
+    expect(Array.from(t.get('b')?.data as Float32Array)).toEqual([3, 4]);
+    expect(t.get('empty')?.data.length).toBe(0);
+  });
+
+  it('refuses a shape whose byte count is not a safe integer', () => {
+    const header = { a: { dtype: 'F64', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 16] } };
+    expect(() => readSafetensors(rawFile(header, data))).toThrow(/tensor 'a': data_offsets \[0, 16\] span 16 bytes but F64 \[1099511627776, 1048576\] needs/);
+  });
+
   it('writer rejects mismatched shapes and dtypes', () => {
     expect(() => writeSafetensors({ a: { shape: [3], data: new Float32Array(4) } })).toThrow(/tensor 'a': shape \[3\] has 3 elements but the data has 4/);
     expect(() => writeSafetensors({ a: { dtype: 'I64', shape: [4], data: new Float32Array(4) } })).toThrow(/dtype I64 needs a BigInt64Array, got Float32Array/);

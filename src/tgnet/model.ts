@@ -16,6 +16,7 @@ import {
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { HEAD_PARAMS } from '../kernels/dynamic-head.js';
+import { checkTaskIds } from '../kernels/task-concat.js';
 import { createRng, type Rng } from '../nn/init.js';
 import { Conv3d, GroupNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -146,6 +147,7 @@ export class SpatialGate extends Module {
   forward(h: Tensor, taskIds: readonly number[]): Tensor {
     const n = h.shape[0];
     const c = this.inChannels;
+    checkTaskIds(taskIds, n, this.numTasks, 'SpatialGate.forward');
     const oneHot = new Float32Array(n * this.numTasks);
     taskIds.forEach((t, i) => { oneHot[i * this.numTasks + t] = 1; });
     const taskCode = Tensor.fromArray(oneHot, [n, this.numTasks, 1, 1, 1]);

@@ -8,7 +8,7 @@
  * `--compare` trains dodnet, tgnet-a and tgnet with the same seed and budget and prints them side by side.
  */
 import { createHash } from 'node:crypto';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_AUGMENT } from '../data/augment.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
@@ -19,17 +19,18 @@ import { TASKS } from '../data/tasks.js';
 import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
 import { summariseByTask } from '../eval/report.js';
 import { reportHtml } from '../eval/report-html.js';
-import { validationCrop, validationDice, type ValidationCrop } from '../eval/validation-crops.js';
+import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
 import { DEMO_CONFIGS, phantomSpacing, type DemoConfig, type DemoProfile } from './demo-config.js';
 import { formatDuration, ProgressReporter } from './progress.js';
+import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
 import { predictValidationCases } from './validation-cases.js';
 
 export const DEMO_USAGE = `usage: tgnet demo [--out DIR] [--seed S] [--profile software|gpu|tiny] [--steps N] [--width W]
-                  [--variant V] [--compare] [--flips | --no-flips]
+                  [--variant V] [--compare] [--flips | --no-flips] [--cache DIR]
   --out DIR        run folder (default runs/demo-<time>)
   --seed S         seed of phantoms, split, weights and crops (default 0); the same seed gives the same run
   --profile P      configuration: software (a CPU adapter), gpu (a hardware adapter) or tiny (seconds, for tests);
@@ -39,7 +40,8 @@ export const DEMO_USAGE = `usage: tgnet demo [--out DIR] [--seed S] [--profile s
   --variant V      ${TGNET_VARIANTS.join(' | ')} (default tgnet)
   --compare        train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side
   --flips          average the 8 mirrorings at evaluation (default: on for the gpu profile)
-The phantom collection is synthesised once into .tgnet-cache/ and reused.`;
+  --cache DIR      where the phantom collection and its preprocessed cases are kept (default .tgnet-cache);
+                   synthesised once per seed and size, then reused`;
 
 export interface DemoArgs {
   out: string | null;
@@ -50,6 +52,7 @@ export interface DemoArgs {
   variant: TGNetVariant;
   compare: boolean;
   flips: boolean | null;
+  cache: string;
 }
 
 function fail(message: string): never {
@@ -63,7 +66,7 @@ function integer(flag: string, text: string | undefined, min: number): number {
 }
 
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
-  const args: DemoArgs = { out: null, seed: 0, profile: null, steps: null, width: null, variant: 'tgnet', compare: false, flips: null };
+  const args: DemoArgs = { out: null, seed: 0, profile: null, steps: null, width: null, variant: 'tgnet', compare: false, flips: null, cache: '.tgnet-cache' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
@@ -71,6 +74,12 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
         const v = argv[++i];
         if (!v || v.startsWith('--')) fail(`--out needs a folder, got ${JSON.stringify(v ?? null)}`);
         args.out = v;
+        break;
+      }
+      case '--cache': {
+        const v = argv[++i];
+        if (!v || v.startsWith('--')) fail(`--cache needs a folder, got ${JSON.stringify(v ?? null)}`);
+        args.cache = v;
         break;
       }
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
@@ -102,13 +111,12 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   return args;
 }
 
-const CACHE_ROOT = '.tgnet-cache';
 const COMPARE_VARIANTS: readonly TGNetVariant[] = ['dodnet', 'tgnet-a', 'tgnet'];
 
 /** The phantom collection of a configuration, synthesised once; a marker written last tells a complete one. */
-async function phantomCollection(config: DemoConfig, seed: number, log: (s: string) => void): Promise<string> {
+async function phantomCollection(config: DemoConfig, seed: number, cacheRoot: string, log: (s: string) => void): Promise<string> {
   const key = `${config.volume.join('x')}-${config.casesPerTask}-${seed}`;
-  const dir = join(CACHE_ROOT, `demo-phantoms-${key}`);
+  const dir = join(cacheRoot, `demo-phantoms-${key}`);
   const marker = join(dir, '.complete');
   if (await stat(marker).then(() => true, () => false)) {
     log(`phantoms: ${config.casesPerTask} cases per task at ${config.volume.join('x')} from ${dir} (cached)`);
@@ -141,14 +149,14 @@ interface DemoData {
   crops: ValidationCrop[];
 }
 
-async function prepareData(config: DemoConfig, seed: number, runDir: string, log: (s: string) => void): Promise<DemoData> {
-  const dataDir = await phantomCollection(config, seed, log);
+async function prepareData(config: DemoConfig, seed: number, runDir: string, cacheRoot: string, log: (s: string) => void): Promise<DemoData> {
+  const dataDir = await phantomCollection(config, seed, cacheRoot, log);
   const folders = (await readdir(dataDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
   const cases = await loadMsdCollection(dataDir, folders);
   const split = await loadOrCreateSplit(join(runDir, 'split.json'), cases, seed, 1 - config.valCases / config.casesPerTask);
   const [sx, sy, sz] = phantomSpacing(config.volume);
   const spacingZYX: [number, number, number] = [sz, sy, sx];
-  const cacheDir = join(CACHE_ROOT, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
+  const cacheDir = join(cacheRoot, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
   // The phantoms are made at the training spacing: preprocessing windows the HU and resamples nothing.
   const crops: ValidationCrop[] = [];
   for (const c of split.val) {
@@ -179,27 +187,11 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
   };
   await folder.writeJson('config.json', { ...settings, volume: config.volume, cropSize: config.crop, lr: config.lr, warmupSteps: config.warmupSteps, valEvery: config.valEvery, logEvery: config.logEvery, flips: config.flips });
   log(`${variant}: width ${config.width} (${model.parameterCount().toLocaleString('en-US')} parameters), ${config.steps} steps of batch ${config.batch} at ${config.crop.join('x')}, ${config.optimizer} lr ${config.lr}`);
-  const progress = new ProgressReporter({ total: config.steps, label: variant });
-  const t0 = performance.now();
   try {
-    while (trainer.step < config.steps) {
-      const r = await trainer.trainStep();
-      const fields: { loss?: number; lr: number; extra?: Record<string, string> } = { lr: r.lr };
-      if (r.loss !== null) {
-        fields.loss = r.loss;
-        const elapsedSeconds = (performance.now() - t0) / 1000;
-        await folder.appendLog({ step: r.step, loss: r.loss, lr: r.lr, elapsedSeconds, stepsPerSecond: r.step / elapsedSeconds });
-      }
-      if (r.step % config.valEvery === 0 || r.step === config.steps) {
-        const val = await validationDice(model, data.crops, config.crop, config.batch);
-        await folder.appendLog({ step: r.step, val });
-        fields.extra = { 'val Dice': val.mean.toFixed(3) };
-      }
-      progress.update(r.step, fields);
-    }
-    progress.finish();
-    const trainSeconds = (performance.now() - t0) / 1000;
-    await folder.writeCurves(`${variant}: training loss and validation Dice (fixed crops)`);
+    const { seconds: trainSeconds } = await runTrainingLoop({
+      trainer, folder, label: variant, curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
+      crops: data.crops, crop: config.crop, batch: config.batch, valEvery: config.valEvery,
+    });
 
     const t1 = performance.now();
     const evalProgress = new ProgressReporter({ total: data.val.length, label: `${variant} evaluate` });
@@ -212,7 +204,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
     const tasks = summariseByTask(cases.map((c) => c.evaluation));
     const results: ModelResults = { model: variant, tasks };
     await folder.writeJson('summary.json', { variant, ...summaryJson(tasks) });
-    const curvesSvg = await import('node:fs/promises').then((fs) => fs.readFile(folder.path('curves.svg'), 'utf8'));
+    const curvesSvg = await readFile(folder.path('curves.svg'), 'utf8');
     await folder.writeText('report.html', reportHtml({
       title: `tgnet demo: ${variant} on phantom CT`,
       config: { ...settings, 'training time': formatDuration(trainSeconds), 'evaluation time': formatDuration(evalSeconds), 'validation cases': cases.length, 'test-time flips': config.flips },
@@ -249,7 +241,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
     log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
     log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
     const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
-    const data = await prepareData(config, args.seed, runDir, log);
+    const data = await prepareData(config, args.seed, runDir, args.cache, log);
     const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
     const results: VariantResult[] = [];
     for (const variant of variants) {

@@ -10,6 +10,11 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadMsdCollection, loadOrCreateSplit } from '../data/datasets.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
+import { preprocessCaseCached } from '../data/preprocess-cache.js';
+import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
+import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
+import { RunFolder } from './run-folder.js';
+import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
@@ -20,7 +25,7 @@ import { Trainer } from '../tgnet/train.js';
 /** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
 const DEFAULTS = {
   steps: 24, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
-  lr: 0.01, weightDecay: 3e-5, logEvery: 4, seed: 0, cacheCases: 16,
+  lr: 0.01, weightDecay: 3e-5, logEvery: 4, valEvery: 12, seed: 0, cacheCases: 16,
 };
 /** The embedded phantom collection used without --data. */
 const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };
@@ -29,20 +34,26 @@ const CACHE_ROOT = '.tgnet-cache';
 const CROP_MULTIPLE = 16;
 
 export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps N] [--batch N] [--crop D H W] [--width W]
-                   [--variant tgnet|tgnet-a|dodnet] [--lr LR] [--weight-decay WD] [--log-every N]
-                   [--checkpoint-every N] [--resume CKPT] [--seed S] [--cache DIR] [--cache-cases N]
+                   [--variant V] [--optimizer sgd|adam|adamw] [--lr LR] [--warmup N] [--weight-decay WD]
+                   [--log-every N] [--val-every N] [--checkpoint-every N] [--resume CKPT] [--seed S]
+                   [--cache DIR] [--cache-cases N]
   --data DIR            folder of MSD task folders (Task03_Liver/dataset.json, ...), e.g. from tgnet synth;
                         default: ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')}, synthesised once into ${CACHE_ROOT}/phantoms-<seed>
-  --out DIR             run folder for split.json and checkpoint.safetensors (default runs/<timestamp>;
-                        with --resume, the checkpoint's folder)
+  --out DIR             run folder: split.json, config.json, log.jsonl (one JSON object per logged step),
+                        curves.svg, checkpoint.safetensors (default runs/<timestamp>; with --resume, the
+                        checkpoint's folder)
   --steps N             total optimiser steps; the poly schedule decays to 0 there (default ${DEFAULTS.steps})
   --batch N             crops per step (default ${DEFAULTS.batch})
   --crop D H W          crop size, multiples of ${CROP_MULTIPLE} (default ${DEFAULTS.crop.join(' ')})
   --width W             channels of the first stage (default ${DEFAULTS.width})
   --variant V           ${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})
-  --lr LR               initial learning rate (default ${DEFAULTS.lr})
-  --weight-decay WD     SGD L2 weight decay (default ${DEFAULTS.weightDecay})
-  --log-every N         read and print the loss every N steps (default ${DEFAULTS.logEvery})
+  --optimizer O         sgd (the paper's: momentum 0.99 Nesterov), adam or adamw (default sgd)
+  --lr LR               peak learning rate (default ${DEFAULTS.lr} for sgd, 0.001 for adam/adamw)
+  --warmup N            steps of linear warm-up before the poly 0.9 decay (default 0)
+  --weight-decay WD     weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})
+  --log-every N         read the loss back and log it every N steps (default ${DEFAULTS.logEvery})
+  --val-every N         validation Dice on one fixed crop per validation case every N steps and at
+                        the end (default ${DEFAULTS.valEvery}; 0: only at the end)
   --checkpoint-every N  also checkpoint every N steps (default: only at the end)
   --resume CKPT         continue from a checkpoint; unset options take the checkpoint's values
   --seed S              seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})
@@ -60,8 +71,11 @@ export interface TrainArgs {
   width: number | null;
   variant: TGNetVariant | null;
   lr: number | null;
+  optimizer: OptimizerKind | null;
+  warmup: number | null;
   weightDecay: number | null;
   logEvery: number;
+  valEvery: number;
   checkpointEvery: number;
   resume: string | null;
   seed: number | null;
@@ -99,7 +113,7 @@ function path(flag: string, text: string | undefined): string {
 export function parseTrainArgs(argv: readonly string[]): TrainArgs {
   const args: TrainArgs = {
     data: null, out: null, steps: null, batch: DEFAULTS.batch, crop: null, width: null, variant: null, lr: null,
-    weightDecay: null, logEvery: DEFAULTS.logEvery, checkpointEvery: 0, resume: null, seed: null, cache: null,
+    optimizer: null, warmup: null, weightDecay: null, logEvery: DEFAULTS.logEvery, valEvery: DEFAULTS.valEvery, checkpointEvery: 0, resume: null, seed: null, cache: null,
     cacheCases: DEFAULTS.cacheCases,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -113,6 +127,14 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       case '--batch': args.batch = integer(flag, argv[++i], 1); break;
       case '--width': args.width = integer(flag, argv[++i], 1); break;
       case '--log-every': args.logEvery = integer(flag, argv[++i], 1); break;
+      case '--val-every': args.valEvery = integer(flag, argv[++i], 0); break;
+      case '--warmup': args.warmup = integer(flag, argv[++i], 0); break;
+      case '--optimizer': {
+        const v = argv[++i];
+        if (!(OPTIMIZER_KINDS as readonly string[]).includes(v)) fail(`--optimizer is ${JSON.stringify(v ?? null)}; expected one of ${OPTIMIZER_KINDS.join(', ')}`);
+        args.optimizer = v as OptimizerKind;
+        break;
+      }
       case '--checkpoint-every': args.checkpointEvery = integer(flag, argv[++i], 0); break;
       case '--cache-cases': args.cacheCases = integer(flag, argv[++i], 1); break;
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
@@ -161,8 +183,6 @@ function timestamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
 }
 
-const fmt = (x: number, digits = 4): string => x.toPrecision(digits);
-
 export async function trainCommand(argv: string[]): Promise<void> {
   const args = parseTrainArgs(argv);
   const log = (s: string) => console.log(s);
@@ -173,7 +193,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const width = args.width ?? meta?.width ?? DEFAULTS.width;
   const crop = args.crop ?? meta?.crop ?? DEFAULTS.crop;
   const steps = args.steps ?? meta?.totalSteps ?? DEFAULTS.steps;
-  const lr = args.lr ?? meta?.lr0 ?? DEFAULTS.lr;
+  const optimizer = args.optimizer ?? meta?.optimizer ?? 'sgd';
+  const lr = args.lr ?? meta?.lr0 ?? (optimizer === 'sgd' ? DEFAULTS.lr : 1e-3);
+  const warmup = args.warmup ?? meta?.warmupSteps ?? 0;
+  if (warmup >= steps) fail(`--warmup is ${warmup}; expected fewer warm-up steps than --steps ${steps}`);
   const weightDecay = args.weightDecay ?? meta?.weightDecay ?? DEFAULTS.weightDecay;
   if (meta && meta.step >= steps) {
     fail(`${args.resume} is at step ${meta.step}, which already reaches --steps ${steps}; pass a larger --steps to train further`);
@@ -206,31 +229,48 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // A resumed run draws a fresh (but reproducible) crop stream rather than replaying the first one.
   const sampler = new StreamingBatchSampler(store, { batchSize: args.batch, cropSize: crop, seed: seed + 7919 * startStep });
 
+  // Validation crops: one fixed crop per validation case (preprocessed through the same cache).
+  const crops: ValidationCrop[] = [];
+  for (const c of split.val) {
+    const p = await preprocessCaseCached(c, cacheDir);
+    crops.push(validationCrop({ id: c.id, task: c.task, image: p.image, label: p.label, shape: p.shape }, crop));
+  }
+
   const ownGpu = !hasGpu();
   const gpu = ownGpu ? await initGpu() : getGpu();
   let model: TGNet | null = null;
   let trainer: Trainer | null = null;
+  const folder = await RunFolder.open(out, { resume: resumed !== null });
   try {
     model = TGNet.create({ variant, width, seed });
     const checkpointPath = join(out, 'checkpoint.safetensors');
     trainer = new Trainer({
-      model, batches: sampler, totalSteps: steps, lr0: lr, weightDecay, logEvery: args.logEvery,
+      model, batches: sampler, totalSteps: steps, optimizer, lr0: lr, warmupSteps: warmup, weightDecay, logEvery: args.logEvery,
       checkpointEvery: args.checkpointEvery, checkpointPath, seed, crop,
-      onLog: (e) => log(`step ${String(e.step).padStart(String(e.totalSteps).length)}/${e.totalSteps}  loss ${fmt(e.loss)}  lr ${fmt(e.lr, 3)}  ${e.stepsPerSecond.toFixed(3)} steps/s  elapsed ${e.elapsedSeconds.toFixed(1)} s`),
-      onCheckpoint: (e) => log(`checkpoint (step ${e.step}) -> ${e.path}`),
     });
     if (resumed && args.resume) {
       trainer.restore(resumed, args.resume);
       log(`resumed from ${args.resume} at step ${resumed.meta.step}`);
     }
+    const recipe = optimizer === 'sgd' ? `SGD momentum 0.99 Nesterov, lr ${lr}` : `${optimizer === 'adam' ? 'Adam' : 'AdamW'}, lr ${lr}`;
+    const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;
+    await folder.writeJson('config.json', {
+      data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch: args.batch, steps, optimizer, lr, warmupSteps: warmup,
+      schedule, weightDecay, seed, logEvery: args.logEvery, valEvery: args.valEvery, checkpointEvery: args.checkpointEvery, adapter: gpu.name,
+      trainCases: split.train.length, valCases: split.val.length, resumedFrom: args.resume ?? null,
+    });
     log(`model ${variant} width ${width} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${gpu.name}; tasks ${tasks.map((t) => TASKS[t].key).join(', ')}`);
-    log(`training ${steps - startStep} steps (to ${steps}): batch ${args.batch}, crop ${crop.join('x')}, lr ${lr} poly 0.9, SGD momentum 0.99 Nesterov, weight decay ${weightDecay}`);
+    log(`training ${steps - startStep} steps (to ${steps}): batch ${args.batch}, crop ${crop.join('x')}, ${recipe}, ${schedule}, weight decay ${weightDecay}`);
     if (width < 32 || crop.some((c, i) => c < [64, 192, 192][i])) {
       log('note: these are small settings for a quick run; a real run uses --width 32 --crop 64 192 192 (the paper\'s) on a GPU');
     }
-    const result = await trainer.run();
-    log(`done: step ${result.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${result.checkpointPath}`);
+    const result = await runTrainingLoop({
+      trainer, folder, label: 'train', curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
+      crops, crop, batch: args.batch, valEvery: args.valEvery,
+    });
+    log(`done: step ${trainer.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${checkpointPath}; curves ${folder.path('curves.svg')}`);
   } finally {
+    await folder.close();
     trainer?.dispose();
     model?.dispose();
     if (ownGpu) gpu.destroy();

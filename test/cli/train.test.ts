@@ -11,9 +11,14 @@ const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
+/** console.log lines and the progress reporter's lines (process.stdout, not a TTY under vitest). */
 function captureLog(): string[] {
   const lines: string[] = [];
   vi.spyOn(console, 'log').mockImplementation((s: string) => { lines.push(s); });
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(...String(chunk).split('\n').filter((l) => l !== ''));
+    return true;
+  });
   return lines;
 }
 
@@ -30,10 +35,22 @@ describe('tgnet train', () => {
     const text = lines.join('\n');
     expect(text).toMatch(/data: 4 cases of 2 tasks in .*; 2 train \/ 2 val \(split written to .*split\.json\)/);
     expect(text).toMatch(/a real run uses --width 32 --crop 64 192 192/);
-    const steps = lines.filter((l) => /^step \d\/3 {2}loss [\d.]+ {2}lr [\d.e-]+ {2}[\d.]+ steps\/s {2}elapsed [\d.]+ s$/.test(l));
+    // Plain progress lines (not a TTY): every step of this 3-step run, with loss, lr and, at the end, validation Dice.
+    const steps = lines.filter((l) => /^train {2}[123]\/3 \( *\d+%\) {2}loss [\d.]+ \(ema [\d.]+\) {2}lr [\d.e+-]+/.test(l));
     expect(steps.length).toBe(3);
+    expect(steps[2]).toMatch(/val Dice [\d.]+/);
+    expect(text).not.toContain('\r');
     expect(text).toContain(`checkpoint (step 3) -> ${join(out, 'checkpoint.safetensors')}`);
-    expect(readdirSync(out).sort()).toEqual(['checkpoint.safetensors', 'split.json']);
+    expect(readdirSync(out).sort()).toEqual(['checkpoint.safetensors', 'config.json', 'curves.svg', 'log.jsonl', 'split.json']);
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number; val?: { mean: number } });
+    expect(log.filter((r) => r.loss !== undefined).map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(log.filter((r) => r.val).map((r) => r.step)).toEqual([3]);
+    expect(log.every((r) => r.loss === undefined || Number.isFinite(r.loss))).toBe(true);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ variant: 'tgnet', width: 2, crop: [16, 16, 16], steps: 3, optimizer: 'sgd', lr: 0.01, seed: 3 });
+    const svg = readFileSync(join(out, 'curves.svg'), 'utf8');
+    expect(svg).toContain('Training loss');
+    expect(svg).toContain('Validation Dice');
     const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { train: string[]; val: string[] };
     expect(split.train.length + split.val.length).toBe(4);
 
@@ -47,7 +64,10 @@ describe('tgnet train', () => {
     await trainCommand(['--data', data, '--cache', join(dir, 'cache'), '--resume', join(out, 'checkpoint.safetensors'), '--steps', '4']);
     expect(lines.join('\n')).toMatch(/split read from .*split\.json/);
     expect(lines.join('\n')).toMatch(/resumed from .* at step 3/);
-    expect(lines.some((l) => l.startsWith('step 4/4'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('train  4/4'))).toBe(true);
+    // The resumed run appends to the same log.
+    const resumedLog = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number });
+    expect(resumedLog.filter((r) => r.loss !== undefined).map((r) => r.step)).toEqual([1, 2, 3, 4]);
     expect((await loadCheckpoint(join(out, 'checkpoint.safetensors'))).meta).toMatchObject({ step: 4, totalSteps: 4, width: 2, seed: 3 });
     await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache'), '--resume', join(out, 'checkpoint.safetensors')]))
       .rejects.toThrow(/is at step 4, which already reaches --steps 4; pass a larger --steps/);
@@ -64,6 +84,9 @@ describe('tgnet train', () => {
     expect(() => parseTrainArgs(['--lr', '-1'])).toThrow(/--lr is "-1"; expected a finite number >= 0/);
     expect(() => parseTrainArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of tgnet, tgnet-a, dodnet, spatial, serial, parallel/);
     expect(() => parseTrainArgs(['--bogus'])).toThrow(/unknown argument "--bogus"/);
+    expect(() => parseTrainArgs(['--optimizer', 'lion'])).toThrow(/--optimizer is "lion"; expected one of sgd, adam, adamw/);
+    expect(() => parseTrainArgs(['--warmup', '-2'])).toThrow(/--warmup is "-2"; expected an integer >= 0/);
+    expect(parseTrainArgs(['--optimizer', 'adam', '--warmup', '5', '--val-every', '0'])).toMatchObject({ optimizer: 'adam', warmup: 5, valEvery: 0 });
     expect(parseTrainArgs([]).cacheCases).toBe(16);
     expect(parseTrainArgs(['--cache-cases', '3']).cacheCases).toBe(3);
     expect(() => parseTrainArgs(['--cache-cases', '0'])).toThrow(/--cache-cases is "0"; expected an integer >= 1/);

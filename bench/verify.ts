@@ -5,7 +5,9 @@
  * twins, and prints one JSON line per check. Exit status 1 when any check fails.
  */
 import { pathToFileURL } from 'node:url';
-import { conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape } from '../src/kernels/conv3d.js';
+import {
+  conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dOptions, type Conv3dShape,
+} from '../src/kernels/conv3d.js';
 import { groupNormBackward, groupNormForward } from '../src/kernels/group-norm.js';
 import { matmul } from '../src/kernels/matmul.js';
 import { conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef } from '../src/kernels/reference/conv3d.js';
@@ -70,9 +72,13 @@ export async function verifyMain(): Promise<Check[]> {
       ['64->130 k1 s1 2x6x7x9', { x: [2, 64, 6, 7, 9], w: [130, 64, 1, 1, 1], stride: 1, padding: 0 }],
     ];
     for (const [label, shape] of convShapes) {
-      for (const specialize of [true, false]) {
-        const opts = { specialize, prefetch: specialize };
-        const tag = specialize ? 'specialised+prefetch' : 'generic';
+      // The implicit GEMMs (hardware adapters' path) specialised and generic, and the software adapters' direct kernels.
+      const variants: [string, Conv3dOptions][] = [
+        ['specialised+prefetch', { direct: false, specialize: true, prefetch: true }],
+        ['generic', { direct: false, specialize: false, prefetch: false }],
+        ['direct', { direct: true }],
+      ];
+      for (const [tag, opts] of variants) {
         const x = rngUniform(sizeOf(shape.x), 3, -1, 1);
         const w = rngUniform(sizeOf(shape.w), 4, -0.2, 0.2);
         const yShape = conv3dOutputShape(shape.x, shape.w, shape);

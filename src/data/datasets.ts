@@ -34,6 +34,27 @@ function isMsdEntry(x: unknown): x is MsdEntry {
   return typeof x === 'object' && x !== null && typeof (x as MsdEntry).image === 'string' && typeof (x as MsdEntry).label === 'string';
 }
 
+/** What a JSON value is, for messages: "missing", "null", "an array" or its type. */
+function kindOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : typeof value;
+}
+
+/** Short JSON for a message; values nested too deeply for JSON.stringify are described instead. */
+function preview(value: unknown, max: number): string {
+  if (value === undefined) return 'missing';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > max ? `${text.slice(0, max)}...` : text;
+  } catch {
+    return `a deeply nested ${kindOf(value)}`;
+  }
+}
+
+/** Editors on Windows may start a UTF-8 file with a byte order mark, which JSON.parse and paths must not see. */
+const stripBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
 const NIFTI_PATH = /\.nii(\.gz)?$/i;
 
 /**
@@ -70,14 +91,14 @@ export function parseMsdDataset(json: unknown, root: string, source = join(root,
   let info: TaskInfo | undefined = task !== undefined ? taskById(task) : taskFromName(basename(root));
   if (!info && typeof obj.name === 'string') info = taskFromName(obj.name);
   if (!info) {
-    throw new Error(`${source}: cannot tell the task from folder ${JSON.stringify(basename(root))} or field name ${JSON.stringify(obj.name)}; expected e.g. Task03_Liver, KiTS19, 0Liver (or pass the task id)`);
+    throw new Error(`${source}: cannot tell the task from folder ${JSON.stringify(basename(root))} or field name (${preview(obj.name, 80)}); expected e.g. Task03_Liver, KiTS19, 0Liver (or pass the task id)`);
   }
   const training = obj.training;
-  if (!Array.isArray(training)) throw new Error(`${source}: field training is ${typeof training}; expected an array of {image, label}`);
+  if (!Array.isArray(training)) throw new Error(`${source}: field training is ${kindOf(training)}; expected an array of {image, label}`);
   const folder = basename(root);
   const cases = training.map((entry: unknown, i) => {
     if (!isMsdEntry(entry)) {
-      throw new Error(`${source}: field training[${i}] is ${JSON.stringify(entry)?.slice(0, 200)}; expected {"image": string, "label": string}`);
+      throw new Error(`${source}: field training[${i}] is ${preview(entry, 200)}; expected {"image": string, "label": string}`);
     }
     for (const field of ['image', 'label'] as const) {
       const why = badNiftiPath(entry[field]);
@@ -99,7 +120,7 @@ export async function loadMsdDataset(root: string, task?: number): Promise<Datas
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(stripBom(text));
   } catch (err) {
     throw new Error(`${source}: invalid JSON (${(err as Error).message})`);
   }
@@ -114,12 +135,12 @@ export async function loadMsdDataset(root: string, task?: number): Promise<Datas
 export function parseDodnetList(text: string, root: string, source = '<list>'): DatasetCase[] {
   const cases: DatasetCase[] = [];
   const lines: number[] = [];
-  text.split(/\r?\n/).forEach((raw, lineIndex) => {
+  stripBom(text).split(/\r?\n/).forEach((raw, lineIndex) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
     const parts = line.split(/\s+/);
     if (parts.length !== 2) {
-      throw new Error(`${source}:${lineIndex + 1}: expected "image-path label-path", got ${parts.length} field(s): ${JSON.stringify(line)}`);
+      throw new Error(`${source}:${lineIndex + 1}: expected "image-path label-path", got ${parts.length} field(s): ${preview(line, 200)}`);
     }
     const [image, label] = parts;
     for (const [field, path] of [['image', image], ['label', label]] as const) {
@@ -137,7 +158,7 @@ export function parseDodnetList(text: string, root: string, source = '<list>'): 
       }
     }
     if (!info) {
-      throw new Error(`${source}:${lineIndex + 1}: no folder in ${JSON.stringify(image)} names a task; expected one such as 0Liver, 1Kidney or Task03_Liver`);
+      throw new Error(`${source}:${lineIndex + 1}: no folder in ${preview(image, 200)} names a task; expected one such as 0Liver, 1Kidney or Task03_Liver`);
     }
     // KiTS19 keeps every case in its own folder with fixed file names (case_00000/imaging.nii.gz).
     const fileStem = stem(image);
@@ -238,18 +259,18 @@ export async function loadOrCreateSplit(path: string, cases: readonly DatasetCas
   if (await exists(path)) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(await readFile(path, 'utf8'));
+      parsed = JSON.parse(stripBom(await readFile(path, 'utf8')));
     } catch (err) {
       throw new Error(`${path}: cannot read split file (${(err as Error).message}); delete it to create a new split`);
     }
     split = validateSplit(parsed, path);
     for (const id of [...split.train, ...split.val]) {
-      if (!byId.has(id)) throw new Error(`${path}: case ${JSON.stringify(id)} is not in the dataset; expected only known case ids (delete the file to re-split)`);
+      if (!byId.has(id)) throw new Error(`${path}: case ${preview(id, 200)} is not in the dataset; expected only known case ids (delete the file to re-split)`);
     }
     const inSplit = new Set([...split.train, ...split.val]);
     const missing = cases.filter((c) => !inSplit.has(c.id)).map((c) => c.id);
     if (missing.length > 0) {
-      throw new Error(`${path}: ${missing.length} dataset case(s) are in neither train nor val (first: ${JSON.stringify(missing[0])}); delete the file to re-split`);
+      throw new Error(`${path}: fields train and val leave out ${missing.length} dataset case(s) (first: ${JSON.stringify(missing[0])}); expected every case in one of them (delete the file to re-split)`);
     }
     if (split.train.length === 0 && cases.length > 0) {
       throw new Error(`${path}: field train is empty while the dataset has ${cases.length} case(s); expected at least one training case (delete the file to re-split)`);
@@ -270,14 +291,14 @@ export function validateSplit(x: unknown, path: string): CaseSplit {
   for (const field of ['train', 'val'] as const) {
     const v = o[field];
     if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s !== '')) {
-      throw new Error(`${path}: field ${field} is ${JSON.stringify(v)?.slice(0, 80)}; expected an array of case ids`);
+      throw new Error(`${path}: field ${field} is ${preview(v, 80)}; expected an array of case ids`);
     }
   }
   // Both are optional (a hand-written split may leave them out) but, when present, must be what splitCases writes.
-  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new Error(`${path}: field seed is ${JSON.stringify(o.seed)?.slice(0, 80)}; expected an integer`);
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new Error(`${path}: field seed is ${preview(o.seed, 80)}; expected an integer`);
   const fraction = o.trainFraction;
   if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
-    throw new Error(`${path}: field trainFraction is ${JSON.stringify(fraction)?.slice(0, 80)}; expected a number in (0, 1]`);
+    throw new Error(`${path}: field trainFraction is ${preview(fraction, 80)}; expected a number in (0, 1]`);
   }
   const train = o.train as string[];
   const val = o.val as string[];

@@ -172,6 +172,11 @@ export function readNifti(bytes: Uint8Array, name = '<bytes>', options: ReadNift
     const fields = header.sformCode > 0 ? 'srow_x/srow_y/srow_z (sform_code > 0)' : 'quatern_b/c/d and qoffset_x/y/z (qform_code > 0)';
     throw new Error(`${name}: header fields ${fields} give a non-finite affine [${affine.join(', ')}]; expected finite numbers`);
   }
+  if (isSingular(affine)) {
+    // Only an sform can be singular (a qform is a rotation times positive voxel sizes); the slice axis and
+    // resampling are judged from the affine's columns, so a flat one has no meaning to give them.
+    throw new Error(`${name}: header fields srow_x/srow_y/srow_z (sform_code ${header.sformCode}) give a singular affine [${affine.slice(0, 12).join(', ')}]; expected three independent voxel axes`);
+  }
   const start = header.voxOffset + volumeIndex * voxels * dt.bytes;
   const data = decodeVoxels(raw, start, voxels, dt, header.littleEndian);
   // scl_slope 0 means "no scaling" in the standard; NaN/Inf are treated the same as common readers do.
@@ -184,6 +189,14 @@ export function readNifti(bytes: Uint8Array, name = '<bytes>', options: ReadNift
   // Integers cannot decode to NaN/Inf; only float storage or scaling (overflow to Inf) can.
   if (!options.allowNonFinite && (!dt.integer || scaled)) checkFinite(data, shape, name, scaled ? ` after scl_slope ${slope} / scl_inter ${header.sclInter}` : '');
   return { data, shape, spacing: spacingFromHeader(header), affine, header };
+}
+
+/** True when the 3x3 part's columns are (nearly) linearly dependent, relative to their lengths. */
+function isSingular(a: readonly number[]): boolean {
+  const det = a[0] * (a[5] * a[10] - a[6] * a[9]) - a[1] * (a[4] * a[10] - a[6] * a[8]) + a[2] * (a[4] * a[9] - a[5] * a[8]);
+  const norms = [0, 1, 2].map((j) => Math.hypot(a[j], a[4 + j], a[8 + j]));
+  const scale = norms[0] * norms[1] * norms[2];
+  return !(scale > 0) || !(Math.abs(det) > 1e-6 * scale);
 }
 
 function checkFinite(data: Float32Array, shape: Shape3, name: string, scaling: string): void {
@@ -673,6 +686,9 @@ export function writeNifti(volume: NiftiVolume, options: WriteNiftiOptions): Uin
   }
   if (!Array.isArray(volume.affine) || volume.affine.length !== 16) {
     throw new Error(`${name}: affine has ${(volume.affine as unknown[] | undefined)?.length} entries; expected 16 (row-major 4x4)`);
+  }
+  if (!volume.affine.every(Number.isFinite) || isSingular(volume.affine)) {
+    throw new Error(`${name}: affine [${volume.affine.slice(0, 12).join(', ')}] is non-finite or singular; expected finite numbers and three independent voxel axes (the reader refuses anything else)`);
   }
   const slope = options.sclSlope ?? 1;
   const inter = options.sclInter ?? 0;

@@ -95,25 +95,28 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-        throw new TypeError(`${src}: __metadata__ must be an object of strings`);
+        throw new TypeError(`${src}: __metadata__ must be an object of strings, got ${describe(entry)}`);
       }
       for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') throw new TypeError(`${src}: __metadata__.${k} must be a string, got ${typeof v}`);
+        if (typeof v !== 'string') throw new TypeError(`${src}: __metadata__.${k} must be a string, got ${describe(v)}`);
       }
       metadata = { ...(entry as Record<string, string>) };
       continue;
     }
     const what = `${src}: tensor '${name}'`;
-    if (typeof entry !== 'object' || entry === null) throw new TypeError(`${what}: entry must be an object`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new TypeError(`${what}: entry must be an object {dtype, shape, data_offsets}, got ${describe(entry)}`);
+    }
     const { dtype, shape, data_offsets: offs } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== 'string' || !(dtype in DTYPES)) {
-      throw new TypeError(`${what}: unsupported dtype ${JSON.stringify(dtype)}, expected one of ${Object.keys(DTYPES).join(', ')}`);
+    // Own keys only: "toString" or "constructor" must not find Object.prototype members.
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPES, dtype)) {
+      throw new TypeError(`${what}: unsupported dtype ${describe(dtype)}, expected one of ${Object.keys(DTYPES).join(', ')}`);
     }
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw new TypeError(`${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      throw new TypeError(`${what}: shape must be an array of non-negative integers, got ${describe(shape)}`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || offs.some((d) => !Number.isSafeInteger(d) || d < 0) || offs[1] < offs[0]) {
-      throw new TypeError(`${what}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offs)}`);
+      throw new TypeError(`${what}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${describe(offs)}`);
     }
     const info = DTYPES[dtype as SafetensorsDtype];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
@@ -137,6 +140,19 @@ export function readSafetensorsFile(bytes: Uint8Array, options: ReadSafetensorsO
     tensors.set(name, { dtype, shape, data: DTYPES[dtype].make(copy.buffer) });
   }
   return { tensors, metadata };
+}
+
+/** A header value for an error message: "missing" for an absent field, else short JSON. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // Nesting deep enough to overflow the stack (JSON.parse accepts more than JSON.stringify can print).
+    return `a deeply nested ${Array.isArray(value) ? 'array' : typeof value}`;
+  }
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
 
 interface HeaderEntry {

@@ -107,7 +107,7 @@ describe('dataset layouts', () => {
     expect(cases).toEqual([{ id: 'somewhere/pancreas_001', task: 3, image: '/data/somewhere/imagesTr/pancreas_001.nii.gz', label: '/data/somewhere/labelsTr/pancreas_001.nii.gz' }]);
     expect(() => parseMsdDataset({ training: 'x' }, '/d/Task03_Liver')).toThrow(/\/d\/Task03_Liver\/dataset\.json: field training is string; expected an array/);
     expect(() => parseMsdDataset({ training: [{ image: 1 }] }, '/d/Task03_Liver')).toThrow(/field training\[0\] is \{"image":1\}/);
-    expect(() => parseMsdDataset({ name: 'Brain', training: [] }, '/d/Task01_BrainTumour')).toThrow(/cannot tell the task from folder "Task01_BrainTumour" or field name "Brain"/);
+    expect(() => parseMsdDataset({ name: 'Brain', training: [] }, '/d/Task01_BrainTumour')).toThrow(/cannot tell the task from folder "Task01_BrainTumour" or field name \("Brain"\)/);
   });
 
   it('parses DoDNet list files, task from the folder name', () => {

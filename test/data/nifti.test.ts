@@ -366,6 +366,8 @@ describe('NIfTI reader errors name the file, the field and the expectation', () 
     const flat = buildNifti1({ littleEndian: true, dim: [2, 2, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, pixdim: [1, 0.5, 0.5, 0, 0, 0, 0, 0], data: () => undefined, dataBytes: 2 });
     expect(readNifti(flat, 'flat.nii').spacing).toEqual([0.5, 0.5, 1]);
     expect(() => writeNifti(volume([2, 2, 2], () => 0, [1, 0, 1]), { datatype: 'uint8', name: 'out.nii' })).toThrow(/out\.nii: spacing\[1\] is 0; expected a positive finite voxel size/);
+    const flatAffine: NiftiVolume = { ...volume([2, 2, 2], () => 0), affine: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] };
+    expect(() => writeNifti(flatAffine, { datatype: 'uint8', name: 'out.nii' })).toThrow(/out\.nii: affine \[.*\] is non-finite or singular/);
   });
 
   it('a non-finite sform or qform is refused', () => {
@@ -377,6 +379,16 @@ describe('NIfTI reader errors name the file, the field and the expectation', () 
       littleEndian: true, dim: [3, 1, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, qform: { code: 1, b: 0, c: 0, d: 0, offset: [0, Infinity, 0] }, data: () => undefined, dataBytes: 1,
     });
     expect(() => readNifti(qform, 'qform.nii')).toThrow(/qform\.nii: header fields quatern_b\/c\/d and qoffset_x\/y\/z \(qform_code > 0\) give a non-finite affine/);
+  });
+
+  it('a singular sform (an axis with no direction, or two parallel axes) is refused', () => {
+    for (const srow of [[[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]], [[1, 2, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0]], [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]]) {
+      const bytes = buildNifti1({ littleEndian: true, dim: [3, 1, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, srow, data: () => undefined, dataBytes: 1 });
+      expect(() => readNifti(bytes, 'flat.nii')).toThrow(/flat\.nii: header fields srow_x\/srow_y\/srow_z \(sform_code 1\) give a singular affine .*; expected three independent voxel axes/);
+    }
+    // Oblique but independent axes read.
+    const oblique = buildNifti1({ littleEndian: true, dim: [3, 1, 1, 1, 1, 1, 1, 1], datatype: 2, bitpix: 8, srow: [[0.7, 0.7, 0, 1], [-0.7, 0.7, 0, 2], [0, 0, 3, 3]], data: () => undefined, dataBytes: 1 });
+    expect(readNifti(oblique, 'oblique.nii').affine.slice(0, 3)).toEqual([0.7, 0.7, 0].map(Math.fround));
   });
 
   it('a header claiming a 100 GB volume in a small file is refused before allocating', () => {

@@ -31,6 +31,8 @@ function split(bytes: Uint8Array): Parts {
   return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>, data: bytes.slice(8 + n) };
 }
 
+const headerLengthOf = (bytes: Uint8Array): number => Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+
 function join(headerText: string | Uint8Array, data: Uint8Array, lengthOverride?: bigint): Uint8Array {
   const h = typeof headerText === 'string' ? new TextEncoder().encode(headerText) : headerText;
   const out = new Uint8Array(8 + h.length + data.length);
@@ -94,15 +96,32 @@ function framing(rng: Rng, parts: Parts): { bytes: Uint8Array; what: string } {
   return { bytes: make(), what };
 }
 
-function check(file: SafetensorsFile, fileLength: number): string | undefined {
-  let total = 0;
+/**
+ * A successful read must match the file: each tensor's bytes are the file's bytes at its data_offsets, and the
+ * offsets, in order, tile the data section with no overlap, gap or trailing bytes (the format's rule).
+ */
+function check(file: SafetensorsFile, bytes: Uint8Array): string | undefined {
+  const headerLength = headerLengthOf(bytes);
+  const dataStart = 8 + headerLength;
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, dataStart))) as Record<string, Entry>;
+  const spans: [number, number, string][] = [];
   for (const [name, t] of file.tensors) {
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return `tensor ${name}: shape ${JSON.stringify(t.shape)}`;
     if (t.data.byteLength !== numel * BYTES[t.dtype]) return `tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype} ${JSON.stringify(t.shape)}`;
-    total += t.data.byteLength;
+    const [begin, end] = header[name].data_offsets as [number, number];
+    const got = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const want = bytes.subarray(dataStart + begin, dataStart + end);
+    if (got.length !== want.length || got.some((b, i) => b !== want[i])) return `tensor ${name}: data differs from file bytes ${begin}..${end}`;
+    spans.push([begin, end, name]);
   }
-  if (total > fileLength) return `tensors hold ${total} bytes, more than the ${fileLength}-byte file`;
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let at = 0;
+  for (const [begin, end, name] of spans) {
+    if (begin !== at) return `tensor ${name} at [${begin}, ${end}] ${begin < at ? 'overlaps the previous one' : 'leaves a gap'}, yet the file was read`;
+    at = end;
+  }
+  if (at !== bytes.length - dataStart) return `tensors end at ${at} but the data section has ${bytes.length - dataStart} bytes, yet the file was read`;
   for (const v of Object.values(file.metadata)) if (typeof v !== 'string') return `metadata value ${String(v)}`;
   return undefined;
 }
@@ -115,7 +134,7 @@ describe('safetensors fuzz base', () => {
   it('the unmutated file reads', () => {
     const good = base();
     const file = readSafetensorsFile(good);
-    expect(check(file, good.length)).toBeUndefined();
+    expect(check(file, good)).toBeUndefined();
     expect(file.tensors.size).toBe(6);
   });
 });
@@ -145,7 +164,7 @@ describe('safetensors fuzz: every mutated file reads into consistent tensors or 
         const { bytes, what } = family.make(new Rng(seed));
         const source = `fuzz-${seed}.safetensors`;
         await runCase({ family: family.name, seed, what, source, inputBytes: bytes.length }, outcome,
-          () => readSafetensorsFile(bytes, { source }), (f) => check(f, bytes.length), FIELD, UNHELPFUL);
+          () => readSafetensorsFile(bytes, { source }), (f) => check(f, bytes), FIELD, UNHELPFUL);
       }
       expectClean(`safetensors ${family.name}`, outcome, count);
     });

@@ -268,7 +268,7 @@ function gunzip(bytes: Uint8Array, name: string): Uint8Array {
   if (out.length !== size) {
     throw fail(
       `data inflates to ${out.length > size ? `more than ${size}` : out.length} bytes but trailer field ISIZE says ${size}: corrupt, truncated, ` +
-        'or several concatenated gzip members (not supported; recompress as one)',
+        'several concatenated gzip members (not supported; recompress as one), or over 4 GiB unpacked (gzip records the size modulo 2^32)',
     );
   }
   const crc = crc32(out);

@@ -2,8 +2,9 @@
  * Shared pieces of the seeded fuzz suites: a small PRNG, byte and JSON mutators, and the oracle every case must
  * satisfy: the reader either returns a result that passes the format's own checks, or throws an Error whose
  * message names the source and the field; it never throws a non-Error, and never allocates far more than the
- * input could hold. Every case has its own seed, printed on failure, so `FUZZ_SEED=<seed> FUZZ_CASES=1`
- * replays exactly that case. `FUZZ_CASES=<n>` scales every family up for a longer local run.
+ * input could hold. Every case has its own seed, printed on failure with its family, so
+ * `FUZZ_SEED=<seed> FUZZ_CASES=1 npx vitest run test/fuzz -t "<family>"` replays exactly that case.
+ * `FUZZ_CASES=<n>` runs n cases in every family, for a longer local run.
  */
 import { expect } from 'vitest';
 

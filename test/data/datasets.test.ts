@@ -155,6 +155,18 @@ describe('dataset layouts', () => {
     );
   });
 
+  it('reads dataset.json, list and split files that start with a UTF-8 byte order mark', async () => {
+    const root = join(dir, 'bom', 'Task03_Liver');
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'dataset.json'), `\ufeff${JSON.stringify({ training: [{ image: './imagesTr/liver_0.nii.gz', label: './labelsTr/liver_0.nii.gz' }] })}`);
+    const cases = await loadMsdDataset(root);
+    expect(cases.map((c) => c.id)).toEqual(['Task03_Liver/liver_0']);
+    expect(parseDodnetList('\ufeff0Liver/imagesTr/liver_0.nii.gz 0Liver/labelsTr/liver_0.nii.gz', '/r', 'list.txt')[0].image).toBe('/r/0Liver/imagesTr/liver_0.nii.gz');
+    const splitPath = join(root, 'split.json');
+    await writeFile(splitPath, `\ufeff${JSON.stringify({ seed: 1, trainFraction: 1, train: ['Task03_Liver/liver_0'], val: [] })}`);
+    expect((await loadOrCreateSplit(splitPath, cases, 0)).loaded).toBe(true);
+  });
+
   it('80/20 split per task, fixed by the seed', () => {
     const cases: DatasetCase[] = [];
     for (const [task, n] of [[0, 10], [4, 5], [6, 2], [5, 1]]) {

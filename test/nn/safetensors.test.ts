@@ -137,6 +137,16 @@ describe('safetensors errors', () => {
     expect(t.get('empty')?.data.length).toBe(0);
   });
 
+  it('refuses dtypes named after Object.prototype members, missing fields and non-object entries, saying what was found', () => {
+    for (const dtype of ['toString', 'constructor', '__proto__']) {
+      expect(() => readSafetensors(rawFile({ a: { dtype, shape: [4], data_offsets: [0, 16] } }, data))).toThrow(new RegExp(`tensor 'a': unsupported dtype "${dtype}", expected one of F64`));
+    }
+    expect(() => readSafetensors(rawFile({ a: { shape: [4], data_offsets: [0, 16] } }, data))).toThrow(/tensor 'a': unsupported dtype nothing \(the field is missing\)/);
+    expect(() => readSafetensors(rawFile({ a: [1, 2] }, data))).toThrow(/tensor 'a': entry must be an object \{dtype, shape, data_offsets\}, got \[1,2\]/);
+    const deep = `{"a": ${'['.repeat(100000)}${']'.repeat(100000)}}`;
+    expect(() => readSafetensors(rawFile(deep, data))).toThrow(/tensor 'a': entry must be an object \{dtype, shape, data_offsets\}, got a deeply nested array/);
+  });
+
   it('refuses a shape whose byte count is not a safe integer', () => {
     const header = { a: { dtype: 'F64', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 16] } };
     expect(() => readSafetensors(rawFile(header, data))).toThrow(/tensor 'a': data_offsets \[0, 16\] span 16 bytes but F64 \[1099511627776, 1048576\] needs/);

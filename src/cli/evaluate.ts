@@ -1,20 +1,66 @@
 /**
- * `tgnet evaluate --pred DIR_OR_FILE --truth DIR_OR_FILE --task T [--json OUT.json]`: Dice and HD95 of
- * predicted label maps (1 organ, 2 tumour, as `tgnet predict` writes them) against the dataset's labels,
- * matched by file name, printed as a per-case / per-task table.
+ * `tgnet evaluate` in two modes.
+ *
+ * Models: `--model A.safetensors [--model B ...] --data DIR` runs the whole evaluation protocol on each model
+ * (read CT and label, resample to the training spacing, sliding window at the training crop, optional flips,
+ * post-processing, Dice and HD95 on the input grid) and prints the paper's Table 1: one row per model, per
+ * task the organ and tumour Dice and HD95, then the averages; as text, Markdown and JSON.
+ *
+ * Masks: `--pred DIR_OR_FILE --truth DIR_OR_FILE --task T` measures predicted label maps (1 organ, 2 tumour,
+ * as `tgnet predict` writes them) against the dataset's labels, matched by file name, per case and per task.
  */
-import { readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve, sep } from 'node:path';
 import { dhwFromXyz } from '../data/augment.js';
+import { loadDodnetList, loadMsdCollection, loadMsdDataset, validateSplit, type DatasetCase } from '../data/datasets.js';
 import { writeFileAtomic } from '../data/fs-util.js';
-import { readNiftiFile } from '../data/nifti-file.js';
-import { TASKS } from '../data/tasks.js';
+import type { Shape3 } from '../data/nifti.js';
+import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
+import { TASKS, taskById } from '../data/tasks.js';
+import type { CheckpointConfig } from '../eval/checkpoint.js';
 import { evaluateCase } from '../eval/evaluate.js';
-import { formatReport, reportToJson, type CaseEvaluation } from '../eval/report.js';
-import type { Shape3D } from '../eval/sliding-window.js';
-import { parseTaskArg } from './predict.js';
+import { EMPTY_MASK_CONVENTION } from '../eval/metrics.js';
+import {
+  buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type PaperTable, type RunSummaryJson,
+} from '../eval/paper-table.js';
+import { formatReport, reportToJson, summariseByTask, type CaseEvaluation } from '../eval/report.js';
+import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
+import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
+import { loadCheckpointFile, parseTaskArg } from './predict.js';
+import { ProgressReporter } from './progress.js';
+import { segmentAndEvaluateCase } from './validation-cases.js';
 
-export const EVALUATE_USAGE = `usage: tgnet evaluate --pred DIR_OR_FILE --truth DIR_OR_FILE --task TASK [--json OUT.json] [--quiet]
+/** DoDNet's preprocessing spacing [z, y, x] mm, the paper's. */
+export const DEFAULT_EVALUATE_SPACING: Shape3 = [1.5, 0.8, 0.8];
+
+export const EVALUATE_USAGE = `usage: tgnet evaluate --model CKPT [--model CKPT ...] --data DIR [options]   (the paper's table, one row per model)
+       tgnet evaluate --pred DIR_OR_FILE --truth DIR_OR_FILE --task TASK [--json OUT.json] [--quiet]   (masks)
+
+models:
+  --model FILE        a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet); repeat for more rows
+  --name NAME         row name of the model at the same position (default: the shortest path suffix that
+                      tells the files apart, e.g. 'a' for runs/a.safetensors); repeat once per --model
+  --data PATH         an MSD dataset folder (with dataset.json), a folder of them (tgnet synth --out, the
+                      demo's phantom cache, an MSD download), or with --list the root the list's paths start from
+  --split FILE.json   evaluate the split's 'val' cases (the split.json that tgnet train / tgnet demo write)
+  --list FILE.txt     evaluate the cases of a DoDNet list (MOTS_test.txt: "image label" per line, relative to --data)
+  --cases all         evaluate every case of --data (the default when neither --split nor --list is given)
+  --spacing Z Y X     spacing in mm the models were trained at; volumes are resampled to it for inference and
+                      the masks back to the input grid (default ${DEFAULT_EVALUATE_SPACING.join(' ')}, DoDNet's)
+  --spacing native    no resampling: needed for tgnet demo checkpoints, which train on phantoms as they are
+  --tile D H W        sliding-window tile, multiples of 16 (default: each checkpoint's training crop, else
+                      ${DEFAULT_TILE_SHAPE.join(' ')})
+  --flips             average over the 8 mirrorings of the three axes (8x slower)
+  --batch N           tiles per forward pass (default 1)
+  --predictions DIR   also write each model's label maps to DIR/<name>/<case>.nii.gz
+  --json FILE         also write protocol, table, per-task summaries and per-case metrics as JSON
+  --markdown FILE     also write the table as Markdown
+  --layout L          wide (default: the paper's layout) or long (a line per task channel, for narrow terminals)
+  --quiet             print nothing (with --json or --markdown)
+Dice in %, HD95 in voxels of each case's own grid (as the paper; mm in the JSON). Empty masks:
+${EMPTY_MASK_CONVENTION.description}.
+
+masks:
   --pred PATH     a predicted label map (.nii/.nii.gz; 0 background, 1 organ, 2 tumour) or a folder of them
   --truth PATH    the ground-truth label map or a folder (an MSD dataset folder's labelsTr/ is used when
                   present); files are matched by name
@@ -121,7 +167,356 @@ export async function evaluateFiles(pairs: readonly { name: string; pred: string
   return results;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Models: the paper's table
+
+export type CaseSelection = { kind: 'all' } | { kind: 'split'; path: string } | { kind: 'list'; path: string };
+
+export interface EvaluateModelsArgs {
+  models: string[];
+  /** Row names, aligned with models. */
+  names: string[];
+  data: string;
+  cases: CaseSelection;
+  /** null: the input grid, no resampling. */
+  spacingZYX: Shape3 | null;
+  tile?: Shape3D;
+  flips: boolean;
+  batch: number;
+  predictions?: string;
+  json?: string;
+  markdown?: string;
+  layout: 'wide' | 'long';
+  quiet: boolean;
+}
+
+const MODEL_FLAGS = ['--model', '--data', '--name', '--split', '--list', '--cases', '--spacing', '--tile', '--flips', '--batch', '--predictions', '--markdown', '--layout'];
+const MASK_FLAGS = ['--pred', '--truth', '--task'];
+
+function fail(message: string): never {
+  throw new Error(`tgnet evaluate: ${message}\n${EVALUATE_USAGE}`);
+}
+
+/** The models mode when any flag of it appears; a flag of the masks mode next to one of it is refused. */
+export function isModelsMode(argv: readonly string[]): boolean {
+  const model = argv.find((a) => MODEL_FLAGS.includes(a));
+  const mask = argv.find((a) => MASK_FLAGS.includes(a));
+  if (model && mask) {
+    fail(`${mask} (evaluate existing masks) cannot be combined with ${model} (run models on a dataset); expected either --pred/--truth/--task or --model/--data`);
+  }
+  return model !== undefined;
+}
+
+/**
+ * Row names for checkpoint paths: the file name without .safetensors, or as many trailing folders as it takes
+ * to tell the paths apart (runs/a/checkpoint and runs/b/checkpoint become a/checkpoint and b/checkpoint).
+ */
+export function defaultModelNames(paths: readonly string[]): string[] {
+  const parts = paths.map((p) => resolve(p).replace(/\.safetensors$/i, '').split(sep).filter((c) => c !== ''));
+  const longest = Math.max(...parts.map((p) => p.length));
+  for (let k = 1; k <= longest; k++) {
+    const names = parts.map((p) => p.slice(-k).join('/'));
+    if (new Set(names).size === names.length) return names;
+  }
+  return parts.map((p) => p.join('/'));
+}
+
+export function parseEvaluateModelsArgs(argv: readonly string[]): EvaluateModelsArgs {
+  const models: string[] = [];
+  const names: string[] = [];
+  let data: string | undefined;
+  let cases: CaseSelection | undefined;
+  let spacing: Shape3 | null | undefined;
+  let tile: Shape3D | undefined;
+  let batch = 1;
+  const out: { flips?: boolean; predictions?: string; json?: string; markdown?: string; layout?: 'wide' | 'long'; quiet?: boolean } = {};
+  const value = (i: number, flag: string): string => {
+    const v = argv[i];
+    if (v === undefined || v.startsWith('--')) fail(`${flag} needs a value`);
+    return v;
+  };
+  const number = (i: number, flag: string, ok: (n: number) => boolean, expected: string): number => {
+    const text = argv[i];
+    const n = text === undefined || text.trim() === '' ? NaN : Number(text);
+    if (!ok(n)) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected ${expected}`);
+    return n;
+  };
+  const select = (next: CaseSelection, flag: string): void => {
+    if (cases) fail(`${flag} given after ${cases.kind === 'all' ? '--cases all' : `--${cases.kind}`}; expected one of --split, --list, --cases all`);
+    cases = next;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    switch (flag) {
+      case '--model': models.push(value(++i, flag)); break;
+      case '--name': {
+        const name = value(++i, flag);
+        if (name.trim() === '') fail('--name is empty; expected a row name');
+        names.push(name);
+        break;
+      }
+      case '--data': data = value(++i, flag); break;
+      case '--split': select({ kind: 'split', path: value(++i, flag) }, flag); break;
+      case '--list': select({ kind: 'list', path: value(++i, flag) }, flag); break;
+      case '--cases': {
+        const v = value(++i, flag);
+        if (v !== 'all') fail(`--cases is ${JSON.stringify(v)}; expected 'all' (or --split FILE.json / --list FILE.txt for a subset)`);
+        select({ kind: 'all' }, '--cases all');
+        break;
+      }
+      case '--spacing': {
+        if (argv[i + 1] === 'native') {
+          spacing = null;
+          i++;
+          break;
+        }
+        const s = [0, 1, 2].map((k) => number(++i, `--spacing ${'ZYX'[k]}`, (n) => n > 0 && Number.isFinite(n), "a positive number of mm (or '--spacing native')"));
+        spacing = [s[0], s[1], s[2]];
+        break;
+      }
+      case '--tile': {
+        const t = [0, 1, 2].map((k) => number(++i, `--tile ${'DHW'[k]}`, (n) => Number.isInteger(n) && n >= 16 && n % 16 === 0, 'a positive multiple of 16'));
+        tile = [t[0], t[1], t[2]];
+        break;
+      }
+      case '--flips': out.flips = true; break;
+      case '--batch': batch = number(++i, flag, (n) => Number.isInteger(n) && n >= 1, 'a positive integer'); break;
+      case '--predictions': out.predictions = value(++i, flag); break;
+      case '--json': out.json = value(++i, flag); break;
+      case '--markdown': out.markdown = value(++i, flag); break;
+      case '--layout': {
+        const v = value(++i, flag);
+        if (v !== 'wide' && v !== 'long') fail(`--layout is ${JSON.stringify(v)}; expected wide or long`);
+        out.layout = v;
+        break;
+      }
+      case '--quiet': out.quiet = true; break;
+      case '--help':
+      case '-h':
+        throw new Error(EVALUATE_USAGE);
+      default:
+        fail(`unknown argument ${JSON.stringify(flag)}`);
+    }
+  }
+  if (models.length === 0) fail('--model FILE is required (once per model to compare)');
+  if (data === undefined) fail('--data PATH is required: the dataset folder (MSD layout) the models are evaluated on');
+  const repeated = models.find((m, i) => models.findIndex((o) => resolve(o) === resolve(m)) !== i);
+  if (repeated !== undefined) fail(`--model ${repeated} is given twice; expected each checkpoint once`);
+  if (names.length > 0 && names.length !== models.length) fail(`got ${names.length} --name for ${models.length} --model; expected one --name per --model, or none`);
+  const rowNames = names.length > 0 ? names : defaultModelNames(models);
+  const twice = rowNames.find((n, i) => rowNames.indexOf(n) !== i);
+  if (twice !== undefined) fail(`--name ${JSON.stringify(twice)} is given twice; expected a distinct name per row`);
+  return {
+    models, names: rowNames, data, cases: cases ?? { kind: 'all' }, spacingZYX: spacing === undefined ? DEFAULT_EVALUATE_SPACING : spacing, tile,
+    flips: out.flips ?? false, batch, predictions: out.predictions, json: out.json, markdown: out.markdown, layout: out.layout ?? 'wide', quiet: out.quiet ?? false,
+  };
+}
+
+async function statOrFail(path: string, flag: string): Promise<Awaited<ReturnType<typeof stat>>> {
+  try {
+    return await stat(path);
+  } catch (e) {
+    throw new Error(`tgnet evaluate: ${flag} ${path} cannot be read (${(e as Error).message})`);
+  }
+}
+
+const byTaskThenId = (a: DatasetCase, b: DatasetCase): number => a.task - b.task || a.id.localeCompare(b.id);
+
+/** Every case under `data`: one MSD dataset folder, or a folder of them. */
+export async function loadEvaluationDataset(data: string): Promise<DatasetCase[]> {
+  if (!(await statOrFail(data, '--data')).isDirectory()) throw new Error(`tgnet evaluate: --data ${data} is a file; expected a folder (an MSD dataset or a folder of them)`);
+  if (await stat(join(data, 'dataset.json')).then(() => true, () => false)) return (await loadMsdDataset(data)).sort(byTaskThenId);
+  const folders = (await readdir(data, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const cases = await loadMsdCollection(data, folders);
+  if (cases.length === 0) {
+    throw new Error(`tgnet evaluate: --data ${data} holds no MSD dataset (no dataset.json in it or in its subfolders${folders.length ? `: ${folders.slice(0, 5).join(', ')}` : ''}); expected e.g. the folder tgnet synth --out wrote`);
+  }
+  return cases;
+}
+
+/** The cases to evaluate: every case of --data, a split file's val cases, or a DoDNet list's. */
+export async function selectEvaluationCases(data: string, selection: CaseSelection): Promise<DatasetCase[]> {
+  if (selection.kind === 'list') {
+    await statOrFail(data, '--data');
+    const cases = await loadDodnetList(selection.path, data);
+    if (cases.length === 0) throw new Error(`tgnet evaluate: --list ${selection.path} names no case; expected "image label" lines`);
+    return cases.sort(byTaskThenId);
+  }
+  const all = await loadEvaluationDataset(data);
+  if (selection.kind === 'all') return all;
+  let text: string;
+  try {
+    text = await readFile(selection.path, 'utf8');
+  } catch (e) {
+    throw new Error(`tgnet evaluate: --split ${selection.path} cannot be read (${(e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (e) {
+    throw new Error(`${selection.path}: invalid JSON (${(e as Error).message}); expected a split file {train: [...ids], val: [...ids]}`);
+  }
+  const split = validateSplit(parsed, selection.path);
+  if (split.val.length === 0) throw new Error(`${selection.path}: field val is empty; expected the ids of the cases to evaluate`);
+  const known = new Set(all.map((c) => c.id));
+  const unknown = split.val.filter((id) => !known.has(id));
+  if (unknown.length > 0) {
+    const sample = all.slice(0, 3).map((c) => JSON.stringify(c.id)).join(', ');
+    throw new Error(`${selection.path}: ${unknown.length} val case(s) are not in --data ${data} (first: ${JSON.stringify(unknown[0])}); expected ids of its cases, such as ${sample}`);
+  }
+  const wanted = new Set(split.val);
+  return all.filter((c) => wanted.has(c.id));
+}
+
+export interface EvaluatedModel {
+  name: string;
+  path: string;
+  config: CheckpointConfig;
+  tile: Shape3D;
+  /** Where the tile came from. */
+  tileSource: '--tile' | 'checkpoint crop' | 'default';
+  cases: CaseEvaluation[];
+  seconds: number;
+}
+
+export interface EvaluateModelsJson {
+  protocol: {
+    data: string;
+    cases: number;
+    selection: string;
+    spacingZYX: Shape3 | 'native';
+    overlap: number;
+    flips: boolean;
+    postprocess: boolean;
+    diceUnit: '%';
+    hd95Unit: 'voxels';
+    emptyMaskConvention: string;
+  };
+  table: PaperTable;
+  models: {
+    name: string;
+    path: string;
+    variant: string;
+    width: number;
+    numTasks: number;
+    tile: Shape3D;
+    seconds: number;
+    /** Per task: Dice as a fraction, HD95 in voxels and mm. */
+    summary: RunSummaryJson;
+    cases: CaseEvaluation[];
+  }[];
+}
+
+function selectionText(args: EvaluateModelsArgs): string {
+  if (args.cases.kind === 'split') return `the val cases of ${args.cases.path}`;
+  if (args.cases.kind === 'list') return `the cases of ${args.cases.path}`;
+  return 'every case';
+}
+
+function spacingText(spacing: Shape3 | null): string {
+  return spacing ? `resampled to ${spacing.join(' x ')} mm (z, y, x)` : 'native spacing (no resampling)';
+}
+
+const rowFolder = (name: string): string => name.replace(/[^A-Za-z0-9._-]+/g, '_');
+
+/** Runs the protocol on each model in turn; every checkpoint is loaded once first so a bad one fails early. */
+export async function evaluateModels(args: EvaluateModelsArgs, cases: readonly DatasetCase[], log: (s: string) => void): Promise<EvaluatedModel[]> {
+  const plans = [];
+  for (const [i, path] of args.models.entries()) {
+    const { model, config } = await loadCheckpointFile(path);
+    model.dispose();
+    const tileSource = args.tile ? '--tile' as const : config.crop ? 'checkpoint crop' as const : 'default' as const;
+    const tile = args.tile ?? config.crop ?? DEFAULT_TILE_SHAPE;
+    if (tile.some((t) => t % 16 !== 0)) throw new Error(`${path}: training crop [${tile.join(', ')}] is not made of multiples of 16; pass --tile D H W`);
+    const beyond = cases.find((c) => c.task >= config.numTasks);
+    if (beyond) throw new Error(`${path}: the model knows ${config.numTasks} task(s) but case ${beyond.id} is task ${beyond.task} (${taskById(beyond.task).key}); expected a model with at least ${beyond.task + 1} tasks`);
+    plans.push({ name: args.names[i], path, config, tile, tileSource });
+  }
+  const results: EvaluatedModel[] = [];
+  for (const plan of plans) {
+    log(`${plan.name}: ${plan.config.variant} width ${plan.config.width} (${plan.config.numTasks} tasks) from ${plan.path}; tile ${plan.tile.join('x')} (${plan.tileSource})`);
+    const t0 = performance.now();
+    const { model } = await loadCheckpointFile(plan.path);
+    const evaluations: CaseEvaluation[] = [];
+    try {
+      const progress = args.quiet ? null : new ProgressReporter({ total: cases.length, label: `${plan.name} evaluate` });
+      for (const c of cases) {
+        let done;
+        try {
+          done = await segmentAndEvaluateCase(model, c, { tileShape: plan.tile, targetSpacingZYX: args.spacingZYX, flips: args.flips, batchSize: args.batch });
+        } catch (e) {
+          throw new Error(`${plan.path} on case ${c.id}: ${(e as Error).message}`);
+        }
+        evaluations.push(done.evaluation);
+        if (args.predictions) {
+          const { image } = done;
+          await writeNiftiFile(join(args.predictions, rowFolder(plan.name), `${done.name}.nii.gz`),
+            { data: Float32Array.from(done.labelMap), shape: image.shape, spacing: image.spacing, affine: image.affine, header: image.header },
+            { datatype: 'uint8', gzip: true, description: `tgnet ${plan.config.variant} ${taskById(done.task).key} prediction` });
+        }
+        progress?.update(evaluations.length, { extra: { case: c.id } });
+      }
+      progress?.finish();
+    } finally {
+      model.dispose();
+    }
+    results.push({ ...plan, cases: evaluations, seconds: (performance.now() - t0) / 1000 });
+  }
+  return results;
+}
+
+const UNITS_NOTE = `HD95 is measured on each case's own grid with a spacing of 1 (voxels, as the paper; the JSON also has mm). Empty masks: ${EMPTY_MASK_CONVENTION.description}.`;
+
+function protocolText(args: EvaluateModelsArgs, cases: readonly DatasetCase[]): string {
+  const tasks = new Set(cases.map((c) => c.task)).size;
+  return `${cases.length} case(s) of ${tasks} task(s): ${selectionText(args)} under ${args.data}; ${spacingText(args.spacingZYX)}; sliding window overlap 0.5, Gaussian weights${args.flips ? ', 8 flips' : ''}; post-processing on.`;
+}
+
+/** The report as JSON data: protocol, table, and per model its summaries and per-case metrics (NaN as null). */
+export function evaluateModelsJson(args: EvaluateModelsArgs, cases: readonly DatasetCase[], models: readonly EvaluatedModel[], table: PaperTable): EvaluateModelsJson {
+  return {
+    protocol: {
+      data: args.data, cases: cases.length, selection: selectionText(args), spacingZYX: args.spacingZYX ?? 'native', overlap: 0.5, flips: args.flips,
+      postprocess: true, diceUnit: '%', hd95Unit: 'voxels', emptyMaskConvention: EMPTY_MASK_CONVENTION.description,
+    },
+    table: paperTableToJson(table),
+    models: models.map((m) => ({
+      name: m.name, path: m.path, variant: m.config.variant, width: m.config.width, numTasks: m.config.numTasks, tile: m.tile,
+      seconds: m.seconds, summary: summaryJson(summariseByTask(m.cases)), cases: reportToJson(m.cases).cases,
+    })),
+  };
+}
+
+export async function evaluateModelsCommand(argv: readonly string[]): Promise<void> {
+  const args = parseEvaluateModelsArgs(argv);
+  const log = args.quiet ? () => undefined : (s: string) => console.log(s);
+  for (const model of args.models) await statOrFail(model, '--model');
+  const cases = await selectEvaluationCases(args.data, args.cases);
+  log(`tgnet evaluate: ${protocolText(args, cases)}`);
+  const ownsGpu = !hasGpu();
+  const gpu = ownsGpu ? await initGpu() : getGpu();
+  let models: EvaluatedModel[];
+  try {
+    models = await evaluateModels(args, cases, log);
+  } finally {
+    if (ownsGpu) gpu.destroy();
+  }
+  const table = buildPaperTable(models.map((m) => ({ model: m.name, tasks: summariseByTask(m.cases) })));
+  log('');
+  log(formatPaperTableText(table, { layout: args.layout }));
+  log(UNITS_NOTE);
+  if (args.markdown) {
+    const md = [
+      '# tgnet evaluate', '', protocolText(args, cases), '', formatPaperTableMarkdown(table), '', UNITS_NOTE, '',
+      ...models.map((m) => `- ${m.name}: ${m.config.variant}, width ${m.config.width}, tile ${m.tile.join('x')}, \`${m.path}\``), '',
+    ].join('\n');
+    await writeFileAtomic(args.markdown, md);
+  }
+  if (args.json) await writeFileAtomic(args.json, JSON.stringify(evaluateModelsJson(args, cases, models, table), null, 2) + '\n');
+}
+
 export async function evaluateCommand(argv: string[]): Promise<void> {
+  if (isModelsMode(argv)) return evaluateModelsCommand(argv);
   const args = parseEvaluateArgs(argv);
   const pairs = await matchCases(args.pred, args.truth);
   const results = await evaluateFiles(pairs, args.task);

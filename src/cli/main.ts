@@ -7,7 +7,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     run: async (argv) => (await import('./demo.js')).demoCommand(argv),
   },
   info: {
-    summary: 'print the WebGPU adapter, its limits and features (--json)',
+    summary: 'print the WebGPU adapter, its limits and features (--json); --model-sizes: parameters of every variant',
     run: async (argv) => (await import('./info.js')).infoCommand(argv),
   },
   synth: {
@@ -23,7 +23,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     run: async (argv) => (await import('./predict.js')).predictCommand(argv),
   },
   evaluate: {
-    summary: 'Dice and HD95 of predicted masks against ground truth (--pred P --truth T --task T)',
+    summary: 'the paper\'s table, a row per model (--model A --model B --data DIR); or masks vs truth (--pred P --truth T --task T)',
     run: async (argv) => (await import('./evaluate.js')).evaluateCommand(argv),
   },
   'import-dodnet': {

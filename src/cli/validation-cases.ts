@@ -6,7 +6,7 @@
  */
 import { basename, join } from 'node:path';
 import type { DatasetCase } from '../data/datasets.js';
-import type { Shape3 } from '../data/nifti.js';
+import type { NiftiVolume, Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { taskById } from '../data/tasks.js';
 import { evaluateCase } from '../eval/evaluate.js';
@@ -26,43 +26,65 @@ export interface ValidationCaseResult {
   seconds: number;
 }
 
-export interface ValidationCaseOptions {
+export interface SegmentCaseOptions {
   /** Sliding-window tile [D, H, W]: the training crop. */
   tileShape: Shape3D;
   /** Spacing [z, y, x] mm the model was trained at (null: the input grid). */
   targetSpacingZYX: Shape3 | null;
-  /** Folder for `<case>.nii.gz` predictions. */
-  predictionsDir: string;
   flips?: boolean;
   batchSize?: number;
+}
+
+export interface ValidationCaseOptions extends SegmentCaseOptions {
+  /** Folder for `<case>.nii.gz` predictions. */
+  predictionsDir: string;
   onCase?: (done: number, total: number, result: ValidationCaseResult) => void;
 }
 
 const caseName = (c: DatasetCase): string => basename(c.image).replace(/\.nii(\.gz)?$/i, '');
 
+export interface SegmentedCase {
+  name: string;
+  task: number;
+  evaluation: CaseEvaluation;
+  image: NiftiVolume;
+  label: NiftiVolume;
+  /** 0 background, 1 organ, 2 tumour on the image's grid. */
+  labelMap: Uint8Array;
+  seconds: number;
+}
+
+/** The protocol on one case, writing nothing: read CT and label, segment, measure Dice and HD95 on the input grid. */
+export async function segmentAndEvaluateCase(model: TGNet, c: DatasetCase, options: SegmentCaseOptions): Promise<SegmentedCase> {
+  const t0 = performance.now();
+  const info = taskById(c.task);
+  const image = await readNiftiFile(c.image);
+  const label = await readNiftiFile(c.label);
+  if (label.shape.some((n, i) => n !== image.shape[i])) {
+    throw new Error(`${c.label}: shape ${label.shape.join('x')} differs from its image ${c.image} (${image.shape.join('x')}); expected the same grid`);
+  }
+  const segmentation = await segmentCt(model, image, info.id, {
+    tileShape: options.tileShape, targetSpacingZYX: options.targetSpacingZYX, flips: options.flips ?? false, batchSize: options.batchSize ?? 1,
+  });
+  const name = caseName(c);
+  const [sx, sy, sz] = image.spacing;
+  const dhw: Shape3D = [image.shape[2], image.shape[1], image.shape[0]];
+  const evaluation = evaluateCase(name, segmentation.labelMap, label.data, dhw, [sz, sy, sx], info.id);
+  return { name, task: info.id, evaluation, image, label, labelMap: segmentation.labelMap, seconds: (performance.now() - t0) / 1000 };
+}
+
 export async function predictValidationCases(model: TGNet, cases: readonly DatasetCase[], options: ValidationCaseOptions): Promise<ValidationCaseResult[]> {
   const results: ValidationCaseResult[] = [];
   for (const c of cases) {
     const t0 = performance.now();
-    const info = taskById(c.task);
-    const image = await readNiftiFile(c.image);
-    const label = await readNiftiFile(c.label);
-    if (label.shape.some((n, i) => n !== image.shape[i])) {
-      throw new Error(`${c.label}: shape ${label.shape.join('x')} differs from its image ${c.image} (${image.shape.join('x')}); expected the same grid`);
-    }
-    const segmentation = await segmentCt(model, image, info.id, {
-      tileShape: options.tileShape, targetSpacingZYX: options.targetSpacingZYX, flips: options.flips ?? false, batchSize: options.batchSize ?? 1,
-    });
-    const name = caseName(c);
+    const { name, task, evaluation, image, label, labelMap } = await segmentAndEvaluateCase(model, c, options);
+    const info = taskById(task);
     const predictionPath = join(options.predictionsDir, `${name}.nii.gz`);
-    await writeNiftiFile(predictionPath, { data: Float32Array.from(segmentation.labelMap), shape: image.shape, spacing: image.spacing, affine: image.affine, header: image.header },
+    await writeNiftiFile(predictionPath, { data: Float32Array.from(labelMap), shape: image.shape, spacing: image.spacing, affine: image.affine, header: image.header },
       { datatype: 'uint8', gzip: true, description: `tgnet ${model.variant} ${info.key} prediction` });
-    const [sx, sy, sz] = image.spacing;
-    const dhw: Shape3D = [image.shape[2], image.shape[1], image.shape[0]];
-    const evaluation = evaluateCase(name, segmentation.labelMap, label.data, dhw, [sz, sy, sx], info.id);
     const slices = renderCaseSlices({
       hu: image.data, shape: image.shape, spacing: image.spacing, task: info.id, truthLabels: label.data,
-      predictionLabels: segmentation.labelMap, affine: image.affine,
+      predictionLabels: labelMap, affine: image.affine,
     });
     const result = { name, task: info.id, evaluation, predictionPath, slices, seconds: (performance.now() - t0) / 1000 };
     results.push(result);

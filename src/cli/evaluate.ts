@@ -42,7 +42,7 @@ models:
                       tells the files apart, e.g. 'a' for runs/a.safetensors); repeat once per --model
   --data PATH         an MSD dataset folder (with dataset.json), a folder of them (tgnet synth --out, the
                       demo's phantom cache, an MSD download), or with --list the root the list's paths start from
-  --split FILE.json   evaluate the split's 'val' cases (the split.json that tgnet train / tgnet demo write)
+  --split FILE.json   evaluate the split's 'val' cases (the split.json tgnet train / tgnet demo write, or {"val": [ids]})
   --list FILE.txt     evaluate the cases of a DoDNet list (MOTS_test.txt: "image label" per line, relative to --data)
   --cases all         evaluate every case of --data (the default when neither --split nor --list is given)
   --spacing Z Y X     spacing in mm the models were trained at; volumes are resampled to it for inference and
@@ -356,6 +356,8 @@ export async function selectEvaluationCases(data: string, selection: CaseSelecti
   } catch (e) {
     throw new Error(`${selection.path}: invalid JSON (${(e as Error).message}); expected a split file {train: [...ids], val: [...ids]}`);
   }
+  // A hand-written evaluation split may list only the cases to evaluate.
+  if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && !('train' in parsed)) parsed = { ...parsed, train: [] };
   const split = validateSplit(parsed, selection.path);
   if (split.val.length === 0) throw new Error(`${selection.path}: field val is empty; expected the ids of the cases to evaluate`);
   const known = new Set(all.map((c) => c.id));

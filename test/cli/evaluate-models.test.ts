@@ -124,9 +124,17 @@ describe('tgnet evaluate --model ... --data DIR', () => {
     for (const name of ['tgnet', 'dodnet']) for (const c of ['liver_001', 'spleen_001']) expect(existsSync(join(dir, 'pred', name, `${c}.nii.gz`))).toBe(true);
   });
 
-  it('evaluates the cases of a DoDNet list relative to --data, with --name and the long layout', async () => {
+  it('evaluates a val-only split quietly, and a DoDNet list relative to --data with --name and the long layout', async () => {
     const lines = captureOutput();
     const list = join(dir, 'test.txt');
+    // A hand-written split may hold only val; ids come from the folder and the file stem.
+    const valOnly = join(dir, 'val-only.json');
+    writeFileSync(valOnly, JSON.stringify({ val: ['Task09_Spleen/spleen_000'] }));
+    await evaluateCommand(['--model', ckpt('dodnet'), '--data', data, '--split', valOnly, '--spacing', 'native', '--quiet', '--json', join(dir, 'val-only-report.json')]);
+    const valReport = JSON.parse(readFileSync(join(dir, 'val-only-report.json'), 'utf8')) as EvaluateModelsJson;
+    expect(valReport.models[0].cases.map((c) => c.case)).toEqual(['spleen_000']);
+    expect(valReport.table.columns.map((c) => `${c.taskKey} ${c.channel}`)).toEqual(['spleen organ']);
+    expect(lines).toEqual([]);
     writeFileSync(list, '# one liver case\nTask03_Liver/imagesTr/liver_000.nii.gz Task03_Liver/labelsTr/liver_000.nii.gz\n');
     await evaluateCommand(['--model', ckpt('dodnet'), '--name', 'DoDNet', '--data', data, '--list', list, '--spacing', 'native', '--tile', '16', '32', '32', '--layout', 'long']);
     const text = lines.join('\n');

@@ -39,11 +39,15 @@ def main():
     ap.add_argument("--crop", type=int, nargs=3, default=[16, 32, 32])
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="intra-op threads (default: PyTorch's own choice, which is 1 on some VMs)")
     a = ap.parse_args()
     try:
         import torch
     except ImportError as e:
         fail(f"torch is not importable: {e}")
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     ref = load_reference(a.ref)
     torch.manual_seed(0)
     net = ref.Net(width=a.width)

@@ -6,9 +6,9 @@
  * StreamingBatchSampler mixing tasks, reading cases on demand through an LRU of --cache-cases cases -> Trainer.
  */
 import { createHash } from 'node:crypto';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { access, constants, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { loadMsdCollection, loadOrCreateSplit } from '../data/datasets.js';
+import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
@@ -18,7 +18,8 @@ import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { loadCheckpoint, type Checkpoint } from '../tgnet/checkpoint.js';
+import { writeFileAtomic } from '../data/fs-util.js';
+import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/checkpoint.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
 
@@ -55,7 +56,12 @@ export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps
   --val-every N         validation Dice on one fixed crop per validation case every N steps and at
                         the end (default ${DEFAULTS.valEvery}; 0: only at the end)
   --checkpoint-every N  also checkpoint every N steps (default: only at the end)
-  --resume CKPT         continue from a checkpoint; unset options take the checkpoint's values
+  --resume CKPT         continue exactly where the checkpoint stands: data folder, split, batch, crop,
+                        schedule, seed and the crop stream come from it (a run killed at any moment and
+                        resumed ends with the same weights as one never stopped); --steps may extend the
+                        run, --data may point at the moved data folder, and the logging, validation,
+                        checkpoint and cache options may change; any other option that disagrees with the
+                        checkpoint is an error
   --seed S              seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})
   --cache DIR           preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)
   --cache-cases N       preprocessed cases held in memory at once; others are read from the cache when
@@ -66,7 +72,7 @@ export interface TrainArgs {
   data: string | null;
   out: string | null;
   steps: number | null;
-  batch: number;
+  batch: number | null;
   crop: [number, number, number] | null;
   width: number | null;
   variant: TGNetVariant | null;
@@ -74,9 +80,10 @@ export interface TrainArgs {
   optimizer: OptimizerKind | null;
   warmup: number | null;
   weightDecay: number | null;
-  logEvery: number;
-  valEvery: number;
-  checkpointEvery: number;
+  /** null: the checkpoint's on resume, else the default (likewise for the other nullable fields). */
+  logEvery: number | null;
+  valEvery: number | null;
+  checkpointEvery: number | null;
   resume: string | null;
   seed: number | null;
   cache: string | null;
@@ -112,8 +119,8 @@ function path(flag: string, text: string | undefined): string {
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs {
   const args: TrainArgs = {
-    data: null, out: null, steps: null, batch: DEFAULTS.batch, crop: null, width: null, variant: null, lr: null,
-    optimizer: null, warmup: null, weightDecay: null, logEvery: DEFAULTS.logEvery, valEvery: DEFAULTS.valEvery, checkpointEvery: 0, resume: null, seed: null, cache: null,
+    data: null, out: null, steps: null, batch: null, crop: null, width: null, variant: null, lr: null,
+    optimizer: null, warmup: null, weightDecay: null, logEvery: null, valEvery: null, checkpointEvery: null, resume: null, seed: null, cache: null,
     cacheCases: DEFAULTS.cacheCases,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -179,8 +186,61 @@ async function defaultPhantoms(seed: number, log: (s: string) => void): Promise<
   return dir;
 }
 
+/**
+ * The split a checkpoint recorded, resolved against the data: every case must still be there, and a split.json
+ * in the run folder must agree (a different one would train on other cases); a missing split.json is rewritten.
+ */
+async function splitFromCheckpoint(recorded: { train: string[]; val: string[] }, cases: readonly DatasetCase[], file: string, checkpoint: string) {
+  const byId = new Map(cases.map((c) => [c.id, c]));
+  const pick = (ids: string[]) => ids.map((id) => {
+    const c = byId.get(id);
+    if (!c) fail(`the checkpoint ${checkpoint} was trained on case ${JSON.stringify(id)}, which the data folder does not have; pass --data with the run's data folder`);
+    return c;
+  });
+  const train = pick(recorded.train);
+  const val = pick(recorded.val);
+  const onDisk = await stat(file).then(() => true, () => false);
+  if (onDisk) {
+    const fromFile = await loadOrCreateSplit(file, cases, 0);
+    if (JSON.stringify(fromFile.split.train) !== JSON.stringify(recorded.train) || JSON.stringify(fromFile.split.val) !== JSON.stringify(recorded.val)) {
+      fail(`${file} disagrees with the split recorded in the checkpoint ${checkpoint}; remove the file (the checkpoint's split is rewritten) or resume into another --out`);
+    }
+  } else {
+    await writeFileAtomic(file, `${JSON.stringify({ train: recorded.train, val: recorded.val }, null, 2)}\n`);
+  }
+  return { split: { train: recorded.train, val: recorded.val }, train, val, loaded: true };
+}
+
 function timestamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+}
+
+/**
+ * On resume, an option that would change the weights must agree with the checkpoint (or be left out); the
+ * message names the option, both values and what to do.
+ */
+function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: string): void {
+  const given: [string, unknown, unknown][] = [
+    ['--seed', args.seed, meta.seed], ['--variant', args.variant, meta.variant], ['--width', args.width, meta.width],
+    ['--crop', args.crop?.join(' ') ?? null, meta.crop.join(' ')], ['--batch', args.batch, meta.batchSize ?? null],
+    ['--optimizer', args.optimizer, meta.optimizer ?? 'sgd'], ['--lr', args.lr, meta.lr0], ['--warmup', args.warmup, meta.warmupSteps ?? 0],
+    ['--weight-decay', args.weightDecay, meta.weightDecay],
+  ];
+  for (const [flag, value, recorded] of given) {
+    if (value === null || recorded === null || value === recorded) continue;
+    fail(`${flag} ${String(value)} contradicts the checkpoint ${path}, which was trained with ${flag} ${String(recorded)}; leave ${flag} out to continue that run exactly (or start a new run without --resume)`);
+  }
+}
+
+/** Fails unless `dir` is (or can be created as) a writable folder, before any work is done. */
+async function checkOutputFolder(dir: string): Promise<void> {
+  const info = await stat(dir).catch(() => null);
+  if (info && !info.isDirectory()) fail(`--out ${dir} is a file; expected a folder for the run (split.json, log.jsonl, checkpoint.safetensors, ...)`);
+  // The nearest existing ancestor must be writable for the folder to be made and filled.
+  let probe = resolve(dir);
+  while (!(await stat(probe).then(() => true, () => false))) probe = dirname(probe);
+  if (!(await stat(probe)).isDirectory()) fail(`--out ${dir}: ${probe} is a file, so the run folder cannot be created there`);
+  await access(probe, constants.W_OK).catch(() => fail(`--out ${dir}: ${probe} is not writable; expected a folder this user can write to`));
 }
 
 export async function trainCommand(argv: string[]): Promise<void> {
@@ -188,11 +248,16 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const log = (s: string) => console.log(s);
   const resumed: Checkpoint | null = args.resume ? await loadCheckpoint(args.resume) : null;
   const meta = resumed?.meta;
+  if (meta && args.resume) checkAgainstCheckpoint(args, meta, args.resume);
   const seed = args.seed ?? meta?.seed ?? DEFAULTS.seed;
   const variant = args.variant ?? meta?.variant ?? DEFAULTS.variant;
   const width = args.width ?? meta?.width ?? DEFAULTS.width;
   const crop = args.crop ?? meta?.crop ?? DEFAULTS.crop;
   const steps = args.steps ?? meta?.totalSteps ?? DEFAULTS.steps;
+  const batch = args.batch ?? meta?.batchSize ?? DEFAULTS.batch;
+  const logEvery = args.logEvery ?? meta?.logEvery ?? DEFAULTS.logEvery;
+  const valEvery = args.valEvery ?? meta?.run?.valEvery ?? DEFAULTS.valEvery;
+  const checkpointEvery = args.checkpointEvery ?? meta?.checkpointEvery ?? 0;
   const optimizer = args.optimizer ?? meta?.optimizer ?? 'sgd';
   const lr = args.lr ?? meta?.lr0 ?? (optimizer === 'sgd' ? DEFAULTS.lr : 1e-3);
   const warmup = args.warmup ?? meta?.warmupSteps ?? 0;
@@ -201,11 +266,20 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (meta && meta.step >= steps) {
     fail(`${args.resume} is at step ${meta.step}, which already reaches --steps ${steps}; pass a larger --steps to train further`);
   }
+  const out = args.out ?? (args.resume ? dirname(args.resume) : join('runs', timestamp()));
+  await checkOutputFolder(out);
 
+  // A resumed run reads the data folder it was trained on unless told where that folder now is.
+  const recordedData = meta?.run?.data;
+  const dataArg = args.data ?? (typeof recordedData === 'string' ? recordedData : null);
   let dataDir: string;
-  if (args.data) {
-    if (!(await isDirectory(args.data))) fail(`--data ${args.data} is not a folder; expected a folder of MSD task folders (e.g. from tgnet synth --out)`);
-    dataDir = args.data;
+  if (dataArg) {
+    if (!(await isDirectory(dataArg))) {
+      fail(args.data
+        ? `--data ${dataArg} is not a folder; expected a folder of MSD task folders (e.g. from tgnet synth --out)`
+        : `the checkpoint ${args.resume} was trained on ${dataArg}, which is no longer a folder; pass --data with the folder's new place`);
+    }
+    dataDir = dataArg;
   } else {
     dataDir = await defaultPhantoms(seed, log);
   }
@@ -215,10 +289,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     fail(`no datasets found in ${dataDir}: expected subfolders with a dataset.json (MSD layout), e.g. ${TASKS[0].datasetName}/dataset.json`);
   }
 
-  const out = args.out ?? (args.resume ? dirname(args.resume) : join('runs', timestamp()));
-  const split = await loadOrCreateSplit(join(out, 'split.json'), cases, seed);
+  const split = meta?.run?.split ? await splitFromCheckpoint(meta.run.split, cases, join(out, 'split.json'), args.resume ?? '') : await loadOrCreateSplit(join(out, 'split.json'), cases, seed);
   if (split.train.length === 0) fail(`the split ${join(out, 'split.json')} has no training cases`);
-  const cacheDir = args.cache ?? join(CACHE_ROOT, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
+  const cacheDir = args.cache ?? meta?.run?.cache ?? join(CACHE_ROOT, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
   const tasks = [...new Set(split.train.map((c) => c.task))];
   log(`data: ${cases.length} cases of ${new Set(cases.map((c) => c.task)).size} tasks in ${dataDir}; ${split.train.length} train / ${split.val.length} val (${split.loaded ? 'split read from' : 'split written to'} ${join(out, 'split.json')})`);
   const t0 = performance.now();
@@ -226,8 +299,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`preprocessed ${store.cases.length} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   const startStep = meta?.step ?? 0;
-  // A resumed run draws a fresh (but reproducible) crop stream rather than replaying the first one.
-  const sampler = new StreamingBatchSampler(store, { batchSize: args.batch, cropSize: crop, seed: seed + 7919 * startStep });
+  // On resume the Trainer moves the sampler to where the checkpoint's run stood (the crops it had not used yet).
+  const sampler = new StreamingBatchSampler(store, { batchSize: batch, cropSize: crop, seed });
 
   // Validation crops: one fixed crop per validation case (preprocessed through the same cache).
   const crops: ValidationCrop[] = [];
@@ -245,8 +318,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     model = TGNet.create({ variant, width, seed });
     const checkpointPath = join(out, 'checkpoint.safetensors');
     trainer = new Trainer({
-      model, batches: sampler, totalSteps: steps, optimizer, lr0: lr, warmupSteps: warmup, weightDecay, logEvery: args.logEvery,
-      checkpointEvery: args.checkpointEvery, checkpointPath, seed, crop,
+      model, batches: sampler, totalSteps: steps, optimizer, lr0: lr, warmupSteps: warmup, weightDecay, logEvery,
+      checkpointEvery, checkpointPath, seed, crop, batchSize: batch,
+      runInfo: { data: dataArg ? resolve(dataDir) : null, split: { train: split.split.train, val: split.split.val }, valEvery, cache: resolve(cacheDir) },
     });
     if (resumed && args.resume) {
       trainer.restore(resumed, args.resume);
@@ -255,18 +329,18 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const recipe = optimizer === 'sgd' ? `SGD momentum 0.99 Nesterov, lr ${lr}` : `${optimizer === 'adam' ? 'Adam' : 'AdamW'}, lr ${lr}`;
     const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;
     await folder.writeJson('config.json', {
-      data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch: args.batch, steps, optimizer, lr, warmupSteps: warmup,
-      schedule, weightDecay, seed, logEvery: args.logEvery, valEvery: args.valEvery, checkpointEvery: args.checkpointEvery, adapter: gpu.name,
+      data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch, steps, optimizer, lr, warmupSteps: warmup,
+      schedule, weightDecay, seed, logEvery, valEvery, checkpointEvery, adapter: gpu.name,
       trainCases: split.train.length, valCases: split.val.length, resumedFrom: args.resume ?? null,
     });
     log(`model ${variant} width ${width} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${gpu.name}; tasks ${tasks.map((t) => TASKS[t].key).join(', ')}`);
-    log(`training ${steps - startStep} steps (to ${steps}): batch ${args.batch}, crop ${crop.join('x')}, ${recipe}, ${schedule}, weight decay ${weightDecay}`);
+    log(`training ${steps - startStep} steps (to ${steps}): batch ${batch}, crop ${crop.join('x')}, ${recipe}, ${schedule}, weight decay ${weightDecay}`);
     if (width < 32 || crop.some((c, i) => c < [64, 192, 192][i])) {
       log('note: these are small settings for a quick run; a real run uses --width 32 --crop 64 192 192 (the paper\'s) on a GPU');
     }
     const result = await runTrainingLoop({
       trainer, folder, label: 'train', curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
-      crops, crop, batch: args.batch, valEvery: args.valEvery,
+      crops, crop, batch, valEvery,
     });
     log(`done: step ${trainer.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${checkpointPath}; curves ${folder.path('curves.svg')}`);
   } finally {

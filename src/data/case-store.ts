@@ -8,7 +8,9 @@ import type { Shape3 } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
 import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
 import { Random } from './random.js';
-import { BatchBuilder, CasePicker, foregroundIndex, sampleCrop, type Batch, type BatchSamplerOptions, type TrainingCase } from './sampler.js';
+import {
+  BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, sampleCrop, type Batch, type BatchSamplerOptions, type SamplerPosition, type TrainingCase,
+} from './sampler.js';
 
 /** Default cap on foreground positions kept per label value and case. */
 export const DEFAULT_FOREGROUND_SAMPLES = 4096;
@@ -189,11 +191,17 @@ export interface StreamingBatchSamplerOptions extends BatchSamplerOptions {
 /**
  * BatchSampler over a CaseStore: same options, same case picking and crops (same seed, same batches
  * while every case's foreground fits the store's compact index), but cases are read on demand.
+ *
+ * The next batch is built in the background, so the generator runs one batch ahead of the caller. `position()`
+ * therefore reports the generator's state where the first batch not yet handed out began (saved with each
+ * batch as it is built), not its live state: a run resumed from it draws exactly the batches it had not used.
  */
 export class StreamingBatchSampler {
-  private readonly rng: Random;
+  private rng: Random;
   private readonly picker: CasePicker<StoredCaseInfo>;
-  private ahead: Promise<Batch> | null = null;
+  private ahead: Promise<BuiltBatch> | null = null;
+  private started = false;
+  private consumed: SamplerPosition;
 
   constructor(
     private readonly store: CaseStore,
@@ -201,19 +209,40 @@ export class StreamingBatchSampler {
   ) {
     this.picker = new CasePicker(store.cases, options, 'StreamingBatchSampler');
     this.rng = new Random(options.seed);
+    this.consumed = { batches: 0, state: this.rng.currentState };
   }
 
   next(): Promise<Batch> {
+    this.started = true;
     const current = this.ahead ?? this.build();
     // Batches are built strictly one after another, so the random stream is the same as BatchSampler's.
     this.ahead = this.options.prefetch === false ? null : current.then(() => this.build());
     // A prefetched batch that fails after training stops must not be an unhandled rejection; a caller
     // that asks for it still gets the error.
     this.ahead?.catch(() => undefined);
-    return current;
+    return current.then(({ batch, end }) => {
+      this.consumed = { batches: this.consumed.batches + 1, state: end };
+      return batch;
+    });
   }
 
-  private async build(): Promise<Batch> {
+  /** Where the stream stands for the caller: batches handed out, and the state the next one starts from. */
+  position(): SamplerPosition {
+    return { ...this.consumed };
+  }
+
+  /**
+   * Continues from a saved `position()`. Only before the first `next()`: a batch already being built ahead
+   * draws from the old stream.
+   */
+  restorePosition(position: SamplerPosition): void {
+    checkSamplerPosition(position, 'StreamingBatchSampler.restorePosition');
+    if (this.started) throw new Error('StreamingBatchSampler.restorePosition: batches were already drawn; restore a new sampler before its first next()');
+    this.rng = Random.fromState(position.state);
+    this.consumed = { ...position };
+  }
+
+  private async build(): Promise<BuiltBatch> {
     const { batchSize: n, cropSize } = this.options;
     const batch = new BatchBuilder(n, cropSize);
     for (let i = 0; i < n; i++) {
@@ -221,6 +250,12 @@ export class StreamingBatchSampler {
       const c = await this.store.load(ref.id);
       batch.add(c, sampleCrop(c, cropSize, this.rng, this.options));
     }
-    return batch.finish();
+    return { batch: batch.finish(), end: this.rng.currentState };
   }
+}
+
+/** A batch and the generator state right after it was drawn (where the next batch starts). */
+interface BuiltBatch {
+  batch: Batch;
+  end: number;
 }

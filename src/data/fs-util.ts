@@ -5,8 +5,9 @@ import { dirname } from 'node:path';
 let tempCounter = 0;
 
 /**
- * Writes `data` to a sibling temporary file, flushes it to the disk, then renames it over `path` (atomic on one
- * filesystem), so a crash or power loss leaves either the old file or the new one, never half of one.
+ * Writes `data` to a sibling temporary file, flushes it to the disk, renames it over `path` (atomic on one
+ * filesystem) and flushes the folder (the rename is durable only then), so a crash or power loss leaves either
+ * the old file or the new one, never half of one.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -20,8 +21,23 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
       await file.close();
     }
     await rename(temp, path);
+    await syncFolder(dirname(path));
   } catch (err) {
     await rm(temp, { force: true });
     throw new Error(`${path}: write failed (${(err as Error).message})`);
+  }
+}
+
+/** fsyncs a folder so that renames in it survive a power loss; a no-op where folders cannot be opened (Windows). */
+export async function syncFolder(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | null = null;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!['EISDIR', 'EPERM', 'EINVAL', 'EACCES'].includes(code ?? '')) throw e;
+  } finally {
+    await handle?.close();
   }
 }

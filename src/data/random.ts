@@ -14,6 +14,24 @@ export class Random {
     this.state = hashSeed(Math.floor(seed));
   }
 
+  /**
+   * A generator that continues from `state` (a value `state` returned): the rest of its stream is exactly
+   * what the saved generator would have drawn, which is how a resumed training run replays its crops.
+   */
+  static fromState(state: number): Random {
+    if (!Number.isSafeInteger(state) || state < -0x80000000 || state > 0x7fffffff) {
+      throw new Error(`Random.fromState: state is ${state}; expected a 32-bit integer saved from Random.currentState`);
+    }
+    const r = new Random(0);
+    r.state = state;
+    return r;
+  }
+
+  /** The whole generator state (mulberry32 has one 32-bit word): `Random.fromState(r.currentState)` continues r's stream. */
+  get currentState(): number {
+    return this.state;
+  }
+
   /** Uniform in [0, 1). */
   next(): number {
     let t = (this.state = (this.state + 0x6d2b79f5) | 0);

@@ -236,9 +236,29 @@ export class BatchBuilder {
   }
 }
 
+/**
+ * Where a sampler stands in its random stream: enough to continue it exactly (case picks, crop placement and
+ * augmentation all draw from one generator, so its state at the start of the next batch fixes the rest).
+ */
+export interface SamplerPosition {
+  /** Batches handed out so far. */
+  batches: number;
+  /** The generator's state (Random.currentState) at the start of the next batch. */
+  state: number;
+}
+
+/** Checks a position handed to `restorePosition`, naming the field. */
+export function checkSamplerPosition(p: SamplerPosition, who: string): void {
+  if (!p || !Number.isSafeInteger(p.batches) || p.batches < 0) throw new Error(`${who}: position.batches is ${JSON.stringify(p?.batches)}; expected a non-negative integer`);
+  if (!Number.isSafeInteger(p.state) || p.state < -0x80000000 || p.state > 0x7fffffff) {
+    throw new Error(`${who}: position.state is ${JSON.stringify(p.state)}; expected a 32-bit integer from position()`);
+  }
+}
+
 /** Endless random batches over cases of several tasks. */
 export class BatchSampler {
-  private readonly rng: Random;
+  private rng: Random;
+  private batches = 0;
   private readonly picker: CasePicker<TrainingCase>;
 
   constructor(
@@ -256,6 +276,19 @@ export class BatchSampler {
       const c = this.picker.pick(this.rng);
       batch.add(c, sampleCrop(c, cropSize, this.rng, this.options));
     }
+    this.batches++;
     return batch.finish();
+  }
+
+  /** Where the stream stands now (after the batches handed out). */
+  position(): SamplerPosition {
+    return { batches: this.batches, state: this.rng.currentState };
+  }
+
+  /** Continues from a saved `position()`: the next batches are those the saved sampler would have drawn. */
+  restorePosition(position: SamplerPosition): void {
+    checkSamplerPosition(position, 'BatchSampler.restorePosition');
+    this.rng = Random.fromState(position.state);
+    this.batches = position.batches;
   }
 }

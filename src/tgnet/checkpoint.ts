@@ -62,6 +62,35 @@ export interface CheckpointMeta {
   betas?: [number, number];
   /** Adam/AdamW's eps; required for those optimisers. */
   eps?: number;
+  /** Crops per step. Absent in files written before exact resume. */
+  batchSize?: number;
+  /** Loss readback and checkpoint cadence (they do not change the weights; a resumed run keeps them by default). */
+  logEvery?: number;
+  checkpointEvery?: number;
+  /** Where the batch sampler stood after `step` batches; a resumed run continues its stream from here. */
+  sampler?: CheckpointSamplerPosition;
+  /** What the command line needs to continue the run from this file alone (data folder, split, ...). */
+  run?: CheckpointRunInfo;
+}
+
+/** A batch sampler's position (the data layer's SamplerPosition, restated here to keep the layers apart). */
+export interface CheckpointSamplerPosition {
+  /** Batches handed out so far. */
+  batches: number;
+  /** The sampler's generator state at the start of the next batch (a 32-bit integer). */
+  state: number;
+}
+
+/** The run's data as `tgnet train` saw it. */
+export interface CheckpointRunInfo {
+  /** The data folder (absolute), or null for the built-in phantom collection. */
+  data?: string | null;
+  /** Training and validation case ids, in the order the sampler used them. */
+  split?: { train: string[]; val: string[] };
+  /** Validation cadence (does not change the weights). */
+  valEvery?: number;
+  /** The preprocessing cache folder (absolute; does not change the weights, only saves preprocessing again). */
+  cache?: string;
 }
 
 export interface CheckpointTensor {
@@ -114,6 +143,32 @@ const OPTIMIZER_FIELDS: { key: 'optimizer' | 'warmupSteps' | 'betas' | 'eps'; ex
   { key: 'eps', expected: 'a finite number > 0', adam: true, ok: (v) => typeof v === 'number' && Number.isFinite(v) && v > 0 },
 ];
 
+const isStringList = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isCount = (v: unknown, min: number): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+
+/** Fields added for exact resume: optional (files written before them lack them), JSON texts. */
+const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'sampler' | 'run'; expected: string; ok: (v: unknown) => boolean }[] = [
+  { key: 'batchSize', expected: 'a positive integer', ok: (v) => isCount(v, 1) },
+  { key: 'logEvery', expected: 'a positive integer', ok: (v) => isCount(v, 1) },
+  { key: 'checkpointEvery', expected: 'a non-negative integer', ok: (v) => isCount(v, 0) },
+  {
+    key: 'sampler', expected: '{"batches": integer >= 0, "state": 32-bit integer}',
+    ok: (v) => typeof v === 'object' && v !== null && isCount((v as CheckpointSamplerPosition).batches, 0)
+      && Number.isSafeInteger((v as CheckpointSamplerPosition).state) && Math.abs((v as CheckpointSamplerPosition).state) <= 0x80000000,
+  },
+  {
+    key: 'run', expected: '{"data"?: string | null, "split"?: {"train": [ids], "val": [ids]}, "valEvery"?: integer >= 0, "cache"?: string}',
+    ok: (v) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+      const r = v as CheckpointRunInfo;
+      if (r.data !== undefined && r.data !== null && typeof r.data !== 'string') return false;
+      if (r.valEvery !== undefined && !isCount(r.valEvery, 0)) return false;
+      if (r.cache !== undefined && typeof r.cache !== 'string') return false;
+      return r.split === undefined || (typeof r.split === 'object' && r.split !== null && isStringList(r.split.train) && isStringList(r.split.val));
+    },
+  },
+];
+
 /** Serialises a checkpoint to safetensors bytes. Throws (naming the tensor) when shapes and data disagree. */
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   const { meta, model } = checkpoint;
@@ -126,6 +181,10 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     const v = optimizerMeta[f.key];
     if (v === undefined && f.adam && kind === 'sgd') continue;
     if (!f.ok(v)) throw new TypeError(`encodeCheckpoint: meta.${f.key} is ${JSON.stringify(v)}; expected ${f.expected}${f.adam ? ` for optimizer ${kind}` : ''}`);
+  }
+  for (const f of RESUME_FIELDS) {
+    const v = meta[f.key];
+    if (v !== undefined && !f.ok(v)) throw new TypeError(`encodeCheckpoint: meta.${f.key} is ${JSON.stringify(v)}; expected ${f.expected}`);
   }
   const tensors = new Map<string, SafeTensorInput>();
   for (const [name, t] of model) {
@@ -163,6 +222,9 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   for (const f of OPTIMIZER_FIELDS) {
     const v = optimizerMeta[f.key];
     if (v !== undefined) metadata[f.key] = f.plain ? String(v) : JSON.stringify(v);
+  }
+  for (const f of RESUME_FIELDS) {
+    if (meta[f.key] !== undefined) metadata[f.key] = JSON.stringify(meta[f.key]);
   }
   return writeSafetensors(tensors, metadata);
 }
@@ -209,6 +271,12 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '(bytes)'): Checkpo
   for (const f of OPTIMIZER_FIELDS) {
     if (f.adam && kind === 'sgd' && raw[f.key] === undefined) continue;
     const v = parse(f.key, f.plain, f.fallback);
+    if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
+    (meta as Record<string, unknown>)[f.key] = v;
+  }
+  for (const f of RESUME_FIELDS) {
+    if (raw[f.key] === undefined) continue;
+    const v = parse(f.key);
     if (!f.ok(v)) throw new Error(`${where}: metadata field '${f.key}' is ${JSON.stringify(v)}; expected ${f.expected}`);
     (meta as Record<string, unknown>)[f.key] = v;
   }
@@ -285,36 +353,101 @@ export function checkCheckpointFits(checkpoint: Checkpoint, target: CheckpointTa
   }
 }
 
+/** Where `saveCheckpoint` keeps the checkpoint it replaces: `run/checkpoint.safetensors` -> `run/checkpoint.prev.safetensors`. */
+export function previousCheckpointPath(path: string): string {
+  return /\.safetensors$/i.test(path) ? path.replace(/\.safetensors$/i, '.prev.safetensors') : `${path}.prev`;
+}
+
+let tempCounter = 0;
+
 /**
- * Writes the checkpoint to `path + '.tmp-<pid>'` and renames it over `path` (atomic within one filesystem), so a
- * reader never sees a half-written file and a failed write leaves the previous checkpoint as it was.
+ * Writes the checkpoint so that neither a crash (SIGKILL) nor a power loss at any moment leaves the run without
+ * a whole checkpoint: the bytes go to a temporary sibling, which is fsynced; the checkpoint being replaced is
+ * kept as `previousCheckpointPath(path)` (a hard link, so `path` itself never disappears); the temporary file
+ * is renamed over `path`; and the folder is fsynced so that the renames themselves are on the disk.
  */
 export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Promise<void> {
   const bytes = encodeCheckpoint(checkpoint);
-  const { mkdir, writeFile, rename, unlink } = await import('node:fs/promises');
-  const { dirname } = await import('node:path');
-  const temp = `${path}.tmp-${process.pid}`;
+  const { mkdir, open, rename, unlink, link, copyFile, readdir } = await import('node:fs/promises');
+  const { basename, dirname, join } = await import('node:path');
+  const dir = dirname(path);
+  const stem = `${basename(path)}.tmp-`;
+  const temp = join(dir, `${stem}${process.pid}-${tempCounter++}`);
+  const prev = previousCheckpointPath(path);
   try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(temp, bytes);
+    await mkdir(dir, { recursive: true });
+    const file = await open(temp, 'w');
+    try {
+      await file.writeFile(bytes);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    // The old checkpoint becomes the previous one only now that the new one is whole on the disk.
+    const prevTemp = `${temp}.prev`;
+    let hadOld = true;
+    try {
+      await link(path, prevTemp);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') hadOld = false;
+      else await copyFile(path, prevTemp); // a filesystem without hard links
+    }
+    if (hadOld) await rename(prevTemp, prev);
     await rename(temp, path);
+    await syncFolder(dir);
   } catch (e) {
-    // unlink, not rm -r: only ever remove the file this call created.
+    // unlink, not rm -r: only ever remove the files this call created.
     await unlink(temp).catch(() => undefined);
+    await unlink(`${temp}.prev`).catch(() => undefined);
     throw new Error(`saveCheckpoint ${path}: write failed (${(e as Error).message}); the previous checkpoint, if any, is unchanged`);
+  }
+  // Temporary files of a process killed mid-write are never read; remove them so they do not pile up.
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.startsWith(stem)) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 
-/** Reads and validates a checkpoint file (see decodeCheckpoint for what is checked). */
+/** fsync a folder (its entries: a rename is durable only once the folder is synced). Not every platform allows it. */
+async function syncFolder(dir: string): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  let handle: Awaited<ReturnType<typeof open>> | null = null;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (e) {
+    // Windows cannot open folders; EISDIR/EPERM/EINVAL there mean "not supported", not a failed write.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!['EISDIR', 'EPERM', 'EINVAL', 'EACCES'].includes(code ?? '')) throw e;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * Reads and validates a checkpoint file (see decodeCheckpoint for what is checked). A truncated or corrupt file
+ * is refused with an error that names it and, when the previous checkpoint exists beside it, suggests that one.
+ */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile, stat } = await import('node:fs/promises');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`checkpoint ${path}: file not found; expected a .safetensors file written by tgnet train`);
+    if (code === 'ENOENT') throw new Error(`checkpoint ${path}: file not found; expected a .safetensors file written by tgnet train${await previousHint(path)}`);
+    if (code === 'EISDIR') throw new Error(`checkpoint ${path}: is a folder; expected a .safetensors file written by tgnet train (e.g. ${path}/checkpoint.safetensors)`);
     throw new Error(`checkpoint ${path}: cannot read (${(e as Error).message})`);
   }
-  return decodeCheckpoint(bytes, path);
+  try {
+    return decodeCheckpoint(bytes, path);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}${await previousHint(path)}`);
+  }
+
+  async function previousHint(p: string): Promise<string> {
+    const prev = previousCheckpointPath(p);
+    if (prev === p || !(await stat(prev).then((s) => s.isFile(), () => false))) return '';
+    return `; the previous checkpoint ${prev} is beside it: resume from that one (--resume ${prev})`;
+  }
 }

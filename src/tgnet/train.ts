@@ -27,7 +27,8 @@ import { checkFinite } from '../kernels/partial-label-loss.js';
 import { scheduledLr } from '../nn/lr-schedule.js';
 import { Adam, OPTIMIZER_KINDS, SGD, type Optimizer, type OptimizerKind, type OptimizerState } from '../nn/optim.js';
 import {
-  CHECKPOINT_SLOTS, checkCheckpointFits, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointTensor,
+  CHECKPOINT_SLOTS, checkCheckpointFits, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointRunInfo,
+  type CheckpointSamplerPosition, type CheckpointTensor,
 } from './checkpoint.js';
 import type { TGNet } from './model.js';
 
@@ -43,9 +44,17 @@ export interface TrainingBatch {
   shape: readonly [number, number, number, number];
 }
 
-/** An endless supply of batches; may be async (e.g. a worker that prepares crops). */
+/**
+ * An endless supply of batches; may be async (e.g. a worker that prepares crops). A source that can say where
+ * it stands (`position`) and continue from there (`restorePosition`, before its first batch), as the data
+ * layer's samplers do, makes checkpoints exact: a resumed run draws the very batches the uninterrupted one would.
+ */
 export interface BatchSource {
   next(): TrainingBatch | Promise<TrainingBatch>;
+  /** Where the stream stands after the batches handed out so far. */
+  position?(): CheckpointSamplerPosition;
+  /** Continues from a saved position. */
+  restorePosition?(position: CheckpointSamplerPosition): void;
 }
 
 export interface TrainLogEvent {
@@ -100,6 +109,10 @@ export interface TrainerOptions {
   seed?: number;
   /** Training crop [D, H, W] recorded in checkpoints; default: the first batch's. */
   crop?: readonly [number, number, number];
+  /** Crops per step, recorded in checkpoints and checked on every batch; default: the first batch's. */
+  batchSize?: number;
+  /** Recorded in checkpoints as it is, for the command line to continue the run (data folder, split, ...). */
+  runInfo?: CheckpointRunInfo;
   onLog?: (event: TrainLogEvent) => void;
   onCheckpoint?: (event: TrainCheckpointEvent) => void;
 }
@@ -153,11 +166,14 @@ export class Trainer {
   private readonly onLog: TrainerOptions['onLog'];
   private readonly onCheckpoint: TrainerOptions['onCheckpoint'];
   private crop: [number, number, number] | null;
+  private batchSize: number | null;
+  private readonly runInfo: CheckpointRunInfo | undefined;
   private stepCount = 0;
   /** Last loss read back, to say where a divergence began. */
   private lastFinite: { step: number; loss: number } | null = null;
   private readonly losses: { step: number; loss: number }[] = [];
   private lastCheckpoint: string | null = null;
+  private lastCheckpointStep = 0;
   private runStart = 0;
   private window = { time: 0, step: 0 };
 
@@ -186,6 +202,8 @@ export class Trainer {
     this.seed = options.seed ?? 0;
     if (!Number.isSafeInteger(this.seed)) throw new RangeError(`Trainer: seed must be an integer, got ${this.seed}`);
     this.crop = options.crop ? [...options.crop] : null;
+    this.batchSize = options.batchSize === undefined ? null : positiveInteger('batchSize', options.batchSize);
+    this.runInfo = options.runInfo;
     this.onLog = options.onLog;
     this.onCheckpoint = options.onCheckpoint;
     this.momentum = nonNegative('momentum', options.momentum ?? 0.99);
@@ -221,6 +239,10 @@ export class Trainer {
       throw new Error(`checkpoint ${source}: metadata field 'optimizer' is ${JSON.stringify(kind)} but this trainer uses ${JSON.stringify(this.optimizerKind)}; resume with optimizer ${JSON.stringify(kind)} (its state does not carry over to another optimizer)`);
     }
     checkCheckpointFits(checkpoint, this.model, source);
+    const { batchSize, sampler } = checkpoint.meta;
+    if (batchSize !== undefined && this.batchSize !== null && batchSize !== this.batchSize) {
+      throw new Error(`checkpoint ${source}: metadata field 'batchSize' is ${batchSize} but this trainer uses ${this.batchSize}; resume with batch size ${batchSize} (another one changes every step that follows)`);
+    }
     const named = this.model.namedParameters();
     const slots: OptimizerState['slots'] = {};
     for (const { slot } of CHECKPOINT_SLOTS[kind]) {
@@ -228,11 +250,18 @@ export class Trainer {
       if (!state) throw new Error(`checkpoint ${source}: holds no ${slot} state; optimizer ${kind} needs it`);
       slots[slot] = named.map(([name]) => state.get(name) as Float32Array);
     }
-    // The optimiser validates before writing, so a bad state throws with the weights untouched.
+    // The sampler and the optimiser validate before changing anything, so a bad file throws with the run untouched.
+    if (sampler && this.batches.restorePosition) this.batches.restorePosition(sampler);
     this.optimizer.importState({ kind, steps: checkpoint.meta.step, slots });
     this.model.loadStateDict(new Map(named.map(([name]) => [name, checkpoint.model.get(name) as CheckpointTensor])));
     this.stepCount = checkpoint.meta.step;
     this.crop ??= [...checkpoint.meta.crop];
+    this.batchSize ??= batchSize ?? null;
+    if (source !== '(checkpoint)') {
+      // Until this run saves one, the file it resumed from is the checkpoint to fall back on.
+      this.lastCheckpoint = source;
+      this.lastCheckpointStep = checkpoint.meta.step;
+    }
     this.lastFinite = null;
   }
 
@@ -257,6 +286,10 @@ export class Trainer {
         weightDecay: opt.weightDecay, polyPower: this.polyPower, seed: this.seed,
         optimizer: this.optimizerKind, warmupSteps: this.warmupSteps,
         ...(opt instanceof Adam ? { betas: [opt.betas[0], opt.betas[1]] as [number, number], eps: opt.eps } : {}),
+        logEvery: this.logEvery, checkpointEvery: this.checkpointEvery,
+        ...(this.batchSize !== null ? { batchSize: this.batchSize } : {}),
+        ...(this.batches.position ? { sampler: this.batches.position() } : {}),
+        ...(this.runInfo ? { run: this.runInfo } : {}),
       },
       model: new Map(named.map(([name, p], i) => [name, { shape: [...p.shape], data: values[i] }])),
     };
@@ -272,12 +305,30 @@ export class Trainer {
     const t0 = performance.now();
     await saveCheckpoint(path, await this.snapshot());
     this.lastCheckpoint = path;
+    this.lastCheckpointStep = this.stepCount;
     this.onCheckpoint?.({ step: this.stepCount, path, seconds: (performance.now() - t0) / 1000 });
     return path;
   }
 
-  /** One optimiser step on the next batch, then the log and checkpoint work this step is due for. */
+  /**
+   * One optimiser step on the next batch, then the log and checkpoint work this step is due for. A lost GPU
+   * device stops the run with an error naming the phase and the step, and the last checkpoint (never touched by
+   * a failed save) to resume from.
+   */
   async trainStep(): Promise<TrainStepResult> {
+    const phase = { name: 'reading the batch' };
+    const step = this.stepCount + 1;
+    try {
+      return await this.runStep(phase);
+    } catch (e) {
+      const message = (e as Error).message ?? String(e);
+      if (!/GPU device lost|GPU runtime was destroyed/.test(message)) throw e;
+      const resume = this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint} (step ${this.lastCheckpointStep}), is intact: resume from it` : 'no checkpoint was written in this run';
+      throw new Error(`Trainer: the GPU device was lost during ${phase.name} of step ${step} of ${this.totalSteps} (${message}); ${resume}`, { cause: e });
+    }
+  }
+
+  private async runStep(phase: { name: string }): Promise<TrainStepResult> {
     if (this.stepCount >= this.totalSteps) {
       throw new RangeError(`Trainer.trainStep: the run is complete (${this.stepCount} of ${this.totalSteps} steps); raise totalSteps to train further`);
     }
@@ -286,6 +337,8 @@ export class Trainer {
     const batch = await this.batches.next();
     const shape = this.checkBatch(batch, index + 1);
     this.crop ??= [shape[1], shape[2], shape[3]];
+    this.batchSize ??= shape[0];
+    phase.name = 'the forward and backward pass and the update';
     const lr = this.lrAt(index);
     const done = index + 1;
     const last = done === this.totalSteps;
@@ -313,6 +366,7 @@ export class Trainer {
 
     let loss: number | null = null;
     if (lossTensor) {
+      phase.name = 'the loss readback';
       let values: Float32Array;
       try {
         values = await lossTensor.toArray();
@@ -331,6 +385,7 @@ export class Trainer {
     }
     let checkpoint: string | null = null;
     if (checkpointDue) {
+      phase.name = 'the checkpoint';
       checkpoint = await this.save();
       // Time spent writing is not training speed.
       this.window.time = performance.now();
@@ -385,6 +440,9 @@ export class Trainer {
       throw new TypeError(`${where}: shape is ${JSON.stringify(batch?.shape)}; expected [N, D, H, W] of positive integers`);
     }
     const [n, d, h, w] = batch.shape;
+    if (this.batchSize !== null && n !== this.batchSize) {
+      throw new RangeError(`${where}: ${n} samples; expected the run's batch size ${this.batchSize}`);
+    }
     const voxels = d * h * w;
     if (!(batch.image instanceof Float32Array) || batch.image.length !== n * voxels) {
       throw new RangeError(`${where}: image has ${batch.image?.length} values; expected a Float32Array of N*D*H*W = ${n * voxels} for shape [${batch.shape.join(', ')}]`);

@@ -51,6 +51,42 @@ describe('StreamingBatchSampler', () => {
     }
   });
 
+  it('reports the position of the first batch not handed out (despite prefetch) and continues exactly from it', async () => {
+    for (const prefetch of [true, false]) {
+      const store = await preprocessDatasetToStore(cases, cacheDir(), { maxCases: 2 });
+      const straight = new StreamingBatchSampler(store, { ...OPTIONS, prefetch });
+      const inMemory = new BatchSampler(prepared, OPTIONS);
+      const first = new StreamingBatchSampler(store, { ...OPTIONS, prefetch });
+      expect(first.position().batches).toBe(0);
+      for (let b = 0; b < 3; b++) {
+        await straight.next();
+        await first.next();
+        inMemory.next();
+      }
+      // The prefetched fourth batch has already drawn from the generator; the position is still after three.
+      await new Promise((r) => setTimeout(r, 20));
+      const position = first.position();
+      expect(position.batches).toBe(3);
+      expect(position).toEqual(inMemory.position());
+      const resumed = new StreamingBatchSampler(store, { ...OPTIONS, prefetch });
+      resumed.restorePosition(position);
+      const resumedInMemory = new BatchSampler(prepared, OPTIONS);
+      resumedInMemory.restorePosition(position);
+      for (let b = 0; b < 3; b++) {
+        const want = await straight.next();
+        const got = await resumed.next();
+        expect(got.caseIds).toEqual(want.caseIds);
+        expect(Buffer.from(got.image.buffer).equals(Buffer.from(want.image.buffer))).toBe(true);
+        expect(Buffer.from(got.target.buffer).equals(Buffer.from(want.target.buffer))).toBe(true);
+        expect(resumedInMemory.next().caseIds).toEqual(want.caseIds);
+      }
+      expect(resumed.position()).toEqual(straight.position());
+      expect(() => resumed.restorePosition(position)).toThrow(/batches were already drawn; restore a new sampler before its first next\(\)/);
+      expect(() => new StreamingBatchSampler(store, OPTIONS).restorePosition({ batches: -1, state: 0 })).toThrow(/position.batches is -1; expected a non-negative integer/);
+      expect(() => new BatchSampler(prepared, OPTIONS).restorePosition({ batches: 0, state: 2 ** 40 })).toThrow(/position.state is 1099511627776; expected a 32-bit integer/);
+    }
+  });
+
   it('rejects bad options naming the value', async () => {
     const store = await preprocessDatasetToStore(cases, cacheDir());
     expect(() => new StreamingBatchSampler(store, { ...OPTIONS, batchSize: 0 })).toThrow(/StreamingBatchSampler: batchSize is 0; expected a positive integer/);

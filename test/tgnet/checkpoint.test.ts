@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import {
-  checkCheckpointFits, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointTarget,
+  checkCheckpointFits, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, previousCheckpointPath, saveCheckpoint, type Checkpoint, type CheckpointTarget,
 } from '../../src/tgnet/checkpoint.js';
 import { randomArray } from '../helpers/gpu.js';
 
@@ -150,27 +150,51 @@ describe('optimizer state in checkpoints', () => {
 });
 
 describe('checkpoint files', () => {
-  it('saves through a temporary file that is renamed, leaving nothing else behind', async () => {
+  it('saves through a temporary file that is renamed, keeping the one it replaces as checkpoint.prev', async () => {
     const path = join(dir, 'run1', 'checkpoint.safetensors');
     await saveCheckpoint(path, sample(3));
-    await saveCheckpoint(path, sample(5, 7));
     expect(readdirSync(join(dir, 'run1'))).toEqual(['checkpoint.safetensors']);
+    // A temporary file left by a process killed mid-write is cleaned up by the next save.
+    writeFileSync(`${path}.tmp-999999-0`, 'half a checkpoint');
+    await saveCheckpoint(path, sample(5, 7));
+    expect(readdirSync(join(dir, 'run1')).sort()).toEqual(['checkpoint.prev.safetensors', 'checkpoint.safetensors']);
     const back = await loadCheckpoint(path);
     expect(back.meta.step).toBe(5);
     expect(back.model.get('conv1.weight')?.data).toEqual(sample(5, 7).model.get('conv1.weight')?.data);
+    expect((await loadCheckpoint(previousCheckpointPath(path))).meta.step).toBe(3);
+    await saveCheckpoint(path, sample(6, 7));
+    expect((await loadCheckpoint(previousCheckpointPath(path))).meta.step).toBe(5);
+    expect(previousCheckpointPath('/r/model.safetensors')).toBe('/r/model.prev.safetensors');
+  });
+
+  it('round-trips the exact-resume fields and refuses malformed ones naming the field', () => {
+    const c = sample(3);
+    c.meta = {
+      ...c.meta, batchSize: 2, logEvery: 4, checkpointEvery: 1, sampler: { batches: 3, state: -123456 },
+      run: { data: '/data', split: { train: ['a', 'b'], val: ['c'] }, valEvery: 12, cache: '/cache' },
+    };
+    expect(decodeCheckpoint(encodeCheckpoint(c)).meta).toEqual({ ...c.meta, optimizer: 'sgd', warmupSteps: 0 });
+    // Files without them (written before exact resume) still load.
+    expect(decodeCheckpoint(encodeCheckpoint(sample(3))).meta.sampler).toBeUndefined();
+    const bad = edit(encodeCheckpoint(c), (_, meta) => { meta.sampler = '{"batches": 3}'; });
+    expect(() => decodeCheckpoint(bad, 'x.safetensors')).toThrow(/checkpoint x\.safetensors: metadata field 'sampler' is \{"batches":3\}; expected \{"batches": integer >= 0, "state": 32-bit integer\}/);
+    const badRun = edit(encodeCheckpoint(c), (_, meta) => { meta.run = '{"split": {"train": [1]}}'; });
+    expect(() => decodeCheckpoint(badRun, 'x.safetensors')).toThrow(/metadata field 'run' is .*; expected \{"data"\?/);
+    expect(() => encodeCheckpoint({ ...c, meta: { ...c.meta, batchSize: 0 } })).toThrow(/meta.batchSize is 0; expected a positive integer/);
   });
 
   it('a failed write leaves the previous checkpoint intact', async () => {
     const path = join(dir, 'run2', 'checkpoint.safetensors');
     await saveCheckpoint(path, sample(3));
     const before = readFileSync(path);
-    // A folder where the temporary file should go makes the write fail midway.
-    mkdirSync(`${path}.tmp-${process.pid}`);
+    // A non-empty folder where the previous checkpoint should go makes the write fail after the new bytes are down.
+    mkdirSync(join(previousCheckpointPath(path), 'x'), { recursive: true });
     await expect(saveCheckpoint(path, sample(8, 9))).rejects.toThrow(`saveCheckpoint ${path}: write failed`);
     expect(readFileSync(path).equals(before)).toBe(true);
     expect((await loadCheckpoint(path)).meta.step).toBe(3);
+    expect(readdirSync(join(dir, 'run2')).filter((n) => n.includes('.tmp-'))).toEqual([]);
     // A checkpoint that cannot be encoded never touches the file either.
-    rmSync(`${path}.tmp-${process.pid}`, { recursive: true });
+    rmSync(previousCheckpointPath(path), { recursive: true });
     const broken = sample(9);
     broken.momentum?.delete('controller.bias');
     await expect(saveCheckpoint(path, broken)).rejects.toThrow(/no momentum for parameter 'controller.bias'/);
@@ -187,5 +211,21 @@ describe('checkpoint files', () => {
     writeFileSync(path, bytes.subarray(0, 5));
     await expect(loadCheckpoint(path)).rejects.toThrow(/too short for the 8-byte header length/);
     expect(existsSync(path)).toBe(true);
+  });
+
+  it('a truncated or corrupt checkpoint with a previous one beside it suggests resuming from that one', async () => {
+    const path = join(dir, 'run3', 'checkpoint.safetensors');
+    await saveCheckpoint(path, sample(3));
+    await saveCheckpoint(path, sample(4));
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, bytes.length - 7));
+    const prev = previousCheckpointPath(path);
+    const hint = `the previous checkpoint ${prev} is beside it: resume from that one (--resume ${prev})`;
+    await expect(loadCheckpoint(path)).rejects.toThrow(`checkpoint ${path}: not a readable safetensors file`);
+    await expect(loadCheckpoint(path)).rejects.toThrow(hint);
+    writeFileSync(path, Buffer.alloc(bytes.length, 0x20));
+    await expect(loadCheckpoint(path)).rejects.toThrow(hint);
+    expect((await loadCheckpoint(prev)).meta.step).toBe(3);
+    await expect(loadCheckpoint(join(dir, 'run3'))).rejects.toThrow(/is a folder; expected a \.safetensors file/);
   });
 });

@@ -3,7 +3,8 @@
  * one CT volume with a trained checkpoint and writes a uint8 label map (0 background, 1 organ, 2 tumour)
  * with the input's geometry.
  */
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { TASKS, taskFromName, type TaskInfo } from '../data/tasks.js';
@@ -136,32 +137,67 @@ export async function loadCheckpointFile(path: string, overrides: Partial<Checkp
   return loadModelFromCheckpoint(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path, overrides);
 }
 
+/**
+ * Fails unless `out` can be written as a file: not a folder, and its nearest existing parent a writable folder.
+ * Checked before the model is loaded, so a typo costs nothing.
+ */
+export async function checkOutputFile(out: string, command: string): Promise<void> {
+  const info = await stat(out).catch(() => null);
+  if (info?.isDirectory()) throw new Error(`tgnet ${command}: --out ${out} is a folder; expected a file name such as ${out.replace(/\/+$/, '')}/mask.nii.gz`);
+  let probe = dirname(resolve(out));
+  while (!(await stat(probe).then(() => true, () => false))) probe = dirname(probe);
+  if (!(await stat(probe)).isDirectory()) throw new Error(`tgnet ${command}: --out ${out}: ${probe} is a file, so ${out} cannot be written`);
+  const target = info ? resolve(out) : probe;
+  await access(target, constants.W_OK).catch(() => {
+    throw new Error(`tgnet ${command}: --out ${out}: ${target} is not writable; expected a path this user can write to`);
+  });
+}
+
+/** A CT volume with one slice (a 2-D image saved as NIfTI, shape [X, Y, 1]) cannot go through a 3-D network. */
+export function checkVolumeIs3d(shape: readonly number[], path: string, command: string): void {
+  if (shape.some((n) => n < 2)) {
+    throw new Error(`tgnet ${command}: ${path} has shape [${shape.join(', ')}], a 2-D image; expected a 3-D CT volume (at least 2 voxels along x, y and z)`);
+  }
+}
+
 export async function predictCommand(argv: string[]): Promise<void> {
   const args = parsePredictArgs(argv);
   const log = args.quiet ? () => undefined : (s: string) => console.log(s);
+  await checkOutputFile(args.out, 'predict');
   // Reuse a GPU someone already opened (tests, embedding); otherwise own one for this command.
   const ownsGpu = !hasGpu();
   const gpu = ownsGpu ? await initGpu() : getGpu();
+  let phase = 'loading the model';
   try {
-    const volume = await readNiftiFile(args.input);
     const { model, config } = await loadCheckpointFile(args.model, args.overrides);
     try {
+      phase = 'reading the input';
+      const volume = await readNiftiFile(args.input);
+      checkVolumeIs3d(volume.shape, args.input, 'predict');
       const tileShape = args.crop ?? config.crop ?? DEFAULT_TILE_SHAPE;
       if (tileShape.some((t) => t % 16 !== 0)) throw new Error(`${args.model}: crop [${tileShape.join(', ')}] is not made of multiples of 16; pass --crop D H W`);
       log(`model ${config.variant} width ${config.width} (${config.numTasks} tasks) from ${args.model}; task ${TASKS[args.task].key}; tile ${tileShape.join('x')}${args.flips ? ', 8 flips' : ''}`);
+      phase = 'the sliding-window pass (before the first tile batch)';
       const seg = await segmentCt(model, volume, args.task, {
         tileShape, overlap: args.overlap, flips: args.flips, batchSize: args.batch,
         targetSpacingZYX: args.spacingZYX, postprocess: args.postprocess,
-        onProgress: args.quiet ? undefined : (p) => {
+        onProgress: (p) => {
+          phase = p.done === p.total ? 'post-processing' : `the sliding-window pass (after tile pass ${p.done} of ${p.total})`;
+          if (args.quiet) return;
           if (p.done === p.total || p.done % Math.max(1, Math.round(p.total / 10)) === 0) log(`  ${p.done}/${p.total} tile passes (${p.seconds.toFixed(1)} s)`);
         },
       });
+      phase = 'writing the output';
       await writeNiftiFile(args.out, { ...volume, data: Float32Array.from(seg.labelMap) }, { datatype: 'uint8', sclSlope: 1, sclInter: 0, description: `tgnet ${TASKS[args.task].key} prediction` });
       const count = (m: Uint8Array) => m.reduce((s, v) => s + v, 0);
       log(`wrote ${args.out}: organ ${count(seg.organ)} voxels, tumour ${count(seg.tumour)} voxels; ${seg.tiles} tiles on a ${seg.inferenceShape.join('x')} grid in ${seg.seconds.toFixed(1)} s`);
     } finally {
       model.dispose();
     }
+  } catch (e) {
+    const message = (e as Error).message ?? String(e);
+    if (!/GPU device lost|GPU runtime was destroyed/.test(message)) throw e;
+    throw new Error(`tgnet predict: the GPU device was lost during ${phase} (${message}); ${args.out} was not written`, { cause: e });
   } finally {
     if (ownsGpu) gpu.destroy();
   }

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { access, constants, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
-import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
+import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
@@ -294,6 +294,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const cacheDir = args.cache ?? meta?.run?.cache ?? join(CACHE_ROOT, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
   const tasks = [...new Set(split.train.map((c) => c.task))];
   log(`data: ${cases.length} cases of ${new Set(cases.map((c) => c.task)).size} tasks in ${dataDir}; ${split.train.length} train / ${split.val.length} val (${split.loaded ? 'split read from' : 'split written to'} ${join(out, 'split.json')})`);
+  // Headers only, before any preprocessing: a 2-D image or a label off its image's grid is refused up front.
+  await checkCaseGeometry([...split.train, ...split.val]);
   const t0 = performance.now();
   const store = await preprocessDatasetToStore(split.train, cacheDir, { maxCases: args.cacheCases });
   log(`preprocessed ${store.cases.length} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -4,13 +4,75 @@
  * from the preprocessing cache when a crop needs it, holding at most `maxCases` cases (and `maxBytes`)
  * in an LRU. StreamingBatchSampler draws the same batches as BatchSampler for the same seed.
  */
-import type { Shape3 } from './nifti.js';
+import { open } from 'node:fs/promises';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
+import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader, type Shape3 } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
 import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
 import { Random } from './random.js';
 import {
   BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, sampleCrop, type Batch, type BatchSamplerOptions, type SamplerPosition, type TrainingCase,
 } from './sampler.js';
+
+/**
+ * The first bytes of a NIfTI file, gunzipped as far as they go: enough for the header without reading (or
+ * decompressing) the whole volume.
+ */
+async function niftiHeaderPrefix(path: string): Promise<NiftiHeader> {
+  let head: Uint8Array;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const buf = new Uint8Array(HEADER_READ_BYTES);
+      const { bytesRead } = await file.read(buf, 0, buf.length, 0);
+      head = buf.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  } catch (e) {
+    throw new Error(`${path}: cannot read NIfTI file (${(e as Error).message})`);
+  }
+  if (isGzip(head)) {
+    try {
+      // SYNC_FLUSH: return what the prefix decodes to instead of failing on the missing end of the stream.
+      head = new Uint8Array(gunzipSync(head, { finishFlush: zlibConstants.Z_SYNC_FLUSH }));
+    } catch (e) {
+      throw new Error(`${path}: gzip data is corrupt (${(e as Error).message})`);
+    }
+  }
+  return readNiftiHeader(head, path);
+}
+
+const HEADER_READ_BYTES = 64 * 1024;
+
+/**
+ * Checks every case's image and label from their headers alone, before any preprocessing: each a 3-D volume
+ * (not a 2-D image of shape [X, Y, 1], not several frames), and the label on the image's grid (same shape, same
+ * affine within `tolerance` mm). Errors name the case, both files and the values.
+ */
+export async function checkCaseGeometry(cases: readonly DatasetCase[], tolerance = 1e-3): Promise<void> {
+  for (const c of cases) {
+    const [image, label] = [await niftiHeaderPrefix(c.image), await niftiHeaderPrefix(c.label)];
+    for (const [path, h] of [[c.image, image], [c.label, label]] as const) {
+      const shape = h.dim.slice(1, 1 + Math.max(3, h.dim[0]));
+      if (h.dim[0] < 3 || shape.slice(0, 3).some((n) => n < 2)) {
+        throw new Error(`case ${c.id}: ${path} has shape [${shape.slice(0, 3).join(', ')}], a 2-D image; expected a 3-D CT volume (at least 2 voxels along x, y and z)`);
+      }
+    }
+    const si = image.dim.slice(1, 4);
+    const sl = label.dim.slice(1, 4);
+    if (si.some((n, i) => n !== sl[i])) {
+      throw new Error(`case ${c.id}: label ${c.label} has shape [${sl.join(', ')}] but image ${c.image} has [${si.join(', ')}]; expected the label on the image's grid`);
+    }
+    const ai = affineFromHeader(image);
+    const al = affineFromHeader(label);
+    const worst = ai.reduce((m, v, i) => Math.max(m, Math.abs(v - al[i])), 0);
+    if (!(worst <= tolerance)) {
+      const rows = (a: number[]) => `[${[0, 1, 2].map((r) => a.slice(4 * r, 4 * r + 4).map((v) => +v.toFixed(4)).join(' ')).join('; ')}]`;
+      throw new Error(`case ${c.id}: label ${c.label} has affine ${rows(al)} but image ${c.image} has ${rows(ai)} (they differ by up to ${+worst.toFixed(4)} mm); expected the label on the image's grid`);
+    }
+  }
+}
 
 /** Default cap on foreground positions kept per label value and case. */
 export const DEFAULT_FOREGROUND_SAMPLES = 4096;

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_AUGMENT } from '../data/augment.js';
+import { DEFAULT_AUGMENT, NO_AUGMENT } from '../data/augment.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
@@ -171,7 +171,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
   const folder = await RunFolder.open(dir);
   const store = await preprocessDatasetToStore(data.train, data.cacheDir, { targetSpacingZYX: data.spacingZYX, maxCases: data.train.length });
   const sampler = new StreamingBatchSampler(store, {
-    batchSize: config.batch, cropSize: config.crop, seed, augment: { ...DEFAULT_AUGMENT, mirror: false },
+    batchSize: config.batch, cropSize: config.crop, seed, augment: config.augment === 'none' ? NO_AUGMENT : { ...DEFAULT_AUGMENT, mirror: false }, foregroundFraction: config.foregroundFraction,
   });
   const model = TGNet.create({ variant, width: config.width, seed });
   const trainer = new Trainer({
@@ -181,7 +181,10 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
   const settings = {
     variant, width: config.width, parameters: model.parameterCount(), crop: config.crop.join('x'), batch: config.batch, steps: config.steps,
     optimizer: `${config.optimizer}, lr ${config.lr}, ${config.warmupSteps}-step linear warm-up, poly 0.9 decay, weight decay ${config.weightDecay}`,
-    augmentation: 'scaling, noise, brightness, contrast, gamma (DoDNet\'s); no mirroring (fixed anatomical orientation)',
+    augmentation: config.augment === 'none'
+      ? 'none (a few hundred steps cannot overfit the training cases); no mirroring (fixed anatomical orientation)'
+      : 'scaling, noise, brightness, contrast, gamma (DoDNet\'s); no mirroring (fixed anatomical orientation)',
+    'foreground crops': `${Math.round(config.foregroundFraction * 100)}% of crops centred on a labelled voxel (DoDNet: 80%)`,
     phantoms: `${config.volume.join('x')} voxels, ${phantomSpacing(config.volume).map((s) => s.toFixed(2)).join('x')} mm, ${config.casesPerTask} per task`,
     profile: config.profile, reason: config.reason, adapter: gpu.name, seed,
   };

@@ -133,7 +133,10 @@ async function main(argv: string[]): Promise<void> {
   if (json >= 0) writeFileSync(argv[json + 1], `${JSON.stringify(result, null, 2)}\n`);
 }
 
-if (process.argv[1] && /soak\.[jt]s$/.test(process.argv[1])) {
+// Run as a script: `node dist/bench/soak.js`, or `npx vite-node bench/soak.ts` (vite-node drops the script from
+// argv, so any vite-node entry outside vitest counts).
+const entry = process.argv[1] ?? '';
+if (/soak\.[jt]s$/.test(entry) || (/vite-node/.test(entry) && !process.env.VITEST)) {
   main(process.argv.slice(2)).catch((e: unknown) => {
     console.error(`soak: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 1;

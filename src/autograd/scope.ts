@@ -65,15 +65,42 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/** Scopes dropped by `abandonOpenScopes`: their tidy may still finish later, and must then touch nothing else. */
+const abandoned = new WeakSet<Set<Disposable>>();
+
 function close(scope: Set<Disposable>, result: unknown): void {
-  const top = stack.pop();
-  if (top !== scope) throw new Error('tidy: scopes were interleaved (an async tidy overlapped another scope)');
   const kept = new Set<Disposable>();
   collect(result, kept);
   const doomed = [...scope].filter((t) => !kept.has(t) && !t.isDisposed);
+  if (abandoned.has(scope)) {
+    // Its caller gave up on it (a timed-out test): free what it made, hand nothing to scopes opened since.
+    for (const t of doomed) t.dispose();
+    return;
+  }
+  const index = stack.lastIndexOf(scope);
+  if (index !== stack.length - 1) {
+    // Out of order: take only this scope out, so the scopes opened after it (another flow's) still close
+    // normally, instead of popping theirs and breaking every tidy that follows.
+    if (index >= 0) stack.splice(index, 1);
+    for (const t of doomed) t.dispose();
+    throw new Error('tidy: scopes were interleaved (an async tidy overlapped another scope)');
+  }
+  stack.pop();
   for (const t of doomed) t.dispose();
   const parent = stack[stack.length - 1];
   if (parent) for (const t of kept) if (!t.isDisposed) parent.add(t);
+}
+
+/**
+ * Drops every open scope and returns how many there were. For test harnesses after a test that timed out while
+ * an async tidy was pending: without this its scope would stay open and collect (then dispose) the tensors of the
+ * tests that follow. An abandoned tidy that finishes later frees its own tensors and nothing else.
+ */
+export function abandonOpenScopes(): number {
+  const n = stack.length;
+  for (const s of stack) abandoned.add(s);
+  stack.length = 0;
+  return n;
 }
 
 /** Depth of open scopes (for tests). */

@@ -1,18 +1,31 @@
 /** Shared test fixtures: one GPU per test file, seeded random data, GPU<->host transfers, closeness checks. */
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { abandonOpenScopes } from '../../src/autograd/scope.js';
 import { initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { mulberry32 } from '../../src/autograd/random.js';
 
-/** Initialises the GPU for a test file. Fails (never skips) when no adapter exists. */
+/**
+ * Initialises the GPU for a test file. Fails (never skips) when no adapter exists. A test that timed out with an
+ * async tidy pending leaves its scope open; it is dropped after each test so it cannot take the next test's
+ * tensors. The device is destroyed at the end even when it was lost or its last work failed.
+ */
 export function useGpu(): () => Gpu {
   let gpu: Gpu | null = null;
   beforeAll(async () => {
     gpu = await initGpu();
   });
+  afterEach(() => {
+    const open = abandonOpenScopes();
+    if (open > 0) console.warn(`useGpu: dropped ${open} tidy scope(s) left open by the test that just ended (timed out?)`);
+  });
   afterAll(async () => {
     if (gpu) {
-      await gpu.sync();
-      gpu.destroy();
+      try {
+        if (!gpu.isLost) await gpu.sync();
+      } finally {
+        gpu.destroy();
+        gpu = null;
+      }
     }
   });
   return () => {

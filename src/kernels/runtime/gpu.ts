@@ -85,6 +85,20 @@ export const INSTALL_HINT =
 
 let current: Gpu | null = null;
 
+/**
+ * Dawn's Node binding polls for finished GPU work from a setImmediate loop for as long as one of its promises
+ * (mapAsync, onSubmittedWorkDone) is pending, so an awaiting main thread spins a whole core. On a 2-core
+ * machine with a software adapter that core is taken from the driver's threads (a TGNet step ran up to 1.9x
+ * slower). In Node a wait therefore sleeps the thread between event-loop turns (Atomics.wait is allowed on
+ * Node's main thread, not in browsers, whose WebGPU does not poll), and Dawn's poll runs once per turn.
+ */
+const sleepCell = typeof SharedArrayBuffer === 'function' &&
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
+  ? new Int32Array(new SharedArrayBuffer(4))
+  : null;
+/** Longest sleep between polls (ms): bounds the latency a wait adds. */
+const MAX_POLL_SLEEP_MS = 1;
+
 /** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
 export function isSoftwareAdapter(gpu: Gpu): boolean {
   return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
@@ -345,7 +359,7 @@ export class Gpu {
       if (size > 0) this.openEncoder().copyBufferToBuffer(buffer, offset, staging, 0, size);
       else this.openEncoder();
       this.flush();
-      await Promise.race([staging.mapAsync(1 /* GPUMapMode.READ */), this.lost]);
+      await this.settle(staging.mapAsync(1 /* GPUMapMode.READ */));
       this.throwPendingErrors('read');
       return staging.getMappedRange(0, size).slice(0, bytes);
     } finally {
@@ -357,7 +371,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.checkUsable('sync');
     this.flush();
-    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.lost]);
+    await this.settle(this.device.queue.onSubmittedWorkDone());
     this.throwPendingErrors('sync');
   }
 
@@ -435,11 +449,26 @@ export class Gpu {
   }
 
   private async readTimestamps(r: { buffer: GPUBuffer; read: GPUBuffer; labels: string[] }): Promise<KernelTiming[]> {
-    await Promise.race([r.read.mapAsync(1), this.lost]);
+    await this.settle(r.read.mapAsync(1));
     const t = new BigUint64Array(r.read.getMappedRange().slice(0));
     r.read.destroy();
     r.buffer.destroy();
     return r.labels.map((label, i) => ({ label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
+  }
+
+  /** Waits for a Dawn promise (or the device's loss) without spinning a core, see `sleepCell`. */
+  private async settle<T>(work: Promise<T>): Promise<T> {
+    const raced = Promise.race([work, this.lost]);
+    if (!sleepCell) return raced;
+    let done = false;
+    raced.then(() => { done = true; }, () => { done = true; });
+    const t0 = performance.now();
+    while (!done) {
+      // Short sleeps first (small reads finish in microseconds), then up to 1/8 of the time waited so far.
+      Atomics.wait(sleepCell, 0, 0, Math.min(MAX_POLL_SLEEP_MS, Math.max(0.02, (performance.now() - t0) / 8)));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return raced;
   }
 
   private checkUsable(what: string): void {

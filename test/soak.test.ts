@@ -1,11 +1,11 @@
 /** The soak in short (bench/soak.ts runs 1000 steps and 200 predictions): GPU buffers, bytes and tensors stay flat. */
 import { describe, expect, it } from 'vitest';
 import { runSoak } from '../bench/soak.js';
-import { useGpu } from './helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from './helpers/gpu.js';
 
 useGpu();
 
-describe('soak (short)', () => {
+describe('soak (short)', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('training steps with checkpoints, then predictions: live GPU buffers, bytes and tensors do not grow', async () => {
     const result = await runSoak({ steps: 12, predicts: 5, every: 4 });
     const train = result.samples.filter((s) => s.phase === 'train');

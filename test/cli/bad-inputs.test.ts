@@ -15,7 +15,7 @@ import { readNiftiFile, writeNiftiFile } from '../../src/data/nifti-file.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { TGNet } from '../../src/tgnet/model.js';
 import { Trainer } from '../../src/tgnet/train.js';
-import { useGpu } from '../helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 
 useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-bad-inputs-'));
@@ -87,7 +87,7 @@ describe('tgnet train refuses bad data before preprocessing', () => {
   });
 });
 
-describe('tgnet predict refuses bad inputs before any work', () => {
+describe('tgnet predict refuses bad inputs before any work', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   const base = (out: string): string[] => ['--model', ckpt, '--input', cases[0].image, '--task', 'liver', '--out', out, '--quiet', '--native-spacing'];
 
   it('an unknown task, an --out that is a folder or under a file', async () => {

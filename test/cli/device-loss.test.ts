@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { predictCommand } from '../../src/cli/predict.js';
 import { trainCommand } from '../../src/cli/train.js';
 import { loadMsdCollection } from '../../src/data/datasets.js';
+import { COLD_COMPILE_TIMEOUT_MS } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { hasGpu, initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { scopeDepth } from '../../src/autograd/scope.js';
@@ -35,7 +36,7 @@ function loseDeviceOn(when: RegExp): void {
   });
 }
 
-describe('device loss', () => {
+describe('device loss', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('during training: an error naming the phase and step, the last checkpoint intact and loadable', async () => {
     const data = join(dir, 'data');
     await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 2, tasks: [0] });

@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { trainCommand } from '../../src/cli/train.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { loadCheckpoint, type Checkpoint } from '../../src/tgnet/checkpoint.js';
 
+// One GPU for the file: every command reuses it and its compiled pipelines (a cold compile is most of a run's time).
+useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-resume-'));
 const data = join(dir, 'data');
 const cache = join(dir, 'cache');
@@ -67,7 +70,7 @@ function expectSameState(actual: Checkpoint, expected: Checkpoint): void {
 
 let straight: Checkpoint;
 
-describe('tgnet train --resume (exact)', () => {
+describe('tgnet train --resume (exact)', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('stopped after steps 2 and 4 and resumed with --resume alone, ends byte-identical to the straight run', async () => {
     quiet();
     await trainCommand(flags(join(dir, 'straight')));
@@ -115,7 +118,8 @@ describe('tgnet train --resume (exact)', () => {
     const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
     const kills: { afterCheckpoint: number; delayMs: number; resumedFrom: number }[] = [];
     let args = flags(out);
-    for (const afterCheckpoint of [2, 2]) {
+    // One child process (each compiles its pipelines afresh); the rest of the run resumes in this process.
+    for (const afterCheckpoint of [2]) {
       const delayMs = Math.floor(random() * 400);
       const resumedFrom = existsSync(ckpt) ? (await loadCheckpoint(ckpt)).meta.step : 0;
       const finished = await runCli(args, afterCheckpoint, delayMs);

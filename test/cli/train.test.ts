@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { parseTrainArgs, trainCommand } from '../../src/cli/train.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 
+// One GPU for the file: every command reuses it and its compiled pipelines (a cold compile is most of a run's time).
+useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
@@ -22,7 +25,7 @@ function captureLog(): string[] {
   return lines;
 }
 
-describe('tgnet train', () => {
+describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('trains on a synthesised collection, writes a loadable checkpoint, and resumes from it', async () => {
     const data = join(dir, 'data');
     // Liver (organ + tumour) and colon (tumour only): both kinds of partial labels.

@@ -34,6 +34,15 @@ export function useGpu(): () => Gpu {
   };
 }
 
+/**
+ * Timeout for tests that build a model's whole training graph: their first step compiles every pipeline it uses
+ * (85 for a width-2 TGNet step), about 35 s on an idle 2-core machine with a cold shader cache
+ * (MESA_SHADER_CACHE_DISABLE=true) and 120 s with the cores shared three ways and more. A hang guard, not a speed
+ * check: the default 120 s would fail such a test on a busy machine, and the test it abandons keeps running beside
+ * the next one.
+ */
+export const COLD_COMPILE_TIMEOUT_MS = 600_000;
+
 /** A seeded uniform [0, 1) generator (mulberry32). */
 export const rng = mulberry32;
 

@@ -9,7 +9,7 @@ import { readSafetensorsFile, writeSafetensors } from '../../src/nn/safetensors.
 import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet } from '../../src/tgnet/model.js';
 import { train, Trainer, type BatchSource, type TrainingBatch, type TrainLogEvent } from '../../src/tgnet/train.js';
-import { randomArray, useGpu } from '../helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, randomArray, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-train-'));
@@ -53,7 +53,7 @@ function streamSource(start: number): BatchSource & { served: number } {
 
 const tiny = (seed = 1) => TGNet.create({ variant: 'tgnet', width: 2, seed });
 
-describe('Trainer', () => {
+describe('Trainer', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('overfits a fixed batch, keeps GPU memory flat and reads the loss only on log steps', async () => {
     const model = tiny();
     const logs: TrainLogEvent[] = [];

@@ -167,13 +167,13 @@ export async function predictCommand(argv: string[]): Promise<void> {
   // Reuse a GPU someone already opened (tests, embedding); otherwise own one for this command.
   const ownsGpu = !hasGpu();
   const gpu = ownsGpu ? await initGpu() : getGpu();
-  let phase = 'loading the model';
+  let phase = 'reading the input';
   try {
+    const volume = await readNiftiFile(args.input);
+    checkVolumeIs3d(volume.shape, args.input, 'predict');
+    phase = 'loading the model';
     const { model, config } = await loadCheckpointFile(args.model, args.overrides);
     try {
-      phase = 'reading the input';
-      const volume = await readNiftiFile(args.input);
-      checkVolumeIs3d(volume.shape, args.input, 'predict');
       const tileShape = args.crop ?? config.crop ?? DEFAULT_TILE_SHAPE;
       if (tileShape.some((t) => t % 16 !== 0)) throw new Error(`${args.model}: crop [${tileShape.join(', ')}] is not made of multiples of 16; pass --crop D H W`);
       log(`model ${config.variant} width ${config.width} (${config.numTasks} tasks) from ${args.model}; task ${TASKS[args.task].key}; tile ${tileShape.join('x')}${args.flips ? ', 8 flips' : ''}`);

@@ -327,6 +327,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (resumed && args.resume) {
       trainer.restore(resumed, args.resume);
       log(`resumed from ${args.resume} at step ${resumed.meta.step}`);
+      if (!resumed.meta.sampler) log('note: this checkpoint predates exact resume (no sampler position): crops are drawn from the start of the stream, so the run will not match an uninterrupted one');
     }
     const recipe = optimizer === 'sgd' ? `SGD momentum 0.99 Nesterov, lr ${lr}` : `${optimizer === 'adam' ? 'Adam' : 'AdamW'}, lr ${lr}`;
     const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;

@@ -6,7 +6,9 @@ import { download, empty, expectClose, randomArray, size, upload, useGpu } from 
 
 const gpu = useGpu();
 
-async function runBoth(shape: number[], groups: number, relu: boolean, seed: number, maxBindingBytes?: number, offset = 0, atol = 1e-4) {
+async function runBoth(
+  shape: number[], groups: number, relu: boolean, seed: number, maxBindingBytes?: number, offset = 0, atol = 1e-4, fused?: boolean,
+) {
   const g = gpu();
   const C = shape[1];
   const n = size(shape);
@@ -17,8 +19,8 @@ async function runBoth(shape: number[], groups: number, relu: boolean, seed: num
   const NG = shape[0] * groups;
   const [xb, wb, bb, dyb] = [upload(g, x), upload(g, w), upload(g, b), upload(g, dy)];
   const [yb, mb, rb, dxb, dwb, dbb] = [empty(g, n), empty(g, NG), empty(g, NG), empty(g, n), empty(g, C), empty(g, C)];
-  groupNormForward(g, xb, shape, groups, wb, bb, yb, mb, rb, { relu, maxBindingBytes });
-  groupNormBackward(g, dyb, xb, shape, groups, wb, bb, mb, rb, dxb, dwb, dbb, { relu, maxBindingBytes });
+  groupNormForward(g, xb, shape, groups, wb, bb, yb, mb, rb, { relu, maxBindingBytes, fused });
+  groupNormBackward(g, dyb, xb, shape, groups, wb, bb, mb, rb, dxb, dwb, dbb, { relu, maxBindingBytes, fused });
   const ref = groupNormRef(x, shape, groups, w, b, 1e-5, relu);
   const gref = groupNormBackwardRef(dy, x, shape, groups, w, b, 1e-5, relu);
   const gotY = await download(g, yb, n);
@@ -31,7 +33,8 @@ async function runBoth(shape: number[], groups: number, relu: boolean, seed: num
   return { gotY, ref };
 }
 
-describe('group norm: GPU vs CPU twin, forward and backward', () => {
+// fused: one workgroup per (n, g) (software adapters' default); chunked: the hardware path.
+describe.each([['fused', true], ['chunked', false]] as const)('group norm (%s): GPU vs CPU twin, forward and backward', (_, fused) => {
   const cases: [number[], number][] = [
     [[2, 6, 3, 5, 7], 3], // odd spatial (scalar path)
     [[2, 6, 3, 5, 7], 6], // one channel per group
@@ -43,19 +46,24 @@ describe('group norm: GPU vs CPU twin, forward and backward', () => {
   for (const [shape, G] of cases) {
     for (const relu of [false, true]) {
       it(`[${shape}] G=${G}${relu ? ' + ReLU' : ''}`, async () => {
-        await runBoth(shape, G, relu, 10 + G);
+        await runBoth(shape, G, relu, 10 + G, undefined, 0, 1e-4, fused);
       });
     }
   }
 
-  it('reduces a large group with many workgroups (several chunks per group)', async () => {
-    await runBoth([1, 2, 16, 32, 40], 1, true, 5); // 40960 per group, 20480 per channel: 3 and 2 chunks
+  it('reduces a large group (chunked: several chunks per group; fused: 5120 elements per invocation)', async () => {
+    await runBoth([1, 2, 16, 32, 40], 1, true, 5, undefined, 0, 1e-4, fused); // 40960 per group, 20480 per channel
+  });
+
+  it('covers tiny groups (fewer elements than invocations) and many groups', async () => {
+    await runBoth([3, 32, 1, 1, 2], 16, true, 9, undefined, 0, 1e-4, fused);
+    await runBoth([2, 64, 1, 2, 2], 16, false, 11, undefined, 0, 1e-4, fused);
   });
 
   it('keeps the statistics stable with a large mean (1000 +- 1)', async () => {
     // rstd is checked to rtol 1e-3 inside runBoth; E[x^2] - E[x]^2 in f32 would be off by ~10% here. The outputs
     // carry the f32 rounding of the mean itself (1000 * 6e-8 * rstd ~ 1e-4), hence atol 1e-3.
-    const { gotY, ref } = await runBoth([1, 2, 8, 16, 17], 1, false, 7, undefined, 1000, 1e-3);
+    const { gotY, ref } = await runBoth([1, 2, 8, 16, 17], 1, false, 7, undefined, 1000, 1e-3, fused);
     expect(maxRelativeError(gotY, ref.y, 1e-3, 1e-3)).toBeLessThanOrEqual(1);
   });
 });
@@ -64,7 +72,8 @@ describe('group norm slab path (binding windows)', () => {
   for (const [shape, G, bytes] of [[[2, 6, 3, 5, 7], 3, 1000], [[2, 8, 4, 4, 6], 2, 512], [[1, 4, 8, 32, 40], 1, 40000]] as [number[], number, number][]) {
     for (const relu of [false, true]) {
       it(`[${shape}] G=${G} in windows of ${bytes} bytes${relu ? ' + ReLU' : ''}`, async () => {
-        await runBoth(shape, G, relu, 20, bytes);
+        // fused is asked for and declined: the tensor does not fit one window.
+        await runBoth(shape, G, relu, 20, bytes, 0, 1e-4, true);
       });
     }
   }

@@ -6,11 +6,13 @@ import { download, empty, expectClose, randomArray, size, upload, useGpu } from 
 
 const gpu = useGpu();
 
-describe('weight standardisation: GPU vs CPU twin, forward and backward', () => {
+// narrow: one 8-lane workgroup per filter, vec4 where K % 4 == 0 (software adapters' default); wide: 256 lanes.
+describe.each([['narrow', true], ['wide', false]] as const)('weight standardisation (%s): GPU vs CPU twin, forward and backward', (_, narrow) => {
   const cases: number[][] = [
     [6, 5, 3, 3, 3], // k3
     [7, 3, 1, 1, 1], // 1x1x1, K = 3
-    [4, 40, 3, 3, 3], // K = 1080 > workgroup size
+    [5, 4, 1, 1, 1], // K = 4: one vec4 per filter
+    [4, 40, 3, 3, 3], // K = 1080 > workgroup size (vec4)
     [32, 1, 3, 3, 3], // the stem conv
   ];
   for (const shape of cases) {
@@ -21,8 +23,8 @@ describe('weight standardisation: GPU vs CPU twin, forward and backward', () => 
       const w = randomArray(n, 1, -0.2, 0.3);
       const dwhat = randomArray(n, 2);
       const [wb, whb, mb, rb, dwb] = [upload(g, w), empty(g, n), empty(g, cout), empty(g, cout), empty(g, n)];
-      weightStandardize(g, wb, shape, whb, mb, rb);
-      weightStandardizeBackward(g, upload(g, dwhat), wb, shape, mb, rb, dwb);
+      weightStandardize(g, wb, shape, whb, mb, rb, { narrow });
+      weightStandardizeBackward(g, upload(g, dwhat), wb, shape, mb, rb, dwb, { narrow });
       const ref = weightStandardizeRef(w, shape);
       expectClose(await download(g, whb, n), ref.what);
       expectClose(await download(g, mb, cout), ref.mean, 1e-6, 1e-4);

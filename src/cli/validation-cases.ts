@@ -9,7 +9,7 @@ import type { DatasetCase } from '../data/datasets.js';
 import type { NiftiVolume, Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { taskById } from '../data/tasks.js';
-import { evaluateCase } from '../eval/evaluate.js';
+import { evaluateCaseMasks } from '../eval/evaluate.js';
 import { segmentCt } from '../eval/pipeline.js';
 import type { CaseEvaluation } from '../eval/report.js';
 import type { Shape3D } from '../eval/sliding-window.js';
@@ -69,7 +69,7 @@ export async function segmentAndEvaluateCase(model: TGNet, c: DatasetCase, optio
   const name = caseName(c);
   const [sx, sy, sz] = image.spacing;
   const dhw: Shape3D = [image.shape[2], image.shape[1], image.shape[0]];
-  const evaluation = evaluateCase(name, segmentation.labelMap, label.data, dhw, [sz, sy, sx], info.id);
+  const evaluation = evaluateCaseMasks(name, { organ: segmentation.organ, tumour: segmentation.tumour }, label.data, dhw, [sz, sy, sx], info.id);
   return { name, task: info.id, evaluation, image, label, labelMap: segmentation.labelMap, seconds: (performance.now() - t0) / 1000 };
 }
 

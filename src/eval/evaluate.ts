@@ -4,7 +4,7 @@
  */
 import { labelToTarget, taskById } from '../data/tasks.js';
 import { segmentationMetrics } from './metrics.js';
-import { labelMapToMasks } from './postprocess.js';
+import { labelMapToMasks, type OrganTumourMasks } from './postprocess.js';
 import type { CaseEvaluation } from './report.js';
 import type { Shape3D } from './sliding-window.js';
 
@@ -20,7 +20,22 @@ export function evaluateCase(
   if (predLabels.length !== n || truthLabels.length !== n) {
     throw new Error(`${name}: prediction has ${predLabels.length} voxels and truth ${truthLabels.length}; expected ${n} each for [D, H, W] = [${shape.join(', ')}]`);
   }
-  const pred = labelMapToMasks(predLabels, info);
+  return evaluateCaseMasks(name, labelMapToMasks(predLabels, info), truthLabels, shape, spacing, task);
+}
+
+/**
+ * The same from the two predicted channels themselves, as DoDNet evaluates its sigmoid outputs. A label map holds
+ * one class per voxel, so where the channels overlap (hepatic vessel inside a predicted liver tumour) it keeps
+ * only the tumour; the masks keep both.
+ */
+export function evaluateCaseMasks(
+  name: string, pred: OrganTumourMasks, truthLabels: Float32Array | Uint8Array, shape: Shape3D, spacing: Shape3D, task: number,
+): CaseEvaluation {
+  const info = taskById(task);
+  const n = shape[0] * shape[1] * shape[2];
+  if (pred.organ.length !== n || pred.tumour.length !== n || truthLabels.length !== n) {
+    throw new Error(`${name}: predicted organ/tumour masks have ${pred.organ.length}/${pred.tumour.length} voxels and truth ${truthLabels.length}; expected ${n} each for [D, H, W] = [${shape.join(', ')}]`);
+  }
   const target = labelToTarget(truthLabels, info);
   const channel = (c: number): Uint8Array => {
     const out = new Uint8Array(n);

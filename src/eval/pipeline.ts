@@ -8,7 +8,7 @@ import type { Shape3 } from '../data/nifti.js';
 import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, permuteAxes, resampleToShape, resampleToSpacing, sliceAxisOf, windowHu, type ScalarVolume } from '../data/preprocess.js';
 import { taskById } from '../data/tasks.js';
 import type { TGNet } from '../tgnet/model.js';
-import { masksToLabelMap, postprocessTask, type OrganTumourMasks, type PostprocessOptions } from './postprocess.js';
+import { masksToLabelMap, postprocessTask, tumourMaxDroppedVoxelsFor, type OrganTumourMasks, type PostprocessOptions } from './postprocess.js';
 import { predictVolume, type PredictVolumeOptions, type Shape3D } from './sliding-window.js';
 
 export interface SegmentCtOptions extends PredictVolumeOptions {
@@ -80,7 +80,11 @@ export async function segmentCt(model: TGNet, volume: ScalarVolume, task: number
     masks = { organ: back[0], tumour: back[1] };
   }
   const outShape = dhwFromXyz(volume.shape);
-  if (options.postprocess ?? true) masks = postprocessTask(masks, outShape, info, options.postprocessOptions);
+  if (options.postprocess ?? true) {
+    // The small-tumour rule is a volume (DoDNet's 50 voxels at its spacing), applied on the output grid.
+    const tumourMaxDroppedVoxels = tumourMaxDroppedVoxelsFor(volume.spacing);
+    masks = postprocessTask(masks, outShape, info, { tumourMaxDroppedVoxels, ...options.postprocessOptions });
+  }
   return {
     ...masks,
     labelMap: masksToLabelMap(masks),

@@ -9,6 +9,19 @@ import type { Shape3D } from './sliding-window.js';
 
 /** Tumour components of this many voxels or fewer are removed. */
 export const TUMOUR_MAX_DROPPED_VOXELS = 50;
+/**
+ * The same rule as a volume: 50 voxels at DoDNet's training spacing 1.5 x 0.8 x 0.8 mm. A pipeline that predicts
+ * on another grid drops tumour pieces up to this volume, so the rule means the same thing at any resolution (50
+ * voxels of 11 x 11 x 22 mm would be 140 cm3, larger than most tumours).
+ */
+export const TUMOUR_MAX_DROPPED_MM3 = TUMOUR_MAX_DROPPED_VOXELS * 1.5 * 0.8 * 0.8;
+
+/** Tumour pieces of at most this many voxels are dropped on a grid of `spacing` (mm, any axis order). */
+export function tumourMaxDroppedVoxelsFor(spacing: readonly [number, number, number]): number {
+  const voxel = spacing[0] * spacing[1] * spacing[2];
+  if (!(voxel > 0 && Number.isFinite(voxel))) throw new Error(`tumourMaxDroppedVoxelsFor: spacing is [${spacing.join(', ')}]; expected three positive voxel sizes in mm`);
+  return Math.floor(TUMOUR_MAX_DROPPED_MM3 / voxel + 1e-9);
+}
 
 export interface ComponentLabels {
   /** 0 for background, 1..count for the components, numbered in raster order of their first voxel (as scipy.ndimage.label). */

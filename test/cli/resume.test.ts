@@ -112,19 +112,20 @@ describe('tgnet train --resume (exact)', { timeout: COLD_COMPILE_TIMEOUT_MS }, (
   it('a run killed with SIGKILL at random moments (checkpoint writes included) and resumed ends byte-identical', async () => {
     const out = join(dir, 'killed');
     const ckpt = join(out, 'checkpoint.safetensors');
-    // Kill points: after the child has written its k-th checkpoint, wait a random 0-400 ms (the next step, or
-    // the middle of the next checkpoint write) and SIGKILL it. Seeded so a failure can be replayed.
+    // Kill point: after the child has written its third checkpoint, wait a random 0-1.5 step times (measured
+    // between its second and third checkpoints, so that it lands inside the run's last three steps on a slow or a
+    // fast GPU: in a step, or in the middle of a checkpoint write) and SIGKILL it. Seeded so a failure can be replayed.
     let seed = 12345;
     const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const kills: { afterCheckpoint: number; delayMs: number; resumedFrom: number }[] = [];
+    const kills: { afterCheckpoint: number; delaySteps: number; resumedFrom: number }[] = [];
     let args = flags(out);
     // One child process (each compiles its pipelines afresh); the rest of the run resumes in this process.
-    for (const afterCheckpoint of [2]) {
-      const delayMs = Math.floor(random() * 400);
+    for (const afterCheckpoint of [3]) {
+      const delaySteps = random() * 1.5;
       const resumedFrom = existsSync(ckpt) ? (await loadCheckpoint(ckpt)).meta.step : 0;
-      const finished = await runCli(args, afterCheckpoint, delayMs);
+      const finished = await runCli(args, afterCheckpoint, delaySteps);
       if (finished) break;
-      kills.push({ afterCheckpoint, delayMs, resumedFrom });
+      kills.push({ afterCheckpoint, delaySteps, resumedFrom });
       args = ['--resume', ckpt];
     }
     expect(kills.length).toBeGreaterThanOrEqual(1);
@@ -135,22 +136,24 @@ describe('tgnet train --resume (exact)', { timeout: COLD_COMPILE_TIMEOUT_MS }, (
 });
 
 /**
- * Runs `tgnet train ARGS` in a child process (from the TypeScript sources) and SIGKILLs it `delayMs` after it
- * reports its `afterCheckpoint`-th checkpoint. Resolves true when the run finished before the kill.
+ * Runs `tgnet train ARGS` in a child process (from the TypeScript sources) and SIGKILLs it `delaySteps` step
+ * times (the time between its last two checkpoints) after it reports its `afterCheckpoint`-th checkpoint.
+ * Resolves true when the run finished before the kill.
  */
-function runCli(args: string[], afterCheckpoint: number, delayMs: number): Promise<boolean> {
+function runCli(args: string[], afterCheckpoint: number, delaySteps: number): Promise<boolean> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [join('node_modules', 'vite-node', 'vite-node.mjs'), 'src/cli/main.ts', 'train', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let seen = 0;
+    const seenAt: number[] = [];
     let killed = false;
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
-      seen += (String(chunk).match(/checkpoint \(step \d+\)/g) ?? []).length;
-      if (!killed && seen >= afterCheckpoint) {
+      for (const _ of String(chunk).match(/checkpoint \(step \d+\)/g) ?? []) seenAt.push(performance.now());
+      if (!killed && seenAt.length >= Math.max(2, afterCheckpoint)) {
         killed = true;
-        setTimeout(() => child.kill('SIGKILL'), delayMs);
+        const stepMs = seenAt[seenAt.length - 1] - seenAt[seenAt.length - 2];
+        setTimeout(() => child.kill('SIGKILL'), delaySteps * stepMs);
       }
     });
     child.stderr.on('data', (chunk: Buffer) => { stderr += String(chunk); });

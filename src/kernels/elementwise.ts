@@ -4,7 +4,7 @@
  */
 import type { Gpu } from './runtime/gpu.js';
 import {
-  checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf, stridesOf,
+  blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, packParams, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
 import { forEachWindow } from './runtime/windows.js';
 
@@ -72,26 +72,40 @@ export function unary(gpu: Gpu, op: UnaryOp, x: GPUBuffer | null, out: GPUBuffer
   if (x && needsInput) checkBuffer(x, n, `unary ${op} input`);
   checkBuffer(out, n, `unary ${op} output`);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`unary:${op}:${wg}`, () => `
+  const { V, per } = vectorBlock(gpu, n);
+  const T = V === 4 ? 'vec4f' : 'f32';
+  const pipeline = gpu.pipeline(`unary:${op}:${wg}:${V}:${per}`, () => `
 struct Params { n: u32, s: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-${needsInput ? '@group(0) @binding(1) var<storage, read> xs: array<f32>;' : ''}
-@group(0) @binding(${needsInput ? 2 : 1}) var<storage, read_write> ys: array<f32>;
-${linearMain(wg)}
-  if (gid >= p.n) { return; }
+${needsInput ? `@group(0) @binding(1) var<storage, read> xs: array<${T}>;` : ''}
+@group(0) @binding(${needsInput ? 2 : 1}) var<storage, read_write> ys: array<${T}>;
+fn unaryOp(x: f32) -> f32 {
   let s = p.s;
-  ${needsInput ? 'let x = xs[gid];' : ''}
-  ys[gid] = ${UNARY_OPS[op]};
+  return ${UNARY_OPS[op]};
+}
+${blockedMain(wg, per)}
+  if (gid >= p.n) { return; }
+  ${needsInput ? 'let x = xs[gid];' : `let x = ${T}(0.0);`}
+  ys[gid] = ${V === 4 ? 'vec4f(unaryOp(x.x), unaryOp(x.y), unaryOp(x.z), unaryOp(x.w))' : 'unaryOp(x)'};
 }`);
   forEachWindow(gpu, n, (start, count) => {
     const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
     gpu.dispatch({
       pipeline, label: `unary:${op}`,
       bindings: needsInput && x ? [win(x), win(out)] : [win(out)],
-      params: packParams([{ u: count }, { f: scalar }]),
-      workgroups: Math.ceil(count / wg),
+      params: packParams([{ u: count / V }, { f: scalar }]),
+      workgroups: Math.ceil(count / V / (wg * per)),
     });
   });
+}
+
+/**
+ * vec4 lanes and indices per invocation of a same-shape element-wise launch over n elements: on software
+ * adapters 4 x vec4 (when n % 4 == 0; windows are multiples of 4 elements), on GPUs one f32 as before.
+ */
+function vectorBlock(gpu: Gpu, n: number): { V: 1 | 4; per: number } {
+  const per = invocationBlock(gpu);
+  return { V: per > 1 && n % 4 === 0 ? 4 : 1, per };
 }
 
 /** out = op(a, b) with broadcasting; `out` holds broadcastShapes(aShape, bShape) elements. */
@@ -109,20 +123,26 @@ export function binary(
   const wg = linearWorkgroupSize(gpu);
   const aIndex = broadcastIndexExpr(aShape, outShape);
   const bIndex = broadcastIndexExpr(bShape, outShape);
+  const same = aIndex === 'i' && bIndex === 'i';
+  const { V, per } = same ? vectorBlock(gpu, n) : { V: 1, per: invocationBlock(gpu) };
+  const T = V === 4 ? 'vec4f' : 'f32';
   // Shape-specialised only when broadcasting; same-shape ops share one pipeline per op.
-  const key = `binary:${op}:${wg}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
+  const key = `binary:${op}:${wg}:${V}:${per}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
   const pipeline = gpu.pipeline(key, () => `
 struct Params { n: u32, base: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> as_: array<f32>;
-@group(0) @binding(2) var<storage, read> bs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ys: array<f32>;
-${linearMain(wg)}
+@group(0) @binding(1) var<storage, read> as_: array<${same ? T : 'f32'}>;
+@group(0) @binding(2) var<storage, read> bs: array<${same ? T : 'f32'}>;
+@group(0) @binding(3) var<storage, read_write> ys: array<${T}>;
+fn binaryOp(a: f32, b: f32) -> f32 {
+  return ${BINARY_OPS[op]};
+}
+${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
   let i = gid + p.base;
   let a = as_[${aIndex === 'i' ? 'gid' : aIndex}];
   let b = bs[${bIndex === 'i' ? 'gid' : bIndex}];
-  ys[gid] = ${BINARY_OPS[op]};
+  ys[gid] = ${V === 4 ? 'vec4f(binaryOp(a.x, b.x), binaryOp(a.y, b.y), binaryOp(a.z, b.z), binaryOp(a.w, b.w))' : 'binaryOp(a, b)'};
 }`);
   forEachWindow(gpu, n, (start, count) => {
     // Inputs with the output's shape are windowed like the output; broadcast ones are bound whole.
@@ -132,8 +152,8 @@ ${linearMain(wg)}
     gpu.dispatch({
       pipeline, label: `binary:${op}`,
       bindings: [bind(a, aIndex), bind(b, bIndex), { buffer: out, offset: start * 4, size: count * 4 }],
-      params: packParams([{ u: count }, { u: start }]),
-      workgroups: Math.ceil(count / wg),
+      params: packParams([{ u: count / V }, { u: start / V }]),
+      workgroups: Math.ceil(count / V / (wg * per)),
     });
   });
   return outShape;
@@ -152,12 +172,13 @@ export function expand(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outSha
   checkBuffer(out, n, 'expand output');
   const wg = linearWorkgroupSize(gpu);
   const index = broadcastIndexExpr(xShape, outShape);
-  const pipeline = gpu.pipeline(`expand:${wg}:${xShape.join('x')}>${outShape.join('x')}`, () => `
+  const per = invocationBlock(gpu);
+  const pipeline = gpu.pipeline(`expand:${wg}:${per}:${xShape.join('x')}>${outShape.join('x')}`, () => `
 struct Params { n: u32, base: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ys: array<f32>;
-${linearMain(wg)}
+${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
   let i = gid + p.base;
   ys[gid] = xs[${index === 'i' ? 'gid' : index}];
@@ -167,7 +188,7 @@ ${linearMain(wg)}
       pipeline, label: 'expand',
       bindings: [index === 'i' ? { buffer: x, offset: start * 4, size: count * 4 } : { buffer: x }, { buffer: out, offset: start * 4, size: count * 4 }],
       params: packParams([{ u: count }, { u: start }]),
-      workgroups: Math.ceil(count / wg),
+      workgroups: Math.ceil(count / (wg * per)),
     });
   });
 }

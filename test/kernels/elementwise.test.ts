@@ -8,8 +8,8 @@ const POSITIVE: UnaryOp[] = ['log', 'sqrt', 'powScalar', 'reciprocal'];
 
 describe('unary kernels', () => {
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
-    it(`${op} matches the CPU twin on an odd length`, async () => {
-      const n = 1000 + 37;
+    // An odd length runs f32 lanes; a multiple of 4 runs vec4s on software adapters (the last block partial).
+    it.each([1037, 4004])(`${op} matches the CPU twin on length %i`, async (n) => {
       const x = POSITIVE.includes(op) ? randomArray(n, 1, 0.1, 3) : randomArray(n, 1, -4, 4);
       const xb = upload(gpu(), x);
       const yb = empty(gpu(), n);
@@ -18,8 +18,9 @@ describe('unary kernels', () => {
     });
   }
 
-  it('folds a grid past 65535 workgroups', async () => {
-    const n = 65535 * 256 + 4099; // 65552 workgroups of 256
+  // GPUs: 65552 workgroups of 256, folded into y (software adapters take 4 indices per invocation: 16388).
+  it('runs a long launch (past 65535 workgroups of 256 on GPUs)', async () => {
+    const n = 65535 * 256 + 4099;
     const x = randomArray(n, 2);
     const xb = upload(gpu(), x);
     const yb = empty(gpu(), n);
@@ -40,6 +41,8 @@ describe('unary kernels', () => {
 describe('binary kernels with broadcasting', () => {
   const cases: [number[], number[]][] = [
     [[3, 5, 7], [3, 5, 7]],
+    [[4, 6, 43], [4, 6, 43]], // same shape, 1032 elements: vec4 blocks on software adapters
+    [[2, 2, 1, 1, 1], [2, 2, 4, 5, 6]],
     [[3, 5, 7], [7]],
     [[3, 1, 7], [1, 5, 1]],
     [[2, 3, 1, 1, 1], [2, 3, 4, 5, 6]],

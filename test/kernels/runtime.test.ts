@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { unary } from '../../src/kernels/elementwise.js';
 import { sizeClass } from '../../src/kernels/runtime/buffer-pool.js';
 import { initGpu } from '../../src/kernels/runtime/gpu.js';
+import { blockedMain } from '../../src/kernels/runtime/wgsl.js';
 import { download, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
@@ -42,6 +43,27 @@ describe('dispatch and batching', () => {
     expect(gpu().grid(max + 1, 't')).toEqual([max, 2, 1]);
     expect(gpu().grid(max * max + 1, 't')).toEqual([max, max, 2]);
     expect(() => gpu().grid([max + 1, 1, 1], 'k')).toThrow(/k: workgroup grid \[\d+, 1, 1\] exceeds maxComputeWorkgroupsPerDimension/);
+  });
+
+  it('blockedMain: every index of a folded grid once, several per invocation', async () => {
+    // 2 invocations x 3 indices per workgroup: 70001 indices need 11667 workgroups; with a 1-invocation
+    // workgroup and 1 index the grid passes 65535 and folds into y.
+    for (const [wg, per, n] of [[2, 3, 70001], [1, 1, 70001], [4, 4, 13]]) {
+      const p = gpu().pipeline(`test:blocked:${wg}:${per}`, () => `
+@group(0) @binding(0) var<uniform> n: vec4u;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${blockedMain(wg, per)}
+  if (gid >= n.x) { return; }
+  out[gid] = out[gid] + f32(gid) + 1.0;
+}`);
+      const out = upload(gpu(), new Float32Array(n + 5));
+      gpu().dispatch({
+        pipeline: p, bindings: [out], params: new Uint32Array([n, 0, 0, 0]), workgroups: Math.ceil(n / (wg * per)), label: 'blocked',
+      });
+      const got = await download(gpu(), out, n + 5);
+      const want = Float32Array.from({ length: n + 5 }, (_, i) => (i < n ? i + 1 : 0));
+      expect(got).toEqual(want);
+    }
   });
 
   it('keeps per-dispatch params distinct inside one batch', async () => {

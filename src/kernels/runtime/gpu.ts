@@ -101,8 +101,15 @@ const MAX_POLL_SLEEP_MS = 1;
 
 /** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
 export function isSoftwareAdapter(gpu: Gpu): boolean {
-  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
+  // Asked by launchers on every dispatch: remembered per runtime.
+  let software = softwareAdapters.get(gpu);
+  if (software === undefined) {
+    software = /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
+    softwareAdapters.set(gpu, software);
+  }
+  return software;
 }
+const softwareAdapters = new WeakMap<Gpu, boolean>();
 
 /** The GPU made current by `initGpu`. Throws when none was initialised. */
 export function getGpu(): Gpu {

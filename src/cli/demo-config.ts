@@ -5,8 +5,8 @@
  * pipeline in seconds for tests.
  *
  * The recipe is not the paper's: SGD with momentum 0.99 and lr 0.01 on a poly schedule is made for 1000 epochs
- * and barely moves the loss in a few hundred steps. The demo uses Adam with a linear warm-up and the poly
- * decay, and no mirroring (the phantoms, like real CT, have a fixed orientation: mirroring left-right would
+ * and barely moves the loss in a few hundred steps. The demo uses Adam (lr 1e-2) with a linear warm-up and
+ * the poly decay, whole-volume crops, and no mirroring (the phantoms, like real CT, have a fixed orientation: mirroring left-right would
  * make the liver and spleen trade places, which a real scanner never does). The report states both.
  */
 import type { DHW } from '../data/augment.js';
@@ -37,8 +37,8 @@ export interface DemoConfig {
    */
   foregroundFraction: number;
   /**
-   * 'intensity': DoDNet's scaling and intensity augmentation without mirroring; 'none': crops as they are (a
-   * few hundred steps are too few to overfit 9 cases per task, and augmentation slows early learning).
+   * 'intensity': DoDNet's scaling and intensity augmentation without mirroring; 'none': crops as they are (a short
+   * run does not overfit 9 cases per task, and augmentation slows early learning).
    */
   augment: 'intensity' | 'none';
   /** Validation Dice on fixed crops every this many steps (and at the end). */
@@ -68,10 +68,10 @@ const COMMON = { optimizer: 'adam' as OptimizerKind, weightDecay: 3e-5, flips: f
 
 export const DEMO_CONFIGS: Record<DemoProfile, DemoConfig> = {
   software: {
-    ...COMMON, profile: 'software', volume: [16, 32, 32], crop: [16, 32, 32], width: 4, batch: 2, steps: 600,
-    casesPerTask: 12, valCases: 3, lr: 1e-2, warmupSteps: 20, valEvery: 50, logEvery: 5,
+    ...COMMON, profile: 'software', volume: [16, 32, 32], crop: [16, 32, 32], width: 4, batch: 1, steps: 2000,
+    casesPerTask: 12, valCases: 3, lr: 1e-2, warmupSteps: 40, valEvery: 100, logEvery: 10,
     reason: 'software adapter (the WGSL runs on the CPU): width 4, whole 16x32x32 phantoms (11x11x22 mm voxels) as the crop, '
-      + '600 steps of batch 2 fit the 15-minute budget on two cores; a crop holding the whole abdomen gives the network the '
+      + '2000 steps of batch 1 fit the 15-minute budget on two cores; a crop holding the whole abdomen gives the network the '
       + 'anatomical context that tells liver from spleen, and learns much faster per step than small crops of larger volumes',
   },
   gpu: {

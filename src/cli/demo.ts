@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_AUGMENT, NO_AUGMENT } from '../data/augment.js';
+import { writeFileAtomic } from '../data/fs-util.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
@@ -24,6 +25,7 @@ import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
 import { DEMO_CONFIGS, phantomSpacing, type DemoConfig, type DemoProfile } from './demo-config.js';
+import { argumentChecks } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
@@ -55,14 +57,11 @@ export interface DemoArgs {
   cache: string;
 }
 
+const checks = argumentChecks('demo', DEMO_USAGE);
+const { integer, path } = checks;
+// A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
-  throw new Error(`tgnet demo: ${message}\n${DEMO_USAGE}`);
-}
-
-function integer(flag: string, text: string | undefined, min: number): number {
-  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-  if (!Number.isSafeInteger(n) || n < min) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected an integer >= ${min}`);
-  return n;
+  return checks.fail(message);
 }
 
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
@@ -70,18 +69,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
-      case '--out': {
-        const v = argv[++i];
-        if (!v || v.startsWith('--')) fail(`--out needs a folder, got ${JSON.stringify(v ?? null)}`);
-        args.out = v;
-        break;
-      }
-      case '--cache': {
-        const v = argv[++i];
-        if (!v || v.startsWith('--')) fail(`--cache needs a folder, got ${JSON.stringify(v ?? null)}`);
-        args.cache = v;
-        break;
-      }
+      case '--out': args.out = path(flag, argv[++i]); break;
+      case '--cache': args.cache = path(flag, argv[++i]); break;
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
       case '--steps': args.steps = integer(flag, argv[++i], 1); break;
       case '--width': args.width = integer(flag, argv[++i], 1); break;
@@ -245,6 +234,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
     if (config.warmupSteps >= config.steps) config.warmupSteps = Math.floor(config.steps / 10);
     log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
     log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
+    const overrides = [args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.flips !== null && `--${config.flips ? '' : 'no-'}flips`].filter(Boolean);
+    if (overrides.length) log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width})`);
     const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
     const data = await prepareData(config, args.seed, runDir, args.cache, log);
     const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
@@ -258,10 +249,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
     log(formatPaperTableText(table));
     for (const r of results) log(`${r.variant}: trained in ${formatDuration(r.trainSeconds)}, evaluated in ${formatDuration(r.evalSeconds)}; report ${join(r.folder, 'report.html')}`);
     if (args.compare) {
-      const folder = await RunFolder.open(runDir);
-      await folder.writeJson('compare.json', { table: paperTableToJson(table), seconds: results.map((r) => ({ variant: r.variant, train: r.trainSeconds, evaluate: r.evalSeconds })) });
-      await folder.writeText('compare.md', `${formatPaperTableMarkdown(table)}\n`);
-      await folder.close();
+      await writeFileAtomic(join(runDir, 'compare.json'), `${JSON.stringify({ table: paperTableToJson(table), seconds: results.map((r) => ({ variant: r.variant, train: r.trainSeconds, evaluate: r.evalSeconds })) }, null, 2)}\n`);
+      await writeFileAtomic(join(runDir, 'compare.md'), `${formatPaperTableMarkdown(table)}\n`);
     }
     log(`total time ${formatDuration((performance.now() - t0) / 1000)}`);
     log(resolve(runDir));

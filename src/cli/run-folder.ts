@@ -25,24 +25,34 @@ export class RunFolder {
 
   private constructor(readonly dir: string) {}
 
-  /** Creates the folder (and parents). With `resume`, earlier log.jsonl records are kept and re-read. */
-  static async open(dir: string, options: { resume?: boolean } = {}): Promise<RunFolder> {
+  /**
+   * Creates the folder (and parents). With `resumeFromStep`, the log.jsonl records up to that step are kept and
+   * re-read; later ones (logged after the checkpoint by a run that was then killed) are dropped, since the resumed
+   * run logs those steps again.
+   */
+  static async open(dir: string, options: { resumeFromStep?: number } = {}): Promise<RunFolder> {
     await mkdir(dir, { recursive: true });
     const folder = new RunFolder(dir);
     const logPath = join(dir, 'log.jsonl');
-    if (options.resume) {
+    const resumeStep = options.resumeFromStep;
+    if (resumeStep !== undefined) {
       const text = await readFile(logPath, 'utf8').catch(() => '');
-      for (const [i, line] of text.split('\n').entries()) {
+      const lines = text.split('\n');
+      for (const [i, line] of lines.entries()) {
         if (line.trim() === '') continue;
+        let record: RunLogRecord;
         try {
-          folder.records.push(JSON.parse(line) as RunLogRecord);
+          record = JSON.parse(line) as RunLogRecord;
         } catch {
           // A run killed mid-line leaves a partial last line; anything else is a damaged log.
-          if (i < text.split('\n').length - 2) throw new Error(`${logPath}: line ${i + 1} is not JSON; expected one JSON object per line`);
+          if (i < lines.length - 2) throw new Error(`${logPath}: line ${i + 1} is not JSON; expected one JSON object per line`);
+          continue;
         }
+        if (record.step <= resumeStep) folder.records.push(record);
       }
+      await writeFileAtomic(logPath, folder.records.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
-    folder.log = await open(logPath, options.resume ? 'a' : 'w');
+    folder.log = await open(logPath, resumeStep !== undefined ? 'a' : 'w');
     return folder;
   }
 

@@ -13,6 +13,7 @@ import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } fr
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
+import { argumentChecks } from './args.js';
 import { RunFolder } from './run-folder.js';
 import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
@@ -90,31 +91,17 @@ export interface TrainArgs {
   cacheCases: number;
 }
 
+const checks = argumentChecks('train', TRAIN_USAGE);
+const { integer, number, path } = checks;
+// A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
-  throw new Error(`tgnet train: ${message}\n${TRAIN_USAGE}`);
-}
-
-function integer(flag: string, text: string | undefined, min: number): number {
-  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-  if (!Number.isSafeInteger(n) || n < min) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected an integer >= ${min}`);
-  return n;
-}
-
-function number(flag: string, text: string | undefined): number {
-  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-  if (!Number.isFinite(n) || n < 0) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected a finite number >= 0`);
-  return n;
+  return checks.fail(message);
 }
 
 function cropSide(axis: string, text: string | undefined): number {
   const n = integer(`--crop ${axis}`, text, 1);
   if (n % CROP_MULTIPLE !== 0) fail(`--crop ${axis} is ${n}; expected a positive multiple of ${CROP_MULTIPLE} (four stride-2 stages)`);
   return n;
-}
-
-function path(flag: string, text: string | undefined): string {
-  if (!text || text.startsWith('--')) fail(`${flag} needs a path, got ${JSON.stringify(text ?? null)}`);
-  return text;
 }
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs {
@@ -315,7 +302,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const gpu = ownGpu ? await initGpu() : getGpu();
   let model: TGNet | null = null;
   let trainer: Trainer | null = null;
-  const folder = await RunFolder.open(out, { resume: resumed !== null });
+  const folder = await RunFolder.open(out, resumed ? { resumeFromStep: resumed.meta.step } : {});
   try {
     model = TGNet.create({ variant, width, seed });
     const checkpointPath = join(out, 'checkpoint.safetensors');

@@ -97,7 +97,7 @@ describe('tgnet demo', () => {
     expect(() => parseDemoArgs(['--steps', '0'])).toThrow(/--steps is "0"; expected an integer >= 1/);
     expect(() => parseDemoArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of tgnet/);
     expect(() => parseDemoArgs(['--compare', '--variant', 'dodnet'])).toThrow(/--compare trains dodnet, tgnet-a and tgnet; leave out --variant/);
-    expect(() => parseDemoArgs(['--out'])).toThrow(/--out needs a folder/);
+    expect(() => parseDemoArgs(['--out'])).toThrow(/--out needs a path/);
     expect(() => parseDemoArgs(['--frobnicate'])).toThrow(/unknown argument "--frobnicate"/);
     expect(parseDemoArgs(['--compare', '--seed', '4'])).toMatchObject({ compare: true, seed: 4, variant: 'tgnet' });
   });

@@ -39,7 +39,6 @@ describe('RunFolder', () => {
 
   it('starts a fresh log when not resuming', async () => {
     const run = join(dir, 'c');
-    writeFileSync(join(dir, 'placeholder'), '');
     const a = await RunFolder.open(run);
     await a.appendLog({ step: 1, loss: 1 });
     await a.close();

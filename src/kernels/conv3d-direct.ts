@@ -222,7 +222,8 @@ export function directConvBackwardData(
   const K3 = g.k ** 3;
   return runConv(gpu, gradOut, w, null, gradX, {
     N: g.N, Cs: g.Cout, Cd: g.Cin, D: g.Do, H: g.Ho, W: g.Wo, Do: g.D, Ho: g.H, Wo: g.W, k: g.k, s: 1, p: g.k - 1 - g.p,
-    sDst: K3, sSrc: g.Cin * K3, flip: true,
+    // A 1x1x1 kernel flipped is itself: the forward pipeline serves, one shader fewer to compile.
+    sDst: K3, sSrc: g.Cin * K3, flip: g.k !== 1,
   }, budget, blocking, 'conv3d:dgrad');
 }
 

@@ -10,6 +10,8 @@ export interface ArgumentChecks {
   number(flag: string, text: string | undefined): number;
   /** A path or name: present and not the next flag. */
   path(flag: string, text: string | undefined): string;
+  /** One of `options`. */
+  choice<T extends string>(flag: string, text: string | undefined, options: readonly T[]): T;
 }
 
 export function argumentChecks(command: string, usage: string): ArgumentChecks {
@@ -28,6 +30,10 @@ export function argumentChecks(command: string, usage: string): ArgumentChecks {
       const n = parse(text);
       if (!Number.isFinite(n) || n < 0) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected a finite number >= 0`);
       return n;
+    },
+    choice(flag, text, options) {
+      if (!(options as readonly (string | undefined)[]).includes(text)) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected one of ${options.join(', ')}`);
+      return text as (typeof options)[number];
     },
     path(flag, text) {
       if (!text || text.startsWith('--')) fail(`${flag} needs a path, got ${JSON.stringify(text ?? null)}`);

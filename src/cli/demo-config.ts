@@ -13,7 +13,8 @@ import type { DHW } from '../data/augment.js';
 import type { Shape3 } from '../data/nifti.js';
 import type { OptimizerKind } from '../nn/optim.js';
 
-export type DemoProfile = 'software' | 'gpu' | 'tiny';
+export const DEMO_PROFILES = ['software', 'gpu', 'tiny'] as const;
+export type DemoProfile = (typeof DEMO_PROFILES)[number];
 
 export interface DemoConfig {
   profile: DemoProfile;

@@ -24,7 +24,7 @@ import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
-import { DEMO_CONFIGS, phantomSpacing, type DemoConfig, type DemoProfile } from './demo-config.js';
+import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig, type DemoProfile } from './demo-config.js';
 import { argumentChecks } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
@@ -58,7 +58,7 @@ export interface DemoArgs {
 }
 
 const checks = argumentChecks('demo', DEMO_USAGE);
-const { integer, path } = checks;
+const { choice, integer, path } = checks;
 // A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
   return checks.fail(message);
@@ -77,18 +77,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
       case '--compare': args.compare = true; break;
       case '--flips': args.flips = true; break;
       case '--no-flips': args.flips = false; break;
-      case '--profile': {
-        const v = argv[++i];
-        if (v !== 'software' && v !== 'gpu' && v !== 'tiny') fail(`--profile is ${JSON.stringify(v ?? null)}; expected software, gpu or tiny`);
-        args.profile = v;
-        break;
-      }
-      case '--variant': {
-        const v = argv[++i];
-        if (!(TGNET_VARIANTS as readonly string[]).includes(v)) fail(`--variant is ${JSON.stringify(v ?? null)}; expected one of ${TGNET_VARIANTS.join(', ')}`);
-        args.variant = v as TGNetVariant;
-        break;
-      }
+      case '--profile': args.profile = choice(flag, argv[++i], DEMO_PROFILES); break;
+      case '--variant': args.variant = choice(flag, argv[++i], TGNET_VARIANTS); break;
       case '--help':
       case '-h':
         throw new Error(DEMO_USAGE);

@@ -92,7 +92,7 @@ export interface TrainArgs {
 }
 
 const checks = argumentChecks('train', TRAIN_USAGE);
-const { integer, number, path } = checks;
+const { choice, integer, number, path } = checks;
 // A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
   return checks.fail(message);
@@ -123,24 +123,14 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       case '--log-every': args.logEvery = integer(flag, argv[++i], 1); break;
       case '--val-every': args.valEvery = integer(flag, argv[++i], 0); break;
       case '--warmup': args.warmup = integer(flag, argv[++i], 0); break;
-      case '--optimizer': {
-        const v = argv[++i];
-        if (!(OPTIMIZER_KINDS as readonly string[]).includes(v)) fail(`--optimizer is ${JSON.stringify(v ?? null)}; expected one of ${OPTIMIZER_KINDS.join(', ')}`);
-        args.optimizer = v as OptimizerKind;
-        break;
-      }
+      case '--optimizer': args.optimizer = choice(flag, argv[++i], OPTIMIZER_KINDS); break;
       case '--checkpoint-every': args.checkpointEvery = integer(flag, argv[++i], 0); break;
       case '--cache-cases': args.cacheCases = integer(flag, argv[++i], 1); break;
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
       case '--lr': args.lr = number(flag, argv[++i]); break;
       case '--weight-decay': args.weightDecay = number(flag, argv[++i]); break;
       case '--crop': args.crop = [cropSide('D', argv[++i]), cropSide('H', argv[++i]), cropSide('W', argv[++i])]; break;
-      case '--variant': {
-        const v = argv[++i];
-        if (!(TGNET_VARIANTS as readonly string[]).includes(v)) fail(`--variant is ${JSON.stringify(v ?? null)}; expected one of ${TGNET_VARIANTS.join(', ')}`);
-        args.variant = v as TGNetVariant;
-        break;
-      }
+      case '--variant': args.variant = choice(flag, argv[++i], TGNET_VARIANTS); break;
       case '--help':
       case '-h':
         throw new Error(TRAIN_USAGE);

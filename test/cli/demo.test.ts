@@ -93,7 +93,7 @@ describe('tgnet demo', () => {
   });
 
   it('refuses bad arguments with the flag, the value and what was expected', () => {
-    expect(() => parseDemoArgs(['--profile', 'huge'])).toThrow(/--profile is "huge"; expected software, gpu or tiny/);
+    expect(() => parseDemoArgs(['--profile', 'huge'])).toThrow(/--profile is "huge"; expected one of software, gpu, tiny/);
     expect(() => parseDemoArgs(['--steps', '0'])).toThrow(/--steps is "0"; expected an integer >= 1/);
     expect(() => parseDemoArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of tgnet/);
     expect(() => parseDemoArgs(['--compare', '--variant', 'dodnet'])).toThrow(/--compare trains dodnet, tgnet-a and tgnet; leave out --variant/);

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { captureOutput } from '../helpers/capture-output.js';
 import { demoCommand, parseDemoArgs } from '../../src/cli/demo.js';
 import { readNiftiFile } from '../../src/data/nifti-file.js';
 import { TASKS } from '../../src/data/tasks.js';
@@ -15,15 +16,6 @@ const dir = mkdtempSync(join(tmpdir(), 'tgnet-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-function captureOutput(): string[] {
-  const lines: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((s: string) => { lines.push(s); });
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(...String(chunk).split('\n').filter((l) => l !== ''));
-    return true;
-  });
-  return lines;
-}
 
 describe('tgnet demo', () => {
   it('writes a complete run folder: config, log, checkpoint, curves, summary, report and predictions', async () => {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { captureOutput } from '../helpers/capture-output.js';
 import { parseTrainArgs, trainCommand } from '../../src/cli/train.js';
 import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
@@ -14,16 +15,6 @@ const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-/** console.log lines and the progress reporter's lines (process.stdout, not a TTY under vitest). */
-function captureLog(): string[] {
-  const lines: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((s: string) => { lines.push(s); });
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(...String(chunk).split('\n').filter((l) => l !== ''));
-    return true;
-  });
-  return lines;
-}
 
 describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('trains on a synthesised collection, writes a loadable checkpoint, and resumes from it', async () => {
@@ -32,7 +23,7 @@ describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
     await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4] });
     const out = join(dir, 'run');
     const common = ['--data', data, '--crop', '16', '16', '16', '--width', '2', '--batch', '2', '--cache', join(dir, 'cache'), '--seed', '3'];
-    const lines = captureLog();
+    const lines = captureOutput();
     await trainCommand([...common, '--out', out, '--steps', '3', '--log-every', '1']);
 
     const text = lines.join('\n');

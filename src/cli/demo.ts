@@ -32,13 +32,19 @@ import { RunFolder } from './run-folder.js';
 import { predictValidationCases } from './validation-cases.js';
 
 export const DEMO_USAGE = `usage: tgnet demo [--out DIR] [--seed S] [--profile software|gpu|tiny] [--steps N] [--width W]
-                  [--variant V] [--compare] [--flips | --no-flips] [--cache DIR]
+                  [--volume D H W] [--batch B] [--cases N] [--lr LR] [--variant V] [--compare]
+                  [--flips | --no-flips] [--cache DIR]
   --out DIR        run folder (default runs/demo-<time>)
   --seed S         seed of phantoms, split, weights and crops (default 0); the same seed gives the same run
   --profile P      configuration: software (a CPU adapter), gpu (a hardware adapter) or tiny (seconds, for tests);
                    default: chosen from the adapter
   --steps N        training steps (default: the profile's)
   --width W        channels of the first stage (default: the profile's)
+  --volume D H W   phantom size in voxels, also the training crop and the sliding-window tile (multiples of 16;
+                   the field of view stays 360 mm, so this sets the resolution; default: the profile's)
+  --batch B        crops per step (default: the profile's)
+  --cases N        phantoms per task, of which the profile's share is held out (default: the profile's)
+  --lr LR          peak learning rate (default: the profile's)
   --variant V      ${TGNET_VARIANTS.join(' | ')} (default tgnet)
   --compare        train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side
   --flips          average the 8 mirrorings at evaluation (default: on for the gpu profile)
@@ -51,6 +57,10 @@ export interface DemoArgs {
   profile: DemoProfile | null;
   steps: number | null;
   width: number | null;
+  volume: [number, number, number] | null;
+  batch: number | null;
+  cases: number | null;
+  lr: number | null;
   variant: TGNetVariant;
   compare: boolean;
   flips: boolean | null;
@@ -58,14 +68,14 @@ export interface DemoArgs {
 }
 
 const checks = argumentChecks('demo', DEMO_USAGE);
-const { choice, integer, path } = checks;
+const { choice, integer, number, path } = checks;
 // A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
   return checks.fail(message);
 }
 
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
-  const args: DemoArgs = { out: null, seed: 0, profile: null, steps: null, width: null, variant: 'tgnet', compare: false, flips: null, cache: '.tgnet-cache' };
+  const args: DemoArgs = { out: null, seed: 0, profile: null, steps: null, width: null, volume: null, batch: null, cases: null, lr: null, variant: 'tgnet', compare: false, flips: null, cache: '.tgnet-cache' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
@@ -74,6 +84,19 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
       case '--seed': args.seed = integer(flag, argv[++i], 0); break;
       case '--steps': args.steps = integer(flag, argv[++i], 1); break;
       case '--width': args.width = integer(flag, argv[++i], 1); break;
+      case '--volume': {
+        const dims = [0, 1, 2].map(() => integer(flag, argv[++i], 16));
+        for (const d of dims) if (d % 16 !== 0) fail(`--volume must be multiples of 16 (the network halves the grid four times), got ${dims.join(' ')}`);
+        args.volume = [dims[0], dims[1], dims[2]];
+        break;
+      }
+      case '--batch': args.batch = integer(flag, argv[++i], 1); break;
+      case '--cases': args.cases = integer(flag, argv[++i], 2); break;
+      case '--lr': {
+        args.lr = number(flag, argv[++i]);
+        if (args.lr === 0) fail('--lr is 0; expected a positive learning rate');
+        break;
+      }
       case '--compare': args.compare = true; break;
       case '--flips': args.flips = true; break;
       case '--no-flips': args.flips = false; break;
@@ -220,12 +243,24 @@ export async function demoCommand(argv: string[]): Promise<void> {
     const software = isSoftwareAdapter(gpu);
     const profile = args.profile ?? (software ? 'software' : 'gpu');
     const base = DEMO_CONFIGS[profile];
-    const config: DemoConfig = { ...base, steps: args.steps ?? base.steps, width: args.width ?? base.width, flips: args.flips ?? base.flips };
+    const volume = args.volume ?? base.volume;
+    const config: DemoConfig = {
+      ...base, steps: args.steps ?? base.steps, width: args.width ?? base.width, flips: args.flips ?? base.flips,
+      volume, crop: args.volume ? volume : base.crop, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
+      valCases: args.cases ? Math.max(1, Math.round((args.cases * base.valCases) / base.casesPerTask)) : base.valCases, lr: args.lr ?? base.lr,
+    };
     if (config.warmupSteps >= config.steps) config.warmupSteps = Math.floor(config.steps / 10);
     log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
     log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
-    const overrides = [args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.flips !== null && `--${config.flips ? '' : 'no-'}flips`].filter(Boolean);
-    if (overrides.length) log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width})`);
+    const overrides = [
+      args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.volume !== null && `--volume ${config.volume.join(' ')}`,
+      args.batch !== null && `--batch ${config.batch}`, args.cases !== null && `--cases ${config.casesPerTask} (${config.valCases} held out)`, args.lr !== null && `--lr ${config.lr}`,
+      args.flips !== null && `--${config.flips ? '' : 'no-'}flips`,
+    ].filter(Boolean);
+    if (overrides.length) {
+      log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width}, volume ${base.volume.join('x')}, batch ${base.batch}, `
+        + `${base.casesPerTask} cases per task, lr ${base.lr})`);
+    }
     const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
     const data = await prepareData(config, args.seed, runDir, args.cache, log);
     const variants = args.compare ? COMPARE_VARIANTS : [args.variant];

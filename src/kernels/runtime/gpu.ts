@@ -85,6 +85,8 @@ export const INSTALL_HINT =
 
 let current: Gpu | null = null;
 
+/** Node (Dawn's binding): waits may sleep the thread, and validation errors arrive inside the failing call. */
+const inNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 /**
  * Dawn's Node binding polls for finished GPU work from a setImmediate loop for as long as one of its promises
  * (mapAsync, onSubmittedWorkDone) is pending, so an awaiting main thread spins a whole core. On a 2-core
@@ -92,12 +94,36 @@ let current: Gpu | null = null;
  * slower). In Node a wait therefore sleeps the thread between event-loop turns (Atomics.wait is allowed on
  * Node's main thread, not in browsers, whose WebGPU does not poll), and Dawn's poll runs once per turn.
  */
-const sleepCell = typeof SharedArrayBuffer === 'function' &&
-  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
-  ? new Int32Array(new SharedArrayBuffer(4))
-  : null;
+const sleepCell = typeof SharedArrayBuffer === 'function' && inNode ? new Int32Array(new SharedArrayBuffer(4)) : null;
 /** Longest sleep between polls (ms): bounds the latency a wait adds. */
 const MAX_POLL_SLEEP_MS = 1;
+
+/**
+ * The error thrown when a pipeline fails to compile or validate: the key, then each WGSL diagnostic
+ * (`:line:col error: message`, as Dawn and getCompilationInfo give them) with its source line and a caret;
+ * messages without a location (pipeline validation) are quoted as they are.
+ */
+export function pipelineErrorMessage(key: string, code: string, messages: readonly string[]): string {
+  const lines = code.split('\n');
+  const parts: string[] = [];
+  for (const message of messages) {
+    const found = [...message.matchAll(/:(\d+):(\d+) (error|warning): ([^\n]*)/g)].filter((m) => m[3] === 'error');
+    if (!found.length) {
+      parts.push(message.trim());
+      continue;
+    }
+    for (const m of found) {
+      const line = Number(m[1]);
+      const col = Number(m[2]);
+      const source = lines[line - 1] ?? '';
+      const gutter = String(line).padStart(5);
+      parts.push(`WGSL line ${line}:${col}: ${m[4]}\n${gutter} | ${source}\n${' '.repeat(gutter.length)} | ${' '.repeat(Math.max(0, col - 1))}^`);
+    }
+  }
+  // Dawn reports the pipeline of a module that failed to compile as invalid too: the compile error says it all.
+  const compiled = parts.filter((t) => !/is invalid due to a previous error/.test(t));
+  return `pipeline '${key}': ${(compiled.length ? compiled : parts).join('\n')}`;
+}
 
 /** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
 export function isSoftwareAdapter(gpu: Gpu): boolean {
@@ -241,16 +267,52 @@ export class Gpu {
     return this.adapter.description || this.adapter.device || this.adapter.vendor || 'unknown adapter';
   }
 
-  /** Pipelines are cached by key: a kernel name plus everything its WGSL is specialised on. */
+  /**
+   * Pipelines are cached by key: a kernel name plus everything its WGSL is specialised on. A WGSL compile or
+   * pipeline validation error throws here, at creation, naming the key, the line:column and the source line
+   * (see `createPipeline`); the broken pipeline is not cached.
+   */
   pipeline(key: string, makeCode: () => string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = makeCode();
-      const module = this.device.createShaderModule({ code, label: key });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      p = this.createPipeline(key, makeCode());
       this.pipelines.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Dawn's Node binding delivers a validation error to `onuncapturederror` inside the call that caused it, so
+   * creating the module and pipeline outside an error scope and looking at the errors recorded meanwhile lets
+   * `pipeline` stay synchronous and still throw at creation. Where errors arrive later (browsers), creation
+   * runs inside a validation error scope and the module's compilation info is asked for; what they report is
+   * thrown, formatted the same way, by the next `read` or `sync`.
+   */
+  private createPipeline(key: string, code: string): GPUComputePipeline {
+    this.checkUsable(`pipeline '${key}'`);
+    const create = () => {
+      const module = this.device.createShaderModule({ code, label: key });
+      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      return { module, pipeline };
+    };
+    if (inNode) {
+      const before = this.errors.length;
+      const { pipeline } = create();
+      if (this.errors.length > before) throw new Error(pipelineErrorMessage(key, code, this.errors.splice(before)));
+      return pipeline;
+    }
+    this.device.pushErrorScope('validation');
+    const { module, pipeline } = create();
+    const scope = this.device.popErrorScope();
+    const info = typeof module.getCompilationInfo === 'function' ? module.getCompilationInfo() : Promise.resolve(null);
+    void Promise.all([scope, info]).then(([error, compilation]) => {
+      const compileErrors = (compilation?.messages ?? []).filter((m) => m.type === 'error')
+        .map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
+      if (error || compileErrors.length) {
+        this.errors.push(pipelineErrorMessage(key, code, compileErrors.length ? compileErrors : [error?.message ?? '']));
+      }
+    }, (e: unknown) => { this.errors.push(`pipeline '${key}': ${String(e)}`); });
+    return pipeline;
   }
 
   get pipelineCount(): number {

@@ -24,93 +24,41 @@ import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
-import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig, type DemoProfile } from './demo-config.js';
-import { argumentChecks } from './args.js';
+import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig } from './demo-config.js';
+import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, toggle, triple, type OptionValues } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
 import { predictValidationCases } from './validation-cases.js';
 
-export const DEMO_USAGE = `usage: tgnet demo [--out DIR] [--seed S] [--profile software|gpu|tiny] [--steps N] [--width W]
-                  [--volume D H W] [--batch B] [--cases N] [--lr LR] [--variant V] [--compare]
-                  [--flips | --no-flips] [--cache DIR]
-  --out DIR        run folder (default runs/demo-<time>)
-  --seed S         seed of phantoms, split, weights and crops (default 0); the same seed gives the same run
-  --profile P      configuration: software (a CPU adapter), gpu (a hardware adapter) or tiny (seconds, for tests);
-                   default: chosen from the adapter
-  --steps N        training steps (default: the profile's)
-  --width W        channels of the first stage (default: the profile's)
-  --volume D H W   phantom size in voxels, also the training crop and the sliding-window tile (multiples of 16;
-                   the field of view stays 360 mm, so this sets the resolution; default: the profile's)
-  --batch B        crops per step (default: the profile's)
-  --cases N        phantoms per task, of which the profile's share is held out (default: the profile's)
-  --lr LR          peak learning rate (default: the profile's)
-  --variant V      ${TGNET_VARIANTS.join(' | ')} (default tgnet)
-  --compare        train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side
-  --flips          average the 8 mirrorings at evaluation (default: on for the gpu profile)
-  --cache DIR      where the phantom collection and its preprocessed cases are kept (default .tgnet-cache);
-                   synthesised once per seed and size, then reused`;
+const DEMO_OPTIONS = {
+  out: option('DIR', 'run folder (default runs/demo-<time>)', pathValue, { default: null }),
+  seed: option('S', 'seed of phantoms, split, weights and crops (default 0); the same seed gives the same run', integerValue(0), { default: 0 }),
+  profile: option('P', 'configuration: software (a CPU adapter), gpu (a hardware adapter) or tiny (seconds, for tests); default: chosen from the adapter',
+    choiceValue(DEMO_PROFILES), { default: null }),
+  steps: option('N', 'training steps (default: the profile\'s)', integerValue(1), { default: null }),
+  width: option('W', 'channels of the first stage (default: the profile\'s)', integerValue(1), { default: null }),
+  volume: option('D H W', 'phantom size in voxels, also the training crop and the sliding-window tile (multiples of 16; the field of view stays 360 mm, so this sets the resolution; default: the profile\'s)',
+    triple(gridSide), { default: null }),
+  batch: option('B', 'crops per step (default: the profile\'s)', integerValue(1), { default: null }),
+  cases: option('N', 'phantoms per task, of which the profile\'s share is held out (default: the profile\'s)', integerValue(2), { default: null }),
+  lr: option('LR', 'peak learning rate (default: the profile\'s)', numberValue((n) => Number.isFinite(n) && n > 0, 'a positive learning rate'), { default: null }),
+  variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default tgnet)`, choiceValue(TGNET_VARIANTS), { default: 'tgnet' as TGNetVariant }),
+  compare: flag('train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side'),
+  flips: toggle('average the 8 mirrorings at evaluation (default: on for the gpu profile)'),
+  cache: option('DIR', 'where the phantom collection and its preprocessed cases are kept (default .tgnet-cache); synthesised once per seed and size, then reused',
+    pathValue, { default: '.tgnet-cache' }),
+};
 
-export interface DemoArgs {
-  out: string | null;
-  seed: number;
-  profile: DemoProfile | null;
-  steps: number | null;
-  width: number | null;
-  volume: [number, number, number] | null;
-  batch: number | null;
-  cases: number | null;
-  lr: number | null;
-  variant: TGNetVariant;
-  compare: boolean;
-  flips: boolean | null;
-  cache: string;
-}
+export const DEMO_CLI = new CommandLine('demo', DEMO_OPTIONS);
+export const DEMO_USAGE = DEMO_CLI.usage;
 
-const checks = argumentChecks('demo', DEMO_USAGE);
-const { choice, integer, number, path } = checks;
-// A declared function, so the type checker knows it never returns.
-function fail(message: string): never {
-  return checks.fail(message);
-}
+export type DemoArgs = OptionValues<typeof DEMO_OPTIONS>;
 
 export function parseDemoArgs(argv: readonly string[]): DemoArgs {
-  const args: DemoArgs = { out: null, seed: 0, profile: null, steps: null, width: null, volume: null, batch: null, cases: null, lr: null, variant: 'tgnet', compare: false, flips: null, cache: '.tgnet-cache' };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--out': args.out = path(flag, argv[++i]); break;
-      case '--cache': args.cache = path(flag, argv[++i]); break;
-      case '--seed': args.seed = integer(flag, argv[++i], 0); break;
-      case '--steps': args.steps = integer(flag, argv[++i], 1); break;
-      case '--width': args.width = integer(flag, argv[++i], 1); break;
-      case '--volume': {
-        const dims = [0, 1, 2].map(() => integer(flag, argv[++i], 16));
-        for (const d of dims) if (d % 16 !== 0) fail(`--volume must be multiples of 16 (the network halves the grid four times), got ${dims.join(' ')}`);
-        args.volume = [dims[0], dims[1], dims[2]];
-        break;
-      }
-      case '--batch': args.batch = integer(flag, argv[++i], 1); break;
-      case '--cases': args.cases = integer(flag, argv[++i], 2); break;
-      case '--lr': {
-        args.lr = number(flag, argv[++i]);
-        if (args.lr === 0) fail('--lr is 0; expected a positive learning rate');
-        break;
-      }
-      case '--compare': args.compare = true; break;
-      case '--flips': args.flips = true; break;
-      case '--no-flips': args.flips = false; break;
-      case '--profile': args.profile = choice(flag, argv[++i], DEMO_PROFILES); break;
-      case '--variant': args.variant = choice(flag, argv[++i], TGNET_VARIANTS); break;
-      case '--help':
-      case '-h':
-        throw new Error(DEMO_USAGE);
-      default:
-        fail(`unknown argument ${JSON.stringify(flag)}`);
-    }
-  }
-  if (args.compare && argv.includes('--variant')) fail('--compare trains dodnet, tgnet-a and tgnet; leave out --variant');
-  return args;
+  const { values, given } = DEMO_CLI.parse(argv);
+  if (values.compare && given.has('variant')) DEMO_CLI.fail('--compare trains dodnet, tgnet-a and tgnet; leave out --variant');
+  return values;
 }
 
 const COMPARE_VARIANTS: readonly TGNetVariant[] = ['dodnet', 'tgnet-a', 'tgnet'];
@@ -234,6 +182,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
 }
 
 export async function demoCommand(argv: string[]): Promise<void> {
+  if (DEMO_CLI.printHelp(argv)) return;
   const args = parseDemoArgs(argv);
   const log = (s: string) => console.log(s);
   const t0 = performance.now();

@@ -12,8 +12,8 @@ import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/
 import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
-import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
-import { argumentChecks } from './args.js';
+import { OPTIMIZER_KINDS } from '../nn/optim.js';
+import { choiceValue, CommandLine, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
 import { RunFolder } from './run-folder.js';
 import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
@@ -35,110 +35,54 @@ const CACHE_ROOT = '.tgnet-cache';
 /** Four stride-2 stages: every crop side must halve four times. */
 const CROP_MULTIPLE = 16;
 
-export const TRAIN_USAGE = `usage: tgnet train [--data DIR] [--out DIR] [--steps N] [--batch N] [--crop D H W] [--width W]
-                   [--variant V] [--optimizer sgd|adam|adamw] [--lr LR] [--warmup N] [--weight-decay WD]
-                   [--log-every N] [--val-every N] [--checkpoint-every N] [--resume CKPT] [--seed S]
-                   [--cache DIR] [--cache-cases N]
-  --data DIR            folder of MSD task folders (Task03_Liver/dataset.json, ...), e.g. from tgnet synth;
-                        default: ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')}, synthesised once into ${CACHE_ROOT}/phantoms-<seed>
-  --out DIR             run folder: split.json, config.json, log.jsonl (one JSON object per logged step),
-                        curves.svg, checkpoint.safetensors (default runs/<timestamp>; with --resume, the
-                        checkpoint's folder)
-  --steps N             total optimiser steps; the poly schedule decays to 0 there (default ${DEFAULTS.steps})
-  --batch N             crops per step (default ${DEFAULTS.batch})
-  --crop D H W          crop size, multiples of ${CROP_MULTIPLE} (default ${DEFAULTS.crop.join(' ')})
-  --width W             channels of the first stage (default ${DEFAULTS.width})
-  --variant V           ${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})
-  --optimizer O         sgd (the paper's: momentum 0.99 Nesterov), adam or adamw (default sgd)
-  --lr LR               peak learning rate (default ${DEFAULTS.lr} for sgd, 0.001 for adam/adamw)
-  --warmup N            steps of linear warm-up before the poly 0.9 decay (default 0)
-  --weight-decay WD     weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})
-  --log-every N         read the loss back and log it every N steps (default ${DEFAULTS.logEvery})
-  --val-every N         validation Dice on one fixed crop per validation case every N steps and at
-                        the end (default ${DEFAULTS.valEvery}; 0: only at the end)
-  --checkpoint-every N  also checkpoint every N steps (default: only at the end)
-  --resume CKPT         continue exactly where the checkpoint stands: data folder, split, batch, crop,
-                        schedule, seed and the crop stream come from it (a run killed at any moment and
-                        resumed ends with the same weights as one never stopped); --steps may extend the
-                        run, --data may point at the moved data folder, and the logging, validation,
-                        checkpoint and cache options may change; any other option that disagrees with the
-                        checkpoint is an error
-  --seed S              seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})
-  --cache DIR           preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)
-  --cache-cases N       preprocessed cases held in memory at once; others are read from the cache when
-                        a crop needs them (default ${DEFAULTS.cacheCases})
-The defaults fit a CPU (software GPU); a real run uses --width 32 --crop 64 192 192 on a GPU (the paper's).`;
+/** A crop side: an integer first, then a multiple of the network's total stride. */
+const cropSide = (text: string | undefined, name: string, at: ValueContext): number => {
+  const n = at.integer(name, text, 1);
+  if (n % CROP_MULTIPLE !== 0) at.fail(`${name} is ${n}; expected a positive multiple of ${CROP_MULTIPLE} (four stride-2 stages)`);
+  return n;
+};
 
-export interface TrainArgs {
-  data: string | null;
-  out: string | null;
-  steps: number | null;
-  batch: number | null;
-  crop: [number, number, number] | null;
-  width: number | null;
-  variant: TGNetVariant | null;
-  lr: number | null;
-  optimizer: OptimizerKind | null;
-  warmup: number | null;
-  weightDecay: number | null;
-  /** null: the checkpoint's on resume, else the default (likewise for the other nullable fields). */
-  logEvery: number | null;
-  valEvery: number | null;
-  checkpointEvery: number | null;
-  resume: string | null;
-  seed: number | null;
-  cache: string | null;
-  cacheCases: number;
-}
+// null: the checkpoint's value on --resume, else the default (the defaults are in DEFAULTS and the help text).
+const TRAIN_OPTIONS = {
+  data: option('DIR', `folder of MSD task folders (Task03_Liver/dataset.json, ...), e.g. from tgnet synth;\ndefault: ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')}, synthesised once into ${CACHE_ROOT}/phantoms-<seed>`,
+    pathValue, { default: null }),
+  out: option('DIR', 'run folder: split.json, config.json, log.jsonl (one JSON object per logged step), curves.svg, checkpoint.safetensors (default runs/<timestamp>; with --resume, the checkpoint\'s folder)',
+    pathValue, { default: null }),
+  steps: option('N', `total optimiser steps; the poly schedule decays to 0 there (default ${DEFAULTS.steps})`, integerValue(1), { default: null }),
+  batch: option('N', `crops per step (default ${DEFAULTS.batch})`, integerValue(1), { default: null }),
+  crop: option('D H W', `crop size, multiples of ${CROP_MULTIPLE} (default ${DEFAULTS.crop.join(' ')})`, triple(cropSide), { default: null }),
+  width: option('W', `channels of the first stage (default ${DEFAULTS.width})`, integerValue(1), { default: null }),
+  variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})`, choiceValue(TGNET_VARIANTS), { default: null }),
+  optimizer: option('O', 'sgd (the paper\'s: momentum 0.99 Nesterov), adam or adamw (default sgd)', choiceValue(OPTIMIZER_KINDS), { default: null }),
+  lr: option('LR', `peak learning rate (default ${DEFAULTS.lr} for sgd, 0.001 for adam/adamw)`, numberValue(), { default: null }),
+  warmup: option('N', 'steps of linear warm-up before the poly 0.9 decay (default 0)', integerValue(0), { default: null }),
+  weightDecay: option('WD', `weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})`, numberValue(), { default: null }),
+  logEvery: option('N', `read the loss back and log it every N steps (default ${DEFAULTS.logEvery})`, integerValue(1), { default: null }),
+  valEvery: option('N', `validation Dice on one fixed crop per validation case every N steps and at the end (default ${DEFAULTS.valEvery}; 0: only at the end)`,
+    integerValue(0), { default: null }),
+  checkpointEvery: option('N', 'also checkpoint every N steps (default: only at the end)', integerValue(0), { default: null }),
+  resume: option('CKPT', 'continue exactly where the checkpoint stands: data folder, split, batch, crop, schedule, seed and the crop stream come from it (a run killed at any moment and resumed ends with the same weights as one never stopped); --steps may extend the run, --data may point at the moved data folder, and the logging, validation, checkpoint and cache options may change; any other option that disagrees with the checkpoint is an error',
+    pathValue, { default: null }),
+  seed: option('S', `seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})`, integerValue(0), { default: null }),
+  cache: option('DIR', `preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)`, pathValue, { default: null }),
+  cacheCases: option('N', `preprocessed cases held in memory at once; others are read from the cache when a crop needs them (default ${DEFAULTS.cacheCases})`,
+    integerValue(1), { default: DEFAULTS.cacheCases }),
+};
 
-const checks = argumentChecks('train', TRAIN_USAGE);
-const { choice, integer, number, path } = checks;
+export const TRAIN_CLI = new CommandLine('train', TRAIN_OPTIONS, {
+  notes: 'The defaults fit a CPU (software GPU); a real run uses --width 32 --crop 64 192 192 on a GPU (the paper\'s).',
+});
+export const TRAIN_USAGE = TRAIN_CLI.usage;
+
+export type TrainArgs = OptionValues<typeof TRAIN_OPTIONS>;
+
 // A declared function, so the type checker knows it never returns.
 function fail(message: string): never {
-  return checks.fail(message);
-}
-
-function cropSide(axis: string, text: string | undefined): number {
-  const n = integer(`--crop ${axis}`, text, 1);
-  if (n % CROP_MULTIPLE !== 0) fail(`--crop ${axis} is ${n}; expected a positive multiple of ${CROP_MULTIPLE} (four stride-2 stages)`);
-  return n;
+  return TRAIN_CLI.fail(message);
 }
 
 export function parseTrainArgs(argv: readonly string[]): TrainArgs {
-  const args: TrainArgs = {
-    data: null, out: null, steps: null, batch: null, crop: null, width: null, variant: null, lr: null,
-    optimizer: null, warmup: null, weightDecay: null, logEvery: null, valEvery: null, checkpointEvery: null, resume: null, seed: null, cache: null,
-    cacheCases: DEFAULTS.cacheCases,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--data': args.data = path(flag, argv[++i]); break;
-      case '--out': args.out = path(flag, argv[++i]); break;
-      case '--resume': args.resume = path(flag, argv[++i]); break;
-      case '--cache': args.cache = path(flag, argv[++i]); break;
-      case '--steps': args.steps = integer(flag, argv[++i], 1); break;
-      case '--batch': args.batch = integer(flag, argv[++i], 1); break;
-      case '--width': args.width = integer(flag, argv[++i], 1); break;
-      case '--log-every': args.logEvery = integer(flag, argv[++i], 1); break;
-      case '--val-every': args.valEvery = integer(flag, argv[++i], 0); break;
-      case '--warmup': args.warmup = integer(flag, argv[++i], 0); break;
-      case '--optimizer': args.optimizer = choice(flag, argv[++i], OPTIMIZER_KINDS); break;
-      case '--checkpoint-every': args.checkpointEvery = integer(flag, argv[++i], 0); break;
-      case '--cache-cases': args.cacheCases = integer(flag, argv[++i], 1); break;
-      case '--seed': args.seed = integer(flag, argv[++i], 0); break;
-      case '--lr': args.lr = number(flag, argv[++i]); break;
-      case '--weight-decay': args.weightDecay = number(flag, argv[++i]); break;
-      case '--crop': args.crop = [cropSide('D', argv[++i]), cropSide('H', argv[++i]), cropSide('W', argv[++i])]; break;
-      case '--variant': args.variant = choice(flag, argv[++i], TGNET_VARIANTS); break;
-      case '--help':
-      case '-h':
-        throw new Error(TRAIN_USAGE);
-      default:
-        fail(`unknown argument ${JSON.stringify(flag)}`);
-    }
-  }
-  return args;
+  return TRAIN_CLI.parse(argv).values;
 }
 
 async function isDirectory(p: string): Promise<boolean> {
@@ -221,6 +165,7 @@ async function checkOutputFolder(dir: string): Promise<void> {
 }
 
 export async function trainCommand(argv: string[]): Promise<void> {
+  if (TRAIN_CLI.printHelp(argv)) return;
   const args = parseTrainArgs(argv);
   const log = (s: string) => console.log(s);
   const resumed: Checkpoint | null = args.resume ? await loadCheckpoint(args.resume) : null;

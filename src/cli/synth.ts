@@ -4,79 +4,40 @@
  */
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
+import { CommandLine, flag, integerValue, option, pathValue, textValue, triple, type OptionValues, type ReadValue } from './args.js';
 
-export const SYNTH_USAGE = `usage: tgnet synth --out DIR [--cases N] [--size D H W] [--seed S] [--tasks liver,kidney,...] [--quiet]
-  --out DIR      output folder; one MSD-layout dataset per task is written under it
-  --cases N      cases per task (default 4)
-  --size D H W   volume size in voxels, slices first (default 32 64 64)
-  --seed S       seed; the same seed gives the same files (default 0)
-  --tasks LIST   comma-separated task keys or ids (default all: ${TASKS.map((t) => t.key).join(',')})
-  --quiet        no progress lines`;
+/** Comma-separated task keys, dataset names or ids -> task ids. */
+const taskList: ReadValue<number[]> = (words, at) => {
+  const entries = textValue(words, at).split(',').filter((t) => t !== '');
+  if (entries.length === 0) at.fail('--tasks is empty; expected comma-separated task keys or ids');
+  return entries.map((t) => {
+    const task = (/^\d+$/.test(t) ? TASKS[Number(t)] : undefined) ?? taskFromName(t);
+    if (!task) return at.fail(`--tasks entry ${JSON.stringify(t)} is not a task; expected one of ${TASKS.map((x) => `${x.id}/${x.key}`).join(', ')}`);
+    return task.id;
+  });
+};
 
-interface SynthArgs {
-  out: string;
-  cases: number;
-  size: [number, number, number];
-  seed: number;
-  tasks: number[];
-  quiet: boolean;
-}
+const SYNTH_OPTIONS = {
+  out: option('DIR', 'output folder; one MSD-layout dataset per task is written under it', pathValue, { required: true }),
+  cases: option('N', 'cases per task (default 4)', integerValue(1), { default: 4 }),
+  size: option('D H W', 'volume size in voxels, slices first (default 32 64 64)', triple((text, name, at) => at.integer(name, text, 4)),
+    { default: [32, 64, 64] as [number, number, number] }),
+  seed: option('S', 'seed; the same seed gives the same files (default 0)', integerValue(0), { default: 0 }),
+  tasks: option('LIST', `comma-separated task keys or ids (default all: ${TASKS.map((t) => t.key).join(',')})`, taskList, { default: TASKS.map((t) => t.id) }),
+  quiet: flag('no progress lines'),
+};
 
-function parseInteger(flag: string, text: string | undefined, min: number): number {
-  const n = text === undefined ? NaN : Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`tgnet synth: ${flag} is ${JSON.stringify(text)}; expected an integer >= ${min}\n${SYNTH_USAGE}`);
-  return n;
-}
+export const SYNTH_CLI = new CommandLine('synth', SYNTH_OPTIONS);
+export const SYNTH_USAGE = SYNTH_CLI.usage;
+
+export type SynthArgs = OptionValues<typeof SYNTH_OPTIONS>;
 
 export function parseSynthArgs(argv: readonly string[]): SynthArgs {
-  const args: Partial<SynthArgs> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--out':
-        args.out = argv[++i];
-        if (!args.out) throw new Error(`tgnet synth: --out needs a folder\n${SYNTH_USAGE}`);
-        break;
-      case '--cases':
-        args.cases = parseInteger('--cases', argv[++i], 1);
-        break;
-      case '--size':
-        args.size = [parseInteger('--size D', argv[++i], 4), parseInteger('--size H', argv[++i], 4), parseInteger('--size W', argv[++i], 4)];
-        break;
-      case '--seed':
-        args.seed = parseInteger('--seed', argv[++i], 0);
-        break;
-      case '--tasks':
-        args.tasks = (argv[++i] ?? '').split(',').filter((t) => t !== '').map((t) => {
-          const byId = /^\d+$/.test(t) ? TASKS[Number(t)] : undefined;
-          const task = byId ?? taskFromName(t);
-          if (!task) throw new Error(`tgnet synth: --tasks entry ${JSON.stringify(t)} is not a task; expected one of ${TASKS.map((x) => `${x.id}/${x.key}`).join(', ')}`);
-          return task.id;
-        });
-        if (args.tasks.length === 0) throw new Error(`tgnet synth: --tasks is empty\n${SYNTH_USAGE}`);
-        break;
-      case '--quiet':
-        args.quiet = true;
-        break;
-      case '--help':
-      case '-h':
-        throw new Error(SYNTH_USAGE);
-      default:
-        throw new Error(`tgnet synth: unknown argument ${JSON.stringify(flag)}\n${SYNTH_USAGE}`);
-    }
-  }
-  if (!args.out) throw new Error(`tgnet synth: --out DIR is required\n${SYNTH_USAGE}`);
-  return {
-    out: args.out,
-    cases: args.cases ?? 4,
-    size: args.size ?? [32, 64, 64],
-    seed: args.seed ?? 0,
-    tasks: args.tasks ?? TASKS.map((t) => t.id),
-    quiet: args.quiet ?? false,
-  };
+  return SYNTH_CLI.parse(argv).values;
 }
 
 export async function synthCommand(argv: string[]): Promise<void> {
+  if (SYNTH_CLI.printHelp(argv)) return;
   const args = parseSynthArgs(argv);
   const t0 = performance.now();
   const datasets = await synthesizeDatasets({

@@ -2,13 +2,16 @@
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from '../tgnet/model.js';
 import { NUM_TASKS } from '../tgnet/tasks.js';
+import { CommandLine, flag, integerValue, option, type OptionValues } from './args.js';
 
-export const INFO_USAGE = `usage: tgnet info [--json] [--model-sizes [--width W]]
-  --json           print as JSON
-  --model-sizes    instead of the adapter: the parameters of every variant (and of tgnet with all nine encoder
-                   blocks task-guided, --tg-res-blocks all in the reference) at width 32, the paper's, and
-                   their increase over dodnet (the paper: TGNet +1.45%)
-  --width W        the width for --model-sizes (default 32)`;
+const INFO_OPTIONS = {
+  json: flag('print as JSON'),
+  modelSizes: flag('instead of the adapter: the parameters of every variant (and of tgnet with all nine encoder blocks task-guided, --tg-res-blocks all in the reference) at width 32, the paper\'s, and their increase over dodnet (the paper: TGNet +1.45%)'),
+  width: option('W', 'the width for --model-sizes (default 32)', integerValue(1, 'a positive integer'), { default: 32 }),
+};
+
+export const INFO_CLI = new CommandLine('info', INFO_OPTIONS);
+export const INFO_USAGE = INFO_CLI.usage;
 
 export interface ModelSize {
   variant: TGNetVariant;
@@ -20,41 +23,12 @@ export interface ModelSize {
   overDodnetPercent: number;
 }
 
-export interface InfoArgs {
-  json: boolean;
-  modelSizes: boolean;
-  width: number;
-}
-
-function fail(message: string): never {
-  throw new Error(`tgnet info: ${message}\n${INFO_USAGE}`);
-}
+export type InfoArgs = OptionValues<typeof INFO_OPTIONS>;
 
 export function parseInfoArgs(argv: readonly string[]): InfoArgs {
-  const args: InfoArgs = { json: false, modelSizes: false, width: 32 };
-  let widthGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--json': args.json = true; break;
-      case '--model-sizes': args.modelSizes = true; break;
-      case '--width': {
-        const text = argv[++i];
-        const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-        if (!Number.isInteger(n) || n < 1) fail(`--width is ${JSON.stringify(text ?? null)}; expected a positive integer`);
-        args.width = n;
-        widthGiven = true;
-        break;
-      }
-      case '--help':
-      case '-h':
-        throw new Error(INFO_USAGE);
-      default:
-        fail(`unknown argument ${JSON.stringify(flag)}`);
-    }
-  }
-  if (widthGiven && !args.modelSizes) fail('--width sets the width of --model-sizes; expected --model-sizes with it');
-  return args;
+  const { values, given } = INFO_CLI.parse(argv);
+  if (given.has('width') && !values.modelSizes) INFO_CLI.fail('--width sets the width of --model-sizes; expected --model-sizes with it');
+  return values;
 }
 
 /**
@@ -103,6 +77,7 @@ async function printModelSizes(args: InfoArgs): Promise<void> {
 }
 
 export async function infoCommand(argv: string[]): Promise<void> {
+  if (INFO_CLI.printHelp(argv)) return;
   const args = parseInfoArgs(argv);
   if (args.modelSizes) return printModelSizes(args);
   const gpu = await initGpu();

@@ -7,13 +7,18 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../data/fs-util.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { importDodnetStateDict, type NamedTensor } from '../tgnet/dodnet.js';
+import { CommandLine, gridSide, option, pathValue, triple } from './args.js';
 
-export const IMPORT_DODNET_USAGE = `usage: tgnet import-dodnet --in DODNET.safetensors --out MODEL.safetensors [--crop D H W]
-  --in FILE      DoDNet state dict as safetensors with DoDNet's names (conv1, layer0..4, fusionConv, x8_resb..x1_resb,
-                 precls_conv, GAP, controller; a module. prefix is allowed). From a .pth file:
-                 /usr/bin/python3 scripts/dodnet_to_safetensors.py MODEL.pth DODNET.safetensors
-  --out FILE     TGNet checkpoint to write (variant dodnet; model.* tensors and metadata)
-  --crop D H W   training crop recorded for sliding-window inference (default DoDNet's 64 192 192)`;
+const IMPORT_DODNET_OPTIONS = {
+  in: option('FILE', 'DoDNet state dict as safetensors with DoDNet\'s names (conv1, layer0..4, fusionConv, x8_resb..x1_resb, precls_conv, GAP, controller; a module. prefix is allowed). From a .pth file:\n/usr/bin/python3 scripts/dodnet_to_safetensors.py MODEL.pth DODNET.safetensors',
+    pathValue, { required: '--in is required' }),
+  out: option('FILE', 'TGNet checkpoint to write (variant dodnet; model.* tensors and metadata)', pathValue, { required: '--out is required' }),
+  crop: option('D H W', 'training crop recorded for sliding-window inference (default DoDNet\'s 64 192 192)', triple(gridSide),
+    { default: [64, 192, 192] as [number, number, number] }),
+};
+
+export const IMPORT_DODNET_CLI = new CommandLine('import-dodnet', IMPORT_DODNET_OPTIONS);
+export const IMPORT_DODNET_USAGE = IMPORT_DODNET_CLI.usage;
 
 export interface ImportDodnetArgs {
   input: string;
@@ -22,31 +27,8 @@ export interface ImportDodnetArgs {
 }
 
 export function parseImportDodnetArgs(argv: readonly string[]): ImportDodnetArgs {
-  const fail = (msg: string): never => { throw new Error(`tgnet import-dodnet: ${msg}\n${IMPORT_DODNET_USAGE}`); };
-  let input: string | undefined;
-  let out: string | undefined;
-  let crop: [number, number, number] = [64, 192, 192];
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--')) fail(`${flag} needs a value`);
-    return v!;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    if (flag === '--help' || flag === '-h') throw new Error(IMPORT_DODNET_USAGE);
-    if (flag === '--in') input = value(++i, flag);
-    else if (flag === '--out') out = value(++i, flag);
-    else if (flag === '--crop') {
-      const dims = [value(++i, flag), value(++i, flag), value(++i, flag)].map(Number);
-      dims.forEach((d, k) => {
-        if (!Number.isInteger(d) || d < 16 || d % 16 !== 0) fail(`--crop ${'DHW'[k]} is ${JSON.stringify(argv[i - 2 + k])}; expected a positive multiple of 16`);
-      });
-      crop = dims as [number, number, number];
-    } else fail(`unknown argument ${JSON.stringify(flag)}`);
-  }
-  if (!input) fail('--in is required');
-  if (!out) fail('--out is required');
-  return { input: input!, out: out!, crop };
+  const { in: input, out, crop } = IMPORT_DODNET_CLI.parse(argv).values;
+  return { input, out, crop };
 }
 
 /** DoDNet-named safetensors bytes -> TGNet dodnet checkpoint bytes (model.* tensors, variant/width/numTasks/crop). */
@@ -75,6 +57,7 @@ export function convertDodnetSafetensors(bytes: Uint8Array, source: string, crop
 }
 
 export async function importDodnetCommand(argv: string[]): Promise<void> {
+  if (IMPORT_DODNET_CLI.printHelp(argv)) return;
   const args = parseImportDodnetArgs(argv);
   let bytes: Uint8Array;
   try {

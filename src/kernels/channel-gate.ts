@@ -4,33 +4,17 @@
  * many workgroups per channel. Tensors larger than one storage binding are processed in slabs.
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import { splitNC } from './global-avg-pool.js';
-import { flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
-import { segmentedReduce } from './runtime/reduction.js';
+import { checkBuffer } from './runtime/wgsl.js';
+import { slabElements, type SlabOptions } from './runtime/windows.js';
+import { channelMap, segmentedReduce } from './runtime/reduction.js';
+import { splitNC } from './runtime/shapes.js';
 
+/** y = x * g[ch] over [N * C, S] (the forward, and dx = dy * g). */
 function scaleByChannel(gpu: Gpu, op: string, x: GPUBuffer, g: GPUBuffer, y: GPUBuffer, N: number, C: number, S: number, maxElems: number): void {
-  const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
-  const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`channel-gate:${V}:${wg}`, () => `
-struct Params { n: u32, base: u32, sv: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<${T}>;
-@group(0) @binding(2) var<storage, read> gs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ys: array<${T}>;
-${linearMain(wg)}
-  if (gid >= p.n) { return; }
-  ys[gid] = xs[gid] * gs[(p.base + gid) / p.sv];
-}`);
-  for (const [start, count] of flatWindows(N * C * S, maxElems)) {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
-    gpu.dispatch({
-      pipeline, label: op, bindings: [win(x), g, win(y)],
-      params: packParams([{ u: count / V }, { u: start / V }, { u: S / V }]),
-      workgroups: Math.ceil(count / V / wg),
-    });
-  }
+  channelMap(gpu, {
+    label: op, key: 'channel-gate', channels: N * C, spatial: S, inputs: { x },
+    perChannel: { gate: { buffer: g, type: 'f32' } }, value: 'x * gate[ch]', out: y, maxElems,
+  });
 }
 
 /** y = x * g[n, c]; x, y: [N, C, ...spatial], g: [N, C]. */

@@ -1,20 +1,12 @@
 /**
- * Global average pooling [N, C, ...spatial] -> [N, C] and its backward, plus the slab machinery that the
- * [N, C] helper `splitNC` the per-channel kernels share. Slabs: runtime/windows.ts; reductions:
- * runtime/reduction.ts.
+ * Global average pooling [N, C, ...spatial] -> [N, C] and its backward (runtime/reduction.ts: the per-channel
+ * reduction and map; runtime/windows.ts: slabs).
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
-import { flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
-import { segmentedReduce } from './runtime/reduction.js';
-
-export function splitNC(shape: readonly number[], op: string): { N: number; C: number; S: number } {
-  checkShape(shape, op);
-  if (shape.length < 2) throw new RangeError(`${op}: expected an [N, C, ...spatial] shape, got [${shape.join(', ')}]`);
-  const total = sizeOf(shape);
-  if (total >= 2 ** 32) throw new RangeError(`${op}: ${total} elements exceed the 2^32 index range`);
-  return { N: shape[0], C: shape[1], S: sizeOf(shape.slice(2)) };
-}
+import { checkBuffer } from './runtime/wgsl.js';
+import { slabElements, type SlabOptions } from './runtime/windows.js';
+import { channelMap, segmentedReduce } from './runtime/reduction.js';
+import { splitNC } from './runtime/shapes.js';
 
 /** out[n, c] = mean of x[n, c, ...] over the spatial dims. */
 export function globalAvgPool(gpu: Gpu, x: GPUBuffer, shape: readonly number[], out: GPUBuffer, options: SlabOptions = {}): void {
@@ -31,28 +23,13 @@ export function globalAvgPool(gpu: Gpu, x: GPUBuffer, shape: readonly number[], 
 export function globalAvgPoolBackward(
   gpu: Gpu, g: GPUBuffer, shape: readonly number[], dx: GPUBuffer, options: SlabOptions = {},
 ): void {
-  const { N, C, S } = splitNC(shape, 'globalAvgPoolBackward');
-  checkBuffer(g, N * C, 'globalAvgPoolBackward gradient');
-  checkBuffer(dx, N * C * S, 'globalAvgPoolBackward input gradient');
-  const maxElems = slabElements(gpu, 'globalAvgPoolBackward', options);
-  const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
-  const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`gap-bwd:${V}:${wg}`, () => `
-struct Params { n: u32, base: u32, sv: u32, inv: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<${T}>;
-${linearMain(wg)}
-  if (gid >= p.n) { return; }
-  dx[gid] = ${T}(g[(p.base + gid) / p.sv] * p.inv);
-}`);
-  for (const [start, count] of flatWindows(N * C * S, maxElems)) {
-    gpu.dispatch({
-      pipeline, label: 'globalAvgPoolBackward',
-      bindings: [g, { buffer: dx, offset: start * 4, size: count * 4 }],
-      params: packParams([{ u: count / V }, { u: start / V }, { u: S / V }, { f: 1 / S }]),
-      workgroups: Math.ceil(count / V / wg),
-    });
-  }
+  const op = 'globalAvgPoolBackward';
+  const { N, C, S } = splitNC(shape, op);
+  checkBuffer(g, N * C, `${op} gradient`);
+  checkBuffer(dx, N * C * S, `${op} input gradient`);
+  channelMap(gpu, {
+    label: op, key: 'gap-bwd', channels: N * C, spatial: S, inputs: {},
+    perChannel: { g: { buffer: g, type: 'f32' } }, scalars: { inv: 1 / S },
+    value: 'Elem(g[ch] * p.inv)', out: dx, maxElems: slabElements(gpu, op, options),
+  });
 }

@@ -22,10 +22,11 @@
  * barriers), backward in two (per (n, g) the channel sums, A, B and dx; then dweight, dbias per channel).
  */
 import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
-import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import { splitNC } from './global-avg-pool.js';
-import { alignElements, flatWindows, slabElements, type SlabOptions } from './runtime/windows.js';
-import { chunkBounds, planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
+import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
+import { channelMap, chunkBounds, planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
+import { splitNC } from './runtime/shapes.js';
 
 export interface GroupNormOptions extends SlabOptions {
   /** Added to the variance (default 1e-5, as PyTorch). */
@@ -64,6 +65,53 @@ function checkGroups(shape: readonly number[], groups: number, op: string): { N:
   }
   return { N, C, S, G: groups, cg: C / groups };
 }
+
+const STATS = kernelSignature('groupNorm:stats', {
+  uniforms: { base: 'u32', chunk0: 'u32', nchunks: 'u32', segLen: 'u32', chunkLen: 'u32', cps: 'u32' },
+  storage: { xs: readOnly('f32'), part: readWrite('vec2f') },
+});
+
+const MERGE = kernelSignature('groupNorm:merge', {
+  uniforms: { cps: 'u32', nsegs: 'u32', segLen: 'u32', chunkLen: 'u32', groups: 'u32', cg: 'u32', channels: 'u32', eps: 'f32' },
+  storage: {
+    part: readOnly('vec2f'), weight: readOnly('f32'), bias: readOnly('f32'),
+    mean: readWrite('f32'), rstd: readWrite('f32'), coef: readWrite('vec4f'),
+  },
+});
+
+const BACKWARD_PREP = kernelSignature('groupNormBackward:prep', {
+  uniforms: { nc: 'u32', channels: 'u32', groups: 'u32', cg: 'u32' },
+  storage: { mean: readOnly('f32'), rstd: readOnly('f32'), weight: readOnly('f32'), bias: readOnly('f32'), coef: readWrite('vec4f') },
+});
+
+/** dweight, dbias per channel from per-(n, c) sums (vec2f: sum dz, sum dz * (x - mean)). */
+const BACKWARD_PARAMS = kernelSignature('groupNormBackward:params', {
+  uniforms: { n: 'u32', channels: 'u32', groups: 'u32', cg: 'u32' },
+  storage: { sums: readOnly('vec2f'), rstd: readOnly('f32'), dweight: readWrite('f32'), dbias: readWrite('f32') },
+});
+
+const BACKWARD_FOLD = kernelSignature('groupNormBackward:fold', {
+  uniforms: { ng: 'u32', channels: 'u32', groups: 'u32', cg: 'u32', invM: 'f32' },
+  storage: {
+    sums: readOnly('vec2f'), coef: readOnly('vec4f'), rstd: readOnly('f32'), weight: readOnly('f32'), coefB: readWrite('vec4f'),
+  },
+});
+
+const fusedForward = (T: 'f32' | 'vec4f') => kernelSignature('groupNorm:fused', {
+  uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', segLen: 'u32', eps: 'f32' },
+  storage: {
+    xs: readOnly(T), weight: readOnly('f32'), bias: readOnly('f32'), ys: readWrite(T), mean: readWrite('f32'), rstd: readWrite('f32'),
+  },
+});
+
+/** The bias only decides the ReLU mask, so it is bound only with `relu`. */
+const fusedBackward = (T: 'f32' | 'vec4f', relu: boolean) => kernelSignature('groupNormBackward:fused', {
+  uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', channels: 'u32', invM: 'f32' },
+  storage: {
+    dys: readOnly(T), xs: readOnly(T), weight: readOnly('f32'), mean: readOnly('f32'), rstd: readOnly('f32'),
+    dxs: readWrite(T), part: readWrite('vec2f'), ...(relu ? { bias: readOnly('f32') } : {}),
+  },
+});
 
 /** Chan's parallel merge of (count, mean, M2) triples. */
 const CHAN = /* wgsl */ `
@@ -108,11 +156,7 @@ export function groupNormForward(
   const part = gpu.pool.acquire(K * 8, `${op} partial statistics`);
   const coef = gpu.pool.acquire(N * C * 16, `${op} coefficients`);
 
-  const stats = gpu.pipeline(`gn-stats:${wg}`, () => `
-struct Params { base: u32, chunk0: u32, nchunks: u32, segLen: u32, chunkLen: u32, cps: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> part: array<vec2f>;
+  const stats = STATS.pipeline(gpu, `gn-stats:${wg}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 ${CHAN}
 ${workgroupMain(wg)}
@@ -148,24 +192,15 @@ ${workgroupMain(wg)}
 }`);
   for (const win of plan.windows) {
     gpu.dispatch({
-      pipeline: stats, label: `${op}:stats`,
-      bindings: [{ buffer: x, offset: win.base * 4, size: win.count * 4 }, part],
-      params: packParams([
-        { u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: M }, { u: plan.chunkLen }, { u: plan.chunksPerSeg },
-      ]),
-      workgroups: win.chunks,
+      pipeline: stats, label: `${op}:stats`, workgroups: win.chunks,
+      ...STATS.bind(
+        { base: win.base, chunk0: win.chunk0, nchunks: win.chunks, segLen: M, chunkLen: plan.chunkLen, cps: plan.chunksPerSeg },
+        { xs: { buffer: x, offset: win.base * 4, size: win.count * 4 }, part },
+      ),
     });
   }
 
-  const merge = gpu.pipeline(`gn-merge:${wg}`, () => `
-struct Params { cps: u32, nsegs: u32, segLen: u32, chunkLen: u32, groups: u32, cg: u32, channels: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> part: array<vec2f>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> coef: array<vec4f>;
+  const merge = MERGE.pipeline(gpu, `gn-merge:${wg}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 ${CHAN}
 ${workgroupMain(wg)}
@@ -196,39 +231,22 @@ ${workgroupMain(wg)}
   }
 }`);
   gpu.dispatch({
-    pipeline: merge, label: `${op}:merge`,
-    bindings: [part, weight, bias, mean, rstd, coef],
-    params: packParams([
-      { u: plan.chunksPerSeg }, { u: NG }, { u: M }, { u: plan.chunkLen }, { u: G }, { u: cg }, { u: C }, { f: eps },
-    ]),
-    workgroups: NG,
+    pipeline: merge, label: `${op}:merge`, workgroups: NG,
+    ...MERGE.bind(
+      { cps: plan.chunksPerSeg, nsegs: NG, segLen: M, chunkLen: plan.chunkLen, groups: G, cg, channels: C, eps },
+      { part, weight, bias, mean, rstd, coef },
+    ),
   });
   gpu.pool.release(part);
 
-  const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
+  // y = (x - mean) * (rstd * w) + b per (n, c), from the merge's coefficients (mean, rstd * w, b).
   const relu = options.relu ?? false;
-  const apply = gpu.pipeline(`gn-apply:${V}:${relu}:${wg}`, () => `
-struct Params { n: u32, base: u32, sv: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<${T}>;
-@group(0) @binding(2) var<storage, read> coef: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> ys: array<${T}>;
-${linearMain(wg)}
-  if (gid >= p.n) { return; }
-  let cf = coef[(p.base + gid) / p.sv];
-  let z = (xs[gid] - cf.x) * cf.y + cf.z;
-  ys[gid] = ${relu ? `max(z, ${T}(0.0))` : 'z'};
-}`);
-  for (const [start, count] of flatWindows(total, maxElems)) {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
-    gpu.dispatch({
-      pipeline: apply, label: `${op}:apply`,
-      bindings: [win(x), coef, win(y)],
-      params: packParams([{ u: count / V }, { u: start / V }, { u: S / V }]),
-      workgroups: Math.ceil(count / V / wg),
-    });
-  }
+  channelMap(gpu, {
+    label: `${op}:apply`, key: `gn-apply:${relu}`, channels: N * C, spatial: S, inputs: { x },
+    perChannel: { coef: { buffer: coef, type: 'vec4f' } },
+    prelude: 'let cf = coef[ch];\n  let z = (x - cf.x) * cf.y + cf.z;',
+    value: relu ? 'max(z, Elem(0.0))' : 'z', out: y, maxElems,
+  });
   gpu.pool.release(coef);
 }
 
@@ -267,14 +285,7 @@ export function groupNormBackward(
   const coefB = gpu.pool.acquire(NC * 32, `${op} backward coefficients`);
 
   // Per-(n, c) forward coefficients (mean, rstd*w, b), exactly as the forward merge computed them.
-  const prep = gpu.pipeline(`gn-bwd-prep:${wg}`, () => `
-struct Params { nc: u32, channels: u32, groups: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> mean: array<f32>;
-@group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> coef: array<vec4f>;
+  const prep = BACKWARD_PREP.pipeline(gpu, `gn-bwd-prep:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.nc) { return; }
   let n = gid / p.channels;
@@ -283,8 +294,8 @@ ${linearMain(wg)}
   coef[gid] = vec4f(mean[s], rstd[s] * weight[c], bias[c], 0.0);
 }`);
   gpu.dispatch({
-    pipeline: prep, label: `${op}:prep`, bindings: [mean, rstd, weight, bias, coef],
-    params: packParams([{ u: NC }, { u: C }, { u: G }, { u: cg }]), workgroups: Math.ceil(NC / wg),
+    pipeline: prep, label: `${op}:prep`, workgroups: Math.ceil(NC / wg),
+    ...BACKWARD_PREP.bind({ nc: NC, channels: C, groups: G, cg }, { mean, rstd, weight, bias, coef }),
   });
 
   // sums[n, c] = (sum dz, sum dz * (x - mean)).
@@ -298,13 +309,7 @@ ${linearMain(wg)}
     width: 2, out: sums, scale: 1, maxElems,
   });
 
-  const params = gpu.pipeline(`gn-bwd-params:${wg}`, () => `
-struct Params { n: u32, channels: u32, groups: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> sums: array<vec2f>;
-@group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dweight: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
+  const params = BACKWARD_PARAMS.pipeline(gpu, `gn-bwd-params:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.channels) { return; }
   var db = 0.0;
@@ -318,18 +323,11 @@ ${linearMain(wg)}
   dbias[gid] = db;
 }`);
   gpu.dispatch({
-    pipeline: params, label: `${op}:params`, bindings: [sums, rstd, dweight, dbias],
-    params: packParams([{ u: N }, { u: C }, { u: G }, { u: cg }]), workgroups: Math.ceil(C / wg),
+    pipeline: params, label: `${op}:params`, workgroups: Math.ceil(C / wg),
+    ...BACKWARD_PARAMS.bind({ n: N, channels: C, groups: G, cg }, { sums, rstd, dweight, dbias }),
   });
 
-  const fold = gpu.pipeline(`gn-bwd-fold:${wg}`, () => `
-struct Params { ng: u32, channels: u32, groups: u32, cg: u32, invM: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> sums: array<vec2f>;
-@group(0) @binding(2) var<storage, read> coef: array<vec4f>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read> weight: array<f32>;
-@group(0) @binding(5) var<storage, read_write> coefB: array<vec4f>;
+  const fold = BACKWARD_FOLD.pipeline(gpu, `gn-bwd-fold:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.ng) { return; }
   let n = gid / p.groups;
@@ -353,38 +351,22 @@ ${linearMain(wg)}
   }
 }`);
   gpu.dispatch({
-    pipeline: fold, label: `${op}:fold`, bindings: [sums, coef, rstd, weight, coefB],
-    params: packParams([{ u: N * G }, { u: C }, { u: G }, { u: cg }, { f: 1 / (cg * S) }]),
-    workgroups: Math.ceil((N * G) / wg),
+    pipeline: fold, label: `${op}:fold`, workgroups: Math.ceil((N * G) / wg),
+    ...BACKWARD_FOLD.bind({ ng: N * G, channels: C, groups: G, cg, invM: 1 / (cg * S) }, { sums, coef, rstd, weight, coefB }),
   });
 
-  const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
-  const apply = gpu.pipeline(`gn-bwd-apply:${V}:${relu}:${wg}`, () => `
-struct Params { n: u32, base: u32, sv: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dys: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
-@group(0) @binding(3) var<storage, read> coefB: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> dxs: array<${T}>;
-${linearMain(wg)}
-  if (gid >= p.n) { return; }
-  let nc = (p.base + gid) / p.sv;
-  let cf = coefB[2u * nc];
-  let q0 = coefB[2u * nc + 1u].x;
-  let xc = xs[gid] - cf.x;
-  let dz = ${relu ? `select(${T}(0.0), dys[gid], xc * cf.y + cf.z > ${T}(0.0))` : 'dys[gid]'};
-  dxs[gid] = dz * cf.y + xc * cf.w + q0;
-}`);
-  for (const [start, count] of flatWindows(total, maxElems)) {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
-    gpu.dispatch({
-      pipeline: apply, label: `${op}:apply`,
-      bindings: [win(dy), win(x), coefB, win(dx)],
-      params: packParams([{ u: count / V }, { u: start / V }, { u: S / V }]),
-      workgroups: Math.ceil(count / V / wg),
-    });
-  }
+  // dx = dz * (rstd * w) + (x - mean) * (-rstd^2 B) - rstd * A per (n, c), from the folded coefficients.
+  channelMap(gpu, {
+    label: `${op}:apply`, key: `gn-bwd-apply:${relu}`, channels: NC, spatial: S, inputs: { dy, x },
+    perChannel: { coefB: { buffer: coefB, type: 'vec4f' } },
+    prelude: [
+      'let cf = coefB[2u * ch];',
+      'let q0 = coefB[2u * ch + 1u].x;',
+      'let xc = x - cf.x;',
+      `let dz = ${relu ? 'select(Elem(0.0), dy, xc * cf.y + cf.z > Elem(0.0))' : 'dy'};`,
+    ].join('\n  '),
+    value: 'dz * cf.y + xc * cf.w + q0', out: dx, maxElems,
+  });
   gpu.pool.release(coef);
   gpu.pool.release(sums);
   gpu.pool.release(coefB);
@@ -410,15 +392,8 @@ function groupNormForwardFused(
   const T = V === 4 ? 'vec4f' : 'f32';
   const wg = Math.min(FUSED_WG, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const sum = V === 4 ? 'dot(dv, vec4f(1.0))' : 'dv';
-  const pipeline = gpu.pipeline(`gn-fused:${V}:${relu}:${wg}`, () => `
-struct Params { sv: u32, cg: u32, groups: u32, segLen: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<${T}>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ys: array<${T}>;
-@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
+  const sig = fusedForward(T);
+  const pipeline = sig.pipeline(gpu, `gn-fused:${V}:${relu}:${wg}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 var<workgroup> stat: vec2f;
 ${CHAN}
@@ -468,10 +443,8 @@ ${workgroupMain(wg)}
 }`);
   const total = N * C * S;
   gpu.dispatch({
-    pipeline, label: 'groupNorm:fused',
-    bindings: [whole(x, total), weight, bias, whole(y, total), mean, rstd],
-    params: packParams([{ u: S / V }, { u: cg }, { u: G }, { u: cg * S }, { f: eps }]),
-    workgroups: N * G,
+    pipeline, label: 'groupNorm:fused', workgroups: N * G,
+    ...sig.bind({ sv: S / V, cg, groups: G, segLen: cg * S, eps }, { xs: whole(x, total), weight, bias, ys: whole(y, total), mean, rstd }),
   });
 }
 
@@ -490,17 +463,8 @@ function groupNormBackwardFused(
   const wg = Math.min(FUSED_WG, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const hsum = (e: string) => (V === 4 ? `dot(${e}, vec4f(1.0))` : e);
   const partials = gpu.pool.acquire(N * C * wg * 8, 'groupNormBackward partial sums');
-  const main = gpu.pipeline(`gn-bwd-fused:${V}:${relu}:${wg}`, () => `
-struct Params { sv: u32, cg: u32, groups: u32, channels: u32, invM: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dys: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
-@group(0) @binding(4) var<storage, read> mean: array<f32>;
-@group(0) @binding(5) var<storage, read> rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dxs: array<${T}>;
-@group(0) @binding(7) var<storage, read_write> part: array<vec2f>;
-${relu ? '@group(0) @binding(8) var<storage, read> bias: array<f32>;' : ''}
+  const sig = fusedBackward(T, relu);
+  const main = sig.pipeline(gpu, `gn-bwd-fused:${V}:${relu}:${wg}`, () => `
 var<workgroup> sh: array<vec2f, ${wg}>;
 var<workgroup> coefs: vec2f;
 ${workgroupMain(wg)}
@@ -548,19 +512,14 @@ ${workgroupMain(wg)}
 }`);
   const total = N * C * S;
   gpu.dispatch({
-    pipeline: main, label: 'groupNormBackward:fused',
-    // The bias only decides the ReLU mask.
-    bindings: [whole(dy, total), whole(x, total), weight, mean, rstd, whole(dx, total), partials, ...(relu ? [bias] : [])],
-    params: packParams([{ u: S / V }, { u: cg }, { u: G }, { u: C }, { f: 1 / (cg * S) }]),
-    workgroups: N * G,
+    pipeline: main, label: 'groupNormBackward:fused', workgroups: N * G,
+    ...sig.bind({ sv: S / V, cg, groups: G, channels: C, invM: 1 / (cg * S) }, {
+      dys: whole(dy, total), xs: whole(x, total), weight, mean, rstd, dxs: whole(dx, total), part: partials,
+      bias: relu ? bias : undefined,
+    }),
   });
-  const params = gpu.pipeline(`gn-bwd-fused-params:${wg}`, () => `
-struct Params { n: u32, channels: u32, groups: u32, cg: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> part: array<vec2f>;
-@group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dweight: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
+  // The per-invocation partials of each (n, c): `wg` vec2f per channel, summed in order.
+  const params = BACKWARD_PARAMS.pipeline(gpu, `gn-bwd-fused-params:${wg}`, () => `
 ${linearMain(8)}
   if (gid >= p.channels) { return; }
   var db = 0.0;
@@ -568,7 +527,7 @@ ${linearMain(8)}
   for (var n = 0u; n < p.n; n = n + 1u) {
     let o = (n * p.channels + gid) * ${wg}u;
     var s = vec2f(0.0);
-    for (var j = 0u; j < ${wg}u; j = j + 1u) { s = s + part[o + j]; }
+    for (var j = 0u; j < ${wg}u; j = j + 1u) { s = s + sums[o + j]; }
     db = db + s.x;
     dw = dw + rstd[n * p.groups + gid / p.cg] * s.y;
   }
@@ -576,8 +535,8 @@ ${linearMain(8)}
   dbias[gid] = db;
 }`);
   gpu.dispatch({
-    pipeline: params, label: 'groupNormBackward:params', bindings: [partials, rstd, dweight, dbias],
-    params: packParams([{ u: N }, { u: C }, { u: G }, { u: cg }]), workgroups: Math.ceil(C / 8),
+    pipeline: params, label: 'groupNormBackward:params', workgroups: Math.ceil(C / 8),
+    ...BACKWARD_PARAMS.bind({ n: N, channels: C, groups: G, cg }, { sums: partials, rstd, dweight, dbias }),
   });
   gpu.pool.release(partials);
 }

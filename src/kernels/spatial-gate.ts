@@ -6,11 +6,24 @@
  * channel sum then runs over channel chunks, each adding to the previous (in order, so deterministic).
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
-import { splitNC } from './global-avg-pool.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 import { alignedWindow, slabElements, windowSlack, type SlabOptions } from './runtime/windows.js';
+import { splitNC } from './runtime/shapes.js';
 
 interface Dims { N: number; C: number; S: number }
+
+/** y[n, c, v] = x[n, c, v] * g[n, v] over a window starting at flat element `start` (sample n0's gate at gbase). */
+const SCALE = kernelSignature('spatialGate', {
+  uniforms: { count: 'u32', start: 'u32', base: 'u32', cs: 'u32', s: 'u32', n0: 'u32', gbase: 'u32' },
+  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ys: readWrite('f32') },
+});
+
+/** dg[n, v] (+)= sum over `cc` channels of dy * x. */
+const GATE_GRAD = kernelSignature('spatialGateBackward:dg', {
+  uniforms: { voxels: 'u32', s: 'u32', cc: 'u32', cs: 'u32', xbase: 'u32', gbase: 'u32', accumulate: 'u32' },
+  storage: { dys: readOnly('f32'), xs: readOnly('f32'), dgs: readWrite('f32') },
+});
 
 function dims(shape: readonly number[], op: string): Dims {
   const d = splitNC(shape, op);
@@ -29,12 +42,7 @@ function capacity(gpu: Gpu, op: string, S: number, options: SlabOptions): number
 
 function scaleByVoxel(gpu: Gpu, op: string, x: GPUBuffer, g: GPUBuffer, y: GPUBuffer, { N, C, S }: Dims, cap: number): void {
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`spatial-gate:${wg}`, () => `
-struct Params { count: u32, start: u32, base: u32, cs: u32, s: u32, n0: u32, gbase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read> gs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ys: array<f32>;
+  const pipeline = SCALE.pipeline(gpu, `spatial-gate:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.count) { return; }
   let i = p.start + gid;
@@ -55,9 +63,11 @@ ${linearMain(wg)}
     const yw = alignedWindow(gpu, y, w.start, w.count);
     const gw = alignedWindow(gpu, g, w.gateStart, w.gateCount);
     gpu.dispatch({
-      pipeline, label: op, bindings: [xw.binding, gw.binding, yw.binding],
-      params: packParams([{ u: w.count }, { u: w.start }, { u: xw.base }, { u: CS }, { u: S }, { u: w.n0 }, { u: gw.base }]),
-      workgroups: Math.ceil(w.count / wg),
+      pipeline, label: op, workgroups: Math.ceil(w.count / wg),
+      ...SCALE.bind(
+        { count: w.count, start: w.start, base: xw.base, cs: CS, s: S, n0: w.n0, gbase: gw.base },
+        { xs: xw.binding, gs: gw.binding, ys: yw.binding },
+      ),
     });
   }
 }
@@ -90,12 +100,7 @@ export function spatialGateBackward(
   const cap = capacity(gpu, op, S, options);
   scaleByVoxel(gpu, op, dy, g, dx, d, cap);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`spatial-gate-dg:${wg}`, () => `
-struct Params { voxels: u32, s: u32, cc: u32, cs: u32, xbase: u32, gbase: u32, accumulate: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dys: array<f32>;
-@group(0) @binding(2) var<storage, read> xs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dgs: array<f32>;
+  const pipeline = GATE_GRAD.pipeline(gpu, `spatial-gate-dg:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.voxels) { return; }
   let n = gid / p.s;
@@ -114,9 +119,11 @@ ${linearMain(wg)}
     const xw = alignedWindow(gpu, x, start, count);
     const gw = alignedWindow(gpu, dg, gateStart, voxels);
     gpu.dispatch({
-      pipeline, label: `${op}:dg`, bindings: [dyw.binding, xw.binding, gw.binding],
-      params: packParams([{ u: voxels }, { u: S }, { u: cc }, { u: C * S }, { u: xw.base }, { u: gw.base }, { u: accumulate ? 1 : 0 }]),
-      workgroups: Math.ceil(voxels / wg),
+      pipeline, label: `${op}:dg`, workgroups: Math.ceil(voxels / wg),
+      ...GATE_GRAD.bind(
+        { voxels, s: S, cc, cs: C * S, xbase: xw.base, gbase: gw.base, accumulate: accumulate ? 1 : 0 },
+        { dys: dyw.binding, xs: xw.binding, dgs: gw.binding },
+      ),
     });
   };
   if (N * C * S <= cap) {

@@ -8,7 +8,7 @@
  *
  *   const sig = kernelSignature('channelGate', {
  *     uniforms: { n: 'u32', base: 'u32', sv: 'u32' },
- *     storage: { xs: { access: 'read', type: 'vec4f' }, gs: { access: 'read', type: 'f32' }, ys: { access: 'read_write', type: 'vec4f' } },
+ *     storage: { xs: readOnly('vec4f'), gs: readOnly('f32'), ys: readWrite('vec4f') },
  *   });
  *   const pipeline = sig.pipeline(gpu, key, () => `${linearMain(wg)} ... ys[gid] = xs[gid] * gs[(p.base + gid) / p.sv]; }`);
  *   gpu.dispatch({ pipeline, label, workgroups, ...sig.bind({ n, base, sv }, { xs: x, gs: g, ys: y }) });
@@ -32,6 +32,16 @@ export interface StorageSpec {
   type: StorageElementType;
 }
 
+/** A read-only storage binding of `type` elements. */
+export function readOnly<T extends StorageElementType>(type: T): { access: 'read'; type: T } {
+  return { access: 'read', type };
+}
+
+/** A read-write storage binding of `type` elements. */
+export function readWrite<T extends StorageElementType>(type: T): { access: 'read_write'; type: T } {
+  return { access: 'read_write', type };
+}
+
 export interface SignatureSpec<U, S> {
   /** Uniform fields in struct order, read in WGSL as `p.<name>`. */
   uniforms?: U;
@@ -39,8 +49,13 @@ export interface SignatureSpec<U, S> {
   storage: S;
 }
 
-/** A number for a scalar field; the components for a vector; 4 * length numbers (flat) for an array. */
-export type UniformValues<U> = { [K in keyof U]: U[K] extends ScalarType ? number : readonly number[] };
+/**
+ * A number for a scalar field; the components for a vector; 4 * length numbers (flat) for an array (either,
+ * checked when packed, for a field whose type is only known as UniformType).
+ */
+export type UniformValues<U> = {
+  [K in keyof U]: U[K] extends ScalarType ? number : U[K] extends VectorType | UniformArrayType ? readonly number[] : number | readonly number[];
+};
 /** A buffer or `{ buffer, offset, size }` window per declared storage binding. */
 export type StorageBindings<S> = { [K in keyof S]: Binding };
 

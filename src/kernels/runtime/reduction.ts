@@ -1,11 +1,15 @@
 /**
- * Segmented reductions shared by the per-channel kernels (GAP, group norm, gating, WS): back-to-back
- * segments (a channel, a group) are split into chunks; one workgroup per chunk writes a partial sum and one
- * workgroup per segment merges them, so a large volume reduces with many workgroups per segment.
+ * The per-channel kernels shared by GAP, group norm, gating and WS.
+ * - Segmented reductions: back-to-back segments (a channel, a group) are split into chunks; one workgroup per
+ *   chunk writes a partial sum and one workgroup per segment merges them, so a large volume reduces with many
+ *   workgroups per segment.
+ * - Channel maps: y[ch, s] = f(inputs[ch, s], per-channel values[ch]) over [channels, spatial] tensors, vec4
+ *   when the spatial size allows, in binding windows.
  */
-import type { Binding, Gpu } from './gpu.js';
-import { alignElements } from './windows.js';
-import { linearMain, linearWorkgroupSize, packParams } from './wgsl.js';
+import type { Gpu } from './gpu.js';
+import { kernelSignature, readOnly, readWrite, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
+import { alignElements, flatWindows } from './windows.js';
+import { linearMain, linearWorkgroupSize } from './wgsl.js';
 
 /** A binding window over the flat tensor and the chunks whose elements all lie inside it. */
 export interface ChunkWindow {
@@ -90,7 +94,7 @@ export interface SegmentedReduceSpec {
   /** Tensors windowed like the reduced range, read as `v0`, `v1`, ... (f32) at each element. */
   inputs: GPUBuffer[];
   /** Whole read-only buffers, declared as `e0`, `e1`, ... with the given WGSL element type. */
-  extras?: { buffer: GPUBuffer; type: string }[];
+  extras?: { buffer: GPUBuffer; type: StorageElementType }[];
   /** WGSL statements run once per workgroup (may use `seg`, the segment index). */
   prelude?: string;
   /** WGSL expression of one element's contribution (f32 or vec2f as `width`), from v0.., seg, e0... */
@@ -102,25 +106,31 @@ export interface SegmentedReduceSpec {
   maxElems: number;
 }
 
-/** WGSL declarations matching reduceBindings: in0.., e0.. (extras), then dst. */
-function reduceDeclarations(spec: SegmentedReduceSpec, T: string): string {
-  const nIn = spec.inputs.length;
-  const extras = spec.extras ?? [];
-  return [
-    ...spec.inputs.map((_, i) => `@group(0) @binding(${1 + i}) var<storage, read> in${i}: array<f32>;`),
-    ...extras.map((e, i) => `@group(0) @binding(${1 + nIn + i}) var<storage, read> e${i}: array<${e.type}>;`),
-    `@group(0) @binding(${1 + nIn + extras.length}) var<storage, read_write> dst: array<${T}>;`,
-  ].join('\n');
+/** The reduce kernels' signature: inputs in0.. (windowed), extras e0.. (whole), then dst. */
+function reduceSignature<U extends Record<string, UniformType>>(spec: SegmentedReduceSpec, T: StorageElementType, uniforms: U) {
+  const storage: Record<string, StorageSpec> = {};
+  spec.inputs.forEach((_, i) => { storage[`in${i}`] = readOnly('f32'); });
+  (spec.extras ?? []).forEach((e, i) => { storage[`e${i}`] = readOnly(e.type); });
+  storage.dst = readWrite(T);
+  return kernelSignature(`${spec.label}:reduce`, { uniforms, storage });
 }
 
-/** The inputs windowed to `win`, the whole extra buffers, then the destination. */
-function reduceBindings(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Binding[] {
-  return [
-    ...spec.inputs.map((b) => ({ buffer: b, offset: win.base * 4, size: win.count * 4 })),
-    ...(spec.extras ?? []).map((e) => e.buffer),
-    dst,
-  ];
+/** The inputs windowed to `win`, the whole extra buffers, then the destination, by name. */
+function reduceBuffers(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> {
+  const buffers: Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> = {};
+  spec.inputs.forEach((b, i) => { buffers[`in${i}`] = { buffer: b, offset: win.base * 4, size: win.count * 4 }; });
+  (spec.extras ?? []).forEach((e, i) => { buffers[`e${i}`] = e.buffer; });
+  buffers.dst = dst;
+  return buffers;
 }
+
+const CHUNK_UNIFORMS = { base: 'u32', chunk0: 'u32', nchunks: 'u32', segLen: 'u32', chunkLen: 'u32', cps: 'u32', scale: 'f32' } as const;
+const SMALL_UNIFORMS = { base: 'u32', seg0: 'u32', nsegs: 'u32', segLen: 'u32', scale: 'f32' } as const;
+
+const mergeSignature = (T: 'f32' | 'vec2f') => kernelSignature('segmentedReduce:merge', {
+  uniforms: { cps: 'u32', nsegs: 'u32', scale: 'f32' },
+  storage: { part: readOnly(T), dst: readWrite(T) },
+});
 
 /** Sums `value` over each segment: partials per chunk (many workgroups per segment), then a merge. */
 export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
@@ -141,11 +151,8 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const direct = plan.chunksPerSeg === 1;
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
-  const decls = reduceDeclarations(spec, T);
-  const pipeline = gpu.pipeline(`segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
-struct Params { base: u32, chunk0: u32, nchunks: u32, segLen: u32, chunkLen: u32, cps: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-${decls}
+  const sig = reduceSignature(spec, T, CHUNK_UNIFORMS);
+  const pipeline = sig.pipeline(gpu, `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
 var<workgroup> sh: array<${T}, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.nchunks) { return; }
@@ -163,21 +170,16 @@ ${workgroupMain(wg)}
 }`);
   for (const win of plan.windows) {
     gpu.dispatch({
-      pipeline, label: `${spec.label}:reduce`,
-      bindings: reduceBindings(spec, win, partial),
-      params: packParams([
-        { u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: segLen }, { u: plan.chunkLen },
-        { u: plan.chunksPerSeg }, { f: direct ? spec.scale : 1 },
-      ]),
-      workgroups: win.chunks,
+      pipeline, label: `${spec.label}:reduce`, workgroups: win.chunks,
+      ...sig.bind({
+        base: win.base, chunk0: win.chunk0, nchunks: win.chunks, segLen, chunkLen: plan.chunkLen,
+        cps: plan.chunksPerSeg, scale: direct ? spec.scale : 1,
+      }, reduceBuffers(spec, win, partial)),
     });
   }
   if (direct) return;
-  const merge = gpu.pipeline(`segmerge:${T}:${wg}`, () => `
-struct Params { cps: u32, nsegs: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> part: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> dst: array<${T}>;
+  const merge = mergeSignature(T);
+  const mergePipeline = merge.pipeline(gpu, `segmerge:${T}:${wg}`, () => `
 var<workgroup> sh: array<${T}, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.nsegs) { return; }
@@ -188,10 +190,8 @@ ${workgroupMain(wg)}
   if (lid == 0u) { dst[w] = sh[0] * p.scale; }
 }`);
   gpu.dispatch({
-    pipeline: merge, label: `${spec.label}:merge`,
-    bindings: [partial, spec.out],
-    params: packParams([{ u: plan.chunksPerSeg }, { u: numSegs }, { f: spec.scale }]),
-    workgroups: numSegs,
+    pipeline: mergePipeline, label: `${spec.label}:merge`, workgroups: numSegs,
+    ...merge.bind({ cps: plan.chunksPerSeg, nsegs: numSegs, scale: spec.scale }, { part: partial, dst: spec.out }),
   });
   gpu.pool.release(partial);
 }
@@ -199,15 +199,12 @@ ${workgroupMain(wg)}
 /** Segments at most this long are reduced by one thread each (a workgroup per segment would idle). */
 const SMALL_SEGMENT = 256;
 
-function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: string, plan: ChunkPlan): void {
+function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: 'f32' | 'vec2f', plan: ChunkPlan): void {
   const wg = linearWorkgroupSize(gpu);
   const extras = spec.extras ?? [];
   const nIn = spec.inputs.length;
-  const decls = reduceDeclarations(spec, T);
-  const pipeline = gpu.pipeline(`segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
-struct Params { base: u32, seg0: u32, nsegs: u32, segLen: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-${decls}
+  const sig = reduceSignature(spec, T, SMALL_UNIFORMS);
+  const pipeline = sig.pipeline(gpu, `segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.nsegs) { return; }
   let seg = p.seg0 + gid;
@@ -223,12 +220,75 @@ ${linearMain(wg)}
 }`);
   for (const win of plan.windows) {
     gpu.dispatch({
-      pipeline, label: `${spec.label}:reduce`,
-      bindings: reduceBindings(spec, win, spec.out),
-      params: packParams([{ u: win.base }, { u: win.chunk0 }, { u: win.chunks }, { u: spec.segLen }, { f: spec.scale }]),
-      workgroups: Math.ceil(win.chunks / wg),
+      pipeline, label: `${spec.label}:reduce`, workgroups: Math.ceil(win.chunks / wg),
+      ...sig.bind(
+        { base: win.base, seg0: win.chunk0, nsegs: win.chunks, segLen: spec.segLen, scale: spec.scale },
+        reduceBuffers(spec, win, spec.out),
+      ),
     });
   }
 }
 
-/** Checks an [N, C, ...spatial] shape (at least 2 dims) and returns N, C and the spatial size S. */
+export interface ChannelMapSpec {
+  /** Dispatch label (the op name). */
+  label: string;
+  /** Pipeline key: must identify `prelude` and `value` (names and types of the buffers are added). */
+  key: string;
+  /** The tensors are [channels, spatial] (e.g. [N * C, D * H * W]); `ch` is the channel index. */
+  channels: number;
+  spatial: number;
+  /** Tensors shaped like the output: each element is read into a WGSL `let` of type `Elem` named by its key. */
+  inputs: Record<string, GPUBuffer>;
+  /** Whole buffers of per-channel values, indexed in WGSL by `ch` (e.g. `gate[ch]`). */
+  perChannel: Record<string, { buffer: GPUBuffer; type: StorageElementType }>;
+  /** f32 uniforms read as `p.<name>`. */
+  scalars?: Record<string, number>;
+  /** WGSL statements run per element before `value` (may use the inputs, `ch` and the per-channel buffers). */
+  prelude?: string;
+  /** WGSL expression of the output element, of type `Elem` (vec4f when `spatial` % 4 == 0, else f32). */
+  value: string;
+  out: GPUBuffer;
+  /** Elements per binding window (see slabElements; a multiple of 4). */
+  maxElems: number;
+}
+
+/**
+ * out[ch, s] = value(inputs[ch, s], perChannel[ch]) for a [channels, spatial] tensor: one invocation per element
+ * (a vec4 of them when spatial % 4 == 0, so a vec4 never straddles two channels), in binding windows.
+ */
+export function channelMap(gpu: Gpu, spec: ChannelMapSpec): void {
+  const V = spec.spatial % 4 === 0 ? 4 : 1;
+  const Elem = V === 4 ? 'vec4f' : 'f32';
+  const wg = linearWorkgroupSize(gpu);
+  const inputs = Object.keys(spec.inputs);
+  const perChannel = Object.entries(spec.perChannel);
+  const scalars = Object.keys(spec.scalars ?? {});
+  const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
+  for (const s of scalars) uniforms[s] = 'f32';
+  const storage: Record<string, StorageSpec> = {};
+  for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
+  for (const [name, c] of perChannel) storage[name] = readOnly(c.type);
+  storage.dst = readWrite(Elem);
+  const sig = kernelSignature(spec.label, { uniforms, storage });
+  const key = `channel-map:${spec.key}:${V}:${wg}:${inputs.join(',')}:${perChannel.map(([n, c]) => `${n}=${c.type}`).join(',')}:${scalars.join(',')}`;
+  const pipeline = sig.pipeline(gpu, key, () => `
+alias Elem = ${Elem};
+${linearMain(wg)}
+  if (gid >= p.n) { return; }
+  let ch = (p.base + gid) / p.sv;
+  ${inputs.map((name) => `let ${name} = ${name}In[gid];`).join('\n  ')}
+  ${spec.prelude ?? ''}
+  dst[gid] = ${spec.value};
+}`);
+  for (const [start, count] of flatWindows(spec.channels * spec.spatial, spec.maxElems)) {
+    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
+    const buffers: Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> = {};
+    for (const name of inputs) buffers[`${name}In`] = win(spec.inputs[name]);
+    for (const [name, c] of perChannel) buffers[name] = c.buffer;
+    buffers.dst = win(spec.out);
+    gpu.dispatch({
+      pipeline, label: spec.label, workgroups: Math.ceil(count / V / wg),
+      ...sig.bind({ ...spec.scalars, n: count / V, base: start / V, sv: spec.spatial / V }, buffers),
+    });
+  }
+}

@@ -11,63 +11,29 @@
  * Tensors larger than one storage binding are processed in chunks of whole samples (see `forEachSampleChunk`).
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
-import { HEAD_OFFSETS, HEAD_PARAMS } from './reference/dynamic-head.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
+import { forEachSampleChunk } from './runtime/windows.js';
+import { HEAD_OFFSETS, HEAD_PARAMS } from './dynamic-head-layout.js';
 
 export { HEAD_OFFSETS, HEAD_PARAMS };
 
-/** A tensor whose leading axis is the sample axis: `perSample` f32 elements per sample. */
-export interface SampleTensor {
-  buffer: GPUBuffer;
-  perSample: number;
-}
+const FORWARD = kernelSignature('dynamicHead', {
+  uniforms: { V: 'u32', blocks: 'u32', count: 'u32', hBase: 'u32', pBase: 'u32', yBase: 'u32' },
+  storage: { h: readOnly('f32'), prm: readOnly('f32'), ys: readWrite('f32') },
+});
 
-/** One chunk of whole samples that fits every binding: windows (aligned) and per-buffer element bases. */
-export interface SampleChunk {
-  /** First sample and number of samples in this chunk. */
-  n0: number;
-  count: number;
-  /** Binding windows, in the order of the tensors given. */
-  windows: { buffer: GPUBuffer; offset: number; size: number }[];
-  /** Element offset of sample n0 inside each window (the window starts at an aligned offset below it). */
-  bases: number[];
-}
+const BACKWARD = kernelSignature('dynamicHeadBackward', {
+  uniforms: {
+    V: 'u32', blocks: 'u32', blockVoxels: 'u32', count: 'u32', hBase: 'u32', pBase: 'u32', dyBase: 'u32', dhBase: 'u32', oBase: 'u32',
+  },
+  storage: { h: readOnly('f32'), prm: readOnly('f32'), dy: readOnly('f32'), dh: readWrite('f32'), part: readWrite('f32') },
+});
 
-/**
- * Splits the samples [0, n) into chunks whose windows of every tensor fit one storage binding. Windows start
- * at the largest aligned offset at or below the chunk's first element; the remainder is passed to the shader
- * as an element base. Throws when a single sample of some tensor does not fit a binding.
- */
-export function forEachSampleChunk(gpu: Gpu, what: string, n: number, tensors: SampleTensor[], fn: (c: SampleChunk) => void): void {
-  const maxB = gpu.limits.maxStorageBufferBindingSize;
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  let k = n;
-  if (tensors.some((t) => n * t.perSample * 4 > maxB)) {
-    for (const t of tensors) {
-      const fit = Math.floor((maxB - align) / Math.max(4, t.perSample * 4));
-      if (fit < 1) {
-        throw new RangeError(
-          `${what}: one sample of ${t.perSample} f32 elements (${t.perSample * 4} bytes) does not fit this device's ` +
-          `maxStorageBufferBindingSize of ${maxB} bytes`,
-        );
-      }
-      k = Math.min(k, fit);
-    }
-  }
-  for (let n0 = 0; n0 < n; n0 += k) {
-    const count = Math.min(k, n - n0);
-    const windows: SampleChunk['windows'] = [];
-    const bases: number[] = [];
-    for (const t of tensors) {
-      const start = n0 * t.perSample * 4;
-      const offset = Math.floor(start / align) * align;
-      const base = (start - offset) / 4;
-      windows.push({ buffer: t.buffer, offset, size: Math.max(4, base * 4 + count * t.perSample * 4) });
-      bases.push(base);
-    }
-    fn({ n0, count, windows, bases });
-  }
-}
+const BACKWARD_REDUCE = kernelSignature('dynamicHeadBackward:reduce', {
+  uniforms: { total: 'u32', blocks: 'u32', oBase: 'u32' },
+  storage: { part: readOnly('f32'), dp: readWrite('f32') },
+});
 
 /** Validates h [N, 8, ...spatial] and params [N, 162]; returns N and V (voxels per sample). */
 function checkHeadShapes(what: string, hShape: readonly number[], paramsShape: readonly number[]): { n: number; v: number } {
@@ -129,12 +95,7 @@ export function dynamicHead(
   const outShape = [n, 2, ...hShape.slice(2)];
   if (n === 0 || v === 0) return outShape;
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`dynamicHead:fwd:${wg}`, () => `
-struct Params { V: u32, blocks: u32, count: u32, hBase: u32, pBase: u32, yBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> h: array<f32>;
-@group(0) @binding(2) var<storage, read> prm: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ys: array<f32>;
+  const pipeline = FORWARD.pipeline(gpu, `dynamicHead:fwd:${wg}`, () => `
 var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
 ${linearMain(wg)}
   let wgi = gid / ${wg}u;
@@ -154,10 +115,11 @@ ${linearMain(wg)}
   forEachSampleChunk(gpu, 'dynamicHead', n, [
     { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: out, perSample: 2 * v },
   ], (c) => {
+    const [hW, pW, yW] = c.windows;
+    const [hBase, pBase, yBase] = c.bases;
     gpu.dispatch({
-      pipeline, label: 'dynamicHead:fwd', bindings: c.windows,
-      params: packParams([{ u: v }, { u: blocks }, { u: c.count }, { u: c.bases[0] }, { u: c.bases[1] }, { u: c.bases[2] }]),
-      workgroups: c.count * blocks,
+      pipeline, label: 'dynamicHead:fwd', workgroups: c.count * blocks,
+      ...FORWARD.bind({ V: v, blocks, count: c.count, hBase, pBase, yBase }, { h: hW, prm: pW, ys: yW }),
     });
   });
   return outShape;
@@ -201,11 +163,11 @@ export function dynamicHeadBackward(
   // Accumulators staged through workgroup memory K at a time: WG*K floats next to the 162 parameters.
   const k = Math.min(HEAD_PARAMS, Math.floor((storage - HEAD_PARAMS * 4) / (wg * 4)));
   if (k < 1) throw new RangeError(`${what}: maxComputeWorkgroupStorageSize ${storage} is too small`);
-  const pipeline = gpu.pipeline(`dynamicHead:bwd:${wg}:${k}`, () => backwardWgsl(wg, k));
+  const pipeline = BACKWARD.pipeline(gpu, `dynamicHead:bwd:${wg}:${k}`, () => backwardWgsl(wg, k));
 
   const partial = blocks > 1;
   const rwg = linearWorkgroupSize(gpu);
-  const reducePipeline = partial ? gpu.pipeline(`dynamicHead:bwdReduce:${rwg}`, () => reduceWgsl(rwg)) : null;
+  const reducePipeline = partial ? BACKWARD_REDUCE.pipeline(gpu, `dynamicHead:bwdReduce:${rwg}`, () => reduceWgsl(rwg)) : null;
   forEachSampleChunk(gpu, what, n, [
     { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: dy, perSample: 2 * v },
     { buffer: dh, perSample: 8 * v }, { buffer: dparams, perSample: HEAD_PARAMS },
@@ -213,28 +175,24 @@ export function dynamicHeadBackward(
     const [hW, pW, dyW, dhW, dpW] = c.windows;
     const [hB, pB, dyB, dhB, dpB] = c.bases;
     const parts = partial ? gpu.pool.acquire(c.count * blocks * HEAD_PARAMS * 4, 'dynamicHead partials') : null;
+    const partsWindow = parts ? { buffer: parts, offset: 0, size: c.count * blocks * HEAD_PARAMS * 4 } : null;
     gpu.dispatch({
-      pipeline, label: 'dynamicHead:bwd',
-      bindings: [hW, pW, dyW, dhW, parts ? { buffer: parts, offset: 0, size: c.count * blocks * HEAD_PARAMS * 4 } : dpW],
-      params: packParams([
-        { u: v }, { u: blocks }, { u: blockVoxels }, { u: c.count },
-        { u: hB }, { u: pB }, { u: dyB }, { u: dhB }, { u: parts ? 0 : dpB },
-      ]),
-      workgroups: c.count * blocks,
+      pipeline, label: 'dynamicHead:bwd', workgroups: c.count * blocks,
+      ...BACKWARD.bind({
+        V: v, blocks, blockVoxels, count: c.count, hBase: hB, pBase: pB, dyBase: dyB, dhBase: dhB, oBase: partsWindow ? 0 : dpB,
+      }, { h: hW, prm: pW, dy: dyW, dh: dhW, part: partsWindow ?? dpW }),
     });
-    if (parts && reducePipeline) {
+    if (parts && partsWindow && reducePipeline) {
       gpu.dispatch({
-        pipeline: reducePipeline, label: 'dynamicHead:bwdReduce',
-        bindings: [{ buffer: parts, offset: 0, size: c.count * blocks * HEAD_PARAMS * 4 }, dpW],
-        params: packParams([{ u: c.count * HEAD_PARAMS }, { u: blocks }, { u: 0 }, { u: dpB }]),
-        workgroups: Math.ceil(c.count * HEAD_PARAMS / rwg),
+        pipeline: reducePipeline, label: 'dynamicHead:bwdReduce', workgroups: Math.ceil(c.count * HEAD_PARAMS / rwg),
+        ...BACKWARD_REDUCE.bind({ total: c.count * HEAD_PARAMS, blocks, oBase: dpB }, { part: partsWindow, dp: dpW }),
       });
       gpu.pool.release(parts);
     }
   });
 }
 
-/** Fused backward: recompute the hidden activations, write dh, accumulate the 162 parameter gradients per block. */
+/** Fused backward (BACKWARD's body): recompute the hidden activations, write dh, accumulate the 162 parameter gradients per block. */
 function backwardWgsl(wg: number, k: number): string {
   const L: string[] = [];
   // da2 = relu'(a2) * (w3^T g)
@@ -275,13 +233,6 @@ function backwardWgsl(wg: number, k: number): string {
   workgroupBarrier();`);
   }
   return `
-struct Params { V: u32, blocks: u32, blockVoxels: u32, count: u32, hBase: u32, pBase: u32, dyBase: u32, dhBase: u32, oBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> h: array<f32>;
-@group(0) @binding(2) var<storage, read> prm: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dh: array<f32>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
 var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
 var<workgroup> red: array<f32, ${wg * k}>;
 ${linearMain(wg)}
@@ -307,13 +258,9 @@ ${linearMain(wg)}
 }`;
 }
 
-/** Sums per-block partials [count, blocks, 162] into dparams [count, 162] in a fixed order. */
+/** BACKWARD_REDUCE's body: sums per-block partials [count, blocks, 162] into dparams [count, 162] in a fixed order. */
 function reduceWgsl(wg: number): string {
   return `
-struct Params { total: u32, blocks: u32, pad: u32, oBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> part: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dp: array<f32>;
 ${linearMain(wg)}
   if (gid >= p.total) { return; }
   let n = gid / ${HEAD_PARAMS}u;

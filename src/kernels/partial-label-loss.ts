@@ -15,8 +15,9 @@
  * NaN/Inf: the loss is not checked on the GPU; read it (every N steps) and call `checkFinite` on the host.
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
-import { forEachSampleChunk } from './dynamic-head.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
+import { forEachSampleChunk } from './runtime/windows.js';
 
 /** Floats per (n, c) in the stats buffer, and the meaning of each. */
 export const LOSS_STATS_STRIDE = 8;
@@ -40,6 +41,21 @@ export interface PartialLabelLossOptions {
   /** Voxels per workgroup of the reduce kernel (rounded up to its workgroup size); default 4096. */
   blockVoxels?: number;
 }
+
+const REDUCE = kernelSignature('partialLabelLoss:reduce', {
+  uniforms: { V: 'u32', blocks: 'u32', blockVoxels: 'u32', count: 'u32', xBase: 'u32', tBase: 'u32', n0: 'u32' },
+  storage: { xs: readOnly('f32'), ts: readOnly('f32'), part: readWrite('f32') },
+});
+
+const FINALIZE = kernelSignature('partialLabelLoss:finalize', {
+  uniforms: { pairs: 'u32', blocks: 'u32', V: 'u32' },
+  storage: { part: readOnly('f32'), st: readWrite('f32'), lossOut: readWrite('f32') },
+});
+
+const BACKWARD = kernelSignature('partialLabelLossBackward', {
+  uniforms: { V: 'u32', total: 'u32', n0: 'u32', xBase: 'u32', tBase: 'u32', gBase: 'u32' },
+  storage: { xs: readOnly('f32'), ts: readOnly('f32'), st: readOnly('f32'), up: readOnly('f32'), gs: readWrite('f32') },
+});
 
 function checkLogits(what: string, shape: readonly number[]): { n: number; v: number } {
   checkShape(shape, `${what} logits`);
@@ -75,12 +91,7 @@ export function partialLabelLoss(
   const blockVoxels = Math.ceil(requested / wg) * wg;
   const blocks = Math.ceil(v / blockVoxels);
 
-  const reduce = gpu.pipeline(`partialLabelLoss:reduce:${wg}`, () => `
-struct Params { V: u32, blocks: u32, blockVoxels: u32, count: u32, xBase: u32, tBase: u32, n0: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read> ts: array<f32>;
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+  const reduce = REDUCE.pipeline(gpu, `partialLabelLoss:reduce:${wg}`, () => `
 var<workgroup> red: array<vec4f, ${wg}>;
 ${linearMain(wg)}
   let wgi = gid / ${wg}u;
@@ -114,12 +125,7 @@ ${linearMain(wg)}
   if (wg & (wg - 1)) throw new Error(`${what}: workgroup size ${wg} must be a power of two`);
 
   const fwg = 64;
-  const finalize = gpu.pipeline(`partialLabelLoss:finalize:${fwg}`, () => `
-struct Params { pairs: u32, blocks: u32, V: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> part: array<f32>;
-@group(0) @binding(2) var<storage, read_write> st: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lossOut: array<f32>;
+  const finalize = FINALIZE.pipeline(gpu, `partialLabelLoss:finalize:${fwg}`, () => `
 @compute @workgroup_size(${fwg})
 fn main(@builtin(local_invocation_index) lid: u32) {
   for (var nc = lid; nc < p.pairs; nc += ${fwg}u) {
@@ -163,17 +169,20 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   const parts = gpu.pool.acquire(partBytes, 'partialLabelLoss partials');
   forEachSampleChunk(gpu, what, n, [{ buffer: logits, perSample: 2 * v }, { buffer: target, perSample: 2 * v }], (c) => {
     gpu.dispatch({
-      pipeline: reduce, label: 'partialLabelLoss:reduce',
-      bindings: [c.windows[0], c.windows[1], { buffer: parts, offset: 0, size: partBytes }],
-      params: packParams([{ u: v }, { u: blocks }, { u: blockVoxels }, { u: c.count }, { u: c.bases[0] }, { u: c.bases[1] }, { u: c.n0 }]),
-      workgroups: c.count * 2 * blocks,
+      pipeline: reduce, label: 'partialLabelLoss:reduce', workgroups: c.count * 2 * blocks,
+      ...REDUCE.bind(
+        { V: v, blocks, blockVoxels, count: c.count, xBase: c.bases[0], tBase: c.bases[1], n0: c.n0 },
+        { xs: c.windows[0], ts: c.windows[1], part: { buffer: parts, offset: 0, size: partBytes } },
+      ),
     });
   });
   gpu.dispatch({
-    pipeline: finalize, label: 'partialLabelLoss:finalize',
-    bindings: [{ buffer: parts, offset: 0, size: partBytes }, { buffer: stats, offset: 0, size: lossStatsSize(n) * 4 }, { buffer: loss, offset: 0, size: 4 }],
-    params: packParams([{ u: n * 2 }, { u: blocks }, { u: v }]),
-    workgroups: 1,
+    pipeline: finalize, label: 'partialLabelLoss:finalize', workgroups: 1,
+    ...FINALIZE.bind({ pairs: n * 2, blocks, V: v }, {
+      part: { buffer: parts, offset: 0, size: partBytes },
+      st: { buffer: stats, offset: 0, size: lossStatsSize(n) * 4 },
+      lossOut: { buffer: loss, offset: 0, size: 4 },
+    }),
   });
   gpu.pool.release(parts);
 }
@@ -195,14 +204,7 @@ export function partialLabelLossBackward(
   checkBuffer(dloss, 1, `${what} dloss`);
   checkBuffer(dlogits, n * 2 * v, `${what} dlogits`);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`partialLabelLoss:backward:${wg}`, () => `
-struct Params { V: u32, total: u32, n0: u32, xBase: u32, tBase: u32, gBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read> ts: array<f32>;
-@group(0) @binding(3) var<storage, read> st: array<f32>;
-@group(0) @binding(4) var<storage, read> up: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gs: array<f32>;
+  const pipeline = BACKWARD.pipeline(gpu, `partialLabelLoss:backward:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.total) { return; }
   let nc = p.n0 * 2u + gid / p.V;
@@ -224,10 +226,11 @@ ${linearMain(wg)}
   ], (c) => {
     const total = c.count * 2 * v;
     gpu.dispatch({
-      pipeline, label: 'partialLabelLoss:backward',
-      bindings: [c.windows[0], c.windows[1], { buffer: stats, offset: 0, size: lossStatsSize(n) * 4 }, { buffer: dloss, offset: 0, size: 4 }, c.windows[2]],
-      params: packParams([{ u: v }, { u: total }, { u: c.n0 }, { u: c.bases[0] }, { u: c.bases[1] }, { u: c.bases[2] }]),
-      workgroups: Math.ceil(total / wg),
+      pipeline, label: 'partialLabelLoss:backward', workgroups: Math.ceil(total / wg),
+      ...BACKWARD.bind({ V: v, total, n0: c.n0, xBase: c.bases[0], tBase: c.bases[1], gBase: c.bases[2] }, {
+        xs: c.windows[0], ts: c.windows[1], st: { buffer: stats, offset: 0, size: lossStatsSize(n) * 4 },
+        up: { buffer: dloss, offset: 0, size: 4 }, gs: c.windows[2],
+      }),
     });
   });
 }

@@ -1,14 +1,8 @@
 /**
  * CPU twin of the dynamic head (DoDNet's per-sample 1x1x1 convolutions 8 -> 8 -> 8 -> 2 whose weights come
- * from the controller), in float64. Layout of the 162 parameters per sample, as tgnet_ref.py `dynamic_head`:
- * w1 [8,8] (out, in) at 0, w2 [8,8] at 64, w3 [2,8] at 128, b1 [8] at 144, b2 [8] at 152, b3 [2] at 160.
+ * from the controller), in float64. Parameter layout: ../dynamic-head-layout.ts.
  */
-
-export const HEAD_CHANNELS = 8;
-export const HEAD_OUT = 2;
-export const HEAD_PARAMS = 162;
-/** Offsets of w1, w2, w3, b1, b2, b3 inside one sample's 162 parameters. */
-export const HEAD_OFFSETS = { w1: 0, w2: 64, w3: 128, b1: 144, b2: 152, b3: 160 } as const;
+import { HEAD_OFFSETS, HEAD_PARAMS } from '../dynamic-head-layout.js';
 
 const { w1: W1, w2: W2, w3: W3, b1: B1, b2: B2, b3: B3 } = HEAD_OFFSETS;
 

@@ -70,3 +70,56 @@ export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: nu
   for (let start = 0; start < n; start += maxElems) fn(start, Math.min(maxElems, n - start));
 }
 
+
+/** A tensor whose leading axis is the sample axis: `perSample` f32 elements per sample. */
+export interface SampleTensor {
+  buffer: GPUBuffer;
+  perSample: number;
+}
+
+/** One chunk of whole samples that fits every binding: windows (aligned) and per-buffer element bases. */
+export interface SampleChunk {
+  /** First sample and number of samples in this chunk. */
+  n0: number;
+  count: number;
+  /** Binding windows, in the order of the tensors given. */
+  windows: { buffer: GPUBuffer; offset: number; size: number }[];
+  /** Element offset of sample n0 inside each window (the window starts at an aligned offset below it). */
+  bases: number[];
+}
+
+/**
+ * Splits the samples [0, n) into chunks whose windows of every tensor fit one storage binding. Windows start
+ * at the largest aligned offset at or below the chunk's first element; the remainder is passed to the shader
+ * as an element base. Throws when a single sample of some tensor does not fit a binding.
+ */
+export function forEachSampleChunk(gpu: Gpu, what: string, n: number, tensors: SampleTensor[], fn: (c: SampleChunk) => void): void {
+  const maxB = gpu.limits.maxStorageBufferBindingSize;
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  let k = n;
+  if (tensors.some((t) => n * t.perSample * 4 > maxB)) {
+    for (const t of tensors) {
+      const fit = Math.floor((maxB - align) / Math.max(4, t.perSample * 4));
+      if (fit < 1) {
+        throw new RangeError(
+          `${what}: one sample of ${t.perSample} f32 elements (${t.perSample * 4} bytes) does not fit this device's ` +
+          `maxStorageBufferBindingSize of ${maxB} bytes`,
+        );
+      }
+      k = Math.min(k, fit);
+    }
+  }
+  for (let n0 = 0; n0 < n; n0 += k) {
+    const count = Math.min(k, n - n0);
+    const windows: SampleChunk['windows'] = [];
+    const bases: number[] = [];
+    for (const t of tensors) {
+      const start = n0 * t.perSample * 4;
+      const offset = Math.floor(start / align) * align;
+      const base = (start - offset) / 4;
+      windows.push({ buffer: t.buffer, offset, size: Math.max(4, base * 4 + count * t.perSample * 4) });
+      bases.push(base);
+    }
+    fn({ n0, count, windows, bases });
+  }
+}

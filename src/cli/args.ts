@@ -174,7 +174,10 @@ export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) 
 
 const USAGE_WIDTH = 112;
 
-/** Words wrapped to `width` columns, continuation lines indented by `indent`; '\n' in the text forces a break. */
+/**
+ * Words wrapped to `width` columns, continuation lines indented by `indent`; '\n' in the text forces a break and
+ * a no-break space (U+00A0) keeps two words together (`64 192 192`), printed as a space.
+ */
 function wrap(text: string, first: string, indent: number, width = USAGE_WIDTH): string[] {
   const lines: string[] = [];
   let line = first;
@@ -193,7 +196,7 @@ function wrap(text: string, first: string, indent: number, width = USAGE_WIDTH):
     line = ' '.repeat(indent);
     fresh = true;
   }
-  return lines;
+  return lines.map((l) => l.replace(/\u00a0/g, ' '));
 }
 
 function label(key: string, spec: OptionSpec<unknown>): string {

@@ -26,82 +26,77 @@ import {
 import { formatReport, reportToJson, summariseByTask, type CaseEvaluation } from '../eval/report.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { loadCheckpointFile, parseTaskArg } from './predict.js';
+import {
+  choiceValue, CommandLine, flag, flagName, formatOptions, formatSynopsis, gridSide, integerValue, option, pathValue, repeated, textValue, triple, type OptionValues,
+} from './args.js';
+import { loadCheckpointFile, taskValue } from './predict.js';
 import { ProgressReporter } from './progress.js';
 import { segmentAndEvaluateCase } from './validation-cases.js';
 
 /** DoDNet's preprocessing spacing [z, y, x] mm, the paper's. */
 export const DEFAULT_EVALUATE_SPACING: Shape3 = [1.5, 0.8, 0.8];
 
-export const EVALUATE_USAGE = `usage: tgnet evaluate --model CKPT [--model CKPT ...] --data DIR [options]   (the paper's table, one row per model)
-       tgnet evaluate --pred DIR_OR_FILE --truth DIR_OR_FILE --task TASK [--json OUT.json] [--quiet]   (masks)
+const MODEL_OPTIONS = {
+  model: repeated('FILE', 'a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet); repeat for more rows', pathValue,
+    { required: '--model FILE is required (once per model to compare)' }),
+  name: repeated('NAME', 'row name of the model at the same position (default: the shortest path suffix that tells the files apart, e.g. \'a\' for runs/a.safetensors); repeat once per --model',
+    (words, at) => {
+      const name = textValue(words, at);
+      if (name.trim() === '') at.fail('--name is empty; expected a row name');
+      return name;
+    }),
+  data: option('PATH', 'an MSD dataset folder (with dataset.json), a folder of them (tgnet synth --out, the demo\'s phantom cache, an MSD download), or with --list the root the list\'s paths start from',
+    pathValue, { required: '--data PATH is required: the dataset folder (MSD layout) the models are evaluated on' }),
+  split: option('FILE.json', 'evaluate the split\'s \'val\' cases (the split.json tgnet train / tgnet demo write, or {"val":\u00a0[ids]})', pathValue),
+  list: option('FILE.txt', 'evaluate the cases of a DoDNet list (MOTS_test.txt: "image label" per line, relative to --data)', pathValue),
+  cases: option('all', 'evaluate every case of --data (the default when neither --split nor --list is given)', (words, at) => {
+    const text = textValue(words, at);
+    if (text !== 'all') at.fail(`--cases is ${JSON.stringify(text)}; expected 'all' (or --split FILE.json / --list FILE.txt for a subset)`);
+    return text;
+  }),
+  spacing: option('Z Y X', `spacing in mm the models were trained at; volumes are resampled to it for inference and the masks back to the input grid (default ${DEFAULT_EVALUATE_SPACING.join(' ')}, DoDNet's); --spacing native: no resampling, needed for tgnet demo checkpoints, which train on phantoms as they are`,
+    (words, at): Shape3 | null => (words.length === 1 && words[0] === 'native' ? null
+      : triple((text, name) => at.number(name, text, (n) => n > 0 && Number.isFinite(n), "a positive number of mm (or '--spacing native')"))(words, at)),
+    { minWords: 1 }),
+  tile: option('D H W', `sliding-window tile, multiples of 16 (default: each checkpoint's training crop, else ${DEFAULT_TILE_SHAPE.join('\u00a0')})`, triple(gridSide)),
+  flips: flag('average over the 8 mirrorings of the three axes (8x slower)'),
+  batch: option('N', 'tiles per forward pass (default 1)', integerValue(1, 'a positive integer'), { default: 1 }),
+  predictions: option('DIR', 'also write each model\'s label maps to DIR/<name>/<case>.nii.gz', pathValue),
+  json: option('FILE', 'also write protocol, table, per-task summaries and per-case metrics as JSON', pathValue),
+  markdown: option('FILE', 'also write the table as Markdown', pathValue),
+  layout: option('L', 'wide (default: the paper\'s layout) or long (a line per task channel, for narrow terminals)',
+    choiceValue(['wide', 'long'] as const, 'wide or long'), { default: 'wide' as 'wide' | 'long' }),
+  quiet: flag('print nothing (with --json or --markdown)'),
+};
 
-models:
-  --model FILE        a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet); repeat for more rows
-  --name NAME         row name of the model at the same position (default: the shortest path suffix that
-                      tells the files apart, e.g. 'a' for runs/a.safetensors); repeat once per --model
-  --data PATH         an MSD dataset folder (with dataset.json), a folder of them (tgnet synth --out, the
-                      demo's phantom cache, an MSD download), or with --list the root the list's paths start from
-  --split FILE.json   evaluate the split's 'val' cases (the split.json tgnet train / tgnet demo write, or {"val": [ids]})
-  --list FILE.txt     evaluate the cases of a DoDNet list (MOTS_test.txt: "image label" per line, relative to --data)
-  --cases all         evaluate every case of --data (the default when neither --split nor --list is given)
-  --spacing Z Y X     spacing in mm the models were trained at; volumes are resampled to it for inference and
-                      the masks back to the input grid (default ${DEFAULT_EVALUATE_SPACING.join(' ')}, DoDNet's)
-  --spacing native    no resampling: needed for tgnet demo checkpoints, which train on phantoms as they are
-  --tile D H W        sliding-window tile, multiples of 16 (default: each checkpoint's training crop, else
-                      ${DEFAULT_TILE_SHAPE.join(' ')})
-  --flips             average over the 8 mirrorings of the three axes (8x slower)
-  --batch N           tiles per forward pass (default 1)
-  --predictions DIR   also write each model's label maps to DIR/<name>/<case>.nii.gz
-  --json FILE         also write protocol, table, per-task summaries and per-case metrics as JSON
-  --markdown FILE     also write the table as Markdown
-  --layout L          wide (default: the paper's layout) or long (a line per task channel, for narrow terminals)
-  --quiet             print nothing (with --json or --markdown)
-Dice in %, HD95 in voxels of each case's own grid (as the paper; mm in the JSON). Empty masks:
-${EMPTY_MASK_CONVENTION.description}.
+const MASK_OPTIONS = {
+  pred: option('PATH', 'a predicted label map (.nii/.nii.gz; 0 background, 1 organ, 2 tumour) or a folder of them', pathValue, { required: true }),
+  truth: option('PATH', 'the ground-truth label map or a folder (an MSD dataset folder\'s labelsTr/ is used when present); files are matched by name',
+    pathValue, { required: true }),
+  task: option('TASK', `${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}: how the truth labels map to organ / tumour`, taskValue, { required: true }),
+  json: option('FILE', 'also write the report as JSON', pathValue),
+  quiet: flag('print nothing (with --json)'),
+};
 
-masks:
-  --pred PATH     a predicted label map (.nii/.nii.gz; 0 background, 1 organ, 2 tumour) or a folder of them
-  --truth PATH    the ground-truth label map or a folder (an MSD dataset folder's labelsTr/ is used when
-                  present); files are matched by name
-  --task TASK     ${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}: how the truth labels map to organ / tumour
-  --json FILE     also write the report as JSON
-  --quiet         print nothing (with --json)`;
+export const EVALUATE_USAGE = [
+  'usage: tgnet evaluate --model FILE [--model FILE ...] --data PATH [options]   (the paper\'s table, one row per model)',
+  `       ${formatSynopsis('evaluate', MASK_OPTIONS).slice('usage: '.length)}   (masks)`,
+  '',
+  'models:',
+  formatOptions(MODEL_OPTIONS),
+  `Dice in %, HD95 in voxels of each case's own grid (as the paper; mm in the JSON). Empty masks:\n${EMPTY_MASK_CONVENTION.description}.`,
+  '',
+  'masks:',
+  formatOptions(MASK_OPTIONS),
+].join('\n');
 
-export interface EvaluateArgs {
-  pred: string;
-  truth: string;
-  task: number;
-  json?: string;
-  quiet: boolean;
-}
+const MODELS_CLI = new CommandLine('evaluate', MODEL_OPTIONS, { usage: EVALUATE_USAGE });
+const MASKS_CLI = new CommandLine('evaluate', MASK_OPTIONS, { usage: EVALUATE_USAGE });
+
+export type EvaluateArgs = OptionValues<typeof MASK_OPTIONS>;
 
 export function parseEvaluateArgs(argv: readonly string[]): EvaluateArgs {
-  const a: Partial<EvaluateArgs> = {};
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--')) throw new Error(`tgnet evaluate: ${flag} needs a value\n${EVALUATE_USAGE}`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--pred': a.pred = value(++i, flag); break;
-      case '--truth': a.truth = value(++i, flag); break;
-      case '--task': a.task = parseTaskArg(argv[++i], 'evaluate', EVALUATE_USAGE).id; break;
-      case '--json': a.json = value(++i, flag); break;
-      case '--quiet': a.quiet = true; break;
-      case '--help':
-      case '-h':
-        throw new Error(EVALUATE_USAGE);
-      default:
-        throw new Error(`tgnet evaluate: unknown argument ${JSON.stringify(flag)}\n${EVALUATE_USAGE}`);
-    }
-  }
-  for (const [key, flag] of [['pred', '--pred PATH'], ['truth', '--truth PATH'], ['task', '--task TASK']] as const) {
-    if (a[key] === undefined) throw new Error(`tgnet evaluate: ${flag} is required\n${EVALUATE_USAGE}`);
-  }
-  return { pred: a.pred!, truth: a.truth!, task: a.task!, json: a.json, quiet: a.quiet ?? false };
+  return MASKS_CLI.parse(argv).values;
 }
 
 const NIFTI_NAME = /\.nii(\.gz)?$/;
@@ -190,19 +185,17 @@ export interface EvaluateModelsArgs {
   quiet: boolean;
 }
 
-const MODEL_FLAGS = ['--model', '--data', '--name', '--split', '--list', '--cases', '--spacing', '--tile', '--flips', '--batch', '--predictions', '--markdown', '--layout'];
-const MASK_FLAGS = ['--pred', '--truth', '--task'];
-
-function fail(message: string): never {
-  throw new Error(`tgnet evaluate: ${message}\n${EVALUATE_USAGE}`);
-}
+const SHARED_FLAGS = Object.keys(MASK_OPTIONS).filter((k) => k in MODEL_OPTIONS);
+const MODEL_FLAGS = Object.keys(MODEL_OPTIONS).filter((k) => !SHARED_FLAGS.includes(k)).map(flagName);
+const MASK_FLAGS = Object.keys(MASK_OPTIONS).filter((k) => !SHARED_FLAGS.includes(k)).map(flagName);
 
 /** The models mode when any flag of it appears; a flag of the masks mode next to one of it is refused. */
 export function isModelsMode(argv: readonly string[]): boolean {
-  const model = argv.find((a) => MODEL_FLAGS.includes(a));
-  const mask = argv.find((a) => MASK_FLAGS.includes(a));
+  const flags = argv.map((a) => a.replace(/=[\s\S]*$/, ''));
+  const model = flags.find((a) => MODEL_FLAGS.includes(a));
+  const mask = flags.find((a) => MASK_FLAGS.includes(a));
   if (model && mask) {
-    fail(`${mask} (evaluate existing masks) cannot be combined with ${model} (run models on a dataset); expected either --pred/--truth/--task or --model/--data`);
+    MODELS_CLI.fail(`${mask} (evaluate existing masks) cannot be combined with ${model} (run models on a dataset); expected either --pred/--truth/--task or --model/--data`);
   }
   return model !== undefined;
 }
@@ -222,93 +215,23 @@ export function defaultModelNames(paths: readonly string[]): string[] {
 }
 
 export function parseEvaluateModelsArgs(argv: readonly string[]): EvaluateModelsArgs {
-  const models: string[] = [];
-  const names: string[] = [];
-  let data: string | undefined;
-  let cases: CaseSelection | undefined;
-  let spacing: Shape3 | null | undefined;
-  let tile: Shape3D | undefined;
-  let batch = 1;
-  const out: { flips?: boolean; predictions?: string; json?: string; markdown?: string; layout?: 'wide' | 'long'; quiet?: boolean } = {};
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--')) fail(`${flag} needs a value`);
-    return v;
-  };
-  const number = (i: number, flag: string, ok: (n: number) => boolean, expected: string): number => {
-    const text = argv[i];
-    const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-    if (!ok(n)) fail(`${flag} is ${JSON.stringify(text ?? null)}; expected ${expected}`);
-    return n;
-  };
-  const select = (next: CaseSelection, flag: string): void => {
-    if (cases) fail(`${flag} given after ${cases.kind === 'all' ? '--cases all' : `--${cases.kind}`}; expected one of --split, --list, --cases all`);
-    cases = next;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--model': models.push(value(++i, flag)); break;
-      case '--name': {
-        const name = value(++i, flag);
-        if (name.trim() === '') fail('--name is empty; expected a row name');
-        names.push(name);
-        break;
-      }
-      case '--data': data = value(++i, flag); break;
-      case '--split': select({ kind: 'split', path: value(++i, flag) }, flag); break;
-      case '--list': select({ kind: 'list', path: value(++i, flag) }, flag); break;
-      case '--cases': {
-        const v = value(++i, flag);
-        if (v !== 'all') fail(`--cases is ${JSON.stringify(v)}; expected 'all' (or --split FILE.json / --list FILE.txt for a subset)`);
-        select({ kind: 'all' }, '--cases all');
-        break;
-      }
-      case '--spacing': {
-        if (argv[i + 1] === 'native') {
-          spacing = null;
-          i++;
-          break;
-        }
-        const s = [0, 1, 2].map((k) => number(++i, `--spacing ${'ZYX'[k]}`, (n) => n > 0 && Number.isFinite(n), "a positive number of mm (or '--spacing native')"));
-        spacing = [s[0], s[1], s[2]];
-        break;
-      }
-      case '--tile': {
-        const t = [0, 1, 2].map((k) => number(++i, `--tile ${'DHW'[k]}`, (n) => Number.isInteger(n) && n >= 16 && n % 16 === 0, 'a positive multiple of 16'));
-        tile = [t[0], t[1], t[2]];
-        break;
-      }
-      case '--flips': out.flips = true; break;
-      case '--batch': batch = number(++i, flag, (n) => Number.isInteger(n) && n >= 1, 'a positive integer'); break;
-      case '--predictions': out.predictions = value(++i, flag); break;
-      case '--json': out.json = value(++i, flag); break;
-      case '--markdown': out.markdown = value(++i, flag); break;
-      case '--layout': {
-        const v = value(++i, flag);
-        if (v !== 'wide' && v !== 'long') fail(`--layout is ${JSON.stringify(v)}; expected wide or long`);
-        out.layout = v;
-        break;
-      }
-      case '--quiet': out.quiet = true; break;
-      case '--help':
-      case '-h':
-        throw new Error(EVALUATE_USAGE);
-      default:
-        fail(`unknown argument ${JSON.stringify(flag)}`);
-    }
-  }
-  if (models.length === 0) fail('--model FILE is required (once per model to compare)');
-  if (data === undefined) fail('--data PATH is required: the dataset folder (MSD layout) the models are evaluated on');
+  const { values: v, order } = MODELS_CLI.parse(argv);
+  const fail = (message: string): never => MODELS_CLI.fail(message);
+  // One way of choosing cases: the first given counts, a second is refused.
+  const selections = order.filter((k) => k === 'split' || k === 'list' || k === 'cases');
+  const named = (k: (typeof selections)[number]): string => (k === 'cases' ? '--cases all' : `--${k}`);
+  if (selections.length > 1) fail(`${named(selections[1])} given after ${named(selections[0])}; expected one of --split, --list, --cases all`);
+  const cases: CaseSelection = v.split !== undefined ? { kind: 'split', path: v.split } : v.list !== undefined ? { kind: 'list', path: v.list } : { kind: 'all' };
+  const models = v.model;
   const repeated = models.find((m, i) => models.findIndex((o) => resolve(o) === resolve(m)) !== i);
   if (repeated !== undefined) fail(`--model ${repeated} is given twice; expected each checkpoint once`);
-  if (names.length > 0 && names.length !== models.length) fail(`got ${names.length} --name for ${models.length} --model; expected one --name per --model, or none`);
-  const rowNames = names.length > 0 ? names : defaultModelNames(models);
+  if (v.name.length > 0 && v.name.length !== models.length) fail(`got ${v.name.length} --name for ${models.length} --model; expected one --name per --model, or none`);
+  const rowNames = v.name.length > 0 ? v.name : defaultModelNames(models);
   const twice = rowNames.find((n, i) => rowNames.indexOf(n) !== i);
   if (twice !== undefined) fail(`--name ${JSON.stringify(twice)} is given twice; expected a distinct name per row`);
   return {
-    models, names: rowNames, data, cases: cases ?? { kind: 'all' }, spacingZYX: spacing === undefined ? DEFAULT_EVALUATE_SPACING : spacing, tile,
-    flips: out.flips ?? false, batch, predictions: out.predictions, json: out.json, markdown: out.markdown, layout: out.layout ?? 'wide', quiet: out.quiet ?? false,
+    models, names: rowNames, data: v.data, cases, spacingZYX: v.spacing === undefined ? DEFAULT_EVALUATE_SPACING : v.spacing, tile: v.tile,
+    flips: v.flips, batch: v.batch, predictions: v.predictions, json: v.json, markdown: v.markdown, layout: v.layout, quiet: v.quiet,
   };
 }
 
@@ -518,6 +441,7 @@ export async function evaluateModelsCommand(argv: readonly string[]): Promise<vo
 }
 
 export async function evaluateCommand(argv: string[]): Promise<void> {
+  if (MODELS_CLI.printHelp(argv)) return;
   if (isModelsMode(argv)) return evaluateModelsCommand(argv);
   const args = parseEvaluateArgs(argv);
   const pairs = await matchCases(args.pred, args.truth);

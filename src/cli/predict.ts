@@ -7,30 +7,46 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
-import { TASKS, taskFromName, type TaskInfo } from '../data/tasks.js';
+import { TASKS, taskFromName } from '../data/tasks.js';
 import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/checkpoint.js';
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
+import { TGNET_VARIANTS } from '../tgnet/model.js';
+import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, triple, type ReadValue } from './args.js';
 
-export const PREDICT_USAGE = `usage: tgnet predict --model CKPT.safetensors --input CT.nii.gz --task TASK --out MASK.nii.gz [options]
-  --model FILE        checkpoint: safetensors with the state dict under 'model.*' (architecture from its
-                      __metadata__ or its tensor names and shapes)
-  --input FILE        CT volume (.nii or .nii.gz), values in HU
-  --task TASK         ${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}
-  --out FILE          label map to write (.nii or .nii.gz): 0 background, 1 organ, 2 tumour, uint8
-  --flips             average over the 8 mirrorings of the three axes (8x slower)
-  --overlap F         tile overlap in [0, 1) (default 0.5)
-  --crop D H W        tile size, multiples of 16 (default: the checkpoint's crop, else ${DEFAULT_TILE_SHAPE.join(' ')})
-  --batch N           tiles per forward pass (default 1)
-  --width W           model width (default: from the checkpoint)
-  --variant V         ${TGNET_VARIANTS.join(' | ')} (default: from the checkpoint)
-  --num-tasks N       task count of the model (default: from the checkpoint)
-  --spacing Z Y X     training spacing in mm to resample to (default 1.5 0.8 0.8)
-  --native-spacing    run on the input grid without resampling
-  --no-postprocess    skip the largest-component / small-tumour clean-up
-  --quiet             no progress lines`;
+/** A task by key, dataset name (`Task03_Liver`, `0Liver`) or id -> its id. */
+export const taskValue: ReadValue<number> = ([text], at) => {
+  const t = text ?? '';
+  const task = /^\d+$/.test(t) ? TASKS[Number(t)] : taskFromName(t);
+  if (!task || t === '') return at.fail(`${at.flag} is ${JSON.stringify(text ?? null)}; expected one of ${TASKS.map((x) => `${x.id}/${x.key}`).join(', ')}`);
+  return task.id;
+};
+
+const positiveInteger = integerValue(1, 'a positive integer');
+
+const PREDICT_OPTIONS = {
+  model: option('FILE', 'checkpoint: safetensors with the state dict under \'model.*\' (architecture from its __metadata__ or its tensor names and shapes)',
+    pathValue, { required: true }),
+  input: option('FILE', 'CT volume (.nii or .nii.gz), values in HU', pathValue, { required: true }),
+  task: option('TASK', `${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}`, taskValue, { required: true }),
+  out: option('FILE', 'label map to write (.nii or .nii.gz): 0 background, 1 organ, 2 tumour, uint8', pathValue, { required: true }),
+  flips: flag('average over the 8 mirrorings of the three axes (8x slower)'),
+  overlap: option('F', 'tile overlap in [0, 1) (default 0.5)', numberValue((n) => n >= 0 && n < 1, 'a number in [0, 1)'), { default: 0.5 }),
+  crop: option('D H W', `tile size, multiples of 16 (default: the checkpoint's crop, else ${DEFAULT_TILE_SHAPE.join(' ')})`, triple(gridSide)),
+  batch: option('N', 'tiles per forward pass (default 1)', positiveInteger, { default: 1 }),
+  width: option('W', 'model width (default: from the checkpoint)', positiveInteger),
+  variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default: from the checkpoint)`, choiceValue(TGNET_VARIANTS)),
+  numTasks: option('N', 'task count of the model (default: from the checkpoint)', positiveInteger),
+  spacing: option('Z Y X', 'training spacing in mm to resample to (default 1.5 0.8 0.8)',
+    triple((text, name, at) => at.number(name, text, (n) => n > 0 && Number.isFinite(n), 'a positive number of mm'))),
+  nativeSpacing: flag('run on the input grid without resampling'),
+  noPostprocess: flag('skip the largest-component / small-tumour clean-up'),
+  quiet: flag('no progress lines'),
+};
+
+export const PREDICT_CLI = new CommandLine('predict', PREDICT_OPTIONS);
+export const PREDICT_USAGE = PREDICT_CLI.usage;
 
 export interface PredictArgs {
   model: string;
@@ -48,81 +64,18 @@ export interface PredictArgs {
   quiet: boolean;
 }
 
-/** A task by key, dataset name (`Task03_Liver`, `0Liver`) or id. */
-export function parseTaskArg(text: string | undefined, command: string, usage: string): TaskInfo {
-  const t = text ?? '';
-  const task = /^\d+$/.test(t) ? TASKS[Number(t)] : taskFromName(t);
-  if (!task || t === '') {
-    throw new Error(`tgnet ${command}: --task is ${JSON.stringify(text)}; expected one of ${TASKS.map((x) => `${x.id}/${x.key}`).join(', ')}\n${usage}`);
-  }
-  return task;
-}
-
-function parseNumber(flag: string, text: string | undefined, check: (n: number) => boolean, expected: string): number {
-  const n = text === undefined || text.trim() === '' ? NaN : Number(text);
-  if (!check(n)) throw new Error(`tgnet predict: ${flag} is ${JSON.stringify(text)}; expected ${expected}\n${PREDICT_USAGE}`);
-  return n;
-}
-
-const positiveInt = (n: number): boolean => Number.isInteger(n) && n >= 1;
-
 export function parsePredictArgs(argv: readonly string[]): PredictArgs {
-  const a: Partial<PredictArgs> & { overrides: Partial<CheckpointConfig> } = { overrides: {} };
-  let spacing: Shape3 | null | undefined;
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--')) throw new Error(`tgnet predict: ${flag} needs a value\n${PREDICT_USAGE}`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--model': a.model = value(++i, flag); break;
-      case '--input': a.input = value(++i, flag); break;
-      case '--out': a.out = value(++i, flag); break;
-      case '--task': a.task = parseTaskArg(argv[++i], 'predict', PREDICT_USAGE).id; break;
-      case '--flips': a.flips = true; break;
-      case '--overlap': a.overlap = parseNumber(flag, argv[++i], (n) => n >= 0 && n < 1, 'a number in [0, 1)'); break;
-      case '--crop': {
-        const dims = [0, 1, 2].map((k) => parseNumber(`--crop ${'DHW'[k]}`, argv[++i], (n) => positiveInt(n) && n % 16 === 0, 'a positive multiple of 16'));
-        a.crop = [dims[0], dims[1], dims[2]];
-        break;
-      }
-      case '--batch': a.batch = parseNumber(flag, argv[++i], positiveInt, 'a positive integer'); break;
-      case '--width': a.overrides.width = parseNumber(flag, argv[++i], positiveInt, 'a positive integer'); break;
-      case '--num-tasks': a.overrides.numTasks = parseNumber(flag, argv[++i], positiveInt, 'a positive integer'); break;
-      case '--variant': {
-        const v = argv[++i];
-        if (!(TGNET_VARIANTS as readonly (string | undefined)[]).includes(v)) {
-          throw new Error(`tgnet predict: --variant is ${JSON.stringify(v)}; expected one of ${TGNET_VARIANTS.join(', ')}\n${PREDICT_USAGE}`);
-        }
-        a.overrides.variant = v as TGNetVariant;
-        break;
-      }
-      case '--spacing': {
-        const s = [0, 1, 2].map((k) => parseNumber(`--spacing ${'ZYX'[k]}`, argv[++i], (n) => n > 0 && Number.isFinite(n), 'a positive number of mm'));
-        spacing = [s[0], s[1], s[2]];
-        break;
-      }
-      case '--native-spacing': spacing = null; break;
-      case '--no-postprocess': a.postprocess = false; break;
-      case '--quiet': a.quiet = true; break;
-      case '--help':
-      case '-h':
-        throw new Error(PREDICT_USAGE);
-      default:
-        throw new Error(`tgnet predict: unknown argument ${JSON.stringify(flag)}\n${PREDICT_USAGE}`);
-    }
-  }
-  for (const [key, flag] of [['model', '--model FILE'], ['input', '--input FILE'], ['task', '--task TASK'], ['out', '--out FILE']] as const) {
-    if (a[key] === undefined) throw new Error(`tgnet predict: ${flag} is required\n${PREDICT_USAGE}`);
-  }
-  if (!/\.nii(\.gz)?$/.test(a.out!)) throw new Error(`tgnet predict: --out is ${JSON.stringify(a.out)}; expected a .nii or .nii.gz file name`);
+  const { values: v, order } = PREDICT_CLI.parse(argv);
+  if (!/\.nii(\.gz)?$/.test(v.out)) PREDICT_CLI.fail(`--out is ${JSON.stringify(v.out)}; expected a .nii or .nii.gz file name`);
+  const overrides: Partial<CheckpointConfig> = {};
+  if (v.width !== undefined) overrides.width = v.width;
+  if (v.variant !== undefined) overrides.variant = v.variant;
+  if (v.numTasks !== undefined) overrides.numTasks = v.numTasks;
+  // --spacing and --native-spacing: the later one wins.
+  const native = order.lastIndexOf('nativeSpacing') > order.lastIndexOf('spacing');
   return {
-    model: a.model!, input: a.input!, task: a.task!, out: a.out!,
-    flips: a.flips ?? false, overlap: a.overlap ?? 0.5, crop: a.crop, batch: a.batch ?? 1, overrides: a.overrides,
-    spacingZYX: spacing === undefined ? [1.5, 0.8, 0.8] : spacing,
-    postprocess: a.postprocess ?? true, quiet: a.quiet ?? false,
+    model: v.model, input: v.input, task: v.task, out: v.out, flips: v.flips, overlap: v.overlap, crop: v.crop, batch: v.batch, overrides,
+    spacingZYX: native ? null : v.spacing ?? [1.5, 0.8, 0.8], postprocess: !v.noPostprocess, quiet: v.quiet,
   };
 }
 
@@ -161,6 +114,7 @@ export function checkVolumeIs3d(shape: readonly number[], path: string, command:
 }
 
 export async function predictCommand(argv: string[]): Promise<void> {
+  if (PREDICT_CLI.printHelp(argv)) return;
   const args = parsePredictArgs(argv);
   const log = args.quiet ? () => undefined : (s: string) => console.log(s);
   await checkOutputFile(args.out, 'predict');

@@ -90,13 +90,13 @@ export const EVALUATE_USAGE = [
   formatOptions(MASK_OPTIONS),
 ].join('\n');
 
-const MODELS_CLI = new CommandLine('evaluate', MODEL_OPTIONS, { usage: EVALUATE_USAGE });
-const MASKS_CLI = new CommandLine('evaluate', MASK_OPTIONS, { usage: EVALUATE_USAGE });
+export const EVALUATE_MODELS_CLI = new CommandLine('evaluate', MODEL_OPTIONS, { usage: EVALUATE_USAGE });
+export const EVALUATE_MASKS_CLI = new CommandLine('evaluate', MASK_OPTIONS, { usage: EVALUATE_USAGE });
 
 export type EvaluateArgs = OptionValues<typeof MASK_OPTIONS>;
 
 export function parseEvaluateArgs(argv: readonly string[]): EvaluateArgs {
-  return MASKS_CLI.parse(argv).values;
+  return EVALUATE_MASKS_CLI.parse(argv).values;
 }
 
 const NIFTI_NAME = /\.nii(\.gz)?$/;
@@ -195,7 +195,7 @@ export function isModelsMode(argv: readonly string[]): boolean {
   const model = flags.find((a) => MODEL_FLAGS.includes(a));
   const mask = flags.find((a) => MASK_FLAGS.includes(a));
   if (model && mask) {
-    MODELS_CLI.fail(`${mask} (evaluate existing masks) cannot be combined with ${model} (run models on a dataset); expected either --pred/--truth/--task or --model/--data`);
+    EVALUATE_MODELS_CLI.fail(`${mask} (evaluate existing masks) cannot be combined with ${model} (run models on a dataset); expected either --pred/--truth/--task or --model/--data`);
   }
   return model !== undefined;
 }
@@ -215,8 +215,8 @@ export function defaultModelNames(paths: readonly string[]): string[] {
 }
 
 export function parseEvaluateModelsArgs(argv: readonly string[]): EvaluateModelsArgs {
-  const { values: v, order } = MODELS_CLI.parse(argv);
-  const fail = (message: string): never => MODELS_CLI.fail(message);
+  const { values: v, order } = EVALUATE_MODELS_CLI.parse(argv);
+  const fail = (message: string): never => EVALUATE_MODELS_CLI.fail(message);
   // One way of choosing cases: the first given counts, a second is refused.
   const selections = order.filter((k) => k === 'split' || k === 'list' || k === 'cases');
   const named = (k: (typeof selections)[number]): string => (k === 'cases' ? '--cases all' : `--${k}`);
@@ -441,7 +441,7 @@ export async function evaluateModelsCommand(argv: readonly string[]): Promise<vo
 }
 
 export async function evaluateCommand(argv: string[]): Promise<void> {
-  if (MODELS_CLI.printHelp(argv)) return;
+  if (EVALUATE_MODELS_CLI.printHelp(argv)) return;
   if (isModelsMode(argv)) return evaluateModelsCommand(argv);
   const args = parseEvaluateArgs(argv);
   const pairs = await matchCases(args.pred, args.truth);

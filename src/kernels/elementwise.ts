@@ -3,8 +3,9 @@
  * Tensors larger than one storage binding are processed in windows of the binding size.
  */
 import type { Gpu } from './runtime/gpu.js';
+import { f32Bits, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import {
-  blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, packParams, sizeOf, stridesOf,
+  blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
 import { forEachWindow } from './runtime/windows.js';
 
@@ -48,6 +49,30 @@ export const BINARY_OPS = {
 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
 
+type Elem = 'f32' | 'vec4f';
+
+/** ys = op(xs, s): `s` travels as f32 bits, so fills and bounds may be infinite or NaN. */
+const unarySignature = (T: Elem, withInput: boolean) => kernelSignature('unary', {
+  uniforms: { n: 'u32', s: 'u32' },
+  storage: { ...(withInput ? { xs: readOnly(T) } : {}), ys: readWrite(T) },
+});
+const UNARY = {
+  f32: { map: unarySignature('f32', true), fill: unarySignature('f32', false) },
+  vec4f: { map: unarySignature('vec4f', true), fill: unarySignature('vec4f', false) },
+};
+
+/** ys[i] = op(as_[ia], bs[ib]) for output indices i = base + gid (inputs f32 unless both have the output's shape). */
+const binarySignature = (T: Elem) => kernelSignature('binary', {
+  uniforms: { n: 'u32', base: 'u32' },
+  storage: { as_: readOnly(T), bs: readOnly(T), ys: readWrite(T) },
+});
+const BINARY = { f32: binarySignature('f32'), vec4f: binarySignature('vec4f') };
+
+const EXPAND = kernelSignature('expand', {
+  uniforms: { n: 'u32', base: 'u32' },
+  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
+});
+
 /** The broadcast of two shapes (NumPy rules), or an error naming both. */
 export function broadcastShapes(a: readonly number[], b: readonly number[], what = 'broadcast'): number[] {
   const n = Math.max(a.length, b.length);
@@ -74,13 +99,10 @@ export function unary(gpu: Gpu, op: UnaryOp, x: GPUBuffer | null, out: GPUBuffer
   const wg = linearWorkgroupSize(gpu);
   const { V, per } = vectorBlock(gpu, n);
   const T = V === 4 ? 'vec4f' : 'f32';
-  const pipeline = gpu.pipeline(`unary:${op}:${wg}:${V}:${per}`, () => `
-struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-${needsInput ? `@group(0) @binding(1) var<storage, read> xs: array<${T}>;` : ''}
-@group(0) @binding(${needsInput ? 2 : 1}) var<storage, read_write> ys: array<${T}>;
+  const sig = UNARY[T][needsInput ? 'map' : 'fill'];
+  const pipeline = sig.pipeline(gpu, `unary:${op}:${wg}:${V}:${per}`, () => `
 fn unaryOp(x: f32) -> f32 {
-  let s = p.s;
+  let s = bitcast<f32>(p.s);
   return ${UNARY_OPS[op]};
 }
 ${blockedMain(wg, per)}
@@ -91,10 +113,8 @@ ${blockedMain(wg, per)}
   forEachWindow(gpu, n, (start, count) => {
     const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
     gpu.dispatch({
-      pipeline, label: `unary:${op}`,
-      bindings: needsInput && x ? [win(x), win(out)] : [win(out)],
-      params: packParams([{ u: count / V }, { f: scalar }]),
-      workgroups: Math.ceil(count / V / (wg * per)),
+      pipeline, label: `unary:${op}`, workgroups: Math.ceil(count / V / (wg * per)),
+      ...sig.bind({ n: count / V, s: f32Bits(scalar) }, { xs: needsInput && x ? win(x) : undefined, ys: win(out) }),
     });
   });
 }
@@ -128,12 +148,8 @@ export function binary(
   const T = V === 4 ? 'vec4f' : 'f32';
   // Shape-specialised only when broadcasting; same-shape ops share one pipeline per op.
   const key = `binary:${op}:${wg}:${V}:${per}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
-  const pipeline = gpu.pipeline(key, () => `
-struct Params { n: u32, base: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> as_: array<${same ? T : 'f32'}>;
-@group(0) @binding(2) var<storage, read> bs: array<${same ? T : 'f32'}>;
-@group(0) @binding(3) var<storage, read_write> ys: array<${T}>;
+  const sig = BINARY[T];
+  const pipeline = sig.pipeline(gpu, key, () => `
 fn binaryOp(a: f32, b: f32) -> f32 {
   return ${BINARY_OPS[op]};
 }
@@ -150,10 +166,10 @@ ${blockedMain(wg, per)}
       ? { buffer: buf, offset: start * 4, size: count * 4 }
       : { buffer: buf };
     gpu.dispatch({
-      pipeline, label: `binary:${op}`,
-      bindings: [bind(a, aIndex), bind(b, bIndex), { buffer: out, offset: start * 4, size: count * 4 }],
-      params: packParams([{ u: count / V }, { u: start / V }]),
-      workgroups: Math.ceil(count / V / (wg * per)),
+      pipeline, label: `binary:${op}`, workgroups: Math.ceil(count / V / (wg * per)),
+      ...sig.bind({ n: count / V, base: start / V }, {
+        as_: bind(a, aIndex), bs: bind(b, bIndex), ys: { buffer: out, offset: start * 4, size: count * 4 },
+      }),
     });
   });
   return outShape;
@@ -173,11 +189,7 @@ export function expand(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outSha
   const wg = linearWorkgroupSize(gpu);
   const index = broadcastIndexExpr(xShape, outShape);
   const per = invocationBlock(gpu);
-  const pipeline = gpu.pipeline(`expand:${wg}:${per}:${xShape.join('x')}>${outShape.join('x')}`, () => `
-struct Params { n: u32, base: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+  const pipeline = EXPAND.pipeline(gpu, `expand:${wg}:${per}:${xShape.join('x')}>${outShape.join('x')}`, () => `
 ${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
   let i = gid + p.base;
@@ -185,10 +197,11 @@ ${blockedMain(wg, per)}
 }`);
   forEachWindow(gpu, n, (start, count) => {
     gpu.dispatch({
-      pipeline, label: 'expand',
-      bindings: [index === 'i' ? { buffer: x, offset: start * 4, size: count * 4 } : { buffer: x }, { buffer: out, offset: start * 4, size: count * 4 }],
-      params: packParams([{ u: count }, { u: start }]),
-      workgroups: Math.ceil(count / (wg * per)),
+      pipeline, label: 'expand', workgroups: Math.ceil(count / (wg * per)),
+      ...EXPAND.bind({ n: count, base: start }, {
+        xs: index === 'i' ? { buffer: x, offset: start * 4, size: count * 4 } : { buffer: x },
+        ys: { buffer: out, offset: start * 4, size: count * 4 },
+      }),
     });
   });
 }

@@ -22,7 +22,7 @@
  * barriers), backward in two (per (n, g) the channel sums, A, B and dx; then dweight, dbias per channel).
  */
 import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
 import { channelMap, chunkBounds, planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
@@ -97,21 +97,21 @@ const BACKWARD_FOLD = kernelSignature('groupNormBackward:fold', {
   },
 });
 
-const fusedForward = (T: 'f32' | 'vec4f') => kernelSignature('groupNorm:fused', {
+const fusedForward = (T: 'f32' | 'vec4f') => cachedSignature(`groupNorm:fused:${T}`, () => kernelSignature('groupNorm:fused', {
   uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', segLen: 'u32', eps: 'f32' },
   storage: {
     xs: readOnly(T), weight: readOnly('f32'), bias: readOnly('f32'), ys: readWrite(T), mean: readWrite('f32'), rstd: readWrite('f32'),
   },
-});
+}));
 
 /** The bias only decides the ReLU mask, so it is bound only with `relu`. */
-const fusedBackward = (T: 'f32' | 'vec4f', relu: boolean) => kernelSignature('groupNormBackward:fused', {
+const fusedBackward = (T: 'f32' | 'vec4f', relu: boolean) => cachedSignature(`groupNormBackward:fused:${T}:${relu}`, () => kernelSignature('groupNormBackward:fused', {
   uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', channels: 'u32', invM: 'f32' },
   storage: {
     dys: readOnly(T), xs: readOnly(T), weight: readOnly('f32'), mean: readOnly('f32'), rstd: readOnly('f32'),
     dxs: readWrite(T), part: readWrite('vec2f'), ...(relu ? { bias: readOnly('f32') } : {}),
   },
-});
+}));
 
 /** Chan's parallel merge of (count, mean, M2) triples. */
 const CHAN = /* wgsl */ `

@@ -12,13 +12,40 @@
  */
 import { alignedWindow, maxWindowElements, type AlignedWindow } from './runtime/windows.js';
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, maxBindingElements, packParams, sizeOf } from './runtime/wgsl.js';
+import { f32Bits, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, maxBindingElements, sizeOf } from './runtime/wgsl.js';
+import { unary } from './elementwise.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'mean', 'max'];
 
 /** Most kept (and most reduced) runs of axes after collapsing, e.g. [k, r, k, r, k, r, k, r]. */
 const MAX_RUNS = 4;
+
+/**
+ * The tiled reduction over canonical runs: kd/ks the sizes and input strides of the kept runs, rd/rs those of
+ * the reduced runs (unused components 1 and 0). `init` (the op's identity, -Infinity for max: f32 bits, since
+ * Tint rejects an infinite constant) starts each lane.
+ */
+const REDUCE = kernelSignature('reduce', {
+  uniforms: {
+    kd: 'vec4u', ks: 'vec4u', rd: 'vec4u', rs: 'vec4u', nOut: 'u32', nTiles: 'u32', total: 'u32', rLen: 'u32',
+    chunk: 'u32', inBase: 'u32', outBase: 'u32', scale: 'f32', init: 'u32', accumulate: 'u32',
+  },
+  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
+});
+
+/** dd: sizes of the canonical runs, os: their strides in the output gradient (0 for reduced runs), 8 each. */
+const backwardUniforms = {
+  dd: { array: 'vec4u', length: 2 }, os: { array: 'vec4u', length: 2 }, n: 'u32', start: 'u32', gxBase: 'u32', xBase: 'u32', scale: 'f32',
+} as const;
+const BACKWARD = {
+  sum: kernelSignature('reduceBackward', { uniforms: backwardUniforms, storage: { gys: readOnly('f32'), gxs: readWrite('f32') } }),
+  max: kernelSignature('reduceBackward', {
+    uniforms: backwardUniforms,
+    storage: { gys: readOnly('f32'), gxs: readWrite('f32'), xs: readOnly('f32'), ys: readOnly('f32') },
+  }),
+};
 
 /**
  * Sorted, de-duplicated non-negative axes; `undefined` means every axis. Negative axes count from the end.
@@ -99,6 +126,11 @@ export function reduce(
       `${what}: axes [${ax.join(', ')}] of [${xShape.join(', ')}] form more than ${MAX_RUNS} separate runs of reduced or kept axes`,
     );
   }
+  if (R === 0) {
+    // An empty reduced extent: the identity of the op (mean: 0 / 0).
+    unary(gpu, 'fill', null, out, nOut, op === 'sum' ? 0 : op === 'mean' ? Number.NaN : -Infinity);
+    return outShape;
+  }
   const kop = op === 'max' ? 'max' : 'sum';
   reduceDims(gpu, kop, dims, x, 0, out, 0, op === 'mean' ? 1 / R : 1, false);
   return outShape;
@@ -163,13 +195,8 @@ export function reduceBackward(
     terms.push(`o += (i % p.dd[${d >> 2}][${d & 3}]) * p.os[${d >> 2}][${d & 3}]; i = i / p.dd[${d >> 2}][${d & 3}];`);
   }
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`reduceBackward:${isMax ? 'max' : 'sum'}:${rank}:${wg}`, () => `
-struct Params { dd: array<vec4u, 2>, os: array<vec4u, 2>, n: u32, start: u32, gxBase: u32, xBase: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gys: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gxs: array<f32>;
-${isMax ? `@group(0) @binding(3) var<storage, read> xs: array<f32>;
-@group(0) @binding(4) var<storage, read> ys: array<f32>;` : ''}
+  const sig = BACKWARD[isMax ? 'max' : 'sum'];
+  const pipeline = sig.pipeline(gpu, `reduceBackward:${isMax ? 'max' : 'sum'}:${rank}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   var i = gid + p.start;
@@ -186,14 +213,12 @@ ${linearMain(wg)}
     const count = Math.min(maxElems, n - start);
     const gw = alignedWindow(gpu, gx, start, count);
     const xw = isMax && x ? alignedWindow(gpu, x, start, count) : null;
+    const uniforms = { dd, os, n: count, start, gxBase: gw.base, scale };
     gpu.dispatch({
-      pipeline, label: `reduceBackward:${op}`,
-      bindings: xw && y ? [gyw, gw.binding, xw.binding, alignedWindow(gpu, y, 0, nOut).binding] : [gyw, gw.binding],
-      params: packParams([
-        ...dd.map((u) => ({ u })), ...os.map((u) => ({ u })),
-        { u: count }, { u: start }, { u: gw.base }, { u: xw ? xw.base : 0 }, { f: scale },
-      ]),
-      workgroups: Math.ceil(count / wg),
+      pipeline, label: `reduceBackward:${op}`, workgroups: Math.ceil(count / wg),
+      ...(xw && y
+        ? BACKWARD.max.bind({ ...uniforms, xBase: xw.base }, { gys: gyw, gxs: gw.binding, xs: xw.binding, ys: alignedWindow(gpu, y, 0, nOut).binding })
+        : BACKWARD.sum.bind({ ...uniforms, xBase: 0 }, { gys: gyw, gxs: gw.binding })),
     });
   }
 }
@@ -288,7 +313,7 @@ function reducePasses(
   gpu.pool.release(partials);
 }
 
-/** WGSL of the tiled reduction, specialised on the op, the numbers of kept/reduced runs and the tile. */
+/** WGSL body of REDUCE, specialised on the op, the numbers of kept/reduced runs and the tile. */
 function reduceWgsl(kop: KernelOp, nk: number, nr: number, ti: number, tr: number): string {
   const wg = ti * tr;
   const comp = (i: number) => `[${i}]`;
@@ -311,15 +336,6 @@ function reduceWgsl(kop: KernelOp, nk: number, nr: number, ti: number, tr: numbe
     tree.push(`  if (tr < ${st}u) { acc[lid] = ${combine('acc[lid]', `acc[lid + ${st * ti}u]`)}; }\n  workgroupBarrier();`);
   }
   return /* wgsl */ `
-struct Params {
-  kd: vec4u, ks: vec4u, rd: vec4u, rs: vec4u,
-  nOut: u32, nTiles: u32, total: u32, rLen: u32,
-  chunk: u32, inBase: u32, outBase: u32, scale: f32,
-  init: f32, accumulate: u32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
 var<workgroup> acc: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -332,7 +348,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let tr = lid / ${ti}u;
   let o = tile * ${ti}u + ti;
   let valid = o < p.nOut;
-  var s = p.init;
+  var s = bitcast<f32>(p.init);
   var c = 0.0;
   if (valid) {
     var rem = o;
@@ -391,16 +407,12 @@ function dispatchReduce(
   const R = sizeOf(red.map((d) => d.size));
   const tiles = Math.ceil(nOut / ti);
   const key = `reduce:${kop}:${kept.length}:${red.length}:${ti}x${tr}`;
-  const pipeline = gpu.pipeline(key, () => reduceWgsl(kop, kept.length, red.length, ti, tr));
+  const pipeline = REDUCE.pipeline(gpu, key, () => reduceWgsl(kop, kept.length, red.length, ti, tr));
   gpu.dispatch({
-    pipeline, label: `reduce:${kop}`,
-    bindings: [xw.binding, ow.binding],
-    params: packParams([
-      ...kd.map((u) => ({ u })), ...ks.map((u) => ({ u })), ...rd.map((u) => ({ u })), ...rs.map((u) => ({ u })),
-      { u: nOut }, { u: tiles }, { u: tiles * splits }, { u: R },
-      { u: chunk }, { u: xw.base }, { u: ow.base }, { f: scale },
-      { f: kop === 'max' ? -Infinity : 0 }, { u: accumulate ? 1 : 0 },
-    ]),
-    workgroups: tiles * splits,
+    pipeline, label: `reduce:${kop}`, workgroups: tiles * splits,
+    ...REDUCE.bind({
+      kd, ks, rd, rs, nOut, nTiles: tiles, total: tiles * splits, rLen: R,
+      chunk, inBase: xw.base, outBase: ow.base, scale, init: f32Bits(kop === 'max' ? -Infinity : 0), accumulate: accumulate ? 1 : 0,
+    }, { xs: xw.binding, ys: ow.binding }),
   });
 }

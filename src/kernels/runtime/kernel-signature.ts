@@ -168,26 +168,34 @@ export function kernelSignature<
     }
   }
   const storageNames = storage.map(([b]) => b);
-  const lines: string[] = [];
-  if (fields.length) {
-    lines.push(`struct Params { ${fields.map((f) => `${f.name}: ${f.wgsl}`).join(', ')} }`);
-    lines.push('@group(0) @binding(0) var<uniform> p: Params;');
-  }
-  storage.forEach(([b, s], i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, ${s.access}> ${b}: array<${s.type}>;`));
-  const wgsl = lines.join('\n');
+  // Needed once per pipeline, so built on first use.
+  let wgsl: string | null = null;
+  const declarations = (): string => {
+    if (wgsl === null) {
+      const lines: string[] = [];
+      if (fields.length) {
+        lines.push(`struct Params { ${fields.map((f) => `${f.name}: ${f.wgsl}`).join(', ')} }`);
+        lines.push('@group(0) @binding(0) var<uniform> p: Params;');
+      }
+      storage.forEach(([b, s], i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, ${s.access}> ${b}: array<${s.type}>;`));
+      wgsl = lines.join('\n');
+    }
+    return wgsl;
+  };
+  const hasF32 = fields.some((f) => f.kind === 'f');
+  const hasI32 = fields.some((f) => f.kind === 'i');
 
   const params = (values: UniformValues<U>): ArrayBuffer => {
     if (typeof values !== 'object' || values === null) throw new TypeError(`${name}: uniforms must be an object, got ${String(values)}`);
     const given = values as Record<string, unknown>;
     const buf = new ArrayBuffer(Math.max(16, paramsBytes));
     const u = new Uint32Array(buf);
-    const i32 = new Int32Array(buf);
-    const f = new Float32Array(buf);
-    const view = { u, i: i32, f };
+    const f = hasF32 ? new Float32Array(buf) : null;
+    const i32 = hasI32 ? new Int32Array(buf) : null;
     for (const fld of fields) {
       const v = given[fld.name];
       if (v === undefined) throw new TypeError(`${name}: uniform '${fld.name}' is missing (declared: ${fields.map((x) => x.name).join(', ')})`);
-      const target = view[fld.kind];
+      const target = (fld.kind === 'u' ? u : fld.kind === 'f' ? f : i32) as Uint32Array | Float32Array | Int32Array;
       if (!fld.list) {
         target[fld.word] = checkValue(name, fld, v, '');
         continue;
@@ -227,11 +235,40 @@ export function kernelSignature<
   };
 
   return {
-    name, wgsl, paramsBytes, params, bindings,
+    name, paramsBytes, params, bindings,
+    get wgsl() { return declarations(); },
     bind: (values, buffers) => {
       const packed = params(values);
       return fields.length ? { params: packed, bindings: bindings(buffers) } : { bindings: bindings(buffers) };
     },
-    pipeline: (gpu, key, makeBody) => gpu.pipeline(key, () => `${wgsl}\n${makeBody()}`),
+    pipeline: (gpu, key, makeBody) => gpu.pipeline(key, () => `${declarations()}\n${makeBody()}`),
   };
+}
+
+const bitsF32 = new Float32Array(1);
+const bitsU32 = new Uint32Array(bitsF32.buffer);
+
+/**
+ * The bits of `v` rounded to f32: an f32 uniform must be finite (a NaN there is almost always a bug), so a
+ * value that may legitimately be infinite or NaN (a fill value) is declared 'u32' and read as `bitcast<f32>(p.x)`.
+ */
+export function f32Bits(v: number): number {
+  bitsF32[0] = v;
+  return bitsU32[0];
+}
+
+const cache = new Map<string, unknown>();
+
+/**
+ * The signature `make` builds, built once per `key` (which must identify everything the spec depends on: the
+ * kernel and its specialisation, e.g. the pipeline key). For launchers whose signature depends on arguments
+ * (element type, optional bindings, buffer counts), so building one is not paid per dispatch.
+ */
+export function cachedSignature<U, S>(key: string, make: () => KernelSignature<U, S>): KernelSignature<U, S> {
+  let sig = cache.get(key) as KernelSignature<U, S> | undefined;
+  if (!sig) {
+    sig = make();
+    cache.set(key, sig);
+  }
+  return sig;
 }

@@ -7,7 +7,7 @@
  *   when the spatial size allows, in binding windows.
  */
 import type { Gpu } from './gpu.js';
-import { kernelSignature, readOnly, readWrite, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
 import { alignElements, flatWindows } from './windows.js';
 import { linearMain, linearWorkgroupSize } from './wgsl.js';
 
@@ -106,13 +106,15 @@ export interface SegmentedReduceSpec {
   maxElems: number;
 }
 
-/** The reduce kernels' signature: inputs in0.. (windowed), extras e0.. (whole), then dst. */
-function reduceSignature<U extends Record<string, UniformType>>(spec: SegmentedReduceSpec, T: StorageElementType, uniforms: U) {
-  const storage: Record<string, StorageSpec> = {};
-  spec.inputs.forEach((_, i) => { storage[`in${i}`] = readOnly('f32'); });
-  (spec.extras ?? []).forEach((e, i) => { storage[`e${i}`] = readOnly(e.type); });
-  storage.dst = readWrite(T);
-  return kernelSignature(`${spec.label}:reduce`, { uniforms, storage });
+/** The reduce kernels' signature (one per pipeline key): inputs in0.. (windowed), extras e0.. (whole), then dst. */
+function reduceSignature<U extends Record<string, UniformType>>(key: string, spec: SegmentedReduceSpec, T: StorageElementType, uniforms: U) {
+  return cachedSignature(`${spec.label}|${key}`, () => {
+    const storage: Record<string, StorageSpec> = {};
+    spec.inputs.forEach((_, i) => { storage[`in${i}`] = readOnly('f32'); });
+    (spec.extras ?? []).forEach((e, i) => { storage[`e${i}`] = readOnly(e.type); });
+    storage.dst = readWrite(T);
+    return kernelSignature(`${spec.label}:reduce`, { uniforms, storage });
+  });
 }
 
 /** The inputs windowed to `win`, the whole extra buffers, then the destination, by name. */
@@ -127,10 +129,10 @@ function reduceBuffers(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuff
 const CHUNK_UNIFORMS = { base: 'u32', chunk0: 'u32', nchunks: 'u32', segLen: 'u32', chunkLen: 'u32', cps: 'u32', scale: 'f32' } as const;
 const SMALL_UNIFORMS = { base: 'u32', seg0: 'u32', nsegs: 'u32', segLen: 'u32', scale: 'f32' } as const;
 
-const mergeSignature = (T: 'f32' | 'vec2f') => kernelSignature('segmentedReduce:merge', {
-  uniforms: { cps: 'u32', nsegs: 'u32', scale: 'f32' },
-  storage: { part: readOnly(T), dst: readWrite(T) },
-});
+const MERGE = {
+  f32: kernelSignature('segmentedReduce:merge', { uniforms: { cps: 'u32', nsegs: 'u32', scale: 'f32' }, storage: { part: readOnly('f32'), dst: readWrite('f32') } }),
+  vec2f: kernelSignature('segmentedReduce:merge', { uniforms: { cps: 'u32', nsegs: 'u32', scale: 'f32' }, storage: { part: readOnly('vec2f'), dst: readWrite('vec2f') } }),
+};
 
 /** Sums `value` over each segment: partials per chunk (many workgroups per segment), then a merge. */
 export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
@@ -151,8 +153,9 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const direct = plan.chunksPerSeg === 1;
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
-  const sig = reduceSignature(spec, T, CHUNK_UNIFORMS);
-  const pipeline = sig.pipeline(gpu, `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
+  const key = `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`;
+  const sig = reduceSignature(key, spec, T, CHUNK_UNIFORMS);
+  const pipeline = sig.pipeline(gpu, key, () => `
 var<workgroup> sh: array<${T}, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.nchunks) { return; }
@@ -178,7 +181,7 @@ ${workgroupMain(wg)}
     });
   }
   if (direct) return;
-  const merge = mergeSignature(T);
+  const merge = MERGE[T];
   const mergePipeline = merge.pipeline(gpu, `segmerge:${T}:${wg}`, () => `
 var<workgroup> sh: array<${T}, ${wg}>;
 ${workgroupMain(wg)}
@@ -203,8 +206,9 @@ function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: 'f32' | 'vec
   const wg = linearWorkgroupSize(gpu);
   const extras = spec.extras ?? [];
   const nIn = spec.inputs.length;
-  const sig = reduceSignature(spec, T, SMALL_UNIFORMS);
-  const pipeline = sig.pipeline(gpu, `segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`, () => `
+  const key = `segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`;
+  const sig = reduceSignature(key, spec, T, SMALL_UNIFORMS);
+  const pipeline = sig.pipeline(gpu, key, () => `
 ${linearMain(wg)}
   if (gid >= p.nsegs) { return; }
   let seg = p.seg0 + gid;
@@ -263,14 +267,16 @@ export function channelMap(gpu: Gpu, spec: ChannelMapSpec): void {
   const inputs = Object.keys(spec.inputs);
   const perChannel = Object.entries(spec.perChannel);
   const scalars = Object.keys(spec.scalars ?? {});
-  const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
-  for (const s of scalars) uniforms[s] = 'f32';
-  const storage: Record<string, StorageSpec> = {};
-  for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
-  for (const [name, c] of perChannel) storage[name] = readOnly(c.type);
-  storage.dst = readWrite(Elem);
-  const sig = kernelSignature(spec.label, { uniforms, storage });
   const key = `channel-map:${spec.key}:${V}:${wg}:${inputs.join(',')}:${perChannel.map(([n, c]) => `${n}=${c.type}`).join(',')}:${scalars.join(',')}`;
+  const sig = cachedSignature(`${spec.label}|${key}`, () => {
+    const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
+    for (const s of scalars) uniforms[s] = 'f32';
+    const storage: Record<string, StorageSpec> = {};
+    for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
+    for (const [name, c] of perChannel) storage[name] = readOnly(c.type);
+    storage.dst = readWrite(Elem);
+    return kernelSignature(spec.label, { uniforms, storage });
+  });
   const pipeline = sig.pipeline(gpu, key, () => `
 alias Elem = ${Elem};
 ${linearMain(wg)}

@@ -7,7 +7,8 @@
  */
 import { alignedWindow, maxWindowElements } from './runtime/windows.js';
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
 
 /** A tensor on the GPU as the launchers see it. */
 export interface BufferWithShape {
@@ -17,6 +18,12 @@ export interface BufferWithShape {
 
 /** Rows at or below this count are copied with copyBufferToBuffer, one copy per row. */
 const COPY_ROWS_MAX = 8;
+
+/** ys[dstBase + r * dstStride + c] = xs[srcBase + r * srcStride + c] for the n = rows * rowLen elements. */
+const COPY_ROWS = kernelSignature('copyRows', {
+  uniforms: { n: 'u32', rowLen: 'u32', srcStride: 'u32', dstStride: 'u32', srcBase: 'u32', dstBase: 'u32' },
+  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
+});
 
 function normalizeAxis(axis: number, rank: number, what: string): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
@@ -114,11 +121,7 @@ export function copyRows(
     return;
   }
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`copyRows:${wg}`, () => `
-struct Params { n: u32, rowLen: u32, srcStride: u32, dstStride: u32, srcBase: u32, dstBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+  const pipeline = COPY_ROWS.pipeline(gpu, `copyRows:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let r = gid / p.rowLen;
@@ -133,12 +136,8 @@ ${linearMain(wg)}
     const dw = alignedWindow(gpu, dst, dstBase + r0 * dstStride, (count - 1) * dstStride + rowLen);
     const n = count * rowLen;
     gpu.dispatch({
-      pipeline, label: `${label}:copyRows`,
-      bindings: [sw.binding, dw.binding],
-      params: packParams([
-        { u: n }, { u: rowLen }, { u: srcStride }, { u: dstStride }, { u: sw.base }, { u: dw.base },
-      ]),
-      workgroups: Math.ceil(n / wg),
+      pipeline, label: `${label}:copyRows`, workgroups: Math.ceil(n / wg),
+      ...COPY_ROWS.bind({ n, rowLen, srcStride, dstStride, srcBase: sw.base, dstBase: dw.base }, { xs: sw.binding, ys: dw.binding }),
     });
   }
 }

@@ -4,8 +4,9 @@
  * batch axes) goes through a tiled transpose in workgroup memory, everything else through a general gather.
  */
 import type { Gpu } from './runtime/gpu.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import {
-  checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams, sizeOf, stridesOf,
+  checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
 import { alignedWindow, maxWindowElements, type AlignedWindow } from './runtime/windows.js';
 
@@ -127,13 +128,21 @@ export function permute(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], perm:
 const TILE = 32;
 const TILE_ROWS = 8;
 
+/** [batch, rows, cols] -> [batch, cols, rows]; the windows start inBase / outBase elements before the data. */
+const TRANSPOSE = kernelSignature('permute:transpose2d', {
+  uniforms: { rows: 'u32', cols: 'u32', inBase: 'u32', outBase: 'u32' },
+  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
+});
+
+/** od: the output dims, is: the input stride of each output dim (8 each, unused dims 1 and 0). */
+const GATHER = kernelSignature('permute:gather', {
+  uniforms: { od: { array: 'vec4u', length: 2 }, is: { array: 'vec4u', length: 2 }, n: 'u32', slab: 'u32', inBase: 'u32', outBase: 'u32' },
+  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
+});
+
 /** [batch, rows, cols] -> [batch, cols, rows] through a padded 32x32 tile in workgroup memory. */
 function transpose2d(gpu: Gpu, xw: AlignedWindow, ow: AlignedWindow, batch: number, rows: number, cols: number): void {
-  const pipeline = gpu.pipeline(`permute:transpose2d:${TILE}x${TILE_ROWS}`, () => `
-struct Params { rows: u32, cols: u32, inBase: u32, outBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+  const pipeline = TRANSPOSE.pipeline(gpu, `permute:transpose2d:${TILE}x${TILE_ROWS}`, () => `
 var<workgroup> tile: array<f32, ${TILE * (TILE + 1)}>;
 @compute @workgroup_size(${TILE}, ${TILE_ROWS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -155,10 +164,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
 }`);
   gpu.dispatch({
-    pipeline, label: 'permute:transpose2d',
-    bindings: [xw.binding, ow.binding],
-    params: packParams([{ u: rows }, { u: cols }, { u: xw.base }, { u: ow.base }]),
-    workgroups: [Math.ceil(cols / TILE), Math.ceil(rows / TILE), batch],
+    pipeline, label: 'permute:transpose2d', workgroups: [Math.ceil(cols / TILE), Math.ceil(rows / TILE), batch],
+    ...TRANSPOSE.bind({ rows, cols, inBase: xw.base, outBase: ow.base }, { xs: xw.binding, ys: ow.binding }),
   });
 }
 
@@ -177,11 +184,7 @@ function gatherPermute(
     const str = `p.is[${d >> 2}][${d & 3}]`;
     terms.push(`  off += (i % ${dim}) * ${str}; i = i / ${dim};`);
   }
-  const pipeline = gpu.pipeline(`permute:gather:${rank}:${wg}`, () => `
-struct Params { od: array<vec4u, 2>, is: array<vec4u, 2>, n: u32, slab: u32, inBase: u32, outBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+  const pipeline = GATHER.pipeline(gpu, `permute:gather:${rank}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let s = gid / p.slab;
@@ -198,12 +201,7 @@ ${terms.join('\n')}
   }
   const n = batch * slab;
   gpu.dispatch({
-    pipeline, label: 'permute:gather',
-    bindings: [xw.binding, ow.binding],
-    params: packParams([
-      ...od.map((u) => ({ u })), ...is.map((u) => ({ u })),
-      { u: n }, { u: slab }, { u: xw.base }, { u: ow.base },
-    ]),
-    workgroups: Math.ceil(n / wg),
+    pipeline, label: 'permute:gather', workgroups: Math.ceil(n / wg),
+    ...GATHER.bind({ od, is, n, slab, inBase: xw.base, outBase: ow.base }, { xs: xw.binding, ys: ow.binding }),
   });
 }

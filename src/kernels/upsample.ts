@@ -8,7 +8,8 @@
  * Tensors larger than one storage binding are processed in slabs of whole (n, c, depth) planes.
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
 
 /** The output shape [N, C, 2D, 2H, 2W]; throws when the shape is not 5-D. */
@@ -86,6 +87,14 @@ function planPlanes(
   return out;
 }
 
+/**
+ * Both directions: n destination elements from flat index dstStart, the destination window starting dstBase
+ * elements and the source window srcBase elements into their tensors; D, H, W the input (low-resolution) dims.
+ */
+const uniforms = { n: 'u32', dstStart: 'u32', dstBase: 'u32', srcBase: 'u32', D: 'u32', H: 'u32', W: 'u32' } as const;
+const FORWARD = kernelSignature('upsampleTrilinear2x', { uniforms, storage: { xs: readOnly('f32'), ys: readWrite('f32') } });
+const BACKWARD = kernelSignature('upsampleTrilinear2xBackward', { uniforms, storage: { dys: readOnly('f32'), dxs: readWrite('f32') } });
+
 const SRC_INDEX = /* wgsl */ `
 // PyTorch's align_corners=False source index for scale 2: (i0, i1, lambda1).
 fn srcIndex(o: u32, L: u32) -> vec3f {
@@ -107,11 +116,7 @@ export function upsampleTrilinear2x(
   if (nIn === 0) return;
   const maxElems = slabElements(gpu, op, options);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`upsample2x:${wg}`, () => `
-struct Params { n: u32, dstStart: u32, dstBase: u32, srcBase: u32, D: u32, H: u32, W: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ys: array<f32>;
+  const pipeline = FORWARD.pipeline(gpu, `upsample2x:${wg}`, () => `
 ${SRC_INDEX}
 fn at(nc: u32, d: f32, h: f32, w: f32) -> f32 {
   return xs[((nc * p.D + u32(d)) * p.H + u32(h)) * p.W + u32(w) - p.srcBase];
@@ -151,10 +156,10 @@ ${linearMain(wg)}
   for (const w of windows) {
     const n = w.planes * 4 * plane;
     gpu.dispatch({
-      pipeline, label: op,
-      bindings: [{ buffer: x, offset: w.srcBase * 4, size: w.srcCount * 4 }, { buffer: y, offset: w.dstBase * 4, size: w.dstCount * 4 }],
-      params: packParams([{ u: n }, { u: w.p0 * 4 * plane }, { u: w.dstBase }, { u: w.srcBase }, { u: D }, { u: H }, { u: W }]),
-      workgroups: Math.ceil(n / wg),
+      pipeline, label: op, workgroups: Math.ceil(n / wg),
+      ...FORWARD.bind({ n, dstStart: w.p0 * 4 * plane, dstBase: w.dstBase, srcBase: w.srcBase, D, H, W }, {
+        xs: { buffer: x, offset: w.srcBase * 4, size: w.srcCount * 4 }, ys: { buffer: y, offset: w.dstBase * 4, size: w.dstCount * 4 },
+      }),
     });
   }
 }
@@ -172,11 +177,7 @@ export function upsampleTrilinear2xBackward(
   if (nIn === 0) return;
   const maxElems = slabElements(gpu, op, options);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`upsample2x-bwd:${wg}`, () => `
-struct Params { n: u32, dstStart: u32, dstBase: u32, srcBase: u32, D: u32, H: u32, W: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dys: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dxs: array<f32>;
+  const pipeline = BACKWARD.pipeline(gpu, `upsample2x-bwd:${wg}`, () => `
 ${SRC_INDEX}
 // Weight with which output index o (of 2L) reads input index i: the forward's lambdas where it picks i.
 fn weight(o: i32, i: u32, L: u32) -> f32 {
@@ -236,10 +237,10 @@ ${linearMain(wg)}
   for (const w of windows) {
     const n = w.planes * plane;
     gpu.dispatch({
-      pipeline, label: op,
-      bindings: [{ buffer: dy, offset: w.srcBase * 4, size: w.srcCount * 4 }, { buffer: dx, offset: w.dstBase * 4, size: w.dstCount * 4 }],
-      params: packParams([{ u: n }, { u: w.p0 * plane }, { u: w.dstBase }, { u: w.srcBase }, { u: D }, { u: H }, { u: W }]),
-      workgroups: Math.ceil(n / wg),
+      pipeline, label: op, workgroups: Math.ceil(n / wg),
+      ...BACKWARD.bind({ n, dstStart: w.p0 * plane, dstBase: w.dstBase, srcBase: w.srcBase, D, H, W }, {
+        dys: { buffer: dy, offset: w.srcBase * 4, size: w.srcCount * 4 }, dxs: { buffer: dx, offset: w.dstBase * 4, size: w.dstCount * 4 },
+      }),
     });
   }
 }

@@ -7,7 +7,8 @@
  * and a 256-invocation workgroup on a filter of a few hundred weights mostly idles): 3-5x less CPU there.
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearWorkgroupSize, packParams, sizeOf } from './runtime/wgsl.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
 import { treeSum, workgroupMain } from './runtime/reduction.js';
 
 /** The epsilon added to the unbiased variance (tgnet_ref.py WSConv3d). */
@@ -32,8 +33,21 @@ export interface WeightStandardizeOptions {
   narrow?: boolean;
 }
 
+type Elem = 'f32' | 'vec4f';
+
+/** One workgroup per filter of k weights (kv elements of type T). */
+const forwardSignature = (T: Elem) => cachedSignature(`weightStandardize:${T}`, () => kernelSignature('weightStandardize', {
+  uniforms: { cout: 'u32', k: 'u32', eps: 'f32', kv: 'u32' },
+  storage: { ws: readOnly(T), outs: readWrite(T), mean: readWrite('f32'), rstd: readWrite('f32') },
+}));
+
+const backwardSignature = (T: Elem) => cachedSignature(`weightStandardizeBackward:${T}`, () => kernelSignature('weightStandardizeBackward', {
+  uniforms: { cout: 'u32', k: 'u32', kv: 'u32' },
+  storage: { gs: readOnly(T), ws: readOnly(T), mean: readOnly('f32'), rstd: readOnly('f32'), dws: readWrite(T) },
+}));
+
 /** Workgroup size, vector width and WGSL helpers of one launch. */
-function layout(gpu: Gpu, k: number, narrow: boolean): { wg: number; V: number; T: string; kv: number; hsum: (e: string) => string } {
+function layout(gpu: Gpu, k: number, narrow: boolean): { wg: number; V: number; T: Elem; kv: number; hsum: (e: string) => string } {
   const wg = narrow ? Math.min(8, gpu.limits.maxComputeInvocationsPerWorkgroup) : linearWorkgroupSize(gpu);
   const V = narrow && k % 4 === 0 ? 4 : 1;
   return {
@@ -55,13 +69,8 @@ export function weightStandardize(
   checkBuffer(rstd, cout, `${op} rstd`);
   if (cout === 0) return;
   const { wg, V, T, kv, hsum } = layout(gpu, k, options.narrow ?? false);
-  const pipeline = gpu.pipeline(`ws-fwd:${wg}:${V}`, () => `
-struct Params { cout: u32, k: u32, eps: f32, kv: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> ws: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> outs: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+  const sig = forwardSignature(T);
+  const pipeline = sig.pipeline(gpu, `ws-fwd:${wg}:${V}`, () => `
 var<workgroup> sh: array<f32, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.cout) { return; }
@@ -87,8 +96,8 @@ ${workgroupMain(wg)}
   }
 }`);
   gpu.dispatch({
-    pipeline, label: op, bindings: [w, what, mean, rstd],
-    params: packParams([{ u: cout }, { u: k }, { f: WS_EPS }, { u: kv }]), workgroups: cout,
+    pipeline, label: op, workgroups: cout,
+    ...sig.bind({ cout, k, eps: WS_EPS, kv }, { ws: w, outs: what, mean, rstd }),
   });
 }
 
@@ -106,14 +115,8 @@ export function weightStandardizeBackward(
   checkBuffer(dw, cout * k, `${op} weight gradient`);
   if (cout === 0) return;
   const { wg, V, T, kv, hsum } = layout(gpu, k, options.narrow ?? false);
-  const pipeline = gpu.pipeline(`ws-bwd:${wg}:${V}`, () => `
-struct Params { cout: u32, k: u32, kv: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gs: array<${T}>;
-@group(0) @binding(2) var<storage, read> ws: array<${T}>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> rstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dws: array<${T}>;
+  const sig = backwardSignature(T);
+  const pipeline = sig.pipeline(gpu, `ws-bwd:${wg}:${V}`, () => `
 var<workgroup> sh: array<vec2f, ${wg}>;
 ${workgroupMain(wg)}
   if (w >= p.cout) { return; }
@@ -134,7 +137,7 @@ ${workgroupMain(wg)}
   }
 }`);
   gpu.dispatch({
-    pipeline, label: op, bindings: [dwhat, w, mean, rstd, dw],
-    params: packParams([{ u: cout }, { u: k }, { u: kv }]), workgroups: cout,
+    pipeline, label: op, workgroups: cout,
+    ...sig.bind({ cout, k, kv }, { gs: dwhat, ws: w, mean, rstd, dws: dw }),
   });
 }

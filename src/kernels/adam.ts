@@ -16,7 +16,8 @@
  */
 import { forEachWindow } from './runtime/windows.js';
 import type { Binding, Gpu } from './runtime/gpu.js';
-import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 import { tensorWindow } from './sgd.js';
 
 export interface AdamOptions {
@@ -83,15 +84,21 @@ function resolved(o: AdamOptions, where: string): ResolvedAdam {
   return r;
 }
 
+/**
+ * decay = 1 - lr * wd (AdamW), omb1 / omb2 = 1 - beta1 / 1 - beta2, stepSize = lr / (1 - beta1^t),
+ * bc2Sqrt = sqrt(1 - beta2^t); first = 1 on step 1 (the moments' old contents are ignored).
+ */
+const ADAM = kernelSignature('adam', {
+  uniforms: {
+    n: 'u32', wd: 'f32', decay: 'f32', omb1: 'f32', b2: 'f32', omb2: 'f32', stepSize: 'f32', bc2Sqrt: 'f32', eps: 'f32',
+    decoupled: 'u32', first: 'u32',
+  },
+  storage: { ps: readWrite('f32'), gs: readOnly('f32'), ms: readWrite('f32'), vs: readWrite('f32') },
+});
+
 function adamPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`adam:${wg}`, () => `
-struct Params { n: u32, wd: f32, decay: f32, omb1: f32, b2: f32, omb2: f32, stepSize: f32, bc2Sqrt: f32, eps: f32, decoupled: u32, first: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> ps: array<f32>;
-@group(0) @binding(2) var<storage, read> gs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ms: array<f32>;
-@group(0) @binding(4) var<storage, read_write> vs: array<f32>;
+  const pipeline = ADAM.pipeline(gpu, `adam:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   var w = ps[gid];
@@ -111,11 +118,11 @@ ${linearMain(wg)}
 
 /** Uniforms; the step-dependent and 1 - x factors are formed in float64 first, as PyTorch forms them in Python. */
 function packed(count: number, o: ResolvedAdam): ArrayBuffer {
-  return packParams([
-    { u: count }, { f: o.weightDecay }, { f: 1 - o.lr * o.weightDecay }, { f: 1 - o.beta1 }, { f: o.beta2 }, { f: 1 - o.beta2 },
-    { f: o.lr / (1 - o.beta1 ** o.step) }, { f: Math.sqrt(1 - o.beta2 ** o.step) }, { f: o.eps },
-    { u: o.decoupled ? 1 : 0 }, { u: o.step === 1 ? 1 : 0 },
-  ]);
+  return ADAM.params({
+    n: count, wd: o.weightDecay, decay: 1 - o.lr * o.weightDecay, omb1: 1 - o.beta1, b2: o.beta2, omb2: 1 - o.beta2,
+    stepSize: o.lr / (1 - o.beta1 ** o.step), bc2Sqrt: Math.sqrt(1 - o.beta2 ** o.step), eps: o.eps,
+    decoupled: o.decoupled ? 1 : 0, first: o.step === 1 ? 1 : 0,
+  });
 }
 
 /** One Adam/AdamW step over flat packed buffers: one dispatch per storage-binding window (one for any real model). */
@@ -130,8 +137,8 @@ export function adamStep(gpu: Gpu, buffers: AdamBuffers, options: AdamOptions): 
   forEachWindow(gpu, count, (start, n) => {
     const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: n * 4 });
     gpu.dispatch({
-      pipeline, label: 'adam', bindings: [win(params), win(grads), win(expAvg), win(expAvgSq)],
-      params: packed(n, o), workgroups: Math.ceil(n / wg),
+      pipeline, label: 'adam', workgroups: Math.ceil(n / wg), params: packed(n, o),
+      bindings: ADAM.bindings({ ps: win(params), gs: win(grads), ms: win(expAvg), vs: win(expAvgSq) }),
     });
   });
 }
@@ -145,9 +152,10 @@ export function adamStepList(gpu: Gpu, tensors: readonly AdamTensor[], options: 
     if (t.size === 0) return;
     const bind = (b: Binding, what: string) => tensorWindow(b, t.size, `adamStepList: tensor ${i} ${what}`);
     gpu.dispatch({
-      pipeline, label: 'adam',
-      bindings: [bind(t.param, 'param'), bind(t.grad, 'grad'), bind(t.expAvg, 'expAvg'), bind(t.expAvgSq, 'expAvgSq')],
-      params: packed(t.size, o), workgroups: Math.ceil(t.size / wg),
+      pipeline, label: 'adam', workgroups: Math.ceil(t.size / wg), params: packed(t.size, o),
+      bindings: ADAM.bindings({
+        ps: bind(t.param, 'param'), gs: bind(t.grad, 'grad'), ms: bind(t.expAvg, 'expAvg'), vs: bind(t.expAvgSq, 'expAvgSq'),
+      }),
     });
   });
 }

@@ -19,7 +19,8 @@
  */
 import { forEachWindow } from './runtime/windows.js';
 import type { Binding, Gpu } from './runtime/gpu.js';
-import { checkBuffer, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 
 export interface SgdOptions {
   /** Learning rate of this step (e.g. `polyLr(0.01, step, total)`). */
@@ -68,14 +69,15 @@ function resolved(o: SgdOptions): Required<SgdOptions> {
   return r;
 }
 
+/** ps: parameters, gs: gradients, ms: momentum buffers; first = 1 on the optimiser's first step. */
+const SGD = kernelSignature('sgd', {
+  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32' },
+  storage: { ps: readWrite('f32'), gs: readOnly('f32'), ms: readWrite('f32') },
+});
+
 function sgdPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`sgd:${wg}`, () => `
-struct Params { n: u32, lr: f32, mom: f32, wd: f32, damp: f32, nesterov: u32, first: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> ps: array<f32>;
-@group(0) @binding(2) var<storage, read> gs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ms: array<f32>;
+  const pipeline = SGD.pipeline(gpu, `sgd:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let w = ps[gid];
@@ -92,10 +94,10 @@ ${linearMain(wg)}
 }
 
 function packed(count: number, o: Required<SgdOptions>): ArrayBuffer {
-  return packParams([
-    { u: count }, { f: o.lr }, { f: o.momentum }, { f: o.weightDecay }, { f: o.dampening },
-    { u: o.nesterov ? 1 : 0 }, { u: o.firstStep ? 1 : 0 },
-  ]);
+  return SGD.params({
+    n: count, lr: o.lr, mom: o.momentum, wd: o.weightDecay, damp: o.dampening,
+    nesterov: o.nesterov ? 1 : 0, first: o.firstStep ? 1 : 0,
+  });
 }
 
 /** One SGD step over flat packed buffers: one dispatch per storage-binding window (one for any real model). */
@@ -113,8 +115,8 @@ export function sgdStep(gpu: Gpu, buffers: SgdBuffers, options: SgdOptions): voi
   forEachWindow(gpu, count, (start, n) => {
     const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: n * 4 });
     gpu.dispatch({
-      pipeline, label: 'sgd', bindings: [win(params), win(grads), win(momentum)],
-      params: packed(n, o), workgroups: Math.ceil(n / wg),
+      pipeline, label: 'sgd', workgroups: Math.ceil(n / wg), params: packed(n, o),
+      bindings: SGD.bindings({ ps: win(params), gs: win(grads), ms: win(momentum) }),
     });
   });
 }
@@ -128,9 +130,8 @@ export function sgdStepList(gpu: Gpu, tensors: readonly SgdTensor[], options: Sg
     if (t.size === 0) return;
     const bind = (b: Binding, what: string) => tensorWindow(b, t.size, `sgdStepList: tensor ${i} ${what}`);
     gpu.dispatch({
-      pipeline, label: 'sgd',
-      bindings: [bind(t.param, 'param'), bind(t.grad, 'grad'), bind(t.momentum, 'momentum')],
-      params: packed(t.size, o), workgroups: Math.ceil(t.size / wg),
+      pipeline, label: 'sgd', workgroups: Math.ceil(t.size / wg), params: packed(t.size, o),
+      bindings: SGD.bindings({ ps: bind(t.param, 'param'), gs: bind(t.grad, 'grad'), ms: bind(t.momentum, 'momentum') }),
     });
   });
 }

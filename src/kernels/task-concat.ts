@@ -1,15 +1,26 @@
 /**
  * Concatenation of a feature vector with the task one-hot (TGNet's gate and controller inputs):
  * [N, C] features and task ids (N integers in [0, T)) -> [N, C + T] = [features, one_hot(task, T)].
- * The task ids travel in the uniform parameters (60 rows per dispatch), so no upload or flush is needed.
+ * The number of tasks T is the caller's (the model's task table). The task ids travel in the uniform
+ * parameters (60 rows per dispatch), so no upload or flush is needed.
  * Backward: the gradient of the features is the [N, C] slice of the output gradient (the one-hot is constant).
  */
 import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, packParams } from './runtime/wgsl.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 
-/** Tasks in TGNet's task table (liver, kidney, hepatic vessel, pancreas, colon, lung, spleen). */
-export const NUM_TASKS = 7;
 const ROWS_PER_DISPATCH = 60;
+
+/** Rows row0 .. row0 + rows - 1 of [N, c + t]; ids[r / 4][r % 4] is row r's task. */
+const FORWARD = kernelSignature('taskConcat', {
+  uniforms: { rows: 'u32', row0: 'u32', c: 'u32', t: 'u32', ids: { array: 'vec4u', length: ROWS_PER_DISPATCH / 4 } },
+  storage: { fs: readOnly('f32'), outs: readWrite('f32') },
+});
+
+const BACKWARD = kernelSignature('taskConcatBackward', {
+  uniforms: { n: 'u32', c: 'u32', t: 'u32' },
+  storage: { gs: readOnly('f32'), dfs: readWrite('f32') },
+});
 
 function dims(shape: readonly number[], numTasks: number, op: string): { N: number; C: number; T: number } {
   checkShape(shape, op);
@@ -32,7 +43,7 @@ export function checkTaskIds(taskIds: readonly number[], N: number, numTasks: nu
 
 /** out [N, C + T] = [features, one_hot(taskIds, T)]. */
 export function taskConcat(
-  gpu: Gpu, features: GPUBuffer, shape: readonly number[], taskIds: readonly number[], out: GPUBuffer, numTasks = NUM_TASKS,
+  gpu: Gpu, features: GPUBuffer, shape: readonly number[], taskIds: readonly number[], out: GPUBuffer, numTasks: number,
 ): void {
   const op = 'taskConcat';
   const { N, C, T } = dims(shape, numTasks, op);
@@ -40,11 +51,7 @@ export function taskConcat(
   checkBuffer(features, N * C, `${op} features`);
   checkBuffer(out, N * (C + T), `${op} output`);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`task-concat:${wg}`, () => `
-struct Params { rows: u32, row0: u32, c: u32, t: u32, ids: array<vec4u, ${ROWS_PER_DISPATCH / 4}> }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> fs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> outs: array<f32>;
+  const pipeline = FORWARD.pipeline(gpu, `task-concat:${wg}`, () => `
 ${linearMain(wg)}
   let width = p.c + p.t;
   if (gid >= p.rows * width) { return; }
@@ -61,36 +68,31 @@ ${linearMain(wg)}
 }`);
   for (let row0 = 0; row0 < N; row0 += ROWS_PER_DISPATCH) {
     const rows = Math.min(ROWS_PER_DISPATCH, N - row0);
-    const ids = Array.from({ length: ROWS_PER_DISPATCH }, (_, i) => ({ u: i < rows ? taskIds[row0 + i] : 0 }));
+    const ids = Array.from({ length: ROWS_PER_DISPATCH }, (_, i) => (i < rows ? taskIds[row0 + i] : 0));
     gpu.dispatch({
-      pipeline, label: op, bindings: [features, out],
-      params: packParams([{ u: rows }, { u: row0 }, { u: C }, { u: T }, ...ids]),
-      workgroups: Math.ceil((rows * (C + T)) / wg),
+      pipeline, label: op, workgroups: Math.ceil((rows * (C + T)) / wg),
+      ...FORWARD.bind({ rows, row0, c: C, t: T, ids }, { fs: features, outs: out }),
     });
   }
 }
 
 /** dfeatures [N, C] = dout[:, :C] (dout is [N, C + T]). */
 export function taskConcatBackward(
-  gpu: Gpu, dout: GPUBuffer, shape: readonly number[], dfeatures: GPUBuffer, numTasks = NUM_TASKS,
+  gpu: Gpu, dout: GPUBuffer, shape: readonly number[], dfeatures: GPUBuffer, numTasks: number,
 ): void {
   const op = 'taskConcatBackward';
   const { N, C, T } = dims(shape, numTasks, op);
   checkBuffer(dout, N * (C + T), `${op} output gradient`);
   checkBuffer(dfeatures, N * C, `${op} features gradient`);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = gpu.pipeline(`task-concat-bwd:${wg}`, () => `
-struct Params { n: u32, c: u32, t: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dfs: array<f32>;
+  const pipeline = BACKWARD.pipeline(gpu, `task-concat-bwd:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n * p.c) { return; }
   let r = gid / p.c;
   dfs[gid] = gs[r * (p.c + p.t) + gid - r * p.c];
 }`);
   gpu.dispatch({
-    pipeline, label: op, bindings: [dout, dfeatures],
-    params: packParams([{ u: N }, { u: C }, { u: T }]), workgroups: Math.ceil((N * C) / wg),
+    pipeline, label: op, workgroups: Math.ceil((N * C) / wg),
+    ...BACKWARD.bind({ n: N, c: C, t: T }, { gs: dout, dfs: dfeatures }),
   });
 }

@@ -43,12 +43,12 @@ describe('gradcheck of the TGNet op rules (GPU, f32)', () => {
     expect(r.failures).toEqual([]);
   });
   it('taskConcat appends the one-hot and passes the feature gradient', async () => {
-    const r = await gradcheck((f) => taskConcat(f, [3, 0, 6]), [inp([3, 4], 20)]);
+    const r = await gradcheck((f) => taskConcat(f, [3, 0, 6], 7), [inp([3, 4], 20)]);
     expect(r.failures).toEqual([]);
     await tidy(async () => {
-      const y = await taskConcat(Tensor.fromArray([1, 2, 3, 4], [2, 2]), [1, 6]).toArray();
+      const y = await taskConcat(Tensor.fromArray([1, 2, 3, 4], [2, 2]), [1, 6], 7).toArray();
       expect([...y]).toEqual([1, 2, 0, 1, 0, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 1]);
-      expect(() => taskConcat(Tensor.zeros([2, 2]), [0, 7])).toThrow(/task id 7 at position 1 is out of range/);
+      expect(() => taskConcat(Tensor.zeros([2, 2]), [0, 7], 7)).toThrow(/task id 7 at position 1 is out of range/);
     });
   });
 

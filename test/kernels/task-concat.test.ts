@@ -24,20 +24,20 @@ describe('task concat: GPU vs CPU twin, forward and backward', () => {
     });
   }
 
-  it('writes [features, one-hot] with 7 tasks by default', async () => {
+  it('writes [features, one-hot] with TGNet\'s 7 tasks', async () => {
     const g = gpu();
     const ob = empty(g, 2 * 9);
-    taskConcat(g, upload(g, new Float32Array([0.5, -1, 2, 3])), [2, 2], [6, 0], ob);
+    taskConcat(g, upload(g, new Float32Array([0.5, -1, 2, 3])), [2, 2], [6, 0], ob, 7);
     expect(Array.from(await download(g, ob, 18))).toEqual([0.5, -1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 1, 0, 0, 0, 0, 0, 0]);
   });
 
   it('names the id, its position and the valid range when a task id is out of range', () => {
     const g = gpu();
     const b = empty(g, 64);
-    expect(() => taskConcat(g, b, [3, 2], [0, 1, 7], b)).toThrow(/taskConcat: task id 7 at position 2 is out of range; expected an integer in \[0, 6\]/);
-    expect(() => taskConcat(g, b, [2, 2], [-1, 1], b)).toThrow(/task id -1 at position 0/);
-    expect(() => taskConcat(g, b, [2, 2], [0.5, 1], b)).toThrow(/task id 0.5 at position 0/);
-    expect(() => taskConcat(g, b, [2, 2], [1], b)).toThrow(/taskConcat: expected 2 task ids \(one per sample\), got 1/);
+    expect(() => taskConcat(g, b, [3, 2], [0, 1, 7], b, 7)).toThrow(/taskConcat: task id 7 at position 2 is out of range; expected an integer in \[0, 6\]/);
+    expect(() => taskConcat(g, b, [2, 2], [-1, 1], b, 7)).toThrow(/task id -1 at position 0/);
+    expect(() => taskConcat(g, b, [2, 2], [0.5, 1], b, 7)).toThrow(/task id 0.5 at position 0/);
+    expect(() => taskConcat(g, b, [2, 2], [1], b, 7)).toThrow(/taskConcat: expected 2 task ids \(one per sample\), got 1/);
   });
 });
 

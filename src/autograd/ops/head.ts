@@ -1,7 +1,7 @@
 /** TGNet's task-conditioned dynamic head and partial-label loss, with their gradients. */
 import { dynamicHead as headKernel, dynamicHeadBackward, HEAD_PARAMS } from '../../kernels/dynamic-head.js';
 import { lossStatsSize, partialLabelLoss as lossKernel, partialLabelLossBackward } from '../../kernels/partial-label-loss.js';
-import { NUM_TASKS, taskConcat as taskConcatKernel, taskConcatBackward } from '../../kernels/task-concat.js';
+import { taskConcat as taskConcatKernel, taskConcatBackward } from '../../kernels/task-concat.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
 
@@ -42,8 +42,11 @@ export function partialLabelLoss(logits: Tensor, target: Tensor): Tensor {
   return loss;
 }
 
-/** [features ; one-hot(taskIds)]: [N, C] -> [N, C + numTasks], TGNet's task conditioning of a GAP vector. */
-export function taskConcat(features: Tensor, taskIds: readonly number[], numTasks = NUM_TASKS): Tensor {
+/**
+ * [features ; one-hot(taskIds)]: [N, C] -> [N, C + numTasks], TGNet's task conditioning of a GAP vector.
+ * `numTasks` is the size of the caller's task table (the model's).
+ */
+export function taskConcat(features: Tensor, taskIds: readonly number[], numTasks: number): Tensor {
   if (features.rank !== 2) throw new RangeError(`taskConcat: features [${features.shape.join(', ')}] must be [N, C]`);
   const [n, c] = features.shape;
   const out = Tensor.empty([n, c + numTasks], features.gpu);

@@ -5,6 +5,8 @@
 export * from './runtime/gpu.js';
 export { BufferPool, sizeClass, type PoolStats } from './runtime/buffer-pool.js';
 export { packParams, sizeOf, stridesOf } from './runtime/wgsl.js';
+export * from './runtime/kernel-signature.js';
+export { splitNC } from './runtime/shapes.js';
 export * from './runtime/windows.js';
 export * from './elementwise.js';
 export * from './reduce.js';

@@ -2,7 +2,7 @@
 
 /** [N, C] features and N task ids -> [N, C + T] = [features, one_hot(task, T)]. */
 export function taskConcatRef(
-  features: ArrayLike<number>, shape: readonly number[], taskIds: readonly number[], numTasks = 7,
+  features: ArrayLike<number>, shape: readonly number[], taskIds: readonly number[], numTasks: number,
 ): Float64Array {
   const [N, C] = shape;
   const W = C + numTasks;
@@ -15,7 +15,7 @@ export function taskConcatRef(
 }
 
 /** dfeatures [N, C] = dout[:, :C]. */
-export function taskConcatBackwardRef(dout: ArrayLike<number>, shape: readonly number[], numTasks = 7): Float64Array {
+export function taskConcatBackwardRef(dout: ArrayLike<number>, shape: readonly number[], numTasks: number): Float64Array {
   const [N, C] = shape;
   const W = C + numTasks;
   const df = new Float64Array(N * C);

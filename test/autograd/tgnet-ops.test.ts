@@ -3,6 +3,7 @@ import { gradcheck } from '../../src/autograd/gradcheck.js';
 import { conv3d, weightStandardize } from '../../src/autograd/ops/conv.js';
 import { dynamicHead, partialLabelLoss, taskConcat } from '../../src/autograd/ops/head.js';
 import { groupNorm, groupNormRelu } from '../../src/autograd/ops/norm.js';
+import { spatialGate } from '../../src/autograd/ops/spatial-gate.js';
 import { channelGate, globalAvgPool, upsampleTrilinear2x } from '../../src/autograd/ops/volume.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { Tensor } from '../../src/autograd/tensor.js';
@@ -36,6 +37,10 @@ describe('gradcheck of the TGNet op rules (GPU, f32)', () => {
     expect((await gradcheck((x) => globalAvgPool(x), [inp([2, 3, 2, 3, 2], 12)])).failures).toEqual([]);
     expect((await gradcheck((x, g) => channelGate(x, g), [inp([2, 3, 2, 3, 2], 13), inp([2, 3], 14)])).failures).toEqual([]);
     expect((await gradcheck((x) => upsampleTrilinear2x(x), [inp([1, 2, 2, 3, 2], 15)])).failures).toEqual([]);
+  });
+  it('spatialGate (both inputs)', async () => {
+    const r = await gradcheck((x, g) => spatialGate(x, g), [inp([2, 3, 2, 3, 2], 21), inp([2, 1, 2, 3, 2], 22, 0, 1)]);
+    expect(r.failures).toEqual([]);
   });
   it('dynamicHead', async () => {
     // eps 1e-4: a hidden ReLU of this draw sits within 1e-3 of its kink (checked against the float64 twin).

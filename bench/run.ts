@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `tgnet bench`: times the engine and the TGNet kernels, prints tables and writes JSON.
+ * `npm run bench`: times the engine and the TGNet kernels, prints tables and writes JSON.
  * On a software adapter the sizes shrink (matmul to 2048, 3-D layers by --scale, default 1/8) so a run
  * takes minutes, not hours; on a real GPU everything runs at full size.
  */
@@ -37,7 +37,7 @@ function parseArgs(argv: string[]): BenchArgs {
     } else if (a === '--quick') args.quick = true;
     else if (a === '--only') args.only = value().split(',');
     else if (a === '--help' || a === '-h') {
-      throw new Error('usage: tgnet bench [--out FILE.json] [--scale S in (0, 1]] [--quick] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep]');
+      throw new Error('usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep]');
     }
     else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --only a,b)`);
   }

@@ -121,19 +121,30 @@ function checkName(kernel: string, what: string, name: string): void {
 
 const STORAGE_TYPES = new Set(['u32', 'i32', 'f32', 'vec2u', 'vec3u', 'vec4u', 'vec2i', 'vec3i', 'vec4i', 'vec2f', 'vec3f', 'vec4f']);
 
+/** Keys whose value is not undefined (an undefined entry counts as absent). */
+function countDefined(o: Record<string, unknown>): number {
+  let n = 0;
+  for (const k in o) if (o[k] !== undefined) n++;
+  return n;
+}
+
 function describe(v: unknown): string {
   return Array.isArray(v) ? `[${v.join(', ')}]` : typeof v === 'string' ? `'${v}'` : String(v);
 }
 
-function checkValue(kernel: string, f: Field, v: unknown, component: string): number {
-  const ok = typeof v === 'number' && (f.kind === 'f'
-    ? Number.isFinite(v)
-    : Number.isInteger(v) && (f.kind === 'u' ? v >= 0 && v <= 0xffffffff : v >= -0x80000000 && v <= 0x7fffffff));
-  if (!ok) {
-    const expected = f.kind === 'f' ? 'a finite number' : f.kind === 'u' ? 'an integer in [0, 2^32)' : 'an integer in [-2^31, 2^31)';
-    throw new RangeError(`${kernel}: uniform '${f.name}'${component} must be ${expected} (${f.kind}32), got ${describe(v)}`);
+/** The 32 bits `v` packs to (u32, i32 as two's complement, f32 via f32Bits); throws when `v` is out of range. */
+function packValue(kernel: string, f: Field, v: unknown, component: string): number {
+  if (typeof v === 'number') {
+    if (f.kind === 'u') {
+      if (v >= 0 && v <= 0xffffffff && Number.isInteger(v)) return v;
+    } else if (f.kind === 'f') {
+      if (Number.isFinite(v)) return f32Bits(v);
+    } else if (v >= -0x80000000 && v <= 0x7fffffff && Number.isInteger(v)) {
+      return v >>> 0;
+    }
   }
-  return v as number;
+  const expected = f.kind === 'f' ? 'a finite number' : f.kind === 'u' ? 'an integer in [0, 2^32)' : 'an integer in [-2^31, 2^31)';
+  throw new RangeError(`${kernel}: uniform '${f.name}'${component} must be ${expected} (${f.kind}32), got ${describe(v)}`);
 }
 
 /**
@@ -182,32 +193,30 @@ export function kernelSignature<
     }
     return wgsl;
   };
-  const hasF32 = fields.some((f) => f.kind === 'f');
-  const hasI32 = fields.some((f) => f.kind === 'i');
 
   const params = (values: UniformValues<U>): ArrayBuffer => {
     if (typeof values !== 'object' || values === null) throw new TypeError(`${name}: uniforms must be an object, got ${String(values)}`);
     const given = values as Record<string, unknown>;
     const buf = new ArrayBuffer(Math.max(16, paramsBytes));
+    // One view: i32 values wrap to their two's complement bits, f32 values go through f32Bits.
     const u = new Uint32Array(buf);
-    const f = hasF32 ? new Float32Array(buf) : null;
-    const i32 = hasI32 ? new Int32Array(buf) : null;
-    for (const fld of fields) {
+    for (let j = 0; j < fields.length; j++) {
+      const fld = fields[j];
       const v = given[fld.name];
       if (v === undefined) throw new TypeError(`${name}: uniform '${fld.name}' is missing (declared: ${fields.map((x) => x.name).join(', ')})`);
-      const target = (fld.kind === 'u' ? u : fld.kind === 'f' ? f : i32) as Uint32Array | Float32Array | Int32Array;
       if (!fld.list) {
-        target[fld.word] = checkValue(name, fld, v, '');
+        u[fld.word] = packValue(name, fld, v, '');
         continue;
       }
       if (!Array.isArray(v) || v.length !== fld.count) {
         throw new RangeError(`${name}: uniform '${fld.name}' (${fld.wgsl}) needs a list of ${fld.count} numbers, got ${describe(v)}`);
       }
-      for (let k = 0; k < fld.count; k++) target[fld.word + k] = checkValue(name, fld, v[k], `[${k}]`);
+      for (let k = 0; k < fld.count; k++) u[fld.word + k] = packValue(name, fld, v[k], `[${k}]`);
     }
+    // Every declared field was found, so as many keys as fields means no extra one (counting is the fast path).
     let keys = 0;
-    for (const k in given) if (given[k] !== undefined) keys++;
-    if (keys !== fields.length) {
+    for (const k in given) if (k) keys++;
+    if (keys !== fields.length && countDefined(given) !== fields.length) {
       const extra = Object.keys(given).filter((k) => given[k] !== undefined && !fields.some((fl) => fl.name === k));
       throw new TypeError(`${name}: unknown uniform(s) ${extra.map((e) => `'${e}'`).join(', ')} (declared: ${fields.map((x) => x.name).join(', ') || 'none'})`);
     }
@@ -226,8 +235,8 @@ export function kernelSignature<
       out[i] = b;
     }
     let keys = 0;
-    for (const k in given) if (given[k] !== undefined) keys++;
-    if (keys !== storageNames.length) {
+    for (const k in given) if (k) keys++;
+    if (keys !== storageNames.length && countDefined(given) !== storageNames.length) {
       const extra = Object.keys(given).filter((k) => given[k] !== undefined && !storageNames.includes(k));
       throw new TypeError(`${name}: unknown storage binding(s) ${extra.map((e) => `'${e}'`).join(', ')} (declared: ${storageNames.join(', ')})`);
     }

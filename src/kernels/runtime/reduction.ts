@@ -6,8 +6,8 @@
  * - Channel maps: y[ch, s] = f(inputs[ch, s], per-channel values[ch]) over [channels, spatial] tensors, vec4
  *   when the spatial size allows, in binding windows.
  */
-import type { Gpu } from './gpu.js';
-import { cachedSignature, kernelSignature, readOnly, readWrite, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
+import type { Binding, Gpu } from './gpu.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite, type KernelSignature, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
 import { alignElements, flatWindows } from './windows.js';
 import { linearMain, linearWorkgroupSize } from './wgsl.js';
 
@@ -236,7 +236,7 @@ ${linearMain(wg)}
 export interface ChannelMapSpec {
   /** Dispatch label (the op name). */
   label: string;
-  /** Pipeline key: must identify `prelude` and `value` (names and types of the buffers are added). */
+  /** Pipeline key: must identify `prelude`, `value` and the names and types of the buffers and scalars. */
   key: string;
   /** The tensors are [channels, spatial] (e.g. [N * C, D * H * W]); `ch` is the channel index. */
   channels: number;
@@ -256,29 +256,45 @@ export interface ChannelMapSpec {
   maxElems: number;
 }
 
+/** What a channel map needs per launch, prepared once per label, key and vector width. */
+interface ChannelMapPlan {
+  sig: KernelSignature<Record<string, UniformType>, Record<string, StorageSpec>>;
+  pipelineKey: string;
+  inputs: string[];
+  perChannel: string[];
+}
+
+const channelMapPlans = new Map<string, ChannelMapPlan>();
+
+function channelMapPlan(spec: ChannelMapSpec, V: 1 | 4, wg: number): ChannelMapPlan {
+  const cacheKey = `${spec.label}|${spec.key}|${V}|${wg}`;
+  let plan = channelMapPlans.get(cacheKey);
+  if (!plan) {
+    const Elem = V === 4 ? 'vec4f' : 'f32';
+    const inputs = Object.keys(spec.inputs);
+    const perChannel = Object.keys(spec.perChannel);
+    const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
+    for (const s of Object.keys(spec.scalars ?? {})) uniforms[s] = 'f32';
+    const storage: Record<string, StorageSpec> = {};
+    for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
+    for (const name of perChannel) storage[name] = readOnly(spec.perChannel[name].type);
+    storage.dst = readWrite(Elem);
+    plan = { sig: kernelSignature(spec.label, { uniforms, storage }), pipelineKey: `channel-map:${spec.key}:${V}:${wg}`, inputs, perChannel };
+    channelMapPlans.set(cacheKey, plan);
+  }
+  return plan;
+}
+
 /**
  * out[ch, s] = value(inputs[ch, s], perChannel[ch]) for a [channels, spatial] tensor: one invocation per element
  * (a vec4 of them when spatial % 4 == 0, so a vec4 never straddles two channels), in binding windows.
  */
 export function channelMap(gpu: Gpu, spec: ChannelMapSpec): void {
   const V = spec.spatial % 4 === 0 ? 4 : 1;
-  const Elem = V === 4 ? 'vec4f' : 'f32';
   const wg = linearWorkgroupSize(gpu);
-  const inputs = Object.keys(spec.inputs);
-  const perChannel = Object.entries(spec.perChannel);
-  const scalars = Object.keys(spec.scalars ?? {});
-  const key = `channel-map:${spec.key}:${V}:${wg}:${inputs.join(',')}:${perChannel.map(([n, c]) => `${n}=${c.type}`).join(',')}:${scalars.join(',')}`;
-  const sig = cachedSignature(`${spec.label}|${key}`, () => {
-    const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
-    for (const s of scalars) uniforms[s] = 'f32';
-    const storage: Record<string, StorageSpec> = {};
-    for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
-    for (const [name, c] of perChannel) storage[name] = readOnly(c.type);
-    storage.dst = readWrite(Elem);
-    return kernelSignature(spec.label, { uniforms, storage });
-  });
-  const pipeline = sig.pipeline(gpu, key, () => `
-alias Elem = ${Elem};
+  const { sig, pipelineKey, inputs, perChannel } = channelMapPlan(spec, V, wg);
+  const pipeline = sig.pipeline(gpu, pipelineKey, () => `
+alias Elem = ${V === 4 ? 'vec4f' : 'f32'};
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let ch = (p.base + gid) / p.sv;
@@ -287,11 +303,10 @@ ${linearMain(wg)}
   dst[gid] = ${spec.value};
 }`);
   for (const [start, count] of flatWindows(spec.channels * spec.spatial, spec.maxElems)) {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
-    const buffers: Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> = {};
-    for (const name of inputs) buffers[`${name}In`] = win(spec.inputs[name]);
-    for (const [name, c] of perChannel) buffers[name] = c.buffer;
-    buffers.dst = win(spec.out);
+    const buffers: Record<string, Binding> = {};
+    for (const name of inputs) buffers[`${name}In`] = { buffer: spec.inputs[name], offset: start * 4, size: count * 4 };
+    for (const name of perChannel) buffers[name] = spec.perChannel[name].buffer;
+    buffers.dst = { buffer: spec.out, offset: start * 4, size: count * 4 };
     gpu.dispatch({
       pipeline, label: spec.label, workgroups: Math.ceil(count / V / wg),
       ...sig.bind({ ...spec.scalars, n: count / V, base: start / V, sv: spec.spatial / V }, buffers),

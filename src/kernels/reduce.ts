@@ -295,6 +295,9 @@ function reducePasses(
     // Kept axis innermost: a tile of up to 64 consecutive outputs reads consecutive elements.
     const tiWanted = [1, 4, 16, 64].find((t) => t >= Math.min(64, last.size)) ?? 64;
     tr = Math.max(trs[0], Math.min(trForR, wg / tiWanted));
+    // A short reduction over many outputs (e.g. split-K slot sums): one lane per output and no tree, whose
+    // workgroup barriers made a [2, n] -> [n] sum 10x slower than a plain loop on lavapipe.
+    if (R <= 64 && nOut >= wg) tr = 1;
   }
   const ti = Math.max(1, Math.floor(wg / tr));
   const tiles = Math.ceil(nOut / ti);
@@ -335,8 +338,9 @@ function reduceWgsl(kop: KernelOp, nk: number, nr: number, ti: number, tr: numbe
   for (let st = tr / 2; st >= 1; st /= 2) {
     tree.push(`  if (tr < ${st}u) { acc[lid] = ${combine('acc[lid]', `acc[lid + ${st * ti}u]`)}; }\n  workgroupBarrier();`);
   }
+  const shared = tr > 1;
   return /* wgsl */ `
-var<workgroup> acc: array<f32, ${wg}>;
+${shared ? `var<workgroup> acc: array<f32, ${wg}>;` : ''}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -363,12 +367,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       ${accumulate}
     }
   }
-  acc[lid] = s;
-  workgroupBarrier();
+  ${shared ? 'acc[lid] = s;\n  workgroupBarrier();' : ''}
 ${tree.join('\n')}
   if (tr == 0u && valid) {
     let idx = p.outBase + ch * p.nOut + o;
-    var res = acc[lid];
+    var res = ${shared ? 'acc[lid]' : 's'};
     if (p.accumulate != 0u) { res = ${combine('ys[idx]', 'res')}; }
     ys[idx] = ${kop === 'sum' ? 'res * p.scale' : 'res'};
   }

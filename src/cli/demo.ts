@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../data/fs-util.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
+import { PHANTOM_GENERATOR_VERSION } from '../data/phantom.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
@@ -66,7 +67,7 @@ const COMPARE_VARIANTS: readonly TGNetVariant[] = ['dodnet', 'tgnet-a', 'tgnet']
 /** The phantom collection of a configuration, synthesised once; a marker written last tells a complete one. */
 async function phantomCollection(config: DemoConfig, seed: number, cacheRoot: string, log: (s: string) => void): Promise<string> {
   const key = `${config.volume.join('x')}-${config.casesPerTask}-${seed}`;
-  const dir = join(cacheRoot, `demo-phantoms-${key}`);
+  const dir = join(cacheRoot, `demo-phantoms-v${PHANTOM_GENERATOR_VERSION}-${key}`);
   const marker = join(dir, '.complete');
   if (await stat(marker).then(() => true, () => false)) {
     log(`phantoms: ${config.casesPerTask} cases per task at ${config.volume.join('x')} from ${dir} (cached)`);

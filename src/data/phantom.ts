@@ -17,6 +17,12 @@ import { Random, hashSeed } from './random.js';
 import { taskById, type TaskKey } from './tasks.js';
 
 /** Values of the structure map. */
+/**
+ * Generator version: bumped whenever the same options start giving other bytes, so that caches of synthesised
+ * collections (the demo's) are rebuilt instead of silently reused. 2: lesions sized per axis.
+ */
+export const PHANTOM_GENERATOR_VERSION = 2;
+
 export const Structure = {
   air: 0,
   softTissue: 1,
@@ -522,12 +528,15 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   const otherP = options.otherTumourProbability ?? 0.35;
   const wants = (kind: TumourKind) => required.has(kind) || rng.chance(otherP);
   const placeLesions = (organIds: readonly number[], hint: Blob, id: number, radius: [number, number], huFn: (t: number) => number, count: number) => {
-    const minR = minRadius(cv, 1.5);
+    // At least 1.5 voxels along each axis, so a lesion stays visible on a coarse grid; per axis, because one
+    // radius from the coarsest axis (22 mm slices on the demo's 16-slice phantoms) blew every lesion up to a
+    // 34 mm-radius ball, larger in-plane than the kidney it grows from.
+    const minR: Vec3 = [(2 * 1.5) / cv.nx, (2 * 1.5) / cv.ny, (2 * 1.5) / cv.nz];
     for (let n = 0; n < count; n++) {
       const centre = randomVoxelOf(cv, organIds[0], hint);
       if (!centre) continue;
-      const r = Math.max(minR, rng.uniform(radius[0], radius[1]));
-      const lesion = makeBlob(rng, centre, [r, r, r], 0.15, 0, 0.1);
+      const r = rng.uniform(radius[0], radius[1]);
+      const lesion = makeBlob(rng, centre, [Math.max(minR[0], r), Math.max(minR[1], r), Math.max(minR[2], r)], 0.15, 0, 0.1);
       forBlob(cv, lesion, (i, t) => {
         if (organIds.includes(S[i])) {
           S[i] = id;

@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { captureOutput } from '../helpers/capture-output.js';
 import { demoCommand, parseDemoArgs } from '../../src/cli/demo.js';
 import { readNiftiFile } from '../../src/data/nifti-file.js';
+import { PHANTOM_GENERATOR_VERSION } from '../../src/data/phantom.js';
 import { TASKS } from '../../src/data/tasks.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 
@@ -73,7 +74,7 @@ describe('tgnet demo', () => {
     const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { val: string[] };
     for (const id of split.val) {
       const [folder, stem] = id.split('/');
-      const image = await readNiftiFile(join(dir, 'cache', 'demo-phantoms-16x32x32-2-2', folder, 'imagesTr', `${stem}.nii.gz`));
+      const image = await readNiftiFile(join(dir, 'cache', `demo-phantoms-v${PHANTOM_GENERATOR_VERSION}-16x32x32-2-2`, folder, 'imagesTr', `${stem}.nii.gz`));
       const prediction = await readNiftiFile(join(out, 'predictions', `${stem}.nii.gz`));
       expect(prediction.shape).toEqual(image.shape);
       expect(prediction.spacing.map((s) => Number(s.toFixed(4)))).toEqual(image.spacing.map((s) => Number(s.toFixed(4))));

@@ -358,6 +358,14 @@ export function previousCheckpointPath(path: string): string {
   return /\.safetensors$/i.test(path) ? path.replace(/\.safetensors$/i, '.prev.safetensors') : `${path}.prev`;
 }
 
+/**
+ * A Node built-in loaded by a computed name: bundlers leave such an import out, so a browser bundle of this
+ * module (which only calls the byte-level functions) carries no node: import.
+ */
+function nodeModule<T>(name: string): Promise<T> {
+  return import(/* @vite-ignore */ name) as Promise<T>;
+}
+
 let tempCounter = 0;
 
 /**
@@ -368,8 +376,8 @@ let tempCounter = 0;
  */
 export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Promise<void> {
   const bytes = encodeCheckpoint(checkpoint);
-  const { mkdir, open, rename, unlink, link, copyFile, readdir } = await import('node:fs/promises');
-  const { basename, dirname, join } = await import('node:path');
+  const { mkdir, open, rename, unlink, link, copyFile, readdir } = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
+  const { basename, dirname, join } = await nodeModule<typeof import('node:path')>('node:path');
   const dir = dirname(path);
   const stem = `${basename(path)}.tmp-`;
   const temp = join(dir, `${stem}${process.pid}-${tempCounter++}`);
@@ -410,7 +418,7 @@ export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Prom
 
 /** fsync a folder (its entries: a rename is durable only once the folder is synced). Not every platform allows it. */
 async function syncFolder(dir: string): Promise<void> {
-  const { open } = await import('node:fs/promises');
+  const { open } = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
   let handle: Awaited<ReturnType<typeof open>> | null = null;
   try {
     handle = await open(dir, 'r');
@@ -429,7 +437,7 @@ async function syncFolder(dir: string): Promise<void> {
  * is refused with an error that names it and, when the previous checkpoint exists beside it, suggests that one.
  */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const { readFile, stat } = await import('node:fs/promises');
+  const { readFile, stat } = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);

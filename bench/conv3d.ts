@@ -5,7 +5,7 @@
  */
 import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
-} from '../src/kernels/conv3d.js';
+} from '../src/kernels/conv3d/index.js';
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { timeGpu } from './timing.js';
 

@@ -7,7 +7,7 @@
 import { pathToFileURL } from 'node:url';
 import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dOptions, type Conv3dShape,
-} from '../src/kernels/conv3d.js';
+} from '../src/kernels/conv3d/index.js';
 import { groupNormBackward, groupNormForward } from '../src/kernels/group-norm.js';
 import { matmul } from '../src/kernels/matmul.js';
 import { conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef } from '../src/kernels/reference/conv3d.js';

@@ -13,7 +13,7 @@ export * from './reduce.js';
 export * from './matmul.js';
 export * from './permute.js';
 export * from './concat.js';
-export * from './conv3d.js';
+export * from './conv3d/index.js';
 export * from './weight-standardize.js';
 export * from './group-norm.js';
 export * from './global-avg-pool.js';

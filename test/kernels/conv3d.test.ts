@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   chooseConv3dTile, conv3dBackwardBias, conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape,
   type Conv3dOptions, type Conv3dShape,
-} from '../../src/kernels/conv3d.js';
+} from '../../src/kernels/conv3d/index.js';
 import {
   conv3dBackwardBiasRef, conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef,
 } from '../../src/kernels/reference/conv3d.js';

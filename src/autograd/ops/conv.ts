@@ -1,7 +1,7 @@
 /** conv3d and weight standardisation with their gradients. */
 import {
   conv3dBackwardBias, conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
-} from '../../kernels/conv3d.js';
+} from '../../kernels/conv3d/index.js';
 import { weightStandardize as wsKernel, weightStandardizeBackward } from '../../kernels/weight-standardize.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';

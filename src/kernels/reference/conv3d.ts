@@ -2,7 +2,7 @@
  * CPU twins of the conv3d kernels (NCDHW, cross-correlation as PyTorch's F.conv3d), direct loops in float64.
  * Slow by design: they are the ground truth for the GPU kernels on small shapes.
  */
-import { conv3dOutputShape, type Conv3dShape } from '../conv3d.js';
+import { conv3dOutputShape, type Conv3dShape } from '../conv3d/index.js';
 
 interface Dims {
   N: number; Cin: number; D: number; H: number; W: number;

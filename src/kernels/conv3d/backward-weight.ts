@@ -1,0 +1,167 @@
+/**
+ * conv3d weight gradient (split-K implicit GEMM, deterministic two-pass reduction) and bias gradient:
+ *
+ *   gw[co, ci, kpos] = sum_{n, vox} gy[n, co, vox] * x[n, ci, vox*s - p + kpos]
+ *   gb[co]           = sum_{n, vox} gy[n, co, vox]
+ */
+import type { Gpu } from '../runtime/gpu.js';
+import { kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { checkBuffer } from '../runtime/wgsl.js';
+import { reduce } from '../reduce.js';
+import { planDirectWeightGrad } from './direct/weight.js';
+import {
+  SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
+} from './geometry.js';
+import { gemmShader } from './gemm.js';
+import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import {
+  bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
+} from './slabs.js';
+import { checkTile, chooseConv3dTile, tileKey } from './tiles.js';
+
+const weightGradSignature = kernelSignature('conv3d backward weight', {
+  uniforms: {
+    total: 'u32', nT: 'u32', mT: 'u32', sps: 'u32', chunk: 'u32', M: 'u32', N: 'u32', R: 'u32',
+    xBase: 'u32', gBase: 'u32', pBase: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32',
+    ...SIZE_UNIFORMS,
+  },
+  storage: { xs: readOnly('f32'), gs: readOnly('f32'), parts: readWrite('f32') },
+});
+
+/** Target workgroups in flight for split-K (enough to fill a large GPU several times). */
+const SPLIT_TARGET_WORKGROUPS = 1024;
+/** Shortest split-K chunk of the reduction, in voxels. */
+const MIN_CHUNK = 512;
+/** Cap on the split-K partial buffer. */
+const MAX_PARTIAL_BYTES = 256 * 1024 * 1024;
+
+/** out[e] = sum over the `slots` partial results parts[s * n + e], by the deterministic `reduce` kernel. */
+function sumSlots(gpu: Gpu, parts: GPUBuffer, out: GPUBuffer, slots: number, n: number): void {
+  reduce(gpu, 'sum', parts, [slots, n], [0], out);
+}
+
+/**
+ * gradW = d(sum(gradOut * conv3d(x, w)))/dw: a [Cout] x [Cin*k^3] GEMM reducing over (N, Do, Ho, Wo). The
+ * reduction is split into chunks whose partial sums go to a pooled buffer (accumulated across slabs in stream
+ * order) and are then summed by `reduce`: deterministic, no float atomics.
+ */
+export function conv3dBackwardWeight(
+  gpu: Gpu, x: GPUBuffer, gradOut: GPUBuffer, gradW: GPUBuffer, shape: Conv3dShape, options: Conv3dOptions = {},
+): void {
+  const what = 'conv3d backward weight';
+  const g = geometry(shape, what);
+  const K3 = g.k ** 3;
+  const wSize = g.Cout * g.Cin * K3;
+  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
+  checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);
+  checkBuffer(gradW, wSize, `${what} gradW`);
+  const budget = bindingBudget(gpu, options.maxBindingBytes, what);
+  checkWeightFits(g, budget, what);
+  const direct = useDirect(gpu, options)
+    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK })
+    : null;
+  if (direct) {
+    const parts = direct.slots > 1 ? gpu.pool.acquire(direct.slots * wSize * 4, `${what} partials`) : gradW;
+    direct.run(parts);
+    if (parts !== gradW) {
+      sumSlots(gpu, parts, gradW, direct.slots, wSize);
+      gpu.pool.release(parts);
+    }
+    return;
+  }
+  const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Cin * K3);
+  const threads = checkTile(gpu, tile, what);
+  const { specialize, prefetch } = gemmChoices(gpu, options);
+  const sizes = sizeConstants(g, specialize);
+  const X = inputVol(g);
+  const O = outputVol(g);
+  const map = forwardDepthMap(g);
+  const plan = planSlabs(g.N, O, X, map, budget, what);
+
+  // Split-K from the first (largest) slab: every later slab touches a subset of its partial slots.
+  const R0 = plan.dc * O.hw;
+  const tiles0 = Math.ceil(plan.ac / tile.bm) * Math.ceil(plan.bc * K3 / tile.bn) * plan.nc;
+  let sps = options.splitK ?? Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_WORKGROUPS / tiles0), Math.ceil(R0 / MIN_CHUNK)));
+  if (!Number.isInteger(sps) || sps < 1) throw new RangeError(`${what}: splitK must be a positive integer, got ${sps}`);
+  const maxSlots = Math.max(1, Math.floor(Math.min(budget, MAX_PARTIAL_BYTES / 4) / wSize));
+  sps = Math.max(1, Math.min(sps, Math.floor(maxSlots / plan.nc), Math.ceil(R0 / tile.bk)));
+  const chunk = Math.ceil(Math.ceil(R0 / sps) / tile.bk) * tile.bk;
+  sps = Math.ceil(R0 / chunk);
+  const slots = plan.nc * sps;
+  if (slots > maxSlots) throw new RangeError(`${what}: ${plan.nc} samples per slab need ${slots} partial weight gradients, more than fit a binding`);
+  const partial = slots > 1 ? gpu.pool.acquire(slots * wSize * 4, `${what} partials`) : gradW;
+
+  const BK = `${tile.bk}u`;
+  const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}`;
+  const pipeline = weightGradSignature.pipeline(gpu, key, () => gemmShader({
+    tile, threads, prefetch,
+    init: sizes.init,
+    decls: sizes.decl,
+    privates: `var<private> colOk: bool; var<private> ckd: u32; var<private> ckh: u32; var<private> ckw: u32; var<private> xRow: u32;
+var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
+    decode: `let tn = lin % p.nT; var rest = lin / p.nT; let tm = rest % p.mT; rest = rest / p.mT;
+  let sp = rest % p.sps; let nl = rest / p.sps;`,
+    setup: `
+  let c = n0 + bcol;
+  colOk = c < p.N;
+  let ci = c / K3; let r = c - ci * K3;
+  ${splitKernelOffset(g, 'r')}
+  ckd = kd; ckh = kh; ckw = kw;
+  xRow = p.xBase + nl * XS + ci * DHW;
+  gRow = p.gBase + nl * OS;
+  kLim = min(sp * p.chunk + p.chunk, p.R);`,
+    tBegin: `sp * p.chunk / ${BK}`,
+    tEnd: `(min(sp * p.chunk + p.chunk, p.R) + ${tile.bk - 1}u) / ${BK}`,
+    tileSetup: `k0 = t * ${BK};`,
+    loadA: 'let k = k0 + kc; if (row < p.M && k < kLim) { return gs[gRow + row * DHWO + k]; } return 0.0;',
+    loadB: `
+  let k = k0 + kr;
+  if (!colOk || k >= kLim) { return 0.0; }
+  let od = k / HWO + p.od0; let rem = k % HWO; let oh = rem / WO; let ow = rem % WO;
+  let id = i32(od * S + ckd) - P; let ih = i32(oh * S + ckh) - P; let iw = i32(ow * S + ckw) - P;
+  if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
+  return xs[xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
+    store: `let idx = (nl * p.sps + sp) * WSIZE + p.pBase + row * WROW + col;
+    if (p.accumulate != 0u) { parts[idx] = parts[idx] + v; } else { parts[idx] = v; }`,
+  }));
+  const sizeUniforms = sizeValues(g);
+  const parts = whole(partial, slots * wSize);
+  for (const sl of slabs(g.N, O, X, map, plan)) {
+    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
+    const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
+    const R = sl.dc * O.hw;
+    const nT = Math.ceil(sl.bc * K3 / tile.bn);
+    const mT = Math.ceil(sl.ac / tile.bm);
+    const spsHere = Math.ceil(R / chunk);
+    const total = nT * mT * spsHere * sl.nc;
+    // Slots are numbered nl * sps + sp with this slab's sps; the first slab's numbering must cover them all.
+    if (spsHere !== sps && sl.nc > 1) throw new Error(`${what}: internal slab plan error`);
+    const uniforms = {
+      total, nT, mT, sps: spsHere, chunk, M: sl.ac, N: sl.bc * K3, R, xBase: xw.base, gBase: gw.base,
+      pBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, od0: sl.d0, id0: sl.lo, accumulate: sl.firstReduction ? 0 : 1, ...sizeUniforms,
+    };
+    gpu.dispatch({
+      pipeline, label: 'conv3d:wgrad', workgroups: total,
+      ...weightGradSignature.bind(uniforms, { xs: xw.binding, gs: gw.binding, parts }),
+    });
+  }
+  if (partial !== gradW) {
+    sumSlots(gpu, partial, gradW, slots, wSize);
+    gpu.pool.release(partial);
+  }
+}
+
+/**
+ * gradB[co] = sum over the batch and all output voxels of gradOut[n, co], by the deterministic `reduce` kernel
+ * (which slabs past a binding on its own; `options` is accepted for symmetry with the other launchers).
+ */
+export function conv3dBackwardBias(
+  gpu: Gpu, gradOut: GPUBuffer, gradB: GPUBuffer, shape: Conv3dShape, _options: Conv3dOptions = {},
+): void {
+  const what = 'conv3d backward bias';
+  const g = geometry(shape, what);
+  const voxels = g.Do * g.Ho * g.Wo;
+  checkBuffer(gradOut, g.N * g.Cout * voxels, `${what} gradOut`);
+  checkBuffer(gradB, g.Cout, `${what} gradB`);
+  reduce(gpu, 'sum', gradOut, [g.N, g.Cout, voxels], [0, 2], gradB);
+}

@@ -1,0 +1,64 @@
+/**
+ * Direct conv3d kernels for software adapters (lavapipe, SwiftShader), which run a workgroup's invocations
+ * as the SIMD lanes of one CPU thread: there every workgroupBarrier and workgroup-memory round trip is costly,
+ * a load whose address differs between lanes is a per-lane gather, and a load whose address is the same in all
+ * lanes (derived only from the workgroup id, constants and uniform loop counters) is one scalar load.
+ *
+ * So these kernels use no workgroup memory and no barriers, and arrange the loops so that weights (or, in
+ * the weight gradient, the output gradient) are lane-uniform while the other operand is read once per lane
+ * and reused from registers across several taps and channels:
+ *
+ *   conv:    one invocation owns CT destination channels x VW consecutive voxels along W; it loops over source
+ *            channels and (kd, kh), loads the (VW - 1) * s + k source values of its row once and applies them
+ *            to all k taps along W and all CT channels (weights uniform). The forward pass is this kernel;
+ *            the stride-1 data gradient is the same kernel on gradOut with the kernel flipped and the channel
+ *            roles of the weight swapped (padding k - 1 - p). See conv.ts.
+ *   strided: the data gradient of any stride, per input phase (no zero taps). See strided.ts.
+ *   weight:  one invocation owns one (ci, kd, kh) and CT output channels x k taps along W; it walks a chunk of
+ *            output rows (n, od, oh) along W, reading gradOut uniformly; chunks write partial sums that
+ *            `reduce` adds up (deterministic, no atomics). See weight.ts.
+ *
+ * This file holds what they share: register blocking, workgroup sizing and batch grouping.
+ */
+
+/** Register blocking of the direct kernels (tests override it to cover remainders). */
+export interface DirectBlocking {
+  /** Destination channels per invocation (conv) / output channels per invocation (weight gradient). */
+  ct: number;
+  /** Consecutive voxels along W per invocation (conv) / output voxels along W per step (weight gradient). */
+  vw: number;
+}
+
+/**
+ * Workgroups over `items` lanes of work (SIMD vectors of eight lanes): `target` invocations each, or a power of
+ * two from 8 up when there is less work, so that small layers run no idle vectors and the number of pipelines
+ * (each takes seconds to compile on lavapipe) stays small.
+ */
+export function laneBlocks(items: number, target: number): { wg: number; blocks: number } {
+  let wg = 8;
+  while (wg < target && wg < items) wg *= 2;
+  wg = Math.min(wg, target);
+  return { wg, blocks: Math.ceil(items / wg) };
+}
+
+/**
+ * Up to 4 channels x 4 voxels per invocation: measured on lavapipe (2-core EPYC, AVX2), 8 x 4 and 4 x 8 spill
+ * and compile 5-10 times slower, 2 x 4 and 4 x 2 reload the operands too often.
+ */
+export function directBlocking(channels: number): DirectBlocking {
+  return { ct: channels >= 4 ? 4 : channels >= 2 ? 2 : 1, vw: 4 };
+}
+
+/** Batch groups that each fit one binding on both sides: the whole batch, else one sample at a time; null if a sample does not fit. */
+export function batchGroups(N: number, aSample: number, bSample: number, budget: number): [number, number][] | null {
+  if (N * aSample <= budget && N * bSample <= budget) return [[0, N]];
+  if (aSample > budget || bSample > budget) return null;
+  return Array.from({ length: N }, (_, n) => [n, 1] as [number, number]);
+}
+
+/** Accumulator declarations `var a{c}_{i} = 0.0;` for `rows` x `cols` registers, one line per row. */
+export function accumulators(rows: number, cols: number): string[] {
+  const acc: string[] = [];
+  for (let c = 0; c < rows; c++) acc.push(Array.from({ length: cols }, (_, v) => `var a${c}_${v} = 0.0;`).join(' '));
+  return acc;
+}

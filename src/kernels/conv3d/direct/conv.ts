@@ -1,0 +1,156 @@
+/**
+ * The direct convolution kernel (see common.ts): the forward pass, and the stride-1 data gradient as the same
+ * kernel on gradOut with the kernel flipped.
+ */
+import type { Gpu } from '../../runtime/gpu.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
+import { alignedWindow } from '../../runtime/windows.js';
+import type { Conv3dGeometry } from '../geometry.js';
+import { whole } from '../slabs.js';
+import { accumulators, batchGroups, directBlocking, laneBlocks, type DirectBlocking } from './common.js';
+import { directStridedBackwardData } from './strided.js';
+
+const convSignature = (hasBias: boolean) => cachedSignature(`conv3d direct convolution:${hasBias}`, () => kernelSignature('conv3d direct convolution', {
+  uniforms: {
+    total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
+    D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
+    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32',
+  },
+  storage: { src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}), dst: readWrite('f32') },
+}));
+
+/** One convolution as the direct kernel sees it: src [N, Cs, D, H, W] -> dst [N, Cd, Do, Ho, Wo]. */
+interface ConvJob {
+  N: number; Cs: number; Cd: number; D: number; H: number; W: number; Do: number; Ho: number; Wo: number;
+  k: number; s: number; p: number;
+  /** Weight element of (dst channel d, src channel c, tap t): d * sDst + c * sSrc + (flip ? k^3 - 1 - t : t). */
+  sDst: number; sSrc: number; flip: boolean;
+}
+
+function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, wg: number): string {
+  const { k, s } = j;
+  const { ct, vw } = b;
+  const L = (vw - 1) * s + k;
+  const K3 = k ** 3;
+  const lines: string[] = [];
+  for (let i = 0; i < L; i++) {
+    lines.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, src[select(0u, u32(rowBase + ${i}), ok${i})], ok${i});`);
+  }
+  for (let kw = 0; kw < k; kw++) {
+    const tap = j.flip ? `${K3 - 1 - kw}u - tapRow` : `tapRow + ${kw}u`;
+    for (let c = 0; c < ct; c++) {
+      lines.push(`let w${c}_${kw} = ws[min(wBase + ${c}u * p.sDst + ${tap}, p.wLast)];`);
+      for (let v = 0; v < vw; v++) lines.push(`a${c}_${v} = fma(w${c}_${kw}, x${v * s + kw}, a${c}_${v});`);
+    }
+  }
+  const stores: string[] = [];
+  for (let c = 0; c < ct; c++) {
+    stores.push(`if (c0 + ${c}u < p.Cd) {`);
+    const bias = hasBias ? ` + bs[c0 + ${c}u]` : '';
+    for (let v = 0; v < vw; v++) {
+      stores.push(`  if (ow0 + ${v}u < p.Wo) { dst[oRow + ${c}u * DHWO + ${v}u] = a${c}_${v}${bias}; }`);
+    }
+    stores.push('}');
+  }
+  return /* wgsl */ `
+const K = ${k}u;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+  if (lin >= p.total) { return; }
+  let vb = lin % p.nVB; let rest = lin / p.nVB; let cb = rest % p.nCB; let n = rest / p.nCB;
+  let c0 = cb * ${ct}u;
+  let gi = vb * ${wg}u + lid;
+  let valid = gi < p.nGroups;
+  let g = min(gi, p.nGroups - 1u);
+  let owg = g % p.nWg; let t = g / p.nWg; let oh = t % p.Ho; let od = t / p.Ho;
+  let ow0 = owg * ${vw}u;
+  let PAD = i32(p.pad);
+  let id0 = i32(od * ${s}u) - PAD; let ih0 = i32(oh * ${s}u) - PAD; let iw0 = i32(ow0 * ${s}u) - PAD;
+  let HW = p.H * p.W; let DHW = p.D * HW; let DHWO = p.Do * p.Ho * p.Wo;
+  ${accumulators(ct, vw).join('\n  ')}
+  for (var ci = 0u; ci < p.Cs; ci++) {
+    let cBase = i32(p.srcBase + n * p.srcNS + ci * DHW);
+    let wBase = c0 * p.sDst + ci * p.sSrc;
+    for (var kd = 0u; kd < K; kd++) {
+      let id = id0 + i32(kd);
+      for (var kh = 0u; kh < K; kh++) {
+        let ih = ih0 + i32(kh);
+        let rowOk = valid && u32(id) < p.D && u32(ih) < p.H;
+        let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
+        let tapRow = (kd * K + kh) * K;
+        ${lines.join('\n        ')}
+      }
+    }
+  }
+  if (!valid) { return; }
+  let oRow = p.dstBase + n * p.dstNS + c0 * DHWO + (od * p.Ho + oh) * p.Wo + ow0;
+  ${stores.join('\n  ')}
+}`;
+}
+
+function runConv(
+  gpu: Gpu, src: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, dst: GPUBuffer, j: ConvJob, budget: number,
+  blocking: DirectBlocking | undefined, label: string,
+): boolean {
+  const srcSample = j.Cs * j.D * j.H * j.W;
+  const dstSample = j.Cd * j.Do * j.Ho * j.Wo;
+  const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const groups = batchGroups(j.N, srcSample + slack, dstSample + slack, budget);
+  if (!groups) return false;
+  const b = blocking ?? directBlocking(j.Cd);
+  const hasBias = bias !== null;
+  const nWg = Math.ceil(j.Wo / b.vw);
+  const nGroups = j.Do * j.Ho * nWg;
+  const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
+  const sig = convSignature(hasBias);
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}`;
+  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, wg));
+  const nCB = Math.ceil(j.Cd / b.ct);
+  const wSize = j.Cd * j.Cs * j.k ** 3;
+  const weights = whole(w, wSize);
+  for (const [n0, nc] of groups) {
+    const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample);
+    const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample);
+    const total = nVB * nCB * nc;
+    const uniforms = {
+      total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
+      sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
+    };
+    const buffers = { src: sw.binding, ws: weights, dst: dw.binding, ...(bias ? { bs: whole(bias, j.Cd) } : {}) };
+    gpu.dispatch({ pipeline, label, workgroups: total, ...sig.bind(uniforms, buffers) });
+  }
+  return true;
+}
+
+/** out = conv3d(x, w) + bias by the direct kernel; false (nothing recorded) when one sample does not fit a binding. */
+export function directConvForward(
+  gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, g: Conv3dGeometry, budget: number,
+  blocking?: DirectBlocking,
+): boolean {
+  const K3 = g.k ** 3;
+  return runConv(gpu, x, w, bias, out, {
+    N: g.N, Cs: g.Cin, Cd: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo, k: g.k, s: g.s, p: g.p,
+    sDst: g.Cin * K3, sSrc: K3, flip: false,
+  }, budget, blocking, 'conv3d:fwd');
+}
+
+/**
+ * gradX by the direct kernels: for stride 1 (and padding up to k - 1) the convolution kernel on gradOut
+ * (flipped kernel, padding k - 1 - p), otherwise the strided gather; false (nothing recorded) when one sample
+ * does not fit a binding.
+ */
+export function directConvBackwardData(
+  gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, g: Conv3dGeometry, budget: number,
+  blocking?: DirectBlocking,
+): boolean {
+  if (g.s !== 1 || g.p > g.k - 1) return directStridedBackwardData(gpu, gradOut, w, gradX, g, budget, blocking);
+  const K3 = g.k ** 3;
+  return runConv(gpu, gradOut, w, null, gradX, {
+    N: g.N, Cs: g.Cout, Cd: g.Cin, D: g.Do, H: g.Ho, W: g.Wo, Do: g.D, Ho: g.H, Wo: g.W, k: g.k, s: 1, p: g.k - 1 - g.p,
+    // A 1x1x1 kernel flipped is itself: the forward pipeline serves, one shader fewer to compile.
+    sDst: K3, sSrc: g.Cin * K3, flip: g.k !== 1,
+  }, budget, blocking, 'conv3d:dgrad');
+}

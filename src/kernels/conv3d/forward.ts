@@ -1,0 +1,122 @@
+/**
+ * conv3d forward as an implicit GEMM (no im2col buffer):
+ *
+ *   out[co, vox] = sum_{ci,kd,kh,kw} w[co, ci, kd, kh, kw] * x[ci, vox*s - p + (kd, kh, kw)]
+ *
+ * The voxel operand (B) is gathered on the fly from the NCDHW input, the padding handled by bounds checks.
+ */
+import type { Gpu } from '../runtime/gpu.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { checkBuffer } from '../runtime/wgsl.js';
+import { directConvForward } from './direct/conv.js';
+import {
+  SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
+} from './geometry.js';
+import { gemmShader } from './gemm.js';
+import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import {
+  bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
+} from './slabs.js';
+import { checkTile, chooseConv3dTile, tileKey, type Conv3dTile } from './tiles.js';
+
+const FORWARD_UNIFORMS = {
+  total: 'u32', nT: 'u32', mT: 'u32', M: 'u32', N: 'u32', C: 'u32', cT: 'u32', kT: 'u32',
+  xBase: 'u32', oBase: 'u32', wBase: 'u32', co0: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32',
+  ...SIZE_UNIFORMS,
+} as const;
+
+const forwardSignature = (hasBias: boolean) => cachedSignature(`conv3d forward:${hasBias}`, () => kernelSignature('conv3d forward', {
+  uniforms: FORWARD_UNIFORMS,
+  storage: { xs: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}), ys: readWrite('f32') },
+}));
+
+/**
+ * Whether the reduction runs kernel-offset-major ((kd, kh, kw) outer, channels inner in BK chunks): the tap's
+ * bounds check and offset are then computed once per tile instead of per element, at the price of padding
+ * each offset's channel run to a multiple of BK. Used when the gathered channel count is a multiple of BK or large.
+ */
+export function offsetMajor(channels: number, k: number, tile: Conv3dTile): boolean {
+  return k > 1 && (channels % tile.bk === 0 || channels >= 4 * tile.bk);
+}
+
+/** out = conv3d(x, w) + bias on NCDHW f32 buffers; `out` holds conv3dOutputShape(shape.x, shape.w, shape). */
+export function conv3dForward(
+  gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, shape: Conv3dShape,
+  options: Conv3dOptions = {},
+): void {
+  const what = 'conv3d forward';
+  const g = geometry(shape, what);
+  const K3 = g.k ** 3;
+  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
+  checkBuffer(w, g.Cout * g.Cin * K3, `${what} weight`);
+  if (bias) checkBuffer(bias, g.Cout, `${what} bias`);
+  checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
+  const budget = bindingBudget(gpu, options.maxBindingBytes, what);
+  checkWeightFits(g, budget, what);
+  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking)) return;
+  const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
+  const threads = checkTile(gpu, tile, what);
+  const { specialize, prefetch } = gemmChoices(gpu, options);
+  const sizes = sizeConstants(g, specialize);
+  const major = offsetMajor(g.Cin, g.k, tile);
+  const BK = `${tile.bk}u`;
+  const sig = forwardSignature(bias !== null);
+  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}`;
+  const pipeline = sig.pipeline(gpu, key, () => gemmShader({
+    tile, threads, prefetch,
+    init: sizes.init,
+    decls: sizes.decl,
+    privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> xRow: u32;
+var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
+    decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
+    setup: `
+  let vox = n0 + bcol;
+  colOk = vox < p.N;
+  let od = vox / HWO + p.od0; let rem = vox % HWO; let oh = rem / WO; let ow = rem % WO;
+  bd = i32(od * S) - P; bh = i32(oh * S) - P; bw = i32(ow * S) - P;
+  xRow = p.xBase + nl * XS;`,
+    tBegin: '0u',
+    tEnd: 'p.kT',
+    tileSetup: major ? `
+  kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
+  ${splitKernelOffset(g, 'kp')}
+  let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
+  tapOk = colOk && u32(id) < D && u32(ih) < H && u32(iw) < W;
+  colOff = xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw);` : `k0 = t * ${BK};`,
+    loadA: major
+      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + row * WROW + c * K3 + kp]; } return 0.0;'
+      : 'let k = k0 + kc; if (row < p.M && k < p.C * K3) { return ws[p.wBase + row * WROW + k]; } return 0.0;',
+    loadB: major ? 'let c = k0 + kr; if (tapOk && c < p.C) { return xs[colOff + c * DHW]; } return 0.0;' : `
+  let k = k0 + kr;
+  if (!colOk || k >= p.C * K3) { return 0.0; }
+  let ci = k / K3; let r = k - ci * K3;
+  ${splitKernelOffset(g, 'r')}
+  let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
+  if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
+  return xs[xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
+    store: `let idx = p.oBase + nl * OS + row * DHWO + col;
+    if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}; }`,
+  }));
+  const X = inputVol(g);
+  const O = outputVol(g);
+  const map = forwardDepthMap(g);
+  const plan = planSlabs(g.N, O, X, map, budget, what);
+  const sizeUniforms = sizeValues(g);
+  const weights = whole(w, g.Cout * g.Cin * K3);
+  for (const sl of slabs(g.N, O, X, map, plan)) {
+    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
+    const ow = volWindow(gpu, out, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
+    const N = sl.dc * O.hw;
+    const nT = Math.ceil(N / tile.bn);
+    const mT = Math.ceil(sl.ac / tile.bm);
+    const total = nT * mT * sl.nc;
+    const cT = Math.ceil(sl.bc / tile.bk);
+    const uniforms = {
+      total, nT, mT, M: sl.ac, N, C: sl.bc, cT, kT: major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk),
+      xBase: xw.base, oBase: ow.base, wBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, co0: sl.a0, od0: sl.d0, id0: sl.lo,
+      accumulate: sl.firstB ? 0 : 1, ...sizeUniforms,
+    };
+    const buffers = { xs: xw.binding, ws: weights, ys: ow.binding, ...(bias ? { bs: whole(bias, g.Cout) } : {}) };
+    gpu.dispatch({ pipeline, label: 'conv3d:fwd', workgroups: total, ...sig.bind(uniforms, buffers) });
+  }
+}

@@ -1,0 +1,39 @@
+/** Options shared by the conv3d launchers, and the choice between the implicit GEMMs and the direct kernels. */
+import { isSoftwareAdapter, type Gpu } from '../runtime/gpu.js';
+import type { DirectBlocking } from './direct/common.js';
+import type { Conv3dTile } from './tiles.js';
+
+export interface Conv3dOptions {
+  /** Largest storage binding to use, in bytes (default and upper bound: the device's maxStorageBufferBindingSize). Tests lower it to force slabs. */
+  maxBindingBytes?: number;
+  /** Overrides the tile chosen from the shape and the device limits. */
+  tile?: Conv3dTile;
+  /** Weight gradient: number of split-K chunks per sample (default chosen from the shape). */
+  splitK?: number;
+  /**
+   * Compile the tensor sizes into the shader as constants (one pipeline per layer shape; divisions by constants
+   * are cheap) instead of reading them from the params (one pipeline per kernel size, stride and tile).
+   * Default: true on hardware adapters, false on software ones, where each pipeline takes seconds to compile.
+   */
+  specialize?: boolean;
+  /** Register prefetch of the next tile's operands (default: true on hardware adapters, false on software ones). */
+  prefetch?: boolean;
+  /**
+   * Use the direct kernels of conv3d/direct (no workgroup memory, no barriers) instead of the implicit GEMMs.
+   * Default: true on software adapters unless a `tile` is given. Shapes the direct kernels do not take (one
+   * sample past a binding) fall back to the GEMMs.
+   */
+  direct?: boolean;
+  /** Register blocking of the direct kernels (default chosen from the channel count). */
+  directBlocking?: DirectBlocking;
+}
+
+export function useDirect(gpu: Gpu, options: Conv3dOptions): boolean {
+  return options.direct ?? (options.tile === undefined && isSoftwareAdapter(gpu));
+}
+
+/** The GEMM path's compile-time choices: sizes as constants, register prefetch. */
+export function gemmChoices(gpu: Gpu, options: Conv3dOptions): { specialize: boolean; prefetch: boolean } {
+  const hardware = !isSoftwareAdapter(gpu);
+  return { specialize: options.specialize ?? hardware, prefetch: options.prefetch ?? hardware };
+}

@@ -1,16 +1,19 @@
 /**
  * Batched matrix multiply C[b] = op(A[b]) op(B[b]) (op = identity or transpose), row-major f32.
  *
- * Tiled with register blocking: a workgroup computes a BM x BN block of C, staging BK-deep slices of A and
- * B in workgroup memory (k-major, padded against bank conflicts); each thread accumulates TM x TN outputs
- * with the rows and columns strided across the block so that shared-memory reads and global stores of
- * neighbouring threads are contiguous. The batch is folded into the z grid dimension; a batch stride of 0
- * shares an operand across the batch. m, n and k need not be multiples of the tile (guarded loads and stores).
+ * Runs on the tiled GEMM skeleton shared with conv3d (conv3d/gemm.ts): a workgroup computes a BM x BN block
+ * of C, staging BK-deep slices of A and B in workgroup memory (k-major, padded against bank conflicts), and
+ * each invocation accumulates TM x TN outputs. A transposed operand is loaded with its contiguous index
+ * fastest across invocations. The batch is the z grid dimension; a batch stride of 0 shares an operand across
+ * the batch. m, n and k need not be multiples of the tile (guarded loads and stores).
  */
-import { alignedWindow, maxWindowElements } from './runtime/windows.js';
+import { gemmShader } from './conv3d/gemm.js';
+import { checkTile } from './conv3d/tiles.js';
 import { reduce } from './reduce.js';
-import type { Gpu } from './runtime/gpu.js';
-import { checkBuffer, checkShape, packParams, sizeOf } from './runtime/wgsl.js';
+import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
+import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { checkBuffer, checkShape, sizeOf } from './runtime/wgsl.js';
+import { alignedWindow, maxWindowElements } from './runtime/windows.js';
 
 export interface MatmulOptions {
   /** Number of matrices (default 1). */
@@ -119,90 +122,38 @@ export function matmulShapes(
   };
 }
 
-function matmulWgsl(t: MatmulTile, transA: boolean, transB: boolean): string {
-  const { bm, bn, bk, tm, tn, threads } = t;
-  const sa = bm + PAD;
-  const sb = bn + PAD;
-  const tnx = bn / tn; // threads across columns
-  const tmy = bm / tm;
-  const loadsA = (bm * bk) / threads;
-  const loadsB = (bn * bk) / threads;
-  const lines: string[] = [];
-  for (let i = 0; i < loadsA; i++) {
-    lines.push(`  {
-    let li = lid + ${i * threads}u;
-    ${transA
-      ? `let r = li % ${bm}u; let kk = li / ${bm}u;
-    let gr = row0 + r; let gk = k0 + kk;
-    let ok = gr < p.m && gk < p.k;
-    let v = select(0.0, as_[select(0u, aOff + gk * p.m + gr, ok)], ok);`
-      : `let kk = li % ${bk}u; let r = li / ${bk}u;
-    let gr = row0 + r; let gk = k0 + kk;
-    let ok = gr < p.m && gk < p.k;
-    let v = select(0.0, as_[select(0u, aOff + gr * p.k + gk, ok)], ok);`}
-    tA[kk * ${sa}u + r] = v;
-  }`);
-  }
-  for (let i = 0; i < loadsB; i++) {
-    lines.push(`  {
-    let li = lid + ${i * threads}u;
-    ${transB
-      ? `let kk = li % ${bk}u; let c = li / ${bk}u;
-    let gc = col0 + c; let gk = k0 + kk;
-    let ok = gc < p.n && gk < p.k;
-    let v = select(0.0, bs[select(0u, bOff + gc * p.k + gk, ok)], ok);`
-      : `let c = li % ${bn}u; let kk = li / ${bn}u;
-    let gc = col0 + c; let gk = k0 + kk;
-    let ok = gc < p.n && gk < p.k;
-    let v = select(0.0, bs[select(0u, bOff + gk * p.n + gc, ok)], ok);`}
-    tB[kk * ${sb}u + c] = v;
-  }`);
-  }
-  const body: string[] = [];
-  for (let i = 0; i < tm; i++) body.push(`      let a${i} = tA[kk * ${sa}u + ty + ${i * tmy}u];`);
-  for (let j = 0; j < tn; j++) body.push(`      let b${j} = tB[kk * ${sb}u + tx + ${j * tnx}u];`);
-  for (let i = 0; i < tm; i++) {
-    for (let j = 0; j < tn; j++) body.push(`      acc[${i * tn + j}] = fma(a${i}, b${j}, acc[${i * tn + j}]);`);
-  }
-  const stores: string[] = [];
-  for (let i = 0; i < tm; i++) {
-    stores.push(`  {
-    let gr = row0 + ty + ${i * tmy}u;
-    if (gr < p.m) {
-${Array.from({ length: tn }, (_, j) => `      if (col0 + tx + ${j * tnx}u < p.n) { cs[cOff + gr * p.n + col0 + tx + ${j * tnx}u] = acc[${i * tn + j}]; }`).join('\n')}
-    }
-  }`);
-  }
-  return /* wgsl */ `
-struct Params { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, aBase: u32, bBase: u32, cBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> as_: array<f32>;
-@group(0) @binding(2) var<storage, read> bs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> cs: array<f32>;
-var<workgroup> tA: array<f32, ${bk * sa}>;
-var<workgroup> tB: array<f32, ${bk * sb}>;
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row0 = wid.y * ${bm}u;
-  let col0 = wid.x * ${bn}u;
-  let aOff = p.aBase + wid.z * p.strideA;
-  let bOff = p.bBase + wid.z * p.strideB;
-  let cOff = p.cBase + wid.z * p.m * p.n;
-  let tx = lid % ${tnx}u;
-  let ty = lid / ${tnx}u;
-  var acc: array<f32, ${tm * tn}>;
-  let kTiles = (p.k + ${bk - 1}u) / ${bk}u;
-  for (var t = 0u; t < kTiles; t++) {
-    let k0 = t * ${bk}u;
-${lines.join('\n')}
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${bk}u; kk++) {
-${body.join('\n')}
-    }
-    workgroupBarrier();
-  }
-${stores.join('\n')}
-}`;
+const matmulSignature = kernelSignature('matmul', {
+  uniforms: {
+    total: 'u32', M: 'u32', N: 'u32', K: 'u32', kT: 'u32',
+    strideA: 'u32', strideB: 'u32', aBase: 'u32', bBase: 'u32', cBase: 'u32',
+  },
+  storage: { as_: readOnly('f32'), bs: readOnly('f32'), cs: readWrite('f32') },
+});
+
+/** The matmul on the GEMM skeleton shared with conv3d: loads of dense (optionally transposed) matrices. */
+function matmulWgsl(t: MatmulTile, transA: boolean, transB: boolean, prefetch: boolean): string {
+  // A transposed operand is loaded with its contiguous index fastest across invocations.
+  const a = transA ? 'aOff + k * p.M + row' : 'aOff + row * p.K + k';
+  const b = transB ? 'bOff + col * p.K + k' : 'bOff + k * p.N + col';
+  return gemmShader({
+    tile: t, threads: t.threads, prefetch, sharedPad: PAD,
+    // Measured on lavapipe (software Vulkan); GPUs were not measured.
+    registerLayout: t.tm >= 8 ? 'runs' : 'strided',
+    aOrder: transA ? 'row' : 'k',
+    bOrder: transB ? 'k' : 'column',
+    decls: '', init: '',
+    privates: 'var<private> aOff: u32; var<private> bOff: u32; var<private> k0: u32;',
+    // A [column tiles, row tiles, batch] grid: decoding a linear index costs three divisions per invocation,
+    // 10% of a small matmul on lavapipe.
+    decode: 'let tn = wid.x; let tm = wid.y; let bz = wid.z;',
+    setup: 'aOff = p.aBase + bz * p.strideA; bOff = p.bBase + bz * p.strideB;',
+    tBegin: '0u',
+    tEnd: 'p.kT',
+    tileSetup: `k0 = t * ${t.bk}u;`,
+    loadA: `let k = k0 + kc; let ok = row < p.M && k < p.K; return select(0.0, as_[select(0u, ${a}, ok)], ok);`,
+    loadB: `let k = k0 + kr; let ok = col < p.N && k < p.K; return select(0.0, bs[select(0u, ${b}, ok)], ok);`,
+    store: 'cs[p.cBase + bz * p.M * p.N + row * p.N + col] = v;',
+  });
 }
 
 function checkDim(v: number, name: string): void {
@@ -236,11 +187,12 @@ export function matmul(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, opt
   checkBuffer(out, batch * sizeC, `matmul output ([${batch}, ${m}, ${n}])`);
   if (out === a || out === b) throw new RangeError('matmul: the output must not be an input buffer');
   const t = tile ?? pickMatmulTile(gpu, { m, n, batch });
+  checkTile(gpu, t, 'matmul', PAD);
   const maxGrid = gpu.limits.maxComputeWorkgroupsPerDimension;
-  const gx = Math.ceil(n / t.bn);
-  const gy = Math.ceil(m / t.bm);
-  if (gx > maxGrid || gy > maxGrid) {
-    throw new RangeError(`matmul: [${m}, ${n}] output needs a ${gy} x ${gx} grid of ${t.name} tiles, over ${maxGrid} per dimension`);
+  const nT = Math.ceil(n / t.bn);
+  const mT = Math.ceil(m / t.bm);
+  if (nT > maxGrid || mT > maxGrid) {
+    throw new RangeError(`matmul: [${m}, ${n}] output needs a ${mT} x ${nT} grid of ${t.name} tiles, over ${maxGrid} per dimension`);
   }
   // Batches per dispatch: the z grid limit and one storage binding per operand.
   const maxElems = maxWindowElements(gpu);
@@ -254,19 +206,20 @@ export function matmul(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, opt
   if (per < 1) {
     throw new RangeError(`matmul: one [${m}, ${n}] output matrix exceeds one storage binding (${maxElems} f32 elements on this device)`);
   }
-  const pipeline = gpu.pipeline(`matmul:${t.name}:${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`, () => matmulWgsl(t, transA, transB));
+  const prefetch = !isSoftwareAdapter(gpu);
+  const key = `matmul:${t.name}:${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${prefetch ? ':pf' : ''}`;
+  const pipeline = matmulSignature.pipeline(gpu, key, () => matmulWgsl(t, transA, transB, prefetch));
   for (let b0 = 0; b0 < batch; b0 += per) {
     const count = Math.min(per, batch - b0);
     const aw = alignedWindow(gpu, a, b0 * sA, (count - 1) * sA + sizeA);
     const bw = alignedWindow(gpu, b, b0 * sB, (count - 1) * sB + sizeB);
     const cw = alignedWindow(gpu, out, b0 * sizeC, count * sizeC);
+    const uniforms = {
+      total: nT * mT * count, M: m, N: n, K: k, kT: Math.ceil(k / t.bk), strideA: sA, strideB: sB, aBase: aw.base, bBase: bw.base, cBase: cw.base,
+    };
     gpu.dispatch({
-      pipeline, label: `matmul:${t.name}`,
-      bindings: [aw.binding, bw.binding, cw.binding],
-      params: packParams([
-        { u: m }, { u: n }, { u: k }, { u: sA }, { u: sB }, { u: aw.base }, { u: bw.base }, { u: cw.base },
-      ]),
-      workgroups: [gx, gy, count],
+      pipeline, label: `matmul:${t.name}`, workgroups: [nT, mT, count],
+      ...matmulSignature.bind(uniforms, { as_: aw.binding, bs: bw.binding, cs: cw.binding }),
     });
   }
 }

@@ -17,5 +17,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 4096,
+    // Slow-plugin warnings measure the machine's load, not the build.
+    rolldownOptions: { checks: { bundlerTimings: false } },
   },
 });

@@ -96,6 +96,18 @@ async function screenshot(name: string): Promise<Uint8Array> {
   return bytes;
 }
 
+/** Drops files on the Segment tab's drop zone as a person dragging them from a file manager would. */
+async function drop(paths: string[]): Promise<void> {
+  const files = paths.map((p) => ({ name: p.split('/').pop() ?? p, base64: readFileSync(p).toString('base64') }));
+  const dataTransfer = await page.evaluateHandle((list) => {
+    const dt = new DataTransfer();
+    for (const f of list) dt.items.add(new File([Uint8Array.from(atob(f.base64), (ch) => ch.charCodeAt(0))], f.name));
+    return dt;
+  }, files);
+  await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer });
+  await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+}
+
 /** Pixels of a PNG as [r, g, b] triples. */
 function pixels(png: Uint8Array): { width: number; height: number; rgb: (i: number) => [number, number, number] } {
   const img = decodePng(png);
@@ -183,14 +195,14 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     timings.nodePredictWarmS = (performance.now() - t0) / 1000;
   });
 
-  it('Cancel stops a sliding-window run between tiles', async () => {
+  it('Cancel stops a sliding-window run between tiles; drag and drop and the phantom button load CTs', async () => {
     // 32x64x64 voxels on its own grid: 27 tiles of the model's 16x32x32.
     const c = phantomCase(TASK.id, 0, PHANTOM_SEED, [32, 64, 64], [5.625, 5.625, 11.25]);
     const big = `${OUT}/phantom-liver-32x64x64.nii.gz`;
     writeFileSync(big, writeNifti(c.ct, { datatype: 'int16', gzip: true }));
     const before = (await hooks()).segment?.runs ?? 0;
-    await page.setInputFiles('#ct-file', big);
-    await page.locator('#ct-line', { hasText: '32x64x64' }).waitFor();
+    await drop([big]);
+    await page.locator('#ct-line', { hasText: 'phantom-liver-32x64x64.nii.gz: 64×64×32 voxels' }).waitFor();
     await page.uncheck('#resample');
     await page.click('#segment-run');
     await page.locator('#segment-status', { hasText: /tile pass \d+ of 27/ }).waitFor({ timeout: 600_000 });
@@ -198,10 +210,14 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     await page.locator('#segment-status', { hasText: 'cancelled' }).waitFor({ timeout: 600_000 });
     expect((await hooks()).segment?.runs ?? 0).toBe(before);
     expect(await page.locator('#segment-run').isEnabled()).toBe(true);
-    // Back to the phantom segmented above, for the screenshot.
+
+    await page.click('#phantom');
+    await page.locator('#ct-line', { hasText: /^phantom liver seed 42: 32×32×16 voxels .*label: its Task03_Liver label/ }).waitFor();
+
+    // Back to the phantom segmented in (a), CT and label in one drop (the label is told apart by its values).
     await page.check('#resample');
-    await page.setInputFiles('#ct-file', ctPath);
-    await page.setInputFiles('#label-file', labelPath);
+    await drop([labelPath, ctPath]);
+    await page.locator('#ct-line', { hasText: /^phantom-liver-7\.nii\.gz: .*label: phantom-liver-7-label\.nii\.gz/ }).waitFor();
     await page.click('#segment-run');
     await waitFor('segmentation for the screenshot', (h) => (h.segment?.runs ?? 0) > before, '#segment-status');
   });

@@ -283,6 +283,19 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     expect(within(pageLosses.slice(0, 2), other.losses)).toBe(false);
   });
 
+  it('(c) the Train tab shows the loss curve and the held-out Dice', async () => {
+    const shot = await screenshot('web-train.png');
+    expect(pixels(shot).width).toBe(1400);
+    const plot = pixels(new Uint8Array(await page.locator('#plot').screenshot()));
+    let blue = 0;
+    for (let i = 0; i < plot.width * plot.height; i++) {
+      const [r, g, b] = plot.rgb(i);
+      if (b > 200 && r < 80 && g > 90 && g < 140) blue++;
+    }
+    expect(blue, 'pixels of the loss curve').toBeGreaterThan(100);
+    await expect.poll(() => page.locator('#train-dice tbody tr').count()).toBe(7);
+  });
+
   it('(b) the checkpoint the page downloads is the CLI\'s format: tgnet predict segments with it', async () => {
     const bytes = await download('#train-download');
     const checkpoint = decodeCheckpoint(bytes, 'page checkpoint');
@@ -297,19 +310,6 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     await predictCommand(['--model', path, '--input', ctPath, '--task', TASK.key, '--out', out, '--spacing', String(z), String(y), String(x), '--quiet']);
     const mask = readNifti(new Uint8Array(readFileSync(out)), out);
     expect(mask.shape).toEqual(readNifti(new Uint8Array(readFileSync(ctPath)), ctPath).shape);
-  });
-
-  it('(c) the Train tab shows the loss curve and the held-out Dice', async () => {
-    const shot = await screenshot('web-train.png');
-    expect(pixels(shot).width).toBe(1400);
-    const plot = pixels(new Uint8Array(await page.locator('#plot').screenshot()));
-    let blue = 0;
-    for (let i = 0; i < plot.width * plot.height; i++) {
-      const [r, g, b] = plot.rgb(i);
-      if (b > 200 && r < 80 && g > 90 && g < 140) blue++;
-    }
-    expect(blue, 'pixels of the loss curve').toBeGreaterThan(100);
-    await expect.poll(() => page.locator('#train-dice tbody tr').count()).toBe(7);
   });
 
   it('"Use this model" hands the trained weights to the Segment tab', async () => {

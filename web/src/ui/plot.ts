@@ -112,8 +112,8 @@ export class LossDicePlot {
       });
       g.stroke();
     }
-    // Dice: points joined per channel.
-    for (const channel of ['organ', 'tumour'] as const) {
+    // Dice: points joined per channel (organs last, on top where both are 0 early on).
+    for (const channel of ['tumour', 'organ'] as const) {
       const pts = this.dice.filter((p) => Number.isFinite(p[channel]));
       if (pts.length === 0) continue;
       g.strokeStyle = COLOURS[channel];

@@ -40,3 +40,14 @@ export function setStatus(el: HTMLElement, text: string, error = false): void {
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** A table row of text cells. */
+export function textRow(cells: readonly string[]): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  for (const text of cells) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    tr.append(td);
+  }
+  return tr;
+}

@@ -8,7 +8,7 @@ import { phantomCase } from '../core/phantoms.js';
 import {
   loadWeights, maskNiftiBytes, scoreStructures, segmentVolume, SegmentationCancelled, tileShapeOf, type LoadedWeights,
 } from '../core/segmentation.js';
-import { byId, downloadBytes, errorText, fileBytes, percent, seconds, setStatus } from './dom.js';
+import { byId, downloadBytes, errorText, fileBytes, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
 import { Viewer } from './viewer.js';
 
@@ -153,15 +153,7 @@ export class SegmentTab {
     byId('model-dice-title').textContent = rows.length > 0
       ? `The model's Dice on held-out phantoms${info?.source ? ` (${info.source})` : ''}`
       : 'No held-out scores recorded for these weights';
-    byId<HTMLTableElement>('model-dice').tBodies[0].replaceChildren(...rows.map(([key, d]) => {
-      const tr = document.createElement('tr');
-      for (const text of [key.replace('_', ' '), percent(d.organ), percent(d.tumour)]) {
-        const td = document.createElement('td');
-        td.textContent = text;
-        tr.append(td);
-      }
-      return tr;
-    }));
+    byId<HTMLTableElement>('model-dice').tBodies[0].replaceChildren(...rows.map(([key, d]) => textRow([key.replace('_', ' '), percent(d.organ), percent(d.tumour)])));
   }
 
   private async onWeightsFile(): Promise<void> {
@@ -300,12 +292,7 @@ export class SegmentTab {
   private showScores(rows: ReturnType<typeof scoreStructures>): void {
     const body = this.el.scores.tBodies[0];
     body.replaceChildren(...rows.map((r) => {
-      const tr = document.createElement('tr');
-      for (const text of [r.structure, fmtMl(r.predictedMl), fmtMl(r.truthMl), percent(r.dice), r.hd95Mm === null ? '–' : `${r.hd95Mm.toFixed(1)} mm`]) {
-        const td = document.createElement('td');
-        td.textContent = text;
-        tr.append(td);
-      }
+      const tr = textRow([r.structure, fmtMl(r.predictedMl), fmtMl(r.truthMl), percent(r.dice), r.hd95Mm === null ? '–' : `${r.hd95Mm.toFixed(1)} mm`]);
       tr.dataset.channel = r.channel;
       return tr;
     }));

@@ -2,7 +2,7 @@
 import { phantomSpacing } from '../../../src/cli/demo-config.js';
 import type { Dhw, WebModelInfo } from '../core/model-info.js';
 import { checkTrainSettings, defaultTrainSettings, TrainingRun, type TrainSettings } from '../core/training.js';
-import { byId, downloadBytes, errorText, percent, seconds, setStatus } from './dom.js';
+import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
 import { LossDicePlot } from './plot.js';
 
@@ -161,15 +161,7 @@ export class TrainTab {
     hooks.train.dice.push(point);
     this.plot.addDice(point);
     const body = this.el.dice.tBodies[0];
-    body.replaceChildren(...Object.entries(d.perTask).map(([key, v]) => {
-      const tr = document.createElement('tr');
-      for (const text of [key.replace('_', ' '), percent(v.organ), percent(v.tumour)]) {
-        const td = document.createElement('td');
-        td.textContent = text;
-        tr.append(td);
-      }
-      return tr;
-    }));
+    body.replaceChildren(...Object.entries(d.perTask).map(([key, v]) => textRow([key.replace('_', ' '), percent(v.organ), percent(v.tumour)])));
     const caption = this.el.dice.tHead?.rows[0].cells[0];
     if (caption) caption.textContent = `held-out Dice, step ${run.step}`;
     this.el.dice.hidden = false;

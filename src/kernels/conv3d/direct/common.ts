@@ -62,3 +62,14 @@ export function accumulators(rows: number, cols: number): string[] {
   for (let c = 0; c < rows; c++) acc.push(Array.from({ length: cols }, (_, v) => `var a${c}_${v} = 0.0;`).join(' '));
   return acc;
 }
+
+/**
+ * The entry point of a direct kernel: `lin` is the workgroup's linear index (the launcher folds the count into
+ * y/z past the per-dimension limit) and `lid` the lane; the body follows and closes the function.
+ */
+export function directMain(wg: number): string {
+  return /* wgsl */ `@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);`;
+}

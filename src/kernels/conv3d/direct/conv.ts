@@ -7,7 +7,7 @@ import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../run
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, laneBlocks, type DirectBlocking } from './common.js';
+import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
 const convSignature = (hasBias: boolean) => cachedSignature(`conv3d direct convolution:${hasBias}`, () => kernelSignature('conv3d direct convolution', {
@@ -55,10 +55,7 @@ function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, wg: number)
   return /* wgsl */ `
 const K = ${k}u;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+${directMain(wg)}
   if (lin >= p.total) { return; }
   let vb = lin % p.nVB; let rest = lin / p.nVB; let cb = rest % p.nCB; let n = rest / p.nCB;
   let c0 = cb * ${ct}u;

@@ -9,7 +9,7 @@ import { kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signa
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, laneBlocks, type DirectBlocking } from './common.js';
+import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 const stridedSignature = kernelSignature('conv3d direct backward data', {
   uniforms: {
@@ -56,10 +56,7 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string
 const K = ${k}u;
 const S = ${s}u;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+${directMain(wg)}
   if (lin >= p.total) { return; }
   let vb = lin % p.nVB; var rest = lin / p.nVB; let cb = rest % p.nCB; rest = rest / p.nCB;
   let ah = rest % S; rest = rest / S; let ad = rest % S; let n = rest / S;

@@ -7,7 +7,7 @@ import { kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signa
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, laneBlocks, type DirectBlocking } from './common.js';
+import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 const weightSignature = kernelSignature('conv3d direct backward weight', {
   uniforms: {
@@ -44,10 +44,7 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string 
     stores.push('}');
   }
   return /* wgsl */ `
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+${directMain(wg)}
   if (lin >= p.total) { return; }
   let lb = lin % p.nLB; let rest = lin / p.nLB; let cb = rest % p.nCB; let sp = rest / p.nCB;
   let c0 = cb * ${ct}u;

@@ -218,7 +218,7 @@ export function matmul(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, opt
       total: nT * mT * count, M: m, N: n, K: k, kT: Math.ceil(k / t.bk), strideA: sA, strideB: sB, aBase: aw.base, bBase: bw.base, cBase: cw.base,
     };
     gpu.dispatch({
-      pipeline, label: `matmul:${t.name}`, workgroups: [nT, mT, count],
+      pipeline, label: `matmul:${t.name}`, workgroups: [nT, mT, count], flops: 2 * count * m * n * k,
       ...matmulSignature.bind(uniforms, { as_: aw.binding, bs: bw.binding, cs: cw.binding }),
     });
   }

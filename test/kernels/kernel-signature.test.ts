@@ -50,7 +50,7 @@ describe('kernel signature: declarations', () => {
     const sig = kernelSignature('noUniforms', { storage: { ys: { access: 'read_write', type: 'vec4f' } } });
     expect(sig.wgsl).toBe('@group(0) @binding(1) var<storage, read_write> ys: array<vec4f>;');
     const b = { label: 'b' } as unknown as GPUBuffer;
-    expect(sig.bind({}, { ys: b })).toEqual({ bindings: [b] });
+    expect(sig.bind({}, { ys: b })).toEqual({ bindings: [b], access: ['read_write'] });
   });
 });
 

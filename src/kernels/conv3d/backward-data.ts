@@ -158,8 +158,10 @@ var<private> k0: u32; var<private> kpos: u32; var<private> tapOk: bool; var<priv
         wBase: sl.b0 * g.Cin * K3 + sl.a0 * K3, id0: sl.d0, od0: sl.lo, accumulate: sl.firstB ? 0 : 1,
         ...phase, ...sizeUniforms,
       };
+      // This launch's share (batch, channel chunks, input voxels) of the pass's 2*N*Cout*Cin*k^3*Do*Ho*Wo.
+      const flops = (2 * K3 * g.Do * g.Ho * g.Wo * sl.nc * sl.ac * sl.bc * N) / (g.D * g.H * g.W);
       gpu.dispatch({
-        pipeline, label: 'conv3d:dgrad', workgroups: total,
+        pipeline, label: 'conv3d:dgrad', workgroups: total, flops,
         ...dataGradSignature.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
       });
     };

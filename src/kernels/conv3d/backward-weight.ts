@@ -140,8 +140,9 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
       total, nT, mT, sps: spsHere, chunk, M: sl.ac, N: sl.bc * K3, R, xBase: xw.base, gBase: gw.base,
       pBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, od0: sl.d0, id0: sl.lo, accumulate: sl.firstReduction ? 0 : 1, ...sizeUniforms,
     };
+    const flops = 2 * sl.nc * sl.ac * sl.bc * K3 * R;
     gpu.dispatch({
-      pipeline, label: 'conv3d:wgrad', workgroups: total,
+      pipeline, label: 'conv3d:wgrad', workgroups: total, flops,
       ...weightGradSignature.bind(uniforms, { xs: xw.binding, gs: gw.binding, parts }),
     });
   }

@@ -117,6 +117,7 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
       accumulate: sl.firstB ? 0 : 1, ...sizeUniforms,
     };
     const buffers = { xs: xw.binding, ws: weights, ys: ow.binding, ...(bias ? { bs: whole(bias, g.Cout) } : {}) };
-    gpu.dispatch({ pipeline, label: 'conv3d:fwd', workgroups: total, ...sig.bind(uniforms, buffers) });
+    const flops = 2 * sl.nc * sl.ac * sl.bc * K3 * N;
+    gpu.dispatch({ pipeline, label: 'conv3d:fwd', workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }
 }

@@ -34,6 +34,8 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly owned = new Map<GPUBuffer, number>();
   private readonly released = new WeakSet<GPUBuffer>();
+  /** Bytes asked for by the current holder of each handed-out buffer (its size class may be larger). */
+  private readonly requested = new WeakMap<GPUBuffer, number>();
   private stats: PoolStats = {
     liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, highWaterBytes: 0, created: 0,
   };
@@ -65,10 +67,19 @@ export class BufferPool {
       this.owned.set(buffer, size);
       this.stats.created++;
     }
+    this.requested.set(buffer, bytes);
     this.stats.liveBuffers++;
     this.stats.liveBytes += size;
     this.noteHighWater();
     return buffer;
+  }
+
+  /**
+   * The bytes asked for when `buffer` was last acquired (a tensor's logical size; the buffer itself is
+   * rounded up to a size class), or undefined for a buffer this pool did not hand out.
+   */
+  requestedBytes(buffer: GPUBuffer): number | undefined {
+    return this.requested.get(buffer);
   }
 
   /** Returns a buffer to the pool. The caller must not touch it afterwards. */

@@ -52,6 +52,40 @@ export interface DispatchSpec {
   workgroups: number | [number, number?, number?];
   /** Kernel name for errors and profiles. */
   label: string;
+  /**
+   * Floating-point operations of this dispatch (a multiply-add counts 2), for the cost counter
+   * (`startCounting`); launchers of the compute-bound kernels (conv3d, matmul) give it, others count 0.
+   */
+  flops?: number;
+  /** Bytes this dispatch reads and writes, for the cost counter, where the bindings would misstate them. */
+  traffic?: { read: number; written: number };
+  /** Access of each storage binding in binding order (`kernelSignature`'s `bind` gives it), for the cost counter. */
+  access?: readonly BindingAccess[];
+}
+
+export type BindingAccess = 'read' | 'read_write';
+
+/** What the dispatches of one kernel label cost while counting (see `Gpu.startCounting`). */
+export interface KernelCost {
+  label: string;
+  dispatches: number;
+  bytesRead: number;
+  bytesWritten: number;
+  flops: number;
+}
+
+/** What was recorded between `startCounting` and `stopCounting`: totals and one entry per kernel label. */
+export interface DispatchCost {
+  dispatches: number;
+  submits: number;
+  bytesRead: number;
+  bytesWritten: number;
+  flops: number;
+  /** Buffer-to-buffer copies (`gpu.copy`) and the bytes they moved (each byte is read once and written once). */
+  copies: number;
+  copyBytes: number;
+  /** Per kernel label, in first-dispatch order. */
+  kernels: KernelCost[];
 }
 
 export interface KernelTiming {
@@ -229,6 +263,13 @@ export class Gpu {
   private querySet: GPUQuerySet | null = null;
   private pendingLabels: string[] = [];
   private readonly timingReads: Promise<KernelTiming[]>[] = [];
+  private counting = false;
+  private readonly costs = new Map<string, KernelCost>();
+  private countSubmits0 = 0;
+  private copies = 0;
+  private copyBytes = 0;
+  /** Binding access of each pipeline built through a kernel signature, for dispatches that do not pass `access`. */
+  private readonly pipelineAccess = new WeakMap<GPUComputePipeline, readonly BindingAccess[]>();
 
   constructor(
     readonly device: GPUDevice,
@@ -272,11 +313,12 @@ export class Gpu {
    * pipeline validation error throws here, at creation, naming the key, the line:column and the source line
    * (see `createPipeline`); the broken pipeline is not cached.
    */
-  pipeline(key: string, makeCode: () => string): GPUComputePipeline {
+  pipeline(key: string, makeCode: () => string, access?: readonly BindingAccess[]): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.createPipeline(key, makeCode());
       this.pipelines.set(key, p);
+      if (access) this.pipelineAccess.set(p, access);
     }
     return p;
   }
@@ -355,6 +397,7 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) this.closePass();
+    if (this.counting) this.countDispatch(spec);
     this.dispatchCount++;
     if (++this.batchDispatches >= DISPATCHES_PER_SUBMIT) this.flush();
   }
@@ -377,10 +420,92 @@ export class Gpu {
     return [x, y, z];
   }
 
+  /**
+   * Counts what every dispatch recorded from now on costs, until `stopCounting`: dispatches, submissions,
+   * bytes read and written, FLOPs, in total and per kernel label. Off by default; when off a dispatch pays
+   * one boolean test.
+   *
+   * What a dispatch's bytes mean: its unique footprint, i.e. the size of each storage binding it is given,
+   * counted once per dispatch: a `read` binding as bytes read, a `read_write` binding as bytes written (an
+   * accumulating store that also reads it counts once, as written). A tiled kernel that re-reads an operand
+   * tile through its cache counts it once; a kernel that reads only part of a binding counts all of it. A
+   * window counts its size (plus up to one offset alignment of slack before its start); a whole pooled buffer
+   * counts the bytes asked of the pool (the tensor's logical size), not its size class. `spec.traffic`
+   * overrides the derived figure. Access comes from `spec.access` or from the kernel signature the pipeline
+   * was built with; a binding of unknown access counts as read. FLOPs are what the launcher states
+   * (`spec.flops`; 0 when it states none). Uniform parameters are not counted.
+   */
+  startCounting(): void {
+    this.costs.clear();
+    this.countSubmits0 = this.submitCount;
+    this.copies = 0;
+    this.copyBytes = 0;
+    this.counting = true;
+  }
+
+  /** Stops counting and returns the cost of the dispatches recorded since `startCounting` (see there). */
+  stopCounting(): DispatchCost {
+    this.counting = false;
+    const kernels = [...this.costs.values()];
+    this.costs.clear();
+    const total = { dispatches: 0, bytesRead: 0, bytesWritten: 0, flops: 0 };
+    for (const k of kernels) {
+      total.dispatches += k.dispatches;
+      total.bytesRead += k.bytesRead;
+      total.bytesWritten += k.bytesWritten;
+      total.flops += k.flops;
+    }
+    return {
+      ...total, submits: this.submitCount - this.countSubmits0, copies: this.copies, copyBytes: this.copyBytes, kernels,
+    };
+  }
+
+  get isCounting(): boolean {
+    return this.counting;
+  }
+
+  private countDispatch(spec: DispatchSpec): void {
+    let read = 0;
+    let written = 0;
+    if (spec.traffic) {
+      read = spec.traffic.read;
+      written = spec.traffic.written;
+    } else {
+      const access = spec.access ?? this.pipelineAccess.get(spec.pipeline);
+      for (let i = 0; i < spec.bindings.length; i++) {
+        const bytes = this.bindingBytes(spec.bindings[i]);
+        if (access?.[i] === 'read_write') written += bytes;
+        else read += bytes;
+      }
+    }
+    let cost = this.costs.get(spec.label);
+    if (!cost) {
+      cost = { label: spec.label, dispatches: 0, bytesRead: 0, bytesWritten: 0, flops: 0 };
+      this.costs.set(spec.label, cost);
+    }
+    cost.dispatches++;
+    cost.bytesRead += read;
+    cost.bytesWritten += written;
+    cost.flops += spec.flops ?? 0;
+  }
+
+  /** Bytes a binding covers: a window's size, or the logical size of a (pooled) buffer from its offset on. */
+  private bindingBytes(b: Binding): number {
+    if ('buffer' in b) {
+      if (b.size !== undefined) return b.size;
+      return Math.max(0, (this.pool.requestedBytes(b.buffer) ?? b.buffer.size) - (b.offset ?? 0));
+    }
+    return this.pool.requestedBytes(b) ?? b.size;
+  }
+
   /** Records a buffer-to-buffer copy in stream order (byte counts and offsets multiples of 4). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.checkUsable('copy');
     if (bytes === 0) return;
+    if (this.counting) {
+      this.copies++;
+      this.copyBytes += bytes;
+    }
     this.closePass();
     this.openEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }

@@ -13,7 +13,7 @@
  *   const pipeline = sig.pipeline(gpu, key, () => `${linearMain(wg)} ... ys[gid] = xs[gid] * gs[(p.base + gid) / p.sv]; }`);
  *   gpu.dispatch({ pipeline, label, workgroups, ...sig.bind({ n, base, sv }, { xs: x, gs: g, ys: y }) });
  */
-import type { Binding, Gpu } from './gpu.js';
+import type { Binding, BindingAccess, Gpu } from './gpu.js';
 
 export type ScalarType = 'u32' | 'i32' | 'f32';
 export type VectorType =
@@ -70,10 +70,13 @@ export interface KernelSignature<U, S> {
   /** The buffers in binding order. Throws naming the kernel and binding when one is missing or extra. */
   bindings(buffers: StorageBindings<S>): Binding[];
   /**
-   * `{ params, bindings }`, to spread into `gpu.dispatch({ pipeline, label, workgroups, ...sig.bind(u, b) })`;
-   * `params` is left out when the kernel declares no uniforms.
+   * `{ params, bindings, access }`, to spread into `gpu.dispatch({ pipeline, label, workgroups, ...sig.bind(u, b) })`;
+   * `params` is left out when the kernel declares no uniforms; `access` (each binding's, in binding order) is
+   * what the dispatch cost counter reads (`gpu.startCounting`).
    */
-  bind(values: UniformValues<U>, buffers: StorageBindings<S>): { params?: ArrayBuffer; bindings: Binding[] };
+  bind(values: UniformValues<U>, buffers: StorageBindings<S>): { params?: ArrayBuffer; bindings: Binding[]; access: readonly BindingAccess[] };
+  /** Access of each storage binding, in binding order. */
+  readonly access: readonly BindingAccess[];
   /** `gpu.pipeline(key, ...)` whose code is this signature's declarations followed by `makeBody()`. */
   pipeline(gpu: Gpu, key: string, makeBody: () => string): GPUComputePipeline;
 }
@@ -179,6 +182,7 @@ export function kernelSignature<
     }
   }
   const storageNames = storage.map(([b]) => b);
+  const access: readonly BindingAccess[] = Object.freeze(storage.map(([, s]) => s.access));
   // Needed once per pipeline, so built on first use.
   let wgsl: string | null = null;
   const declarations = (): string => {
@@ -244,13 +248,14 @@ export function kernelSignature<
   };
 
   return {
-    name, paramsBytes, params, bindings,
+    name, paramsBytes, params, bindings, access,
     get wgsl() { return declarations(); },
     bind: (values, buffers) => {
       const packed = params(values);
-      return fields.length ? { params: packed, bindings: bindings(buffers) } : { bindings: bindings(buffers) };
+      return fields.length ? { params: packed, bindings: bindings(buffers), access } : { bindings: bindings(buffers), access };
     },
-    pipeline: (gpu, key, makeBody) => gpu.pipeline(key, () => `${declarations()}\n${makeBody()}`),
+    // The access is registered with the pipeline too, for launchers that pass `sig.bindings(...)` alone.
+    pipeline: (gpu, key, makeBody) => gpu.pipeline(key, () => `${declarations()}\n${makeBody()}`, access),
   };
 }
 

@@ -117,7 +117,8 @@ function runConv(
       sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
     };
     const buffers = { src: sw.binding, ws: weights, dst: dw.binding, ...(bias ? { bs: whole(bias, j.Cd) } : {}) };
-    gpu.dispatch({ pipeline, label, workgroups: total, ...sig.bind(uniforms, buffers) });
+    const flops = 2 * nc * j.Cd * j.Cs * j.k ** 3 * j.Do * j.Ho * j.Wo;
+    gpu.dispatch({ pipeline, label, workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }
   return true;
 }

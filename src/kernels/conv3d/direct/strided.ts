@@ -123,8 +123,9 @@ export function directStridedBackwardData(
       total, nVB, nCB, nGroups, nWg, nJh, Cin: g.Cin, Cout: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo,
       gBase: gw.base, xBase: xw.base, gNS: gSample, xNS: xSample, pad: g.p, wLast: wSize - 1,
     };
+    const flops = 2 * nc * g.Cout * g.Cin * g.k ** 3 * g.Do * g.Ho * g.Wo;
     gpu.dispatch({
-      pipeline, label: 'conv3d:dgrad', workgroups: total,
+      pipeline, label: 'conv3d:dgrad', workgroups: total, flops,
       ...stridedSignature.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
     });
   }

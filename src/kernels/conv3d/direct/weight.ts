@@ -124,8 +124,9 @@ export function planDirectWeightGrad(
           rows: nc * g.Do * g.Ho, chunk, xBase: xw.base, gBase: gw.base, xNS: xSample, gNS: gSample, pad: g.p,
           slot0: gi * chunks, gLast: gw.base + nc * gSample - 1,
         };
+        const flops = 2 * nc * g.Cout * g.Cin * g.k ** 3 * g.Do * g.Ho * g.Wo;
         gpu.dispatch({
-          pipeline, label: 'conv3d:wgrad', workgroups: total,
+          pipeline, label: 'conv3d:wgrad', workgroups: total, flops,
           ...weightSignature.bind(uniforms, { xs: xw.binding, gs: gw.binding, parts }),
         });
       });

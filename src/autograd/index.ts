@@ -10,6 +10,7 @@ export { permute, transpose, concat, slice } from './ops/shape.js';
 export { matmul } from './ops/matmul.js';
 export { conv3d, weightStandardize, type Conv3dArgs } from './ops/conv.js';
 export { groupNorm, groupNormRelu } from './ops/norm.js';
+export { normReluConv3d, type NormArgs } from './ops/norm-relu-conv.js';
 export { globalAvgPool, channelGate, upsampleTrilinear2x } from './ops/volume.js';
 export { spatialGate } from './ops/spatial-gate.js';
 export { dynamicHead, partialLabelLoss, taskConcat } from './ops/head.js';

@@ -14,6 +14,44 @@ export type BackwardRule = (gradOutput: Tensor, saved: readonly Tensor[]) => (Te
 
 let gradEnabled = true;
 
+/**
+ * Op-graph traffic: the bytes the unfused graph of differentiable ops moves if each op reads each operand
+ * once and writes each result once, the floor a step's kernels are compared with ("minimum traffic"; fused
+ * kernels that keep intermediates on chip can go below it, kernels that re-read operands go above).
+ * - forward: every op that passes through `recordOp` (recorded or not): its inputs plus its output;
+ * - backward: every node `backward` runs: its output gradient, its saved tensors and the input gradients it
+ *   returns, plus, where a tensor's gradient arrives twice, the sum (two read, one written).
+ * Bytes are logical tensor sizes (f32: 4 bytes an element). Optimiser updates are not ops: a caller adds them.
+ */
+export interface OpTraffic {
+  forwardBytes: number;
+  backwardBytes: number;
+  /** Ops seen in the forward pass. */
+  ops: number;
+  /** Nodes run by backward. */
+  backwardNodes: number;
+}
+
+let opTraffic: OpTraffic | null = null;
+
+/** Starts the op-graph traffic meter (see `OpTraffic`); off by default, and free when off. */
+export function startOpTraffic(): void {
+  opTraffic = { forwardBytes: 0, backwardBytes: 0, ops: 0, backwardNodes: 0 };
+}
+
+/** Stops the meter and returns what it measured since `startOpTraffic` (zeros when it was not started). */
+export function stopOpTraffic(): OpTraffic {
+  const t = opTraffic ?? { forwardBytes: 0, backwardBytes: 0, ops: 0, backwardNodes: 0 };
+  opTraffic = null;
+  return t;
+}
+
+const tensorBytes = (ts: readonly (Tensor | null)[]): number => {
+  let n = 0;
+  for (const t of ts) if (t) n += t.size * 4;
+  return n;
+};
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -83,6 +121,10 @@ export class GraphNode {
  * `saved` tensors are retained (as views) for the backward rule, so callers may dispose their originals.
  */
 export function recordOp(op: string, inputs: readonly Tensor[], out: Tensor, saved: readonly Tensor[], rule: BackwardRule): Tensor {
+  if (opTraffic) {
+    opTraffic.ops++;
+    opTraffic.forwardBytes += tensorBytes(inputs) + out.size * 4;
+  }
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
   const views = saved.map((t) => keep(t.shareAs(t.shape)));
   out.node = new GraphNode(op, inputs, views, rule);
@@ -92,6 +134,7 @@ export function recordOp(op: string, inputs: readonly Tensor[], out: Tensor, sav
 
 function accumulate(into: Tensor | undefined | null, g: Tensor): Tensor {
   if (!into) return g;
+  if (opTraffic) opTraffic.backwardBytes += 3 * g.size * 4;
   const sum = keep(Tensor.empty(into.shape, into.gpu));
   binary(into.gpu, 'add', into.buffer, into.shape, g.buffer, g.shape, sum.buffer);
   into.dispose();
@@ -139,6 +182,10 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       const inputGrads = tidy(() => node.rule(g, node.saved));
       if (inputGrads.length !== node.inputs.length) {
         throw new Error(`backward rule of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+      }
+      if (opTraffic) {
+        opTraffic.backwardNodes++;
+        opTraffic.backwardBytes += g.size * 4 + tensorBytes(node.saved) + tensorBytes(inputGrads);
       }
       g.dispose();
       node.inputs.forEach((input, i) => {

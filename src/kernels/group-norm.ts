@@ -148,13 +148,55 @@ export function groupNormForward(
     groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, y, mean, rstd, eps, options.relu ?? false);
     return;
   }
+  const coef = gpu.pool.acquire(N * C * 16, `${op} coefficients`);
+  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op);
+
+  // y = (x - mean) * (rstd * w) + b per (n, c), from the merge's coefficients (mean, rstd * w, b).
+  const relu = options.relu ?? false;
+  channelMap(gpu, {
+    label: `${op}:apply`, key: `gn-apply:${relu}`, channels: N * C, spatial: S, inputs: { x },
+    perChannel: { coef: { buffer: coef, type: 'vec4f' } },
+    prelude: 'let cf = coef[ch];\n  let z = (x - cf.x) * cf.y + cf.z;',
+    value: relu ? 'max(z, Elem(0.0))' : 'z', out: y, maxElems,
+  });
+  gpu.pool.release(coef);
+}
+
+/**
+ * The statistics of groupNormForward without the normalised output: mean and rstd per (n, g) (N*G f32 each)
+ * and per (n, c) the coefficients (mean, rstd * weight, bias, 0) (N*C vec4f) from which a consumer computes
+ * gn(x) = (x - mean) * (rstd * weight) + bias as it loads x (Conv3dOptions.inputNormRelu).
+ */
+export function groupNormCoefficients(
+  gpu: Gpu, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
+  mean: GPUBuffer, rstd: GPUBuffer, coef: GPUBuffer, options: Omit<GroupNormOptions, 'relu' | 'fused'> = {},
+): void {
+  const op = 'groupNormCoefficients';
+  const { N, C, S, G, cg } = checkGroups(shape, groups, op);
+  const eps = options.eps ?? 1e-5;
+  if (!(eps >= 0)) throw new RangeError(`${op}: eps must be a non-negative number, got ${eps}`);
+  checkBuffer(x, N * C * S, `${op} input`);
+  checkBuffer(weight, C, `${op} weight`);
+  checkBuffer(bias, C, `${op} bias`);
+  checkBuffer(mean, N * G, `${op} mean`);
+  checkBuffer(rstd, N * G, `${op} rstd`);
+  checkBuffer(coef, 4 * N * C, `${op} coefficients`);
+  if (N * C * S === 0) return;
+  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, slabElements(gpu, op, options), op);
+}
+
+/** Chunked statistics (partials, then one Chan merge per (n, g)) -> mean, rstd and the per-(n, c) coefficients. */
+function statisticsAndCoefficients(
+  gpu: Gpu, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer,
+  coef: GPUBuffer, eps: number, maxElems: number, op: string,
+): void {
+  const { N, C, S, G, cg } = d;
   const wg = linearWorkgroupSize(gpu);
   const M = cg * S;
   const NG = N * G;
   const plan = planChunks(M, NG, maxElems, alignElements(gpu));
   const K = plan.chunksPerSeg * NG;
   const part = gpu.pool.acquire(K * 8, `${op} partial statistics`);
-  const coef = gpu.pool.acquire(N * C * 16, `${op} coefficients`);
 
   const stats = STATS.pipeline(gpu, `gn-stats:${wg}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
@@ -238,16 +280,6 @@ ${workgroupMain(wg)}
     ),
   });
   gpu.pool.release(part);
-
-  // y = (x - mean) * (rstd * w) + b per (n, c), from the merge's coefficients (mean, rstd * w, b).
-  const relu = options.relu ?? false;
-  channelMap(gpu, {
-    label: `${op}:apply`, key: `gn-apply:${relu}`, channels: N * C, spatial: S, inputs: { x },
-    perChannel: { coef: { buffer: coef, type: 'vec4f' } },
-    prelude: 'let cf = coef[ch];\n  let z = (x - cf.x) * cf.y + cf.z;',
-    value: relu ? 'max(z, Elem(0.0))' : 'z', out: y, maxElems,
-  });
-  gpu.pool.release(coef);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** The layers TGNet is built from: Conv3d (optionally weight-standardised) and GroupNorm. */
 import { conv3d, weightStandardize } from '../autograd/ops/conv.js';
 import { groupNorm, groupNormRelu } from '../autograd/ops/norm.js';
+import { normReluConv3d } from '../autograd/ops/norm-relu-conv.js';
 import type { Tensor } from '../autograd/tensor.js';
 import { createRng, defaultBiasInit, kaimingUniformDefault, type Rng } from './init.js';
 import { createParameter, Module, type Parameter } from './module.js';
@@ -53,8 +54,26 @@ export class Conv3d extends Module {
     if (x.rank !== 5 || x.shape[1] !== this.inChannels) {
       throw new RangeError(`Conv3d.forward: input [${x.shape.join(', ')}] must be [N, ${this.inChannels}, D, H, W]`);
     }
-    const w = this.weightStandardization ? weightStandardize(this.weight) : this.weight;
-    return conv3d(x, w, { bias: this.bias, stride: this.stride, padding: this.padding });
+    return conv3d(x, this.effectiveWeight(), { bias: this.bias, stride: this.stride, padding: this.padding });
+  }
+
+  /**
+   * forward(norm.forwardRelu(x)) without the normalised tensor: the conv normalises its input as it loads it
+   * (see normReluConv3d), the same values up to float rounding.
+   */
+  forwardAfterNormRelu(norm: GroupNorm, x: Tensor): Tensor {
+    if (norm.channels !== this.inChannels) {
+      throw new RangeError(`Conv3d.forwardAfterNormRelu: GroupNorm of ${norm.channels} channels in front of a conv of ${this.inChannels} input channels`);
+    }
+    if (x.rank !== 5 || x.shape[1] !== this.inChannels) {
+      throw new RangeError(`Conv3d.forwardAfterNormRelu: input [${x.shape.join(', ')}] must be [N, ${this.inChannels}, D, H, W]`);
+    }
+    return normReluConv3d(x, { groups: norm.groups, weight: norm.weight, bias: norm.bias, eps: norm.eps }, this.effectiveWeight(),
+      { bias: this.bias, stride: this.stride, padding: this.padding });
+  }
+
+  private effectiveWeight(): Tensor {
+    return this.weightStandardization ? weightStandardize(this.weight) : this.weight;
   }
 }
 

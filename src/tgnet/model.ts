@@ -74,7 +74,7 @@ export class NormReluConv extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.conv.forward(this.norm.forwardRelu(x));
+    return this.conv.forwardAfterNormRelu(this.norm, x);
   }
 }
 
@@ -122,8 +122,8 @@ export class ResidualBlock extends Module {
 
   forward(x: Tensor, taskIds: readonly number[]): Tensor {
     let skip = this.down ? this.down.forward(x) : x;
-    const h = this.conv1.forward(this.gn1.forwardRelu(x));
-    const out = this.conv2.forward(this.gn2.forwardRelu(h));
+    const h = this.conv1.forwardAfterNormRelu(this.gn1, x);
+    const out = this.conv2.forwardAfterNormRelu(this.gn2, h);
     if (this.gate) skip = channelGate(skip, this.gate.forward(h, taskIds));
     return add(out, skip);
   }

@@ -5,7 +5,7 @@
  *   gb[co]           = sum_{n, vox} gy[n, co, vox]
  */
 import type { Gpu } from '../runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
 import { checkBuffer } from '../runtime/wgsl.js';
 import { reduce } from '../reduce.js';
 import { planDirectWeightGrad } from './direct/weight.js';
@@ -13,20 +13,20 @@ import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader } from './gemm.js';
-import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import { NORM_RELU_WGSL, gemmChoices, useDirect, type Conv3dOptions } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
 import { checkTile, chooseConv3dTile, tileKey } from './tiles.js';
 
-const weightGradSignature = kernelSignature('conv3d backward weight', {
+const weightGradSignature = (normRelu: boolean) => cachedSignature(`conv3d backward weight:${normRelu}`, () => kernelSignature('conv3d backward weight', {
   uniforms: {
     total: 'u32', nT: 'u32', mT: 'u32', sps: 'u32', chunk: 'u32', M: 'u32', N: 'u32', R: 'u32',
-    xBase: 'u32', gBase: 'u32', pBase: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32',
+    xBase: 'u32', gBase: 'u32', pBase: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32', cfBase: 'u32', cfStride: 'u32',
     ...SIZE_UNIFORMS,
   },
-  storage: { xs: readOnly('f32'), gs: readOnly('f32'), parts: readWrite('f32') },
-});
+  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32') },
+}));
 
 /** Target workgroups in flight for split-K (enough to fill a large GPU several times). */
 const SPLIT_TARGET_WORKGROUPS = 1024;
@@ -55,10 +55,12 @@ export function conv3dBackwardWeight(
   checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
   checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);
   checkBuffer(gradW, wSize, `${what} gradW`);
+  const coef = options.inputNormRelu ?? null;
+  if (coef) checkBuffer(coef, 4 * g.N * g.Cin, `${what} input coefficients`);
   const budget = bindingBudget(gpu, options.maxBindingBytes, what);
   checkWeightFits(g, budget, what);
   const direct = useDirect(gpu, options)
-    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK })
+    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK, coef })
     : null;
   if (direct) {
     const parts = direct.slots > 1 ? gpu.pool.acquire(direct.slots * wSize * 4, `${what} partials`) : gradW;
@@ -92,13 +94,15 @@ export function conv3dBackwardWeight(
   const partial = slots > 1 ? gpu.pool.acquire(slots * wSize * 4, `${what} partials`) : gradW;
 
   const BK = `${tile.bk}u`;
-  const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}`;
-  const pipeline = weightGradSignature.pipeline(gpu, key, () => gemmShader({
+  const sig = weightGradSignature(coef !== null);
+  const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}${coef ? ':n' : ''}`;
+  const xValue = 'xs[xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)]';
+  const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
-    decls: sizes.decl,
+    decls: coef ? `${sizes.decl}\n${NORM_RELU_WGSL}` : sizes.decl,
     privates: `var<private> colOk: bool; var<private> ckd: u32; var<private> ckh: u32; var<private> ckw: u32; var<private> xRow: u32;
-var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
+var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;${coef ? ' var<private> cf: vec4f;' : ''}`,
     decode: `let tn = lin % p.nT; var rest = lin / p.nT; let tm = rest % p.mT; rest = rest / p.mT;
   let sp = rest % p.sps; let nl = rest / p.sps;`,
     setup: `
@@ -109,6 +113,7 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
   ckd = kd; ckh = kh; ckw = kw;
   xRow = p.xBase + nl * XS + ci * DHW;
   gRow = p.gBase + nl * OS;
+  ${coef ? 'cf = cfs[p.cfBase + nl * p.cfStride + min(ci, p.N / K3 - 1u)];' : ''}
   kLim = min(sp * p.chunk + p.chunk, p.R);`,
     tBegin: `sp * p.chunk / ${BK}`,
     tEnd: `(min(sp * p.chunk + p.chunk, p.R) + ${tile.bk - 1}u) / ${BK}`,
@@ -120,7 +125,7 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
   let od = k / HWO + p.od0; let rem = k % HWO; let oh = rem / WO; let ow = rem % WO;
   let id = i32(od * S + ckd) - P; let ih = i32(oh * S + ckh) - P; let iw = i32(ow * S + ckw) - P;
   if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
-  return xs[xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
+  return ${coef ? `normRelu(${xValue}, cf)` : xValue};`,
     store: `let idx = (nl * p.sps + sp) * WSIZE + p.pBase + row * WROW + col;
     if (p.accumulate != 0u) { parts[idx] = parts[idx] + v; } else { parts[idx] = v; }`,
   }));
@@ -138,12 +143,14 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;`,
     if (spsHere !== sps && sl.nc > 1) throw new Error(`${what}: internal slab plan error`);
     const uniforms = {
       total, nT, mT, sps: spsHere, chunk, M: sl.ac, N: sl.bc * K3, R, xBase: xw.base, gBase: gw.base,
-      pBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, od0: sl.d0, id0: sl.lo, accumulate: sl.firstReduction ? 0 : 1, ...sizeUniforms,
+      pBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, od0: sl.d0, id0: sl.lo, accumulate: sl.firstReduction ? 0 : 1,
+      cfBase: sl.n0 * g.Cin + sl.b0, cfStride: g.Cin, ...sizeUniforms,
     };
+    const buffers = { xs: xw.binding, gs: gw.binding, parts, ...(coef ? { cfs: whole(coef, 4 * g.N * g.Cin) } : {}) };
     const flops = 2 * sl.nc * sl.ac * sl.bc * K3 * R;
     gpu.dispatch({
       pipeline, label: 'conv3d:wgrad', workgroups: total, flops,
-      ...weightGradSignature.bind(uniforms, { xs: xw.binding, gs: gw.binding, parts }),
+      ...sig.bind(uniforms, buffers),
     });
   }
   if (partial !== gradW) {

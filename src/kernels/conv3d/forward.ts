@@ -13,7 +13,7 @@ import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader } from './gemm.js';
-import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import { NORM_RELU_WGSL, gemmChoices, useDirect, type Conv3dOptions } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
@@ -22,12 +22,16 @@ import { checkTile, chooseConv3dTile, tileKey, type Conv3dTile } from './tiles.j
 const FORWARD_UNIFORMS = {
   total: 'u32', nT: 'u32', mT: 'u32', M: 'u32', N: 'u32', C: 'u32', cT: 'u32', kT: 'u32',
   xBase: 'u32', oBase: 'u32', wBase: 'u32', co0: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32',
+  cfBase: 'u32', cfStride: 'u32',
   ...SIZE_UNIFORMS,
 } as const;
 
-const forwardSignature = (hasBias: boolean) => cachedSignature(`conv3d forward:${hasBias}`, () => kernelSignature('conv3d forward', {
+const forwardSignature = (hasBias: boolean, normRelu: boolean) => cachedSignature(`conv3d forward:${hasBias}:${normRelu}`, () => kernelSignature('conv3d forward', {
   uniforms: FORWARD_UNIFORMS,
-  storage: { xs: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}), ys: readWrite('f32') },
+  storage: {
+    xs: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
+    ...(normRelu ? { cfs: readOnly('vec4f') } : {}), ys: readWrite('f32'),
+  },
 }));
 
 /**
@@ -51,30 +55,35 @@ export function conv3dForward(
   checkBuffer(w, g.Cout * g.Cin * K3, `${what} weight`);
   if (bias) checkBuffer(bias, g.Cout, `${what} bias`);
   checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
+  const coef = options.inputNormRelu ?? null;
+  if (coef) checkBuffer(coef, 4 * g.N * g.Cin, `${what} input coefficients`);
   const budget = bindingBudget(gpu, options.maxBindingBytes, what);
   checkWeightFits(g, budget, what);
-  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking)) return;
+  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking, coef)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
   const { specialize, prefetch } = gemmChoices(gpu, options);
   const sizes = sizeConstants(g, specialize);
   const major = offsetMajor(g.Cin, g.k, tile);
   const BK = `${tile.bk}u`;
-  const sig = forwardSignature(bias !== null);
-  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}`;
+  const sig = forwardSignature(bias !== null, coef !== null);
+  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}${coef ? 'n' : ''}`;
+  // With the prologue, a loaded input element becomes relu(GN(x)) from its (sample, channel) coefficients.
+  const load = (index: string, channel: string) => (coef ? `normRelu(xs[${index}], cfs[cfRow + ${channel}])` : `xs[${index}]`);
   const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
-    decls: sizes.decl,
+    decls: coef ? `${sizes.decl}\n${NORM_RELU_WGSL}` : sizes.decl,
     privates: `var<private> colOk: bool; var<private> bd: i32; var<private> bh: i32; var<private> bw: i32; var<private> xRow: u32;
-var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32;`,
+var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<private> colOff: u32; var<private> cfRow: u32;`,
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
     setup: `
   let vox = n0 + bcol;
   colOk = vox < p.N;
   let od = vox / HWO + p.od0; let rem = vox % HWO; let oh = rem / WO; let ow = rem % WO;
   bd = i32(od * S) - P; bh = i32(oh * S) - P; bw = i32(ow * S) - P;
-  xRow = p.xBase + nl * XS;`,
+  xRow = p.xBase + nl * XS;
+  cfRow = p.cfBase + nl * p.cfStride;`,
     tBegin: '0u',
     tEnd: 'p.kT',
     tileSetup: major ? `
@@ -86,14 +95,14 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
     loadA: major
       ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + row * WROW + c * K3 + kp]; } return 0.0;'
       : 'let k = k0 + kc; if (row < p.M && k < p.C * K3) { return ws[p.wBase + row * WROW + k]; } return 0.0;',
-    loadB: major ? 'let c = k0 + kr; if (tapOk && c < p.C) { return xs[colOff + c * DHW]; } return 0.0;' : `
+    loadB: major ? `let c = k0 + kr; if (tapOk && c < p.C) { return ${load('colOff + c * DHW', 'c')}; } return 0.0;` : `
   let k = k0 + kr;
   if (!colOk || k >= p.C * K3) { return 0.0; }
   let ci = k / K3; let r = k - ci * K3;
   ${splitKernelOffset(g, 'r')}
   let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
   if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
-  return xs[xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)];`,
+  return ${load('xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)', 'ci')};`,
     store: `let idx = p.oBase + nl * OS + row * DHWO + col;
     if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}; }`,
   }));
@@ -114,9 +123,12 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
     const uniforms = {
       total, nT, mT, M: sl.ac, N, C: sl.bc, cT, kT: major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk),
       xBase: xw.base, oBase: ow.base, wBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, co0: sl.a0, od0: sl.d0, id0: sl.lo,
-      accumulate: sl.firstB ? 0 : 1, ...sizeUniforms,
+      accumulate: sl.firstB ? 0 : 1, cfBase: sl.n0 * g.Cin + sl.b0, cfStride: g.Cin, ...sizeUniforms,
     };
-    const buffers = { xs: xw.binding, ws: weights, ys: ow.binding, ...(bias ? { bs: whole(bias, g.Cout) } : {}) };
+    const buffers = {
+      xs: xw.binding, ws: weights, ys: ow.binding, ...(bias ? { bs: whole(bias, g.Cout) } : {}),
+      ...(coef ? { cfs: whole(coef, 4 * g.N * g.Cin) } : {}),
+    };
     const flops = 2 * sl.nc * sl.ac * sl.bc * K3 * N;
     gpu.dispatch({ pipeline, label: 'conv3d:fwd', workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }

@@ -6,17 +6,21 @@ import type { Gpu } from '../../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
+import { NORM_RELU_WGSL } from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
-const convSignature = (hasBias: boolean) => cachedSignature(`conv3d direct convolution:${hasBias}`, () => kernelSignature('conv3d direct convolution', {
+const convSignature = (hasBias: boolean, normRelu: boolean) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}`, () => kernelSignature('conv3d direct convolution', {
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
-    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32',
+    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32',
   },
-  storage: { src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}), dst: readWrite('f32') },
+  storage: {
+    src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
+    ...(normRelu ? { cfs: readOnly('vec4f') } : {}), dst: readWrite('f32'),
+  },
 }));
 
 /** One convolution as the direct kernel sees it: src [N, Cs, D, H, W] -> dst [N, Cd, Do, Ho, Wo]. */
@@ -27,14 +31,15 @@ interface ConvJob {
   sDst: number; sSrc: number; flip: boolean;
 }
 
-function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, wg: number): string {
+function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, wg: number): string {
   const { k, s } = j;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
   const K3 = k ** 3;
   const lines: string[] = [];
   for (let i = 0; i < L; i++) {
-    lines.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, src[select(0u, u32(rowBase + ${i}), ok${i})], ok${i});`);
+    const value = `src[select(0u, u32(rowBase + ${i}), ok${i})]`;
+    lines.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
   for (let kw = 0; kw < k; kw++) {
     const tap = j.flip ? `${K3 - 1 - kw}u - tapRow` : `tapRow + ${kw}u`;
@@ -54,6 +59,7 @@ function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, wg: number)
   }
   return /* wgsl */ `
 const K = ${k}u;
+${normRelu ? NORM_RELU_WGSL : ''}
 
 ${directMain(wg)}
   if (lin >= p.total) { return; }
@@ -71,6 +77,7 @@ ${directMain(wg)}
   for (var ci = 0u; ci < p.Cs; ci++) {
     let cBase = i32(p.srcBase + n * p.srcNS + ci * DHW);
     let wBase = c0 * p.sDst + ci * p.sSrc;
+    ${normRelu ? 'let cf = cfs[p.cfBase + n * p.Cs + ci];' : ''}
     for (var kd = 0u; kd < K; kd++) {
       let id = id0 + i32(kd);
       for (var kh = 0u; kh < K; kh++) {
@@ -90,7 +97,7 @@ ${directMain(wg)}
 
 function runConv(
   gpu: Gpu, src: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, dst: GPUBuffer, j: ConvJob, budget: number,
-  blocking: DirectBlocking | undefined, label: string,
+  blocking: DirectBlocking | undefined, label: string, coef: GPUBuffer | null = null,
 ): boolean {
   const srcSample = j.Cs * j.D * j.H * j.W;
   const dstSample = j.Cd * j.Do * j.Ho * j.Wo;
@@ -102,9 +109,9 @@ function runConv(
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
   const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
-  const sig = convSignature(hasBias);
-  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}`;
-  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, wg));
+  const sig = convSignature(hasBias, coef !== null);
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}`;
+  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, wg));
   const nCB = Math.ceil(j.Cd / b.ct);
   const wSize = j.Cd * j.Cs * j.k ** 3;
   const weights = whole(w, wSize);
@@ -115,24 +122,31 @@ function runConv(
     const uniforms = {
       total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
       sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
+      cfBase: n0 * j.Cs,
     };
-    const buffers = { src: sw.binding, ws: weights, dst: dw.binding, ...(bias ? { bs: whole(bias, j.Cd) } : {}) };
+    const buffers = {
+      src: sw.binding, ws: weights, dst: dw.binding, ...(bias ? { bs: whole(bias, j.Cd) } : {}),
+      ...(coef ? { cfs: whole(coef, 4 * j.N * j.Cs) } : {}),
+    };
     const flops = 2 * nc * j.Cd * j.Cs * j.k ** 3 * j.Do * j.Ho * j.Wo;
     gpu.dispatch({ pipeline, label, workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }
   return true;
 }
 
-/** out = conv3d(x, w) + bias by the direct kernel; false (nothing recorded) when one sample does not fit a binding. */
+/**
+ * out = conv3d(x, w) + bias by the direct kernel (of relu(GN(x)) when `coef` holds the input's GN coefficients,
+ * see Conv3dOptions.inputNormRelu); false (nothing recorded) when one sample does not fit a binding.
+ */
 export function directConvForward(
   gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, g: Conv3dGeometry, budget: number,
-  blocking?: DirectBlocking,
+  blocking?: DirectBlocking, coef: GPUBuffer | null = null,
 ): boolean {
   const K3 = g.k ** 3;
   return runConv(gpu, x, w, bias, out, {
     N: g.N, Cs: g.Cin, Cd: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo, k: g.k, s: g.s, p: g.p,
     sDst: g.Cin * K3, sSrc: K3, flip: false,
-  }, budget, blocking, 'conv3d:fwd');
+  }, budget, blocking, 'conv3d:fwd', coef);
 }
 
 /**

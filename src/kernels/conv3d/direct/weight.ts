@@ -3,32 +3,34 @@
  * taps along W and walks a chunk of output rows; each chunk writes one partial weight gradient.
  */
 import type { Gpu } from '../../runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
+import { NORM_RELU_WGSL } from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
-const weightSignature = kernelSignature('conv3d direct backward weight', {
+const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct backward weight:${normRelu}`, () => kernelSignature('conv3d direct backward weight', {
   uniforms: {
     total: 'u32', nLB: 'u32', nCB: 'u32', lanes: 'u32', Cin: 'u32', Cout: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32', rows: 'u32', chunk: 'u32',
-    xBase: 'u32', gBase: 'u32', xNS: 'u32', gNS: 'u32', pad: 'u32', slot0: 'u32', gLast: 'u32',
+    xBase: 'u32', gBase: 'u32', xNS: 'u32', gNS: 'u32', pad: 'u32', slot0: 'u32', gLast: 'u32', cfBase: 'u32',
   },
-  storage: { xs: readOnly('f32'), gs: readOnly('f32'), parts: readWrite('f32') },
-});
+  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32') },
+}));
 
 /** Target workgroups per weight-gradient dispatch (a few per CPU thread, for load balance). */
 const WGRAD_TARGET_WORKGROUPS = 48;
 
-function weightShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string {
+function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, wg: number): string {
   const { k, s } = g;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
   const K3 = k ** 3;
   const body: string[] = [];
   for (let i = 0; i < L; i++) {
-    body.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, xs[select(0u, u32(rowBase + ${i}), ok${i})], ok${i});`);
+    const value = `xs[select(0u, u32(rowBase + ${i}), ok${i})]`;
+    body.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
   for (let v = 0; v < vw; v++) {
     body.push(`let vOk${v} = ow0 + ${v}u < p.Wo;`);
@@ -44,6 +46,7 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string 
     stores.push('}');
   }
   return /* wgsl */ `
+${normRelu ? NORM_RELU_WGSL : ''}
 ${directMain(wg)}
   if (lin >= p.total) { return; }
   let lb = lin % p.nLB; let rest = lin / p.nLB; let cb = rest % p.nCB; let sp = rest / p.nCB;
@@ -63,6 +66,7 @@ ${directMain(wg)}
     let rowOk = valid && u32(id) < p.D && u32(ih) < p.H;
     let xRow = i32(p.xBase + n * p.xNS + ci * DHW) + id * i32(HW) + ih * i32(p.W);
     let gRow0 = p.gBase + n * p.gNS + c0 * DHWO + od * HWO + oh * p.Wo;
+    ${normRelu ? 'let cf = cfs[p.cfBase + n * p.Cin + ci];' : ''}
     for (var ow0 = 0u; ow0 < p.Wo; ow0 += ${vw}u) {
       let iw0 = i32(ow0 * ${s}u) - PAD;
       let rowBase = xRow + iw0;
@@ -89,7 +93,7 @@ export interface DirectWgradPlan {
  */
 export function planDirectWeightGrad(
   gpu: Gpu, x: GPUBuffer, gradOut: GPUBuffer, g: Conv3dGeometry, budget: number,
-  options: { blocking?: DirectBlocking; chunks?: number } = {},
+  options: { blocking?: DirectBlocking; chunks?: number; coef?: GPUBuffer | null } = {},
 ): DirectWgradPlan | null {
   const xSample = g.Cin * g.D * g.H * g.W;
   const gSample = g.Cout * g.Do * g.Ho * g.Wo;
@@ -109,8 +113,10 @@ export function planDirectWeightGrad(
   const wSize = g.Cout * g.Cin * g.k ** 3;
   const slots = groups.length * chunks;
   if (slots * wSize > budget) return null;
-  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}`;
-  const pipeline = weightSignature.pipeline(gpu, key, () => weightShader(g, b, wg));
+  const coef = options.coef ?? null;
+  const sig = weightSignature(coef !== null);
+  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}${coef ? ':n' : ''}`;
+  const pipeline = sig.pipeline(gpu, key, () => weightShader(g, b, coef !== null, wg));
   return {
     slots,
     run: (partial) => {
@@ -122,12 +128,13 @@ export function planDirectWeightGrad(
         const uniforms = {
           total, nLB, nCB, lanes, Cin: g.Cin, Cout: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo,
           rows: nc * g.Do * g.Ho, chunk, xBase: xw.base, gBase: gw.base, xNS: xSample, gNS: gSample, pad: g.p,
-          slot0: gi * chunks, gLast: gw.base + nc * gSample - 1,
+          slot0: gi * chunks, gLast: gw.base + nc * gSample - 1, cfBase: n0 * g.Cin,
         };
+        const buffers = { xs: xw.binding, gs: gw.binding, parts, ...(coef ? { cfs: whole(coef, 4 * g.N * g.Cin) } : {}) };
         const flops = 2 * nc * g.Cout * g.Cin * g.k ** 3 * g.Do * g.Ho * g.Wo;
         gpu.dispatch({
           pipeline, label: 'conv3d:wgrad', workgroups: total, flops,
-          ...weightSignature.bind(uniforms, { xs: xw.binding, gs: gw.binding, parts }),
+          ...sig.bind(uniforms, buffers),
         });
       });
     },

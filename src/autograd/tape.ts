@@ -58,12 +58,21 @@ export function isGradEnabled(): boolean {
 
 /** Runs fn without recording any op (inference, optimiser updates). */
 export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs fn with op recording on, even inside noGrad or backward (activation checkpointing recomputes this way). */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = enabled;
   try {
     const r = fn();
     if (r instanceof Promise) {
-      // Recording stays off until the promise settles: async inference under noGrad behaves as sync.
+      // The mode holds until the promise settles: async inference under noGrad behaves as sync.
       return r.finally(() => { gradEnabled = prev; }) as T;
     }
     gradEnabled = prev;
@@ -78,11 +87,16 @@ export class GraphNode {
   private refs = 1;
   released = false;
   readonly inputNodes: (GraphNode | null)[];
+  /**
+   * Set while `saved` holds stand-ins for tensors dropped after the forward pass (activation checkpointing,
+   * checkpoint.ts): backward calls it before the rule, and it refills `saved` by recomputing.
+   */
+  recompute: (() => void) | null = null;
 
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
-    readonly saved: readonly Tensor[],
+    public saved: readonly Tensor[],
     readonly rule: BackwardRule,
   ) {
     this.inputNodes = inputs.map((t) => (t.requiresGrad ? t.node : null));
@@ -128,8 +142,22 @@ export function recordOp(op: string, inputs: readonly Tensor[], out: Tensor, sav
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
   const views = saved.map((t) => keep(t.shareAs(t.shape)));
   out.node = new GraphNode(op, inputs, views, rule);
+  nodeWatcher?.(out.node);
   out.requiresGrad = true;
   return out;
+}
+
+let nodeWatcher: ((node: GraphNode) => void) | null = null;
+
+/** Runs fn, handing `watch` every node recorded meanwhile, in recording order (activation checkpointing). */
+export function watchRecordedNodes<T>(watch: (node: GraphNode) => void, fn: () => T): T {
+  if (nodeWatcher) throw new Error('watchRecordedNodes: already watching; checkpointed segments cannot nest');
+  nodeWatcher = watch;
+  try {
+    return fn();
+  } finally {
+    nodeWatcher = null;
+  }
 }
 
 function accumulate(into: Tensor | undefined | null, g: Tensor): Tensor {
@@ -179,6 +207,7 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
         continue;
       }
       if (node.released) throw new Error(`backward: the graph of op '${node.op}' was already freed`);
+      node.recompute?.();
       const inputGrads = tidy(() => node.rule(g, node.saved));
       if (inputGrads.length !== node.inputs.length) {
         throw new Error(`backward rule of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);

@@ -13,6 +13,7 @@
 import {
   add, channelGate, conv3d, dynamicHead, globalAvgPool, sigmoid, slice, spatialGate, taskConcat, upsampleTrilinear2x,
 } from '../autograd/index.js';
+import { checkpoint } from '../autograd/checkpoint.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { HEAD_PARAMS } from '../kernels/dynamic-head.js';
@@ -196,7 +197,16 @@ export interface TGNetOptions {
    * encoder stage, 'all' every encoder block (the layout before the reference was corrected; --tg-res-blocks all).
    */
   taskGuidedBlocks?: TaskGuidedBlocks;
+  /**
+   * Recompute the big encoder stages' activations in backward instead of keeping them from the forward pass
+   * (`checkpoint`, --checkpoint-activations): less memory for some extra forward work; outputs and gradients are
+   * bit-identical. Off by default. Not part of the state dict.
+   */
+  checkpointActivations?: boolean;
 }
+
+/** Encoder stages recomputed under checkpointActivations: the first three, which hold most of the encoder's activations. */
+export const CHECKPOINTED_ENCODER_STAGES = 3;
 
 function checkWidth(width: number): void {
   if (!Number.isInteger(width) || width < 1) throw new RangeError(`TGNet.create: width must be a positive integer, got ${width}`);
@@ -213,6 +223,8 @@ export class TGNet extends Module {
   readonly width: number;
   readonly numTasks: number;
   readonly taskGuidedBlocks: TaskGuidedBlocks;
+  /** How many leading encoder stages run under `checkpoint` (0: none; see TGNetOptions.checkpointActivations). */
+  readonly checkpointedStages: number;
   readonly conv1: Conv3d;
   readonly enc: ModuleList<ModuleList<ResidualBlock>>;
   readonly fusion: NormReluConv;
@@ -249,6 +261,7 @@ export class TGNet extends Module {
     this.width = width;
     this.numTasks = numTasks;
     this.taskGuidedBlocks = taskGuidedBlocks;
+    this.checkpointedStages = options.checkpointActivations ? CHECKPOINTED_ENCODER_STAGES : 0;
     const rng = createRng(options.seed ?? 0);
     const w = width;
 
@@ -293,7 +306,13 @@ export class TGNet extends Module {
       let h = this.conv1.forward(x);
       const skips: Tensor[] = [];
       for (let i = 0; i < this.enc.length; i++) {
-        for (const block of this.enc.at(i)) h = block.forward(h, taskIds);
+        const stage = this.enc.at(i);
+        const runStage = (input: Tensor): Tensor => {
+          let out = input;
+          for (const block of stage) out = block.forward(out, taskIds);
+          return out;
+        };
+        h = i < this.checkpointedStages ? checkpoint(runStage, [h]) : runStage(h);
         if (i < this.enc.length - 1) skips.push(h);
       }
       h = this.fusion.forward(h);

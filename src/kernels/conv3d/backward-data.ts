@@ -18,6 +18,7 @@ import {
   backwardDepthMap, bindingBudget, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
 import { checkTile, chooseConv3dTile, tileKey } from './tiles.js';
+import { withTunedConv3dOptions } from './tuned-options.js';
 
 /** The phase of the phase-split form (see conv3dBackwardData); all zero in the element-wise gather. */
 const PHASE_UNIFORMS = {
@@ -105,6 +106,7 @@ export function conv3dBackwardData(
   gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, shape: Conv3dShape, options: Conv3dOptions = {},
 ): void {
   const what = 'conv3d backward data';
+  options = withTunedConv3dOptions(gpu, shape, 'data', options);
   const g = geometry(shape, what);
   const K3 = g.k ** 3;
   checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);

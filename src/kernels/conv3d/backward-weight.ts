@@ -18,6 +18,7 @@ import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
 import { checkTile, chooseConv3dTile, tileKey } from './tiles.js';
+import { withTunedConv3dOptions } from './tuned-options.js';
 
 const weightGradSignature = (normRelu: boolean) => cachedSignature(`conv3d backward weight:${normRelu}`, () => kernelSignature('conv3d backward weight', {
   uniforms: {
@@ -49,6 +50,7 @@ export function conv3dBackwardWeight(
   gpu: Gpu, x: GPUBuffer, gradOut: GPUBuffer, gradW: GPUBuffer, shape: Conv3dShape, options: Conv3dOptions = {},
 ): void {
   const what = 'conv3d backward weight';
+  options = withTunedConv3dOptions(gpu, shape, 'weight', options);
   const g = geometry(shape, what);
   const K3 = g.k ** 3;
   const wSize = g.Cout * g.Cin * K3;

@@ -18,6 +18,7 @@ import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
 import { checkTile, chooseConv3dTile, tileKey, type Conv3dTile } from './tiles.js';
+import { withTunedConv3dOptions } from './tuned-options.js';
 
 const FORWARD_UNIFORMS = {
   total: 'u32', nT: 'u32', mT: 'u32', M: 'u32', N: 'u32', C: 'u32', cT: 'u32', kT: 'u32',
@@ -49,6 +50,7 @@ export function conv3dForward(
   options: Conv3dOptions = {},
 ): void {
   const what = 'conv3d forward';
+  options = withTunedConv3dOptions(gpu, shape, 'forward', options);
   const g = geometry(shape, what);
   const K3 = g.k ** 3;
   checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);

@@ -7,21 +7,25 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { initGpu, isSoftwareAdapter } from '../src/kernels/runtime/gpu.js';
+import { defaultTuningFile, enableConv3dTuning } from '../src/kernels/conv3d/autotune.js';
 import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './engine.js';
 import { benchConv3d } from './conv3d.js';
 import { benchGroupNorm } from './group-norm.js';
 import { table } from './timing.js';
-import { FULL_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
+import { benchStepCost } from './step-cost.js';
+import { FULL_STEP, SOFTWARE_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
 
 interface BenchArgs {
   out: string;
   scale: number | null;
   quick: boolean;
   only: string[] | null;
+  /** Launchers use the conv3d tuning cache (tgnet tune). */
+  tuned: boolean;
 }
 
 function parseArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { out: 'bench/out/latest.json', scale: null, quick: false, only: null };
+  const args: BenchArgs = { out: 'bench/out/latest.json', scale: null, quick: false, only: null, tuned: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -36,10 +40,11 @@ function parseArgs(argv: string[]): BenchArgs {
       args.scale = s;
     } else if (a === '--quick') args.quick = true;
     else if (a === '--only') args.only = value().split(',');
+    else if (a === '--tuned') args.tuned = true;
     else if (a === '--help' || a === '-h') {
-      throw new Error('usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep]');
+      throw new Error('usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost]');
     }
-    else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --only a,b)`);
+    else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --tuned, --only a,b)`);
   }
   return args;
 }
@@ -48,6 +53,8 @@ export async function benchMain(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const gpu = await initGpu();
   try {
+    const tunedShapes = args.tuned ? await enableConv3dTuning(gpu) : null;
+    if (tunedShapes !== null) console.log(`conv3d tuning cache ${await defaultTuningFile()}: ${tunedShapes} tuned (shape, pass) pairs for this adapter`);
     const software = isSoftwareAdapter(gpu);
     const scale = args.scale ?? (software ? 0.125 : 1);
     const engine = {
@@ -58,7 +65,7 @@ export async function benchMain(argv: string[]): Promise<void> {
     const want = (name: string) => !args.only || args.only.includes(name);
     const results: Record<string, unknown> = {
       adapter: gpu.name, vendor: gpu.adapter.vendor, software, scale, date: new Date().toISOString(),
-      node: process.version,
+      node: process.version, ...(tunedShapes !== null ? { conv3dTuned: tunedShapes } : {}),
     };
     console.log(`tgnet bench on ${gpu.name}${software ? ' (software adapter: reduced sizes)' : ''}\n`);
     const section = async (name: string, title: string, run: () => Promise<Record<string, unknown>[] | Record<string, unknown>>) => {
@@ -87,6 +94,13 @@ export async function benchMain(argv: string[]): Promise<void> {
         for (const c of stepConfigs) rows.push(...await benchTGNetStep(gpu, c, { iterations: args.quick ? 1 : 3, torchCpu: software }));
         return rows;
       });
+    // Counted, not timed: prints its own per-kernel table and the full configuration's peak-memory line.
+    if (want('stepCost')) {
+      const t0 = performance.now();
+      console.log('step cost (dispatch traffic and FLOPs against the op-graph minimum; full-configuration peak memory)');
+      results.stepCost = await benchStepCost(gpu, software ? SOFTWARE_STEP : FULL_STEP, FULL_STEP, software);
+      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    }
     const out = resolve(args.out);
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;

@@ -35,6 +35,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'the paper\'s table, a row per model (--model A --model B --data DIR); or masks vs truth (--pred P --truth T --task T)',
     run: async (argv) => (await import('./evaluate.js')).evaluateCommand(argv),
   },
+  tune: {
+    summary: 'tune conv3d kernels for every conv of a TGNet step on this adapter; caches the choices (--width W --crop D H W --batch B --file PATH)',
+    run: async (argv) => (await import('./tune.js')).tuneCommand(argv),
+  },
   'import-dodnet': {
     summary: 'map a DoDNet checkpoint (safetensors with the authors\' names) to a TGNet dodnet checkpoint (--in F --out F)',
     run: async (argv) => (await import('./import-dodnet.js')).importDodnetCommand(argv),

@@ -13,6 +13,7 @@ import { INFO_CLI } from '../../src/cli/info.js';
 import { parsePredictArgs, PREDICT_CLI } from '../../src/cli/predict.js';
 import { parseSynthArgs, SYNTH_CLI } from '../../src/cli/synth.js';
 import { parseTrainArgs, TRAIN_CLI } from '../../src/cli/train.js';
+import { TUNE_CLI } from '../../src/cli/tune.js';
 import { captureOutput } from '../helpers/capture-output.js';
 
 afterEach(() => vi.restoreAllMocks());
@@ -30,6 +31,7 @@ async function tgnet(...argv: string[]): Promise<{ status: number; stdout: strin
 const CLIS: Record<string, CommandLine<OptionSpecs>[]> = {
   demo: [DEMO_CLI], train: [TRAIN_CLI], synth: [SYNTH_CLI], info: [INFO_CLI], predict: [PREDICT_CLI],
   evaluate: [EVALUATE_MODELS_CLI, EVALUATE_MASKS_CLI], 'import-dodnet': [IMPORT_DODNET_CLI],
+  tune: [TUNE_CLI],
 };
 
 describe('tgnet --help', () => {
@@ -85,6 +87,7 @@ describe('tgnet refuses a bad command line with status 2, naming the flag', () =
       [['predict', '--model', 'm', '--input', 'i', '--task', '0', '--out', 'o.nii', '--overlap', '1'], 'tgnet predict: --overlap is "1"; expected a number in [0, 1)'],
       [['evaluate', '--model', 'a', '--data', 'd', '--batch', 'two'], 'tgnet evaluate: --batch is "two"; expected a positive integer'],
       [['import-dodnet', '--in', 'a', '--out', 'b', '--crop', '16', '16', '-32'], 'tgnet import-dodnet: --crop W is "-32"; expected a positive multiple of 16'],
+      [['tune', '--crop', '16', '32', '24'], 'tgnet tune: --crop W is "24"; expected a positive multiple of 16'],
     ];
     for (const [argv, message] of cases) {
       const { status, stderr } = await tgnet(...argv);

@@ -46,6 +46,7 @@ const DEMO_OPTIONS = {
   lr: option('LR', 'peak learning rate (default: the profile\'s)', numberValue((n) => Number.isFinite(n) && n > 0, 'a positive learning rate'), { default: null }),
   variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default tgnet)`, choiceValue(TGNET_VARIANTS), { default: 'tgnet' as TGNetVariant }),
   compare: flag('train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side'),
+  checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients)'),
   flips: toggle('average the 8 mirrorings at evaluation (default: on for the gpu profile)'),
   cache: option('DIR', 'where the phantom collection and its preprocessed cases are kept (default .tgnet-cache); synthesised once per seed and size, then reused',
     pathValue, { default: '.tgnet-cache' }),
@@ -120,13 +121,13 @@ async function prepareData(config: DemoConfig, seed: number, runDir: string, cac
   return { train: split.train, val: split.val, cacheDir, spacingZYX, crops };
 }
 
-async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, variant: TGNetVariant, seed: number, dir: string, log: (s: string) => void): Promise<VariantResult> {
+async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, variant: TGNetVariant, checkpointActivations: boolean, seed: number, dir: string, log: (s: string) => void): Promise<VariantResult> {
   const folder = await RunFolder.open(dir);
   const store = await preprocessDatasetToStore(data.train, data.cacheDir, { targetSpacingZYX: data.spacingZYX, maxCases: data.train.length });
   const sampler = new StreamingBatchSampler(store, {
     batchSize: config.batch, cropSize: config.crop, seed, augment: config.augment === 'none' ? NO_AUGMENT : { ...DEFAULT_AUGMENT, mirror: false }, foregroundFraction: config.foregroundFraction,
   });
-  const model = TGNet.create({ variant, width: config.width, seed });
+  const model = TGNet.create({ variant, width: config.width, seed, checkpointActivations });
   const trainer = new Trainer({
     model, batches: sampler, totalSteps: config.steps, optimizer: config.optimizer, lr0: config.lr, warmupSteps: config.warmupSteps,
     weightDecay: config.weightDecay, logEvery: config.logEvery, checkpointPath: folder.path('checkpoint.safetensors'), seed, crop: config.crop,
@@ -141,7 +142,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
     phantoms: `${config.volume.join('x')} voxels, ${phantomSpacing(config.volume).map((s) => s.toFixed(2)).join('x')} mm, ${config.casesPerTask} per task`,
     profile: config.profile, reason: config.reason, adapter: gpu.name, seed,
   };
-  await folder.writeJson('config.json', { ...settings, volume: config.volume, cropSize: config.crop, lr: config.lr, warmupSteps: config.warmupSteps, valEvery: config.valEvery, logEvery: config.logEvery, flips: config.flips });
+  await folder.writeJson('config.json', { ...settings, volume: config.volume, cropSize: config.crop, lr: config.lr, warmupSteps: config.warmupSteps, valEvery: config.valEvery, logEvery: config.logEvery, flips: config.flips, checkpointActivations });
   log(`${variant}: width ${config.width} (${model.parameterCount().toLocaleString('en-US')} parameters), ${config.steps} steps of batch ${config.batch} at ${config.crop.join('x')}, ${config.optimizer} lr ${config.lr}`);
   try {
     const { seconds: trainSeconds } = await runTrainingLoop({
@@ -216,7 +217,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
     const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
     const results: VariantResult[] = [];
     for (const variant of variants) {
-      results.push(await trainAndEvaluate(gpu, config, data, variant, args.seed, args.compare ? join(runDir, variant) : runDir, log));
+      results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, args.seed, args.compare ? join(runDir, variant) : runDir, log));
     }
     const table = buildPaperTable(results.map((r) => r.results));
     log('');

@@ -13,7 +13,7 @@ import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } fr
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { OPTIMIZER_KINDS } from '../nn/optim.js';
-import { choiceValue, CommandLine, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
+import { choiceValue, CommandLine, flag, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
 import { RunFolder } from './run-folder.js';
 import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
@@ -61,6 +61,7 @@ const TRAIN_OPTIONS = {
   valEvery: option('N', `validation Dice on one fixed crop per validation case every N steps and at the end (default ${DEFAULTS.valEvery}; 0: only at the end)`,
     integerValue(0), { default: null }),
   checkpointEvery: option('N', 'also checkpoint every N steps (default: only at the end)', integerValue(0), { default: null }),
+  checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients); not recorded in the checkpoint (give it again on --resume)'),
   resume: option('CKPT', 'continue exactly where the checkpoint stands: data folder, split, batch, crop, schedule, seed and the crop stream come from it (a run killed at any moment and resumed ends with the same weights as one never stopped); --steps may extend the run, --data may point at the moved data folder, and the logging, validation, checkpoint and cache options may change; any other option that disagrees with the checkpoint is an error',
     pathValue, { default: null }),
   seed: option('S', `seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})`, integerValue(0), { default: null }),
@@ -239,7 +240,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   let trainer: Trainer | null = null;
   const folder = await RunFolder.open(out, resumed ? { resumeFromStep: resumed.meta.step } : {});
   try {
-    model = TGNet.create({ variant, width, seed });
+    model = TGNet.create({ variant, width, seed, checkpointActivations: args.checkpointActivations });
     const checkpointPath = join(out, 'checkpoint.safetensors');
     trainer = new Trainer({
       model, batches: sampler, totalSteps: steps, optimizer, lr0: lr, warmupSteps: warmup, weightDecay, logEvery,
@@ -255,7 +256,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;
     await folder.writeJson('config.json', {
       data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch, steps, optimizer, lr, warmupSteps: warmup,
-      schedule, weightDecay, seed, logEvery, valEvery, checkpointEvery, adapter: gpu.name,
+      schedule, weightDecay, seed, logEvery, valEvery, checkpointEvery, checkpointActivations: args.checkpointActivations, adapter: gpu.name,
       trainCases: split.train.length, valCases: split.val.length, resumedFrom: args.resume ?? null,
     });
     log(`model ${variant} width ${width} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${gpu.name}; tasks ${tasks.map((t) => TASKS[t].key).join(', ')}`);

@@ -18,12 +18,17 @@ export interface TGNetStepConfig {
   batch: number;
   crop: [number, number, number];
   width: number;
+  /** TGNet's checkpointActivations: encoder stages 0-2 recomputed in backward (less memory, more time). */
+  checkpointActivations?: boolean;
 }
 
 export const FULL_STEP: TGNetStepConfig = { batch: 2, crop: [64, 192, 192], width: 32 };
 export const SOFTWARE_STEP: TGNetStepConfig = { batch: 2, crop: [16, 32, 32], width: 8 };
-/** Software adapters: the demo's range (width 8 and 4), each next to PyTorch's CPU step on the same machine. */
-export const SOFTWARE_STEPS: TGNetStepConfig[] = [SOFTWARE_STEP, { batch: 2, crop: [16, 32, 32], width: 4 }];
+/**
+ * Software adapters: the demo's range (width 8 and 4), each next to PyTorch's CPU step on the same machine, and
+ * width 8 again with activation checkpointing (its pool peak and time against the plain row).
+ */
+export const SOFTWARE_STEPS: TGNetStepConfig[] = [SOFTWARE_STEP, { batch: 2, crop: [16, 32, 32], width: 4 }, { ...SOFTWARE_STEP, checkpointActivations: true }];
 
 export interface TGNetStepOptions {
   iterations?: number;
@@ -35,7 +40,7 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
   const { iterations = 3 } = options;
   const { batch, crop, width } = config;
   const [d, h, w] = crop;
-  const model = TGNet.create({ variant: 'tgnet', width, seed: 0 });
+  const model = TGNet.create({ variant: 'tgnet', width, seed: 0, checkpointActivations: config.checkpointActivations });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
   const voxels = batch * d * h * w;
   const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w]).keep();
@@ -62,9 +67,9 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
     const perStep = { dispatches: gpu.dispatchCount - dispatches0, submits: gpu.submitCount - submits0 };
     const profile = await profileStep(gpu, step);
     // After our timings: the PyTorch run would otherwise compete with them for the CPU.
-    const torch = options.torchCpu ? torchCpuStep(config, Math.max(3, iterations)) : null;
+    const torch = options.torchCpu && !config.checkpointActivations ? torchCpuStep(config, Math.max(3, iterations)) : null;
     return [{
-      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}`,
+      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}`,
       params: model.parameterCount(),
       stepMs: train.medianMs,
       forwardMs: forward.medianMs,

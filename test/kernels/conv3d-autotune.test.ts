@@ -69,8 +69,10 @@ describe('conv3d autotuner', () => {
     expect(r.cached).toBe(false);
     expect(r.candidates.map((c) => c.label)).toEqual(candidates.map((c) => c.label));
     for (const c of r.candidates) expect(c.ms).toBeGreaterThan(0);
-    expect(r.entry.ms).toBe(Math.min(...r.candidates.map((c) => c.ms!)));
-    expect(r.entry.defaultMs).toBe(r.candidates[0].ms);
+    // The best is timed again beside the default and kept only when faster.
+    expect(r.entry.ms).toBeGreaterThan(0);
+    expect(r.entry.ms).toBeLessThanOrEqual(r.entry.defaultMs);
+    expect(candidates.map((c) => c.options)).toContainEqual(r.entry.options);
 
     const stored = JSON.parse(await readFile(file, 'utf8')) as TuningFile;
     expect(stored.version).toBe(TUNING_FORMAT_VERSION);

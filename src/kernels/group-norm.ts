@@ -164,8 +164,9 @@ export function groupNormForward(
 
 /**
  * The statistics of groupNormForward without the normalised output: mean and rstd per (n, g) (N*G f32 each)
- * and per (n, c) the coefficients (mean, rstd * weight, bias, 0) (N*C vec4f) from which a consumer computes
- * gn(x) = (x - mean) * (rstd * weight) + bias as it loads x (Conv3dOptions.inputNormRelu).
+ * and per (n, c) the coefficients (mean, a, bias, b) with a = rstd * weight, b = bias - mean * a (N*C vec4f),
+ * from which a consumer computes gn(x) = x * a + b as it loads x (Conv3dOptions.inputNormRelu); the apply and
+ * the backward use (x - mean) * a + bias, which cancels less.
  */
 export function groupNormCoefficients(
   gpu: Gpu, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
@@ -269,7 +270,8 @@ ${workgroupMain(wg)}
   let g = w - n * p.groups;
   for (var cl = lid; cl < p.cg; cl = cl + ${wg}u) {
     let c = g * p.cg + cl;
-    coef[n * p.channels + c] = vec4f(m, r * weight[c], bias[c], 0.0);
+    let scale = r * weight[c];
+    coef[n * p.channels + c] = vec4f(m, scale, bias[c], bias[c] - m * scale);
   }
 }`);
   gpu.dispatch({

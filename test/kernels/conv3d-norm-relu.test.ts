@@ -26,6 +26,7 @@ function randomCoefficients(nc: number, seed: number): Float32Array {
     coef[4 * i] = 0.3 * r[3 * i];
     coef[4 * i + 1] = 0.5 + r[3 * i + 1];
     coef[4 * i + 2] = 0.4 * r[3 * i + 2];
+    coef[4 * i + 3] = coef[4 * i + 2] - coef[4 * i] * coef[4 * i + 1];
   }
   return coef;
 }
@@ -88,7 +89,7 @@ describe('conv3d with the relu(GN(x)) input prologue against the CPU twin', () =
 });
 
 describe('groupNormCoefficients', () => {
-  it('writes mean and rstd per (n, g) and (mean, rstd * weight, bias, 0) per (n, c), as the CPU twin', async () => {
+  it('writes mean and rstd per (n, g) and (mean, a = rstd * weight, bias, bias - mean * a) per (n, c), as the CPU twin', async () => {
     const g = gpu();
     const shape = [2, 6, 3, 4, 5];
     const groups = 3;
@@ -105,7 +106,8 @@ describe('groupNormCoefficients', () => {
     for (let n = 0; n < 2; n++) {
       for (let c = 0; c < 6; c++) {
         const s = n * groups + Math.floor(c / 2);
-        expected.set([ref.mean[s], ref.rstd[s] * weight[c], bias[c], 0], 4 * (n * 6 + c));
+        const a = ref.rstd[s] * weight[c];
+        expected.set([ref.mean[s], a, bias[c], bias[c] - ref.mean[s] * a], 4 * (n * 6 + c));
       }
     }
     expectClose(await download(g, cb, 48), expected, 1e-5, 1e-4);

@@ -28,14 +28,15 @@ export interface Conv3dOptions {
   directBlocking?: DirectBlocking;
   /**
    * Forward and weight gradient only: the conv reads relu(GN(x)) in place of x, normalising each element as it
-   * is loaded (the GN output is never written). One vec4f per (sample, input channel), (mean, rstd * gamma,
-   * beta, 0), as `groupNormCoefficients` writes them; padding stays zero (it pads the normalised tensor).
+   * is loaded (the GN output is never written). One vec4f per (sample, input channel), (mean, a, beta, b) with
+   * a = rstd * gamma and b = beta - mean * a, as `groupNormCoefficients` writes them: relu(x * a + b), one fma
+   * and a max per load. Padding stays zero (it pads the normalised tensor).
    */
   inputNormRelu?: GPUBuffer;
 }
 
-/** The WGSL of the input prologue: relu(GN(v)) from the channel's coefficients (mean, rstd * gamma, beta, 0). */
-export const NORM_RELU_WGSL = 'fn normRelu(v: f32, c: vec4f) -> f32 { return max((v - c.x) * c.y + c.z, 0.0); }';
+/** The WGSL of the input prologue: relu(GN(v)) from the channel's coefficients (mean, a, beta, b). */
+export const NORM_RELU_WGSL = 'fn normRelu(v: f32, c: vec4f) -> f32 { return max(fma(v, c.y, c.w), 0.0); }';
 
 export function useDirect(gpu: Gpu, options: Conv3dOptions): boolean {
   return options.direct ?? (options.tile === undefined && isSoftwareAdapter(gpu));

@@ -3,14 +3,10 @@
  * 64x192x192, width 32: step 569 ms, forward 124 ms, peak 12.8 GiB on an H100). On a software adapter the
  * same code runs a small configuration.
  */
-import { partialLabelLoss } from '../src/autograd/ops/head.js';
 import { tidy } from '../src/autograd/scope.js';
 import { noGrad } from '../src/autograd/tape.js';
-import { Tensor } from '../src/autograd/tensor.js';
-import { rngNormal, rngUniform } from '../src/autograd/random.js';
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
-import { SGD } from '../src/nn/optim.js';
-import { TGNet } from '../src/tgnet/model.js';
+import { countStep, stepCostRow, tgnetStepSetup } from './step-cost.js';
 import { timeGpu } from './timing.js';
 import { torchCpuStep } from './torch-cpu.js';
 
@@ -40,31 +36,17 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
   const { iterations = 3 } = options;
   const { batch, crop, width } = config;
   const [d, h, w] = crop;
-  const model = TGNet.create({ variant: 'tgnet', width, seed: 0, checkpointActivations: config.checkpointActivations });
-  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
-  const voxels = batch * d * h * w;
-  const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w]).keep();
-  const target = Tensor.fromArray(rngUniform(2 * voxels, 2).map((v) => (v > 0.7 ? 1 : 0)), [batch, 2, d, h, w]).keep();
-  const taskIds = Array.from({ length: batch }, (_, i) => i % 4);
+  const setup = tgnetStepSetup(config);
+  const { model, step } = setup;
   try {
     // Buffers pooled by earlier sections would count towards the high-water mark: start from an empty pool.
     gpu.pool.trim();
     gpu.pool.resetHighWater();
-    const step = () => {
-      tidy(() => {
-        partialLabelLoss(model.forward(x, taskIds), target).backward();
-        opt.step();
-        opt.zeroGrad();
-      });
-    };
     const train = await timeGpu(gpu, step, { iterations, warmup: 1 });
     const peak = gpu.poolStats().highWaterBytes;
-    const forward = await timeGpu(gpu, () => { noGrad(() => tidy(() => { model.forward(x, taskIds); })); }, { iterations, warmup: 1 });
-    const dispatches0 = gpu.dispatchCount;
-    const submits0 = gpu.submitCount;
-    step();
-    await gpu.sync();
-    const perStep = { dispatches: gpu.dispatchCount - dispatches0, submits: gpu.submitCount - submits0 };
+    const forward = await timeGpu(gpu, () => { noGrad(() => tidy(() => { setup.forward(); })); }, { iterations, warmup: 1 });
+    // One step counted (dispatches, submissions, bytes, FLOPs against the op-graph minimum; see step-cost.ts).
+    const cost = await countStep(gpu, step, setup.optimizerBytes);
     const profile = await profileStep(gpu, step);
     // After our timings: the PyTorch run would otherwise compete with them for the CPU.
     const torch = options.torchCpu && !config.checkpointActivations ? torchCpuStep(config, Math.max(3, iterations)) : null;
@@ -73,21 +55,17 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
       params: model.parameterCount(),
       stepMs: train.medianMs,
       forwardMs: forward.medianMs,
-      peakGiB: peak / 2 ** 30,
+      poolPeakGiB: peak / 2 ** 30,
       ...(torch ? {
         torchCpuStepMs: torch.stepMs ?? 'n/a',
         ratioToTorch: torch.stepMs ? train.medianMs / torch.stepMs : 'n/a',
         torchCpu: torch.note,
       } : {}),
-      dispatchesPerStep: perStep.dispatches,
-      submitsPerStep: perStep.submits,
+      ...stepCostRow(cost),
       ...(profile ? { gpuMsProfiled: profile.totalMs, topKernels: profile.top } : {}),
     }];
   } finally {
-    x.dispose();
-    target.dispose();
-    opt.dispose();
-    model.dispose();
+    setup.dispose();
   }
 }
 

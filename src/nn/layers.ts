@@ -59,9 +59,10 @@ export class Conv3d extends Module {
 
   /**
    * forward(norm.forwardRelu(x)) without the normalised tensor: the conv normalises its input as it loads it
-   * (see normReluConv3d), the same values up to float rounding.
+   * (see normReluConv3d), the same values up to float rounding. With `residual`, adds it (times `gate` [N, Cout]
+   * per sample and channel when given) in the conv's store: a residual block's sum in one write.
    */
-  forwardAfterNormRelu(norm: GroupNorm, x: Tensor): Tensor {
+  forwardAfterNormRelu(norm: GroupNorm, x: Tensor, shortcut: { residual?: Tensor; gate?: Tensor | null } = {}): Tensor {
     if (norm.channels !== this.inChannels) {
       throw new RangeError(`Conv3d.forwardAfterNormRelu: GroupNorm of ${norm.channels} channels in front of a conv of ${this.inChannels} input channels`);
     }
@@ -69,7 +70,7 @@ export class Conv3d extends Module {
       throw new RangeError(`Conv3d.forwardAfterNormRelu: input [${x.shape.join(', ')}] must be [N, ${this.inChannels}, D, H, W]`);
     }
     return normReluConv3d(x, { groups: norm.groups, weight: norm.weight, bias: norm.bias, eps: norm.eps }, this.effectiveWeight(),
-      { bias: this.bias, stride: this.stride, padding: this.padding });
+      { bias: this.bias, stride: this.stride, padding: this.padding, residual: shortcut.residual ?? null, gate: shortcut.gate ?? null });
   }
 
   private effectiveWeight(): Tensor {

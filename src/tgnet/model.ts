@@ -122,11 +122,10 @@ export class ResidualBlock extends Module {
   }
 
   forward(x: Tensor, taskIds: readonly number[]): Tensor {
-    let skip = this.down ? this.down.forward(x) : x;
+    const skip = this.down ? this.down.forward(x) : x;
     const h = this.conv1.forwardAfterNormRelu(this.gn1, x);
-    const out = this.conv2.forwardAfterNormRelu(this.gn2, h);
-    if (this.gate) skip = channelGate(skip, this.gate.forward(h, taskIds));
-    return add(out, skip);
+    // conv2(ReLU(GN(h))) + skip [* gate]: the sum is the conv's store (see normReluConv3d).
+    return this.conv2.forwardAfterNormRelu(this.gn2, h, { residual: skip, gate: this.gate?.forward(h, taskIds) });
   }
 }
 

@@ -1,8 +1,8 @@
 /**
- * The conv3d input prologue (Conv3dOptions.inputNormRelu): forward and weight gradient read relu(GN(x)) from x
- * and the per-(sample, channel) coefficients, on every path (direct kernels, implicit GEMMs in both reduction
- * orders, slabs), against the CPU twin conv of the normalised input; and the coefficients kernel against the
- * group-norm CPU twin.
+ * The fused conv3d paths, on every path (direct kernels, implicit GEMMs in both reduction orders, slabs), against
+ * the CPU twins: the input prologue (Conv3dOptions.inputNormRelu: forward and weight gradient read relu(GN(x)) from
+ * x and per-(sample, channel) coefficients), the store epilogue (Conv3dOptions.residual: + residual, optionally
+ * gated per (sample, channel)), and the coefficients kernel against the group-norm CPU twin.
  */
 import { describe, expect, it } from 'vitest';
 import { conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dOptions, type Conv3dShape } from '../../src/kernels/conv3d/index.js';
@@ -16,6 +16,8 @@ const gpu = useGpu();
 interface Case {
   n: number; cin: number; cout: number; dhw: [number, number, number]; k: number; s: number; p: number;
   options: Conv3dOptions;
+  /** Store epilogue: add a residual, gated per (sample, output channel) or not. */
+  residual?: 'add' | 'gated';
 }
 
 /** Coefficients whose scale has both signs and whose shift moves the ReLU's cut, so both sides of it are hit. */
@@ -26,7 +28,6 @@ function randomCoefficients(nc: number, seed: number): Float32Array {
     coef[4 * i] = 0.3 * r[3 * i];
     coef[4 * i + 1] = 0.5 + r[3 * i + 1];
     coef[4 * i + 2] = 0.4 * r[3 * i + 2];
-    coef[4 * i + 3] = coef[4 * i + 2] - coef[4 * i] * coef[4 * i + 1];
   }
   return coef;
 }
@@ -43,7 +44,10 @@ async function check(c: Case, seed: number): Promise<void> {
   const coef = randomCoefficients(c.n * c.cin, seed + 4);
   const [xb, wb, bb, gyb, cb] = [upload(g, x), upload(g, w), upload(g, bias), upload(g, gy), upload(g, coef)];
   const [yb, gwb] = [empty(g, ny), empty(g, nw)];
-  const options = { ...c.options, inputNormRelu: cb };
+  const res = c.residual ? randomArray(ny, seed + 5, -1, 1) : null;
+  const gate = c.residual === 'gated' ? randomArray(c.n * c.cout, seed + 6, 0, 1) : null;
+  const [rb, gb] = [res ? upload(g, res) : null, gate ? upload(g, gate) : null];
+  const options: Conv3dOptions = { ...c.options, inputNormRelu: cb, ...(rb ? { residual: { buffer: rb, ...(gb ? { gate: gb } : {}) } } : {}) };
   conv3dForward(g, xb, wb, bb, yb, shape, options);
   conv3dBackwardWeight(g, xb, gyb, gwb, shape, options);
   const input = normReluInputRef(x, coef, shape.x);
@@ -51,25 +55,31 @@ async function check(c: Case, seed: number): Promise<void> {
   const zeros = input.filter((v) => v === 0).length;
   expect(zeros).toBeGreaterThan(nx / 10);
   expect(zeros).toBeLessThan(nx * 0.9);
-  expectClose(await download(g, yb, ny), conv3dRef(input, w, bias, shape).data, 1e-4, 1e-3);
+  const expected = conv3dRef(input, w, bias, shape).data;
+  if (res) {
+    const vox = ny / (c.n * c.cout);
+    for (let i = 0; i < ny; i++) expected[i] += res[i] * (gate ? gate[Math.floor(i / vox)] : 1);
+  }
+  expectClose(await download(g, yb, ny), expected, 1e-4, 1e-3);
   expectClose(await download(g, gwb, nw), conv3dBackwardWeightRef(input, gy, shape), 1e-4, 1e-3);
-  for (const b of [xb, wb, bb, gyb, cb, yb, gwb]) g.pool.release(b);
+  for (const b of [xb, wb, bb, gyb, cb, yb, gwb, rb, gb]) if (b) g.pool.release(b);
 }
 
-const label = (c: Case) => `N${c.n} ${c.cin}->${c.cout} ${c.dhw.join('x')} k${c.k} s${c.s} ${JSON.stringify(c.options)}`;
+const label = (c: Case) => `N${c.n} ${c.cin}->${c.cout} ${c.dhw.join('x')} k${c.k} s${c.s} ${JSON.stringify(c.options)}${c.residual ? ` + ${c.residual} residual` : ''}`;
 
-describe('conv3d with the relu(GN(x)) input prologue against the CPU twin', () => {
+describe('conv3d with the relu(GN(x)) input prologue and the residual store against the CPU twin', () => {
   const cases: Case[] = [
-    { n: 2, cin: 3, cout: 5, dhw: [4, 5, 7], k: 3, s: 1, p: 1, options: { direct: true } },
+    { n: 2, cin: 3, cout: 5, dhw: [4, 5, 7], k: 3, s: 1, p: 1, options: { direct: true }, residual: 'gated' },
     { n: 2, cin: 4, cout: 3, dhw: [5, 6, 7], k: 3, s: 2, p: 1, options: { direct: true, splitK: 2 } },
-    { n: 2, cin: 5, cout: 6, dhw: [3, 4, 5], k: 1, s: 1, p: 0, options: { direct: true } },
+    { n: 2, cin: 5, cout: 6, dhw: [3, 4, 5], k: 1, s: 1, p: 0, options: { direct: true }, residual: 'add' },
     // The GEMMs: channel-inner reduction (5 channels), kernel-offset-major (16 channels, a multiple of BK).
-    { n: 2, cin: 5, cout: 6, dhw: [4, 5, 7], k: 3, s: 1, p: 1, options: { direct: false } },
-    { n: 2, cin: 16, cout: 4, dhw: [3, 4, 5], k: 3, s: 2, p: 1, options: { direct: false, splitK: 2 } },
-    // Batch slabs (one sample per binding), then channel slabs (one sample does not fit).
-    { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: false, maxBindingBytes: 6400 } },
-    { n: 2, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 2, p: 1, options: { direct: false, maxBindingBytes: 2048 } },
-    { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: true, maxBindingBytes: 6400 } },
+    { n: 2, cin: 5, cout: 6, dhw: [4, 5, 7], k: 3, s: 1, p: 1, options: { direct: false }, residual: 'gated' },
+    { n: 2, cin: 16, cout: 4, dhw: [3, 4, 5], k: 3, s: 2, p: 1, options: { direct: false, splitK: 2 }, residual: 'add' },
+    // Batch slabs (one sample per binding), then channel slabs (one sample does not fit: the residual is added
+    // by the first channel slab only).
+    { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: false, maxBindingBytes: 6400 }, residual: 'gated' },
+    { n: 2, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 2, p: 1, options: { direct: false, maxBindingBytes: 2048 }, residual: 'gated' },
+    { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: true, maxBindingBytes: 6400 }, residual: 'gated' },
   ];
   cases.forEach((c, i) => {
     it(label(c), async () => {
@@ -89,7 +99,7 @@ describe('conv3d with the relu(GN(x)) input prologue against the CPU twin', () =
 });
 
 describe('groupNormCoefficients', () => {
-  it('writes mean and rstd per (n, g) and (mean, a = rstd * weight, bias, bias - mean * a) per (n, c), as the CPU twin', async () => {
+  it('writes mean and rstd per (n, g) and (mean, rstd * weight, bias, 0) per (n, c), as the CPU twin', async () => {
     const g = gpu();
     const shape = [2, 6, 3, 4, 5];
     const groups = 3;
@@ -106,8 +116,7 @@ describe('groupNormCoefficients', () => {
     for (let n = 0; n < 2; n++) {
       for (let c = 0; c < 6; c++) {
         const s = n * groups + Math.floor(c / 2);
-        const a = ref.rstd[s] * weight[c];
-        expected.set([ref.mean[s], a, bias[c], bias[c] - ref.mean[s] * a], 4 * (n * 6 + c));
+        expected.set([ref.mean[s], ref.rstd[s] * weight[c], bias[c], 0], 4 * (n * 6 + c));
       }
     }
     expectClose(await download(g, cb, 48), expected, 1e-5, 1e-4);

@@ -6,8 +6,13 @@
  * less of traffic twice and of saved memory (what PyTorch keeps: x for GN's backward and relu(GN(x)) for the
  * conv's). Gradients: gy = conv's data gradient (w.r.t. relu(GN(x))), then GN-ReLU's backward from x, the
  * statistics and gy, as groupNormRelu's rule.
+ *
+ * A residual block ends in conv2(...) + shortcut, TGNet's task-guided one in conv2(...) + shortcut * gate: with
+ * `residual` (and `gate`) the conv's store adds it (Conv3dOptions.residual), so the block's sum is written once;
+ * the shortcut's gradient is the output's (times the gate), the gate's the voxel sum of output gradient x shortcut.
  */
 import { conv3dBackwardBias, conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape } from '../../kernels/conv3d/index.js';
+import { channelGateBackward } from '../../kernels/channel-gate.js';
 import { groupNormBackward, groupNormCoefficients } from '../../kernels/group-norm.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
@@ -21,9 +26,19 @@ export interface NormArgs {
   eps?: number;
 }
 
-/** F.conv3d(relu(F.group_norm(x, groups, weight, bias, eps)), w, bias, stride, padding), NCDHW, cubic kernel. */
-export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: Conv3dArgs = {}): Tensor {
-  const { bias = null, stride = 1, padding = 0 } = args;
+export interface NormReluConvArgs extends Conv3dArgs {
+  /** Added to the output (shape of the output): a residual block's shortcut. */
+  residual?: Tensor | null;
+  /** [N, Cout]: the residual is scaled per (sample, channel) before it is added (needs `residual`). */
+  gate?: Tensor | null;
+}
+
+/**
+ * F.conv3d(relu(F.group_norm(x, groups, weight, bias, eps)), w, bias, stride, padding) [+ residual [* gate]],
+ * NCDHW, cubic kernel.
+ */
+export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormReluConvArgs = {}): Tensor {
+  const { bias = null, stride = 1, padding = 0, residual = null, gate = null } = args;
   const { groups, weight: gnWeight, bias: gnBias, eps = 1e-5 } = norm;
   if (x.rank !== 5) throw new RangeError(`normReluConv3d: input [${x.shape.join(', ')}] must be [N, C, D, H, W]`);
   const [N, C] = x.shape;
@@ -36,15 +51,29 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: Conv3
     throw new RangeError(`normReluConv3d: bias [${bias.shape.join(', ')}] must be [${w.shape[0]}] (one per output channel)`);
   }
   const shape: Conv3dShape = { x: x.shape, w: w.shape, stride, padding };
-  const out = Tensor.empty(conv3dOutputShape(x.shape, w.shape, { stride, padding }), x.gpu);
+  const outShape = conv3dOutputShape(x.shape, w.shape, { stride, padding });
+  if (residual && (residual.rank !== 5 || residual.shape.some((d, i) => d !== outShape[i]))) {
+    throw new RangeError(`normReluConv3d: residual [${residual.shape.join(', ')}] must have the output's shape [${outShape.join(', ')}]`);
+  }
+  if (gate && !residual) throw new RangeError('normReluConv3d: a gate needs a residual to scale');
+  if (gate && (gate.rank !== 2 || gate.shape[0] !== N || gate.shape[1] !== outShape[1])) {
+    throw new RangeError(`normReluConv3d: gate [${gate.shape.join(', ')}] must be [N, Cout] = [${N}, ${outShape[1]}]`);
+  }
+  const out = Tensor.empty(outShape, x.gpu);
   const mean = Tensor.empty([N * groups], x.gpu);
   const rstd = Tensor.empty([N * groups], x.gpu);
   const coef = Tensor.empty([N * C * 4], x.gpu);
   groupNormCoefficients(x.gpu, x.buffer, x.shape, groups, gnWeight.buffer, gnBias.buffer, mean.buffer, rstd.buffer, coef.buffer, { eps });
-  conv3dForward(x.gpu, x.buffer, w.buffer, bias?.buffer ?? null, out.buffer, shape, { inputNormRelu: coef.buffer });
-  const inputs = bias ? [x, gnWeight, gnBias, w, bias] : [x, gnWeight, gnBias, w];
-  recordOp('normReluConv3d', inputs, out, [x, gnWeight, gnBias, w, mean, rstd, coef], (g, [sx, sgw, sgb, sw, sm, sr, sc]) => {
-    const grads: (Tensor | null)[] = [null, null, null, null, null];
+  conv3dForward(x.gpu, x.buffer, w.buffer, bias?.buffer ?? null, out.buffer, shape, {
+    inputNormRelu: coef.buffer,
+    ...(residual ? { residual: { buffer: residual.buffer, ...(gate ? { gate: gate.buffer } : {}) } } : {}),
+  });
+  // x, the norm's parameters, the weight, then whichever of bias, residual and gate are given.
+  const optional = [bias, residual, gate].filter((t): t is Tensor => t !== null);
+  const inputs = [x, gnWeight, gnBias, w, ...optional];
+  const saved = [x, gnWeight, gnBias, w, mean, rstd, coef, ...(gate && residual ? [residual, gate] : [])];
+  recordOp('normReluConv3d', inputs, out, saved, (g, [sx, sgw, sgb, sw, sm, sr, sc, sres, sgate]) => {
+    const grads: (Tensor | null)[] = [null, null, null, null, null, null, null];
     if (x.requiresGrad || gnWeight.requiresGrad || gnBias.requiresGrad) {
       const gy = Tensor.empty(x.shape, g.gpu);
       conv3dBackwardData(g.gpu, g.buffer, sw.buffer, gy.buffer, shape);
@@ -64,7 +93,16 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: Conv3
       grads[4] = Tensor.empty(bias.shape, g.gpu);
       conv3dBackwardBias(g.gpu, g.buffer, grads[4].buffer, shape);
     }
-    return grads.slice(0, inputs.length);
+    if (residual && gate) {
+      const [dres, dgate] = [Tensor.empty(residual.shape, g.gpu), Tensor.empty(gate.shape, g.gpu)];
+      channelGateBackward(g.gpu, g.buffer, sres.buffer, residual.shape, sgate.buffer, dres.buffer, dgate.buffer);
+      grads[5] = dres;
+      grads[6] = dgate;
+    } else if (residual) {
+      // The sum passes its gradient through unchanged: a view of it (the tape releases g itself).
+      grads[5] = g.shareAs(g.shape);
+    }
+    return [grads[0], grads[1], grads[2], grads[3], ...(bias ? [grads[4]] : []), ...(residual ? [grads[5]] : []), ...(gate ? [grads[6]] : [])];
   });
   mean.dispose();
   rstd.dispose();

@@ -13,7 +13,9 @@ import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader } from './gemm.js';
-import { NORM_RELU_WGSL, gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import {
+  NORM_RELU_WGSL, gemmChoices, residualKind, residualTerm, useDirect, type Conv3dOptions, type ResidualKind,
+} from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
@@ -23,15 +25,17 @@ import { withTunedConv3dOptions } from './tuned-options.js';
 const FORWARD_UNIFORMS = {
   total: 'u32', nT: 'u32', mT: 'u32', M: 'u32', N: 'u32', C: 'u32', cT: 'u32', kT: 'u32',
   xBase: 'u32', oBase: 'u32', wBase: 'u32', co0: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32',
-  cfBase: 'u32', cfStride: 'u32',
+  cfBase: 'u32', cfStride: 'u32', gateBase: 'u32', gateStride: 'u32',
   ...SIZE_UNIFORMS,
 } as const;
 
-const forwardSignature = (hasBias: boolean, normRelu: boolean) => cachedSignature(`conv3d forward:${hasBias}:${normRelu}`, () => kernelSignature('conv3d forward', {
+const forwardSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d forward:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d forward', {
   uniforms: FORWARD_UNIFORMS,
   storage: {
     xs: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
-    ...(normRelu ? { cfs: readOnly('vec4f') } : {}), ys: readWrite('f32'),
+    ...(normRelu ? { cfs: readOnly('vec4f') } : {}),
+    ...(residual !== 'none' ? { rs: readOnly('f32') } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
+    ys: readWrite('f32'),
   },
 }));
 
@@ -59,17 +63,20 @@ export function conv3dForward(
   checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
   const coef = options.inputNormRelu ?? null;
   if (coef) checkBuffer(coef, 4 * g.N * g.Cin, `${what} input coefficients`);
+  const residual = residualKind(options);
+  if (options.residual) checkBuffer(options.residual.buffer, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} residual`);
+  if (options.residual?.gate) checkBuffer(options.residual.gate, g.N * g.Cout, `${what} residual gate`);
   const budget = bindingBudget(gpu, options.maxBindingBytes, what);
   checkWeightFits(g, budget, what);
-  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking, coef)) return;
+  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking, coef, options.residual)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
   const { specialize, prefetch } = gemmChoices(gpu, options);
   const sizes = sizeConstants(g, specialize);
   const major = offsetMajor(g.Cin, g.k, tile);
   const BK = `${tile.bk}u`;
-  const sig = forwardSignature(bias !== null, coef !== null);
-  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}${coef ? 'n' : ''}`;
+  const sig = forwardSignature(bias !== null, coef !== null, residual);
+  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}${coef ? 'n' : ''}${residual === 'none' ? '' : residual}`;
   // With the prologue, a loaded input element becomes relu(GN(x)) from its (sample, channel) coefficients.
   const load = (index: string, channel: string) => (coef ? `normRelu(xs[${index}], cfs[cfRow + ${channel}])` : `xs[${index}]`);
   const pipeline = sig.pipeline(gpu, key, () => gemmShader({
@@ -106,7 +113,7 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
   return ${load('xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)', 'ci')};`,
     store: `let idx = p.oBase + nl * OS + row * DHWO + col;
-    if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}; }`,
+    if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}${residualTerm(residual, 'idx', 'p.gateBase + nl * p.gateStride + row')}; }`,
   }));
   const X = inputVol(g);
   const O = outputVol(g);
@@ -117,6 +124,9 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   for (const sl of slabs(g.N, O, X, map, plan)) {
     const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
     const ow = volWindow(gpu, out, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
+    // The residual has the output's shape and size class, so its window has the same base: one index serves both.
+    const rw = options.residual ? volWindow(gpu, options.residual.buffer, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc) : null;
+    if (rw && rw.base !== ow.base) throw new Error(`${what}: the residual buffer's window does not line up with the output's (sizes ${options.residual!.buffer.size} and ${out.size} bytes)`);
     const N = sl.dc * O.hw;
     const nT = Math.ceil(N / tile.bn);
     const mT = Math.ceil(sl.ac / tile.bm);
@@ -125,11 +135,12 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
     const uniforms = {
       total, nT, mT, M: sl.ac, N, C: sl.bc, cT, kT: major ? K3 * cT : Math.ceil((sl.bc * K3) / tile.bk),
       xBase: xw.base, oBase: ow.base, wBase: sl.a0 * g.Cin * K3 + sl.b0 * K3, co0: sl.a0, od0: sl.d0, id0: sl.lo,
-      accumulate: sl.firstB ? 0 : 1, cfBase: sl.n0 * g.Cin + sl.b0, cfStride: g.Cin, ...sizeUniforms,
+      accumulate: sl.firstB ? 0 : 1, cfBase: sl.n0 * g.Cin + sl.b0, cfStride: g.Cin, gateBase: sl.n0 * g.Cout + sl.a0, gateStride: g.Cout, ...sizeUniforms,
     };
     const buffers = {
       xs: xw.binding, ws: weights, ys: ow.binding, ...(bias ? { bs: whole(bias, g.Cout) } : {}),
       ...(coef ? { cfs: whole(coef, 4 * g.N * g.Cin) } : {}),
+      ...(rw ? { rs: rw.binding } : {}), ...(options.residual?.gate ? { gts: whole(options.residual.gate, g.N * g.Cout) } : {}),
     };
     const flops = 2 * sl.nc * sl.ac * sl.bc * K3 * N;
     gpu.dispatch({ pipeline, label: 'conv3d:fwd', workgroups: total, flops, ...sig.bind(uniforms, buffers) });

@@ -28,15 +28,35 @@ export interface Conv3dOptions {
   directBlocking?: DirectBlocking;
   /**
    * Forward and weight gradient only: the conv reads relu(GN(x)) in place of x, normalising each element as it
-   * is loaded (the GN output is never written). One vec4f per (sample, input channel), (mean, a, beta, b) with
-   * a = rstd * gamma and b = beta - mean * a, as `groupNormCoefficients` writes them: relu(x * a + b), one fma
-   * and a max per load. Padding stays zero (it pads the normalised tensor).
+   * is loaded (the GN output is never written). One vec4f per (sample, input channel), (mean, rstd * gamma,
+   * beta, 0), as `groupNormCoefficients` writes them. Padding stays zero (it pads the normalised tensor).
    */
   inputNormRelu?: GPUBuffer;
+  /**
+   * Forward only: the store adds a residual, out = conv + bias + residual, or with `gate` a channel-gated one,
+   * out = conv + bias + residual * gate[n, co] (TGNet's task-guided shortcut): the residual block's sum is then
+   * written once instead of as conv output, gated shortcut and sum. `buffer` has the output's shape, `gate` [N, Cout].
+   */
+  residual?: { buffer: GPUBuffer; gate?: GPUBuffer };
 }
 
-/** The WGSL of the input prologue: relu(GN(v)) from the channel's coefficients (mean, a, beta, b). */
-export const NORM_RELU_WGSL = 'fn normRelu(v: f32, c: vec4f) -> f32 { return max(fma(v, c.y, c.w), 0.0); }';
+/** The storage bindings of the forward's store epilogue: the residual, and its gate when there is one. */
+export type ResidualKind = 'none' | 'add' | 'gated';
+
+export function residualKind(options: Conv3dOptions): ResidualKind {
+  return options.residual ? (options.residual.gate ? 'gated' : 'add') : 'none';
+}
+
+/**
+ * What the store adds to the conv sum at output element `index` of output channel `channel` (WGSL expressions),
+ * reading `rs` (the residual) and `gts` (the gate) at `gate` (an index expression of [N, Cout]).
+ */
+export function residualTerm(kind: ResidualKind, index: string, gate: string): string {
+  return kind === 'none' ? '' : kind === 'add' ? ` + rs[${index}]` : ` + rs[${index}] * gts[${gate}]`;
+}
+
+/** The WGSL of the input prologue: relu(GN(v)) from the channel's coefficients (mean, rstd * gamma, beta, 0). */
+export const NORM_RELU_WGSL = 'fn normRelu(v: f32, c: vec4f) -> f32 { return max(fma(v - c.x, c.y, c.z), 0.0); }';
 
 export function useDirect(gpu: Gpu, options: Conv3dOptions): boolean {
   return options.direct ?? (options.tile === undefined && isSoftwareAdapter(gpu));

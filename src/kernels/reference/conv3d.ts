@@ -107,16 +107,16 @@ export function conv3dBackwardBiasRef(gy: ArrayLike<number>, shape: Conv3dShape)
 }
 
 /**
- * The input a conv with Conv3dOptions.inputNormRelu reads: relu(x * a + b) per (sample, channel), `coef`
- * holding (mean, a, beta, b) per (n, c) as groupNormCoefficients writes it.
+ * The input a conv with Conv3dOptions.inputNormRelu reads: relu((x - mean) * a + beta) per (sample, channel),
+ * `coef` holding (mean, a, beta, 0) per (n, c) as groupNormCoefficients writes it.
  */
 export function normReluInputRef(x: ArrayLike<number>, coef: ArrayLike<number>, shape: readonly number[]): Float64Array {
   const [N, C] = shape;
   const S = shape.slice(2).reduce((a, b) => a * b, 1);
   const out = new Float64Array(N * C * S);
   for (let nc = 0; nc < N * C; nc++) {
-    const [a, b] = [coef[4 * nc + 1], coef[4 * nc + 3]];
-    for (let i = 0; i < S; i++) out[nc * S + i] = Math.max(x[nc * S + i] * a + b, 0);
+    const [m, a, b] = [coef[4 * nc], coef[4 * nc + 1], coef[4 * nc + 2]];
+    for (let i = 0; i < S; i++) out[nc * S + i] = Math.max((x[nc * S + i] - m) * a + b, 0);
   }
   return out;
 }

@@ -6,20 +6,22 @@ import type { Gpu } from '../../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
-import { NORM_RELU_WGSL } from '../options.js';
+import { NORM_RELU_WGSL, residualKind, residualTerm, type Conv3dOptions, type ResidualKind } from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
-const convSignature = (hasBias: boolean, normRelu: boolean) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}`, () => kernelSignature('conv3d direct convolution', {
+const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d direct convolution', {
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
-    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32',
+    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32', gateBase: 'u32',
   },
   storage: {
     src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
-    ...(normRelu ? { cfs: readOnly('vec4f') } : {}), dst: readWrite('f32'),
+    ...(normRelu ? { cfs: readOnly('vec4f') } : {}),
+    ...(residual !== 'none' ? { rs: readOnly('f32') } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
+    dst: readWrite('f32'),
   },
 }));
 
@@ -31,7 +33,7 @@ interface ConvJob {
   sDst: number; sSrc: number; flip: boolean;
 }
 
-function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, wg: number): string {
+function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, residual: ResidualKind, wg: number): string {
   const { k, s } = j;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
@@ -53,7 +55,8 @@ function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: b
     stores.push(`if (c0 + ${c}u < p.Cd) {`);
     const bias = hasBias ? ` + bs[c0 + ${c}u]` : '';
     for (let v = 0; v < vw; v++) {
-      stores.push(`  if (ow0 + ${v}u < p.Wo) { dst[oRow + ${c}u * DHWO + ${v}u] = a${c}_${v}${bias}; }`);
+      const at = `oRow + ${c}u * DHWO + ${v}u`;
+      stores.push(`  if (ow0 + ${v}u < p.Wo) { dst[${at}] = a${c}_${v}${bias}${residualTerm(residual, at, `p.gateBase + n * p.Cd + c0 + ${c}u`)}; }`);
     }
     stores.push('}');
   }
@@ -98,6 +101,7 @@ ${directMain(wg)}
 function runConv(
   gpu: Gpu, src: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, dst: GPUBuffer, j: ConvJob, budget: number,
   blocking: DirectBlocking | undefined, label: string, coef: GPUBuffer | null = null,
+  residual?: Conv3dOptions['residual'],
 ): boolean {
   const srcSample = j.Cs * j.D * j.H * j.W;
   const dstSample = j.Cd * j.Do * j.Ho * j.Wo;
@@ -109,24 +113,29 @@ function runConv(
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
   const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
-  const sig = convSignature(hasBias, coef !== null);
-  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}`;
-  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, wg));
+  const kind = residualKind({ residual });
+  const sig = convSignature(hasBias, coef !== null, kind);
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}`;
+  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg));
   const nCB = Math.ceil(j.Cd / b.ct);
   const wSize = j.Cd * j.Cs * j.k ** 3;
   const weights = whole(w, wSize);
   for (const [n0, nc] of groups) {
     const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample);
     const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample);
+    // Same element range and size class as the output: the same base, so one index serves both.
+    const rw = residual ? alignedWindow(gpu, residual.buffer, n0 * dstSample, nc * dstSample) : null;
+    if (rw && rw.base !== dw.base) throw new Error(`${label}: the residual buffer's window does not line up with the output's`);
     const total = nVB * nCB * nc;
     const uniforms = {
       total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
       sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
-      cfBase: n0 * j.Cs,
+      cfBase: n0 * j.Cs, gateBase: n0 * j.Cd,
     };
     const buffers = {
       src: sw.binding, ws: weights, dst: dw.binding, ...(bias ? { bs: whole(bias, j.Cd) } : {}),
       ...(coef ? { cfs: whole(coef, 4 * j.N * j.Cs) } : {}),
+      ...(rw ? { rs: rw.binding } : {}), ...(residual?.gate ? { gts: whole(residual.gate, j.N * j.Cd) } : {}),
     };
     const flops = 2 * nc * j.Cd * j.Cs * j.k ** 3 * j.Do * j.Ho * j.Wo;
     gpu.dispatch({ pipeline, label, workgroups: total, flops, ...sig.bind(uniforms, buffers) });
@@ -136,17 +145,18 @@ function runConv(
 
 /**
  * out = conv3d(x, w) + bias by the direct kernel (of relu(GN(x)) when `coef` holds the input's GN coefficients,
- * see Conv3dOptions.inputNormRelu); false (nothing recorded) when one sample does not fit a binding.
+ * see Conv3dOptions.inputNormRelu; plus the residual, see Conv3dOptions.residual); false (nothing recorded) when
+ * one sample does not fit a binding.
  */
 export function directConvForward(
   gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, g: Conv3dGeometry, budget: number,
-  blocking?: DirectBlocking, coef: GPUBuffer | null = null,
+  blocking?: DirectBlocking, coef: GPUBuffer | null = null, residual?: Conv3dOptions['residual'],
 ): boolean {
   const K3 = g.k ** 3;
   return runConv(gpu, x, w, bias, out, {
     N: g.N, Cs: g.Cin, Cd: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo, k: g.k, s: g.s, p: g.p,
     sDst: g.Cin * K3, sSrc: K3, flip: false,
-  }, budget, blocking, 'conv3d:fwd', coef);
+  }, budget, blocking, 'conv3d:fwd', coef, residual);
 }
 
 /**

@@ -5,7 +5,7 @@
  * Node lifetime is reference-counted: a node lives while its output tensor lives or while a downstream
  * node that consumes it lives, and is freed (its saved tensors released) once backward has passed it.
  */
-import { binary } from '../kernels/elementwise.js';
+import { addInPlace, binary } from '../kernels/elementwise.js';
 import { keep, tidy } from './scope.js';
 import { Tensor } from './tensor.js';
 
@@ -163,6 +163,12 @@ export function watchRecordedNodes<T>(watch: (node: GraphNode) => void, fn: () =
 function accumulate(into: Tensor | undefined | null, g: Tensor): Tensor {
   if (!into) return g;
   if (opTraffic) opTraffic.backwardBytes += 3 * g.size * 4;
+  // In place when nothing else sees the accumulator's storage (no view of it is alive).
+  if (into.storage.refCount === 1 && into.storage !== g.storage && sameShape(into.shape, g.shape)) {
+    addInPlace(into.gpu, into.buffer, g.buffer, g.size);
+    g.dispose();
+    return into;
+  }
   const sum = keep(Tensor.empty(into.shape, into.gpu));
   binary(into.gpu, 'add', into.buffer, into.shape, g.buffer, g.shape, sum.buffer);
   into.dispose();

@@ -68,6 +68,13 @@ const binarySignature = (T: Elem) => kernelSignature('binary', {
 });
 const BINARY = { f32: binarySignature('f32'), vec4f: binarySignature('vec4f') };
 
+/** acc[i] += gs[i]: one read-write binding, since WebGPU refuses a buffer bound both read-only and writable. */
+const addInPlaceSignature = (T: Elem) => kernelSignature('addInPlace', {
+  uniforms: { n: 'u32' },
+  storage: { gs: readOnly(T), acc: readWrite(T) },
+});
+const ADD_IN_PLACE = { f32: addInPlaceSignature('f32'), vec4f: addInPlaceSignature('vec4f') };
+
 const EXPAND = kernelSignature('expand', {
   uniforms: { n: 'u32', base: 'u32' },
   storage: { xs: readOnly('f32'), ys: readWrite('f32') },
@@ -173,6 +180,32 @@ ${blockedMain(wg, per)}
     });
   });
   return outShape;
+}
+
+/**
+ * acc[i] += g[i] for i < n, in place: gradient accumulation without a third buffer (one activation-sized
+ * tensor less at the peak of backward and a third less traffic than `binary('add')` into a new one).
+ */
+export function addInPlace(gpu: Gpu, acc: GPUBuffer, g: GPUBuffer, n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`addInPlace: element count must be a non-negative integer, got ${n}`);
+  if (acc === g) throw new RangeError('addInPlace: the accumulator and the addend must be different buffers');
+  checkBuffer(acc, n, 'addInPlace accumulator');
+  checkBuffer(g, n, 'addInPlace addend');
+  const wg = linearWorkgroupSize(gpu);
+  const { V, per } = vectorBlock(gpu, n);
+  const sig = ADD_IN_PLACE[V === 4 ? 'vec4f' : 'f32'];
+  const pipeline = sig.pipeline(gpu, `addInPlace:${wg}:${V}:${per}`, () => `
+${blockedMain(wg, per)}
+  if (gid >= p.n) { return; }
+  acc[gid] = acc[gid] + gs[gid];
+}`);
+  forEachWindow(gpu, n, (start, count) => {
+    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
+    gpu.dispatch({
+      pipeline, label: 'addInPlace', workgroups: Math.ceil(count / V / (wg * per)),
+      ...sig.bind({ n: count / V }, { gs: win(g), acc: win(acc) }),
+    });
+  });
 }
 
 /** out = x broadcast to `outShape` (the forward of expand, the backward of a sum). */

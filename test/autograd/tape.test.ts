@@ -67,6 +67,27 @@ describe('tape', () => {
     });
   });
 
+  it('accumulates in place (the accumulator keeps its buffer) unless a view of it is alive', async () => {
+    await tidy(async () => {
+      const x = Tensor.fromArray([2, -1], [2], { requiresGrad: true }).keep();
+      const ones = Tensor.ones([2]);
+      mul(x, 3).backward(ones);
+      const first = x.grad!;
+      const buffer = first.buffer;
+      mul(x, 5).backward(ones);
+      // The same tensor and buffer, summed in place; a reference held by the caller stays valid.
+      expect(x.grad).toBe(first);
+      expect(x.grad!.buffer).toBe(buffer);
+      expect([...(await first.toArray())]).toEqual([8, 8]);
+      // A live view of the gradient: a new sum, so the view keeps the values it saw.
+      const view = x.grad!.reshape([1, 2]);
+      mul(x, 1).backward(ones);
+      expect([...(await view.toArray())]).toEqual([8, 8]);
+      expect([...(await x.grad!.toArray())]).toEqual([9, 9]);
+      x.dispose();
+    });
+  });
+
   it('broadcast gradients reduce back to the input shape', async () => {
     await tidy(async () => {
       const a = Tensor.fromArray(randomArray(6, 1), [2, 3], { requiresGrad: true });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BINARY_OPS, UNARY_OPS, binary, expand, unary, type BinaryOp, type UnaryOp } from '../../src/kernels/elementwise.js';
+import { BINARY_OPS, UNARY_OPS, addInPlace, binary, expand, unary, type BinaryOp, type UnaryOp } from '../../src/kernels/elementwise.js';
 import { binaryRef, expandRef, unaryRef } from '../../src/kernels/reference/elementwise.js';
 import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
 
@@ -66,6 +66,22 @@ describe('binary kernels with broadcasting', () => {
   it('names the op and both shapes when they do not broadcast', () => {
     const b = empty(gpu(), 64);
     expect(() => binary(gpu(), 'add', b, [2, 3], b, [4, 3], b)).toThrow(/add: shapes \[2, 3\] and \[4, 3\] cannot be broadcast/);
+  });
+});
+
+describe('addInPlace', () => {
+  it('adds into the accumulator, vec4 and scalar lengths, and refuses aliasing', async () => {
+    const g = gpu();
+    for (const n of [1, 7, 4096]) {
+      const a = randomArray(n, 60 + n);
+      const b = randomArray(n, 61 + n);
+      const [ab, bb] = [upload(g, a), upload(g, b)];
+      addInPlace(g, ab, bb, n);
+      expectClose(await download(g, ab, n), a.map((v, i) => v + b[i]), 1e-7, 1e-7);
+      expect(() => addInPlace(g, ab, ab, n)).toThrow(/different buffers/);
+      g.pool.release(ab);
+      g.pool.release(bb);
+    }
   });
 });
 

@@ -13,7 +13,7 @@ import type { Gpu } from '../runtime/gpu.js';
 import { isSoftwareAdapter } from '../runtime/gpu.js';
 import { conv3dBackwardData } from './backward-data.js';
 import { conv3dBackwardWeight } from './backward-weight.js';
-import type { DirectBlocking } from './direct/common.js';
+import { directBlocking, type DirectBlocking } from './direct/common.js';
 import { conv3dForward } from './forward.js';
 import { geometry, type Conv3dShape } from './geometry.js';
 import type { Conv3dOptions } from './options.js';
@@ -304,7 +304,10 @@ export function conv3dCandidates(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass)
   const list: Conv3dTunedChoice[] = [defaultConv3dChoice(gpu)];
   if (software) {
     const channels = pass === 'data' ? g.Cin : g.Cout;
-    for (const b of directBlockings(channels)) list.push({ direct: true, directBlocking: b });
+    const usual = directBlocking(channels);
+    for (const b of directBlockings(channels)) {
+      if (b.ct !== usual.ct || b.vw !== usual.vw) list.push({ direct: true, directBlocking: b });
+    }
   }
   const [M, N] = gemmSize(shape, pass);
   for (const tile of gemmTiles(gpu, M, N, software)) list.push({ direct: false, tile });
@@ -325,7 +328,7 @@ export interface TuneOptions extends TuningStoreOptions {
   candidates?: Conv3dCandidate[];
   /** A candidate whose max |out - reference| exceeds this times max |reference| is rejected (default 1e-3). */
   tolerance?: number;
-  /** A candidate replaces the default only when at least this fraction faster (default 0.03). */
+  /** A candidate replaces the default only when at least this fraction faster (default 0.05). */
   minGain?: number;
   /** Progress lines. */
   log?: (message: string) => void;
@@ -417,7 +420,7 @@ export async function tuneConv3d(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass,
   };
   const results: CandidateResult[] = [];
   let confirmed: { defaultMs: number; bestMs: number } | null = null;
-  const minGain = options.minGain ?? 0.03;
+  const minGain = options.minGain ?? 0.05;
   const minSampleMs = software ? 4 : 1;
   try {
     fill(gpu, io.x, nx, 1, 1);

@@ -143,8 +143,14 @@ export interface TuningStoreOptions {
   warn?: (message: string) => void;
 }
 
+/** Browsers (no Node) keep the choices in memory for the page's lifetime unless given a store. */
+const pageStore = memoryTuningStore();
+
 async function resolveStore(options: TuningStoreOptions): Promise<TuningStore> {
-  return options.store ?? fileTuningStore(options.file ?? await defaultTuningFile());
+  if (options.store) return options.store;
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  if (!node && options.file === undefined) return pageStore;
+  return fileTuningStore(options.file ?? await defaultTuningFile());
 }
 
 const emptyFile = (): TuningFile => ({ format: FORMAT_NAME, version: TUNING_FORMAT_VERSION, adapters: {} });

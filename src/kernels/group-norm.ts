@@ -97,10 +97,13 @@ const BACKWARD_FOLD = kernelSignature('groupNormBackward:fold', {
   },
 });
 
-const fusedForward = (T: 'f32' | 'vec4f') => cachedSignature(`groupNorm:fused:${T}`, () => kernelSignature('groupNorm:fused', {
+/** What the fused forward writes besides the statistics: y, or (groupNormCoefficients) the per-(n, c) coefficients. */
+type FusedOutput = { y: GPUBuffer } | { coef: GPUBuffer };
+const fusedForward = (T: 'f32' | 'vec4f', coefficients: boolean) => cachedSignature(`groupNorm:fused:${T}:${coefficients}`, () => kernelSignature('groupNorm:fused', {
   uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', segLen: 'u32', eps: 'f32' },
   storage: {
-    xs: readOnly(T), weight: readOnly('f32'), bias: readOnly('f32'), ys: readWrite(T), mean: readWrite('f32'), rstd: readWrite('f32'),
+    xs: readOnly(T), weight: readOnly('f32'), bias: readOnly('f32'),
+    ...(coefficients ? { coef: readWrite('vec4f') } : { ys: readWrite(T) }), mean: readWrite('f32'), rstd: readWrite('f32'),
   },
 }));
 
@@ -145,7 +148,7 @@ export function groupNormForward(
   if (total === 0) return;
   const maxElems = slabElements(gpu, op, options);
   if (useFused(gpu, options.fused, total, maxElems)) {
-    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, y, mean, rstd, eps, options.relu ?? false);
+    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { y }, mean, rstd, eps, options.relu ?? false);
     return;
   }
   const coef = gpu.pool.acquire(N * C * 16, `${op} coefficients`);
@@ -171,7 +174,7 @@ export function groupNormForward(
  */
 export function groupNormCoefficients(
   gpu: Gpu, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
-  mean: GPUBuffer, rstd: GPUBuffer, coef: GPUBuffer, options: Omit<GroupNormOptions, 'relu' | 'fused'> = {},
+  mean: GPUBuffer, rstd: GPUBuffer, coef: GPUBuffer, options: Omit<GroupNormOptions, 'relu'> = {},
 ): void {
   const op = 'groupNormCoefficients';
   const { N, C, S, G, cg } = checkGroups(shape, groups, op);
@@ -184,7 +187,12 @@ export function groupNormCoefficients(
   checkBuffer(rstd, N * G, `${op} rstd`);
   checkBuffer(coef, 4 * N * C, `${op} coefficients`);
   if (N * C * S === 0) return;
-  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, slabElements(gpu, op, options), op);
+  const maxElems = slabElements(gpu, op, options);
+  if (useFused(gpu, options.fused, N * C * S, maxElems)) {
+    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { coef }, mean, rstd, eps, false);
+    return;
+  }
+  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op);
 }
 
 /** Chunked statistics (partials, then one Chan merge per (n, g)) -> mean, rstd and the per-(n, c) coefficients. */
@@ -415,19 +423,35 @@ function whole(buffer: GPUBuffer, elements: number): { buffer: GPUBuffer; offset
 
 /**
  * Forward, one workgroup per (n, g): shifted sums per invocation, Chan-merged serially by invocation 0 (one
- * barrier), then y over the group channel by channel (weight and bias uniform across the workgroup).
+ * barrier), then y over the group channel by channel (weight and bias uniform across the workgroup), or, for
+ * groupNormCoefficients, the group's per-channel coefficients (mean, rstd * weight, bias, 0) as the chunked merge.
  */
 function groupNormForwardFused(
-  gpu: Gpu, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, mean: GPUBuffer,
+  gpu: Gpu, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, out: FusedOutput, mean: GPUBuffer,
   rstd: GPUBuffer, eps: number, relu: boolean,
 ): void {
+  const coefficients = 'coef' in out;
   const { N, C, S, G, cg } = d;
   const V = S % 4 === 0 ? 4 : 1;
   const T = V === 4 ? 'vec4f' : 'f32';
   const wg = Math.min(FUSED_WG, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const sum = V === 4 ? 'dot(dv, vec4f(1.0))' : 'dv';
-  const sig = fusedForward(T);
-  const pipeline = sig.pipeline(gpu, `gn-fused:${V}:${relu}:${wg}`, () => `
+  const sig = fusedForward(T, coefficients);
+  const finish = coefficients ? `
+  let cBase = (w / p.groups) * p.groups * p.cg + c0;
+  for (var cl = lid; cl < p.cg; cl = cl + ${wg}u) {
+    coef[cBase + cl] = vec4f(m, r * weight[c0 + cl], bias[c0 + cl], 0.0);
+  }` : `
+  for (var cl = 0u; cl < p.cg; cl = cl + 1u) {
+    let sc = r * weight[c0 + cl];
+    let sh0 = bias[c0 + cl] - m * sc;
+    let o = base + cl * p.sv;
+    for (var i = lid; i < p.sv; i = i + ${wg}u) {
+      let z = xs[o + i] * sc + sh0;
+      ys[o + i] = ${relu ? `max(z, ${T}(0.0))` : 'z'};
+    }
+  }`;
+  const pipeline = sig.pipeline(gpu, `gn-fused:${V}:${relu}:${wg}${coefficients ? ':coef' : ''}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 var<workgroup> stat: vec2f;
 ${CHAN}
@@ -465,20 +489,13 @@ ${workgroupMain(wg)}
   let m = stat.x;
   let r = stat.y;
   let c0 = (w % p.groups) * p.cg;
-  for (var cl = 0u; cl < p.cg; cl = cl + 1u) {
-    let sc = r * weight[c0 + cl];
-    let sh0 = bias[c0 + cl] - m * sc;
-    let o = base + cl * p.sv;
-    for (var i = lid; i < p.sv; i = i + ${wg}u) {
-      let z = xs[o + i] * sc + sh0;
-      ys[o + i] = ${relu ? `max(z, ${T}(0.0))` : 'z'};
-    }
-  }
+  ${finish}
 }`);
   const total = N * C * S;
+  const outputs = 'coef' in out ? { coef: whole(out.coef, 4 * N * C) } : { ys: whole(out.y, total) };
   gpu.dispatch({
-    pipeline, label: 'groupNorm:fused', workgroups: N * G,
-    ...sig.bind({ sv: S / V, cg, groups: G, segLen: cg * S, eps }, { xs: whole(x, total), weight, bias, ys: whole(y, total), mean, rstd }),
+    pipeline, label: coefficients ? 'groupNormCoefficients:fused' : 'groupNorm:fused', workgroups: N * G,
+    ...sig.bind({ sv: S / V, cg, groups: G, segLen: cg * S, eps }, { xs: whole(x, total), weight, bias, ...outputs, mean, rstd }),
   });
 }
 

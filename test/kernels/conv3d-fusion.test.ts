@@ -108,10 +108,7 @@ describe('groupNormCoefficients', () => {
     const bias = randomArray(6, 43, -1, 1);
     const [xb, wb, bb] = [upload(g, x), upload(g, weight), upload(g, bias)];
     const [mb, rb, cb] = [empty(g, 2 * groups), empty(g, 2 * groups), empty(g, 4 * 12)];
-    groupNormCoefficients(g, xb, shape, groups, wb, bb, mb, rb, cb);
     const ref = groupNormStatsRef(x, shape, groups);
-    expectClose(await download(g, mb, 6), ref.mean, 1e-5, 1e-5);
-    expectClose(await download(g, rb, 6), ref.rstd, 1e-5, 1e-4);
     const expected = new Float64Array(48);
     for (let n = 0; n < 2; n++) {
       for (let c = 0; c < 6; c++) {
@@ -119,7 +116,15 @@ describe('groupNormCoefficients', () => {
         expected.set([ref.mean[s], ref.rstd[s] * weight[c], bias[c], 0], 4 * (n * 6 + c));
       }
     }
-    expectClose(await download(g, cb, 48), expected, 1e-5, 1e-4);
+    // Both paths: one workgroup per group (software adapters' default) and the chunked statistics, each
+    // writing over NaNs so that neither can pass on the other's results.
+    for (const fused of [true, false]) {
+      for (const [b, n] of [[mb, 6], [rb, 6], [cb, 48]] as const) g.write(b, new Float32Array(n).fill(NaN));
+      groupNormCoefficients(g, xb, shape, groups, wb, bb, mb, rb, cb, { fused });
+      expectClose(await download(g, mb, 6), ref.mean, 1e-5, 1e-5);
+      expectClose(await download(g, rb, 6), ref.rstd, 1e-5, 1e-4);
+      expectClose(await download(g, cb, 48), expected, 1e-5, 1e-4);
+    }
     for (const b of [xb, wb, bb, mb, rb, cb]) g.pool.release(b);
   });
 });

@@ -1,20 +1,44 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: adapter info, correctness of the hardware code paths, the full bench, and
-# PyTorch's figures on the same card. Prepare here, then run through the device tool:
+# One call on a lent GPU machine (at most 600 s): adapter, correctness of the hardware code paths, the bench
+# (conv3d, the TGNet step, its cost and the full-config peak memory), the conv3d autotuner and the tuned bench,
+# PyTorch's figures on the same card, and the machine-readable summary lines for bench/RESULTS.md.
+# Prepare here, then run through the device tool:
 #   bash ../shared/gpu/pack.sh && cp ../shared/reference/tgnet_ref.py .gpu/ && npm run build
-#   device run  carry [".gpu", "dist"]  command "bash bench/gpu-session.sh"
-# Results land in $OUT (the device tool's folder; ./gpu-out elsewhere). Record them in bench/RESULTS.md.
+#   device run  carry [".gpu", "dist"]  command "bash bench/gpu-session.sh"  timeout_s 600
+# Results land in $OUT (the device tool's folder; ./gpu-out elsewhere): one file per stage, stages.txt (exit
+# status and seconds of each), summary.txt. A stage that times out leaves what it wrote; later stages still run.
+# GPU_SESSION_QUICK=1 shortens every stage (a dry run of the script itself, e.g. on lavapipe).
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
-run() { bash .gpu/on-gpu.sh "$@"; }
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; } > "$out/card.txt" 2>&1
-run node dist/src/cli/main.js info --json > "$out/info.json" 2> "$out/info.err"
-timeout 240 bash .gpu/on-gpu.sh node dist/bench/verify.js > "$out/verify.jsonl" 2> "$out/verify.err"
-echo "verify exit $?" >> "$out/verify.jsonl"
-timeout 300 bash .gpu/on-gpu.sh node dist/bench/run.js --out "$out/bench.json" > "$out/bench.txt" 2>&1
-if [[ -f .gpu/tgnet_ref.py ]] && python3 -c 'import torch' 2>/dev/null; then
-  timeout 120 python3 .gpu/tgnet_ref.py --conv > "$out/torch-conv.jsonl" 2>&1
-  timeout 120 python3 .gpu/tgnet_ref.py --iters 5 > "$out/torch-step.txt" 2>&1
+quick=${GPU_SESSION_QUICK:-}
+run() { if [[ -f .gpu/on-gpu.sh ]]; then bash .gpu/on-gpu.sh "$@"; else "$@"; fi; }
+# stage NAME SECONDS command...: stdout and stderr to $OUT/NAME.txt, the outcome to stages.txt.
+stage() {
+  local name=$1 limit=$2 t0=$SECONDS
+  shift 2
+  timeout "$limit" "$@" > "$out/$name.txt" 2>&1
+  local rc=$?
+  echo "$name exit $rc in $((SECONDS - t0)) s (limit $limit s)" | tee -a "$out/stages.txt"
+}
+: > "$out/stages.txt"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true; } > "$out/card.txt" 2>&1
+export TGNET_TUNING_FILE=$out/conv3d-tuning.json
+stage info 40 run node dist/src/cli/main.js info --json
+stage verify 60 run node dist/bench/verify.js
+if [[ -n $quick ]]; then
+  stage bench 300 run node dist/bench/run.js --quick --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
+  stage tune 200 run node dist/src/cli/main.js tune --width 4
+  stage bench-tuned 200 run node dist/bench/run.js --quick --tuned --only tgnetStep --out "$out/bench-tuned.json"
+else
+  stage bench 150 run node dist/bench/run.js --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
+  stage tune 100 run node dist/src/cli/main.js tune
+  stage bench-tuned 80 run node dist/bench/run.js --tuned --only conv3d,tgnetStep --out "$out/bench-tuned.json"
 fi
-tail -n 3 "$out"/verify.jsonl "$out"/bench.txt
+if [[ -f .gpu/tgnet_ref.py ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  stage torch-conv 50 python3 .gpu/tgnet_ref.py --conv
+  stage torch-step 80 python3 .gpu/tgnet_ref.py --iters 5 --modes fp32,tf32
+else
+  echo "torch: no CUDA PyTorch or no .gpu/tgnet_ref.py: PyTorch figures skipped" | tee -a "$out/stages.txt"
+fi
+run node dist/bench/gpu-summary.js "$out" | tee "$out/summary.txt"

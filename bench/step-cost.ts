@@ -39,7 +39,7 @@ export interface TGNetStepSetup {
 export function tgnetStepSetup(config: TGNetStepConfig): TGNetStepSetup {
   const { batch, crop, width } = config;
   const [d, h, w] = crop;
-  const model = TGNet.create({ variant: 'tgnet', width, seed: 0, checkpointActivations: config.checkpointActivations });
+  const model = TGNet.create({ variant: 'tgnet', width, seed: 0, checkpointActivations: config.checkpointActivations, fused: config.fused });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
   const voxels = batch * d * h * w;
   const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w]).keep();
@@ -226,14 +226,18 @@ export async function benchStepCost(
   gpu: Gpu, config: TGNetStepConfig, full: TGNetStepConfig, software: boolean,
   log: (line: string) => void = console.log,
 ): Promise<Record<string, unknown>[]> {
-  const setup = tgnetStepSetup(config);
-  let cost: StepCost;
-  try {
-    setup.step(); // compiles the pipelines and creates the optimiser state outside the counted step
-    cost = await countStep(gpu, setup.step, setup.optimizerBytes);
-  } finally {
-    setup.dispose();
-  }
+  const counted = async (c: TGNetStepConfig): Promise<StepCost> => {
+    const setup = tgnetStepSetup(c);
+    try {
+      setup.step(); // compiles the pipelines and creates the optimiser state outside the counted step
+      return await countStep(gpu, setup.step, setup.optimizerBytes);
+    } finally {
+      setup.dispose();
+    }
+  };
+  const cost = await counted(config);
+  // The same step on the unfused graph (TGNet fused: false): what the fused kernels save, on this adapter.
+  const unfused = await counted({ ...config, fused: false });
   const [d, h, w] = config.crop;
   const name = `batch ${config.batch}, ${d}x${h}x${w}, width ${config.width}`;
   log(`step cost, ${name}, on ${gpu.name}: ${cost.dispatches} dispatches in ${cost.submits} submissions, ` +
@@ -241,6 +245,10 @@ export async function benchStepCost(
     `against ${(cost.opGraphBytes / GB).toFixed(3)} GB minimum (ratio ${cost.trafficRatio.toFixed(2)}; ` +
     `${cost.copies} copies, ${(cost.copyBytes / GB).toFixed(3)} GB more), ${(cost.flops / 1e9).toFixed(2)} GFLOP`);
   log(`(${OP_GRAPH_DEFINITION}; dispatch bytes = each binding's size once per dispatch)`);
+  const moved = (c: StepCost) => (c.bytesRead + c.bytesWritten) / GB;
+  log(`unfused graph (fused: false): ${unfused.dispatches} dispatches, ${moved(unfused).toFixed(3)} GB moved against ` +
+    `${(unfused.opGraphBytes / GB).toFixed(3)} GB of its op graph; fused: ${cost.dispatches} dispatches, ${moved(cost).toFixed(3)} GB ` +
+    `(${(100 * (1 - moved(cost) / moved(unfused))).toFixed(0)}% less traffic)`);
   log(table(kernelTable(cost)));
   const peak = await fullConfigPeak(gpu, full, software, [[16, 32, 32], [32, 32, 32]]);
   const [fd, fh, fw] = full.crop;
@@ -253,6 +261,7 @@ export async function benchStepCost(
     ` (batch ${full.batch}, ${fd}x${fh}x${fw}, width ${full.width}; pytorch figure from an H100)`);
   return [{
     config: name, ...stepCostRow(cost), copies: cost.copies, copyBytes: cost.copyBytes,
+    unfused: { dispatches: unfused.dispatches, bytesRead: unfused.bytesRead, bytesWritten: unfused.bytesWritten, opGraphBytes: unfused.opGraphBytes },
     forwardOpBytes: cost.forwardOpBytes, backwardOpBytes: cost.backwardOpBytes, optimizerBytes: cost.optimizerBytes,
     trafficRatioWithCopies: cost.trafficRatioWithCopies, minimum: OP_GRAPH_DEFINITION,
     kernels: cost.kernels,

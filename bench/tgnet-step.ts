@@ -16,6 +16,8 @@ export interface TGNetStepConfig {
   width: number;
   /** TGNet's checkpointActivations: encoder stages 0-2 recomputed in backward (less memory, more time). */
   checkpointActivations?: boolean;
+  /** TGNet's fused kernels (default true); false runs the unfused graph, the "before" of the fusion work. */
+  fused?: boolean;
 }
 
 export const FULL_STEP: TGNetStepConfig = { batch: 2, crop: [64, 192, 192], width: 32 };
@@ -24,7 +26,10 @@ export const SOFTWARE_STEP: TGNetStepConfig = { batch: 2, crop: [16, 32, 32], wi
  * Software adapters: the demo's range (width 8 and 4), each next to PyTorch's CPU step on the same machine, and
  * width 8 again with activation checkpointing (its pool peak and time against the plain row).
  */
-export const SOFTWARE_STEPS: TGNetStepConfig[] = [SOFTWARE_STEP, { batch: 2, crop: [16, 32, 32], width: 4 }, { ...SOFTWARE_STEP, checkpointActivations: true }];
+export const SOFTWARE_STEPS: TGNetStepConfig[] = [
+  SOFTWARE_STEP, { batch: 2, crop: [16, 32, 32], width: 4 }, { ...SOFTWARE_STEP, checkpointActivations: true },
+  { ...SOFTWARE_STEP, fused: false },
+];
 
 export interface TGNetStepOptions {
   iterations?: number;
@@ -49,9 +54,9 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
     const cost = await countStep(gpu, step, setup.optimizerBytes);
     const profile = await profileStep(gpu, step);
     // After our timings: the PyTorch run would otherwise compete with them for the CPU.
-    const torch = options.torchCpu && !config.checkpointActivations ? torchCpuStep(config, Math.max(3, iterations)) : null;
+    const torch = options.torchCpu && !config.checkpointActivations && config.fused !== false ? torchCpuStep(config, Math.max(3, iterations)) : null;
     return [{
-      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}`,
+      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}${config.fused === false ? ', unfused' : ''}`,
       params: model.parameterCount(),
       stepMs: train.medianMs,
       forwardMs: forward.medianMs,

@@ -65,8 +65,12 @@ export class NormReluConv extends Module {
   readonly norm: GroupNorm;
   readonly conv: Conv3d;
 
-  constructor(cin: number, cout: number, k: number, options: { stride?: number; bias?: boolean; weightStandardization?: boolean; rng: Rng }) {
+  /** Whether the conv normalises its input as it loads it (normReluConv3d) or runs after a materialised GN-ReLU. */
+  readonly fused: boolean;
+
+  constructor(cin: number, cout: number, k: number, options: { stride?: number; bias?: boolean; weightStandardization?: boolean; fused?: boolean; rng: Rng }) {
     super();
+    this.fused = options.fused ?? true;
     this.norm = this.registerModule('norm', groupNormFor(cin));
     this.conv = this.registerModule('conv', new Conv3d(cin, cout, k, {
       stride: options.stride ?? 1, bias: options.bias ?? false,
@@ -75,7 +79,7 @@ export class NormReluConv extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.conv.forwardAfterNormRelu(this.norm, x);
+    return this.fused ? this.conv.forwardAfterNormRelu(this.norm, x) : this.conv.forward(this.norm.forwardRelu(x));
   }
 }
 
@@ -108,21 +112,29 @@ export class ResidualBlock extends Module {
   /** 1x1 projection shortcut, present when the block changes the shape (stride or channels). */
   readonly down: NormReluConv | null;
   readonly gate: TaskGate | null;
+  /** See TGNetOptions.fused. */
+  readonly fused: boolean;
 
-  constructor(cin: number, cout: number, options: { stride?: number; taskGuided?: boolean; numTasks: number; rng: Rng }) {
+  constructor(cin: number, cout: number, options: { stride?: number; taskGuided?: boolean; numTasks: number; fused?: boolean; rng: Rng }) {
     super();
     const stride = options.stride ?? 1;
+    this.fused = options.fused ?? true;
     const rng = options.rng;
     this.gn1 = this.registerModule('gn1', groupNormFor(cin));
     this.conv1 = this.registerModule('conv1', new Conv3d(cin, cout, 3, { stride, bias: false, weightStandardization: true, rng }));
     this.gn2 = this.registerModule('gn2', groupNormFor(cout));
     this.conv2 = this.registerModule('conv2', new Conv3d(cout, cout, 3, { bias: false, weightStandardization: true, rng }));
-    this.down = stride !== 1 || cin !== cout ? this.registerModule('down', new NormReluConv(cin, cout, 1, { stride, rng })) : null;
+    this.down = stride !== 1 || cin !== cout ? this.registerModule('down', new NormReluConv(cin, cout, 1, { stride, fused: this.fused, rng })) : null;
     this.gate = options.taskGuided ? this.registerModule('gate', new TaskGate(cout, cout, options.numTasks, rng)) : null;
   }
 
   forward(x: Tensor, taskIds: readonly number[]): Tensor {
     const skip = this.down ? this.down.forward(x) : x;
+    if (!this.fused) {
+      const h = this.conv1.forward(this.gn1.forwardRelu(x));
+      const out = this.conv2.forward(this.gn2.forwardRelu(h));
+      return add(out, this.gate ? channelGate(skip, this.gate.forward(h, taskIds)) : skip);
+    }
     const h = this.conv1.forwardAfterNormRelu(this.gn1, x);
     // conv2(ReLU(GN(h))) + skip [* gate]: the sum is the conv's store (see normReluConv3d).
     return this.conv2.forwardAfterNormRelu(this.gn2, h, { residual: skip, gate: this.gate?.forward(h, taskIds) });
@@ -202,6 +214,13 @@ export interface TGNetOptions {
    * bit-identical. Off by default. Not part of the state dict.
    */
   checkpointActivations?: boolean;
+  /**
+   * Fused kernels (default true): each GN-ReLU-conv normalises the conv's input as it loads it, and each residual
+   * block's sum (shortcut, gated or not) is written by conv2's store. False runs the unfused graph (GN-ReLU
+   * written out, separate gate and add): the same function up to float rounding, for comparisons and benchmarks.
+   * Not part of the state dict.
+   */
+  fused?: boolean;
 }
 
 /** Encoder stages recomputed under checkpointActivations: the first three, which hold most of the encoder's activations. */
@@ -261,6 +280,7 @@ export class TGNet extends Module {
     this.numTasks = numTasks;
     this.taskGuidedBlocks = taskGuidedBlocks;
     this.checkpointedStages = options.checkpointActivations ? CHECKPOINTED_ENCODER_STAGES : 0;
+    const fused = options.fused ?? true;
     const rng = createRng(options.seed ?? 0);
     const w = width;
 
@@ -268,21 +288,21 @@ export class TGNet extends Module {
     this.conv1 = this.registerModule('conv1', new Conv3d(1, w, 3, { bias: false, weightStandardization: true, rng }));
     const stages: [number, number, number, number][] = [[w, w, 1, 1], [w, 2 * w, 2, 2], [2 * w, 4 * w, 2, 2], [4 * w, 8 * w, 2, 2], [8 * w, 8 * w, 2, 2]];
     this.enc = this.registerModule('enc', new ModuleList(stages.map(([cin, cout, stride, blocks]) => {
-      const stage = [new ResidualBlock(cin, cout, { stride, taskGuided: taskGuidedEncoder, numTasks, rng })];
+      const stage = [new ResidualBlock(cin, cout, { stride, taskGuided: taskGuidedEncoder, numTasks, fused, rng })];
       const laterGuided = taskGuidedEncoder && taskGuidedBlocks === 'all';
-      for (let b = 1; b < blocks; b++) stage.push(new ResidualBlock(cout, cout, { taskGuided: laterGuided, numTasks, rng }));
+      for (let b = 1; b < blocks; b++) stage.push(new ResidualBlock(cout, cout, { taskGuided: laterGuided, numTasks, fused, rng }));
       return new ModuleList(stage);
     })));
     // No bias, as DoDNet's fusionConv.
-    this.fusion = this.registerModule('fusion', new NormReluConv(8 * w, 8 * w, 1, { rng }));
+    this.fusion = this.registerModule('fusion', new NormReluConv(8 * w, 8 * w, 1, { fused, rng }));
     this.gapGn = this.registerModule('gap_gn', groupNormFor(8 * w));
     this.controller = this.registerModule('controller', new Conv3d(8 * w + numTasks, HEAD_PARAM_COUNT, 1, { bias: true, rng }));
     const decoder: [number, number][] = [[8 * w, 4 * w], [4 * w, 2 * w], [2 * w, w], [w, w]];
-    this.dec = this.registerModule('dec', new ModuleList(decoder.map(([cin, cout]) => new ResidualBlock(cin, cout, { numTasks, rng }))));
+    this.dec = this.registerModule('dec', new ModuleList(decoder.map(([cin, cout]) => new ResidualBlock(cin, cout, { numTasks, fused, rng }))));
     this.att = attention
       ? this.registerModule('att', new ModuleList(decoder.map(([c]) => new SkipAttention(c, numTasks, rng, attention))))
       : null;
-    this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_IN_CHANNELS, 1, { bias: true, weightStandardization: false, rng }));
+    this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_IN_CHANNELS, 1, { bias: true, weightStandardization: false, fused, rng }));
   }
 
   /**

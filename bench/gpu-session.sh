@@ -12,7 +12,9 @@ set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 quick=${GPU_SESSION_QUICK:-}
-run() { if [[ -f .gpu/on-gpu.sh ]]; then bash .gpu/on-gpu.sh "$@"; else "$@"; fi; }
+# Node runs through .gpu/on-gpu.sh (Node, node_modules and the Vulkan loader) when it is there.
+node_cmd=(node)
+[[ -f .gpu/on-gpu.sh ]] && node_cmd=(bash .gpu/on-gpu.sh node)
 # stage NAME SECONDS command...: stdout and stderr to $OUT/NAME.txt, the outcome to stages.txt.
 stage() {
   local name=$1 limit=$2 t0=$SECONDS
@@ -22,18 +24,20 @@ stage() {
   echo "$name exit $rc in $((SECONDS - t0)) s (limit $limit s)" | tee -a "$out/stages.txt"
 }
 : > "$out/stages.txt"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true; } > "$out/card.txt" 2>&1
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader > "$out/card.txt" 2>&1
+fi
 export TGNET_TUNING_FILE=$out/conv3d-tuning.json
-stage info 40 run node dist/src/cli/main.js info --json
-stage verify 60 run node dist/bench/verify.js
+stage info 40 "${node_cmd[@]}" dist/src/cli/main.js info --json
+stage verify 60 "${node_cmd[@]}" dist/bench/verify.js
 if [[ -n $quick ]]; then
-  stage bench 300 run node dist/bench/run.js --quick --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
-  stage tune 200 run node dist/src/cli/main.js tune --width 4
-  stage bench-tuned 200 run node dist/bench/run.js --quick --tuned --only tgnetStep --out "$out/bench-tuned.json"
+  stage bench 300 "${node_cmd[@]}" dist/bench/run.js --quick --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
+  stage tune 200 "${node_cmd[@]}" dist/src/cli/main.js tune --width 4
+  stage bench-tuned 200 "${node_cmd[@]}" dist/bench/run.js --quick --tuned --only tgnetStep --out "$out/bench-tuned.json"
 else
-  stage bench 150 run node dist/bench/run.js --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
-  stage tune 100 run node dist/src/cli/main.js tune
-  stage bench-tuned 80 run node dist/bench/run.js --tuned --only conv3d,tgnetStep --out "$out/bench-tuned.json"
+  stage bench 150 "${node_cmd[@]}" dist/bench/run.js --only conv3d,tgnetStep,stepCost --out "$out/bench.json"
+  stage tune 100 "${node_cmd[@]}" dist/src/cli/main.js tune
+  stage bench-tuned 80 "${node_cmd[@]}" dist/bench/run.js --tuned --only conv3d,tgnetStep --out "$out/bench-tuned.json"
 fi
 if [[ -f .gpu/tgnet_ref.py ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   stage torch-conv 50 python3 .gpu/tgnet_ref.py --conv
@@ -41,4 +45,4 @@ if [[ -f .gpu/tgnet_ref.py ]] && python3 -c 'import torch; assert torch.cuda.is_
 else
   echo "torch: no CUDA PyTorch or no .gpu/tgnet_ref.py: PyTorch figures skipped" | tee -a "$out/stages.txt"
 fi
-run node dist/bench/gpu-summary.js "$out" | tee "$out/summary.txt"
+"${node_cmd[@]}" dist/bench/gpu-summary.js "$out" | tee "$out/summary.txt"

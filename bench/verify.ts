@@ -10,7 +10,7 @@ import {
 } from '../src/kernels/conv3d/index.js';
 import { groupNormBackward, groupNormForward } from '../src/kernels/group-norm.js';
 import { matmul } from '../src/kernels/matmul.js';
-import { conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef } from '../src/kernels/reference/conv3d.js';
+import { conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef, normReluInputRef } from '../src/kernels/reference/conv3d.js';
 import { groupNormBackwardRef, groupNormRef } from '../src/kernels/reference/group-norm.js';
 import { matmulRef } from '../src/kernels/reference/matmul.js';
 import { initGpu, type Gpu } from '../src/kernels/runtime/gpu.js';
@@ -97,6 +97,30 @@ export async function verifyMain(): Promise<Check[]> {
           const gw = out(w.length);
           conv3dBackwardWeight(gpu, up(x), up(gy), gw, shape, opts);
           return worstError(await down(gw, w.length), conv3dBackwardWeightRef(x, gy, shape), 1e-2, 1e-3);
+        }));
+        if (tag !== 'specialised+prefetch') continue;
+        // The fused paths on the hardware code path: relu(GN(x)) loaded by forward and weight gradient, and a
+        // gated residual added by the forward's store.
+        const [N, C] = shape.x;
+        const Cout = shape.w[0];
+        const coef = new Float32Array(4 * N * C);
+        const r = rngUniform(3 * N * C, 10, -1, 1);
+        for (let i = 0; i < N * C; i++) coef.set([0.3 * r[3 * i], 0.5 + r[3 * i + 1], 0.4 * r[3 * i + 2], 0], 4 * i);
+        const input = normReluInputRef(x, coef, shape.x);
+        const res = rngUniform(sizeOf(yShape), 11, -1, 1);
+        const gate = rngUniform(N * Cout, 12, 0, 1);
+        checks.push(await run(gpu, `conv3d fwd ${label} ${tag} + GN-ReLU prologue + gated residual`, async () => {
+          const y = out(sizeOf(yShape));
+          conv3dForward(gpu, up(x), up(w), null, y, shape, { ...opts, inputNormRelu: up(coef), residual: { buffer: up(res), gate: up(gate) } });
+          const want = conv3dRef(input, w, null, shape).data;
+          const vox = sizeOf(yShape) / (N * Cout);
+          for (let i = 0; i < want.length; i++) want[i] += res[i] * gate[Math.floor(i / vox)];
+          return worstError(await down(y, sizeOf(yShape)), want, 1e-3, 1e-3);
+        }));
+        checks.push(await run(gpu, `conv3d wgrad ${label} ${tag} + GN-ReLU prologue`, async () => {
+          const gw = out(w.length);
+          conv3dBackwardWeight(gpu, up(x), up(gy), gw, shape, { ...opts, inputNormRelu: up(coef) });
+          return worstError(await down(gw, w.length), conv3dBackwardWeightRef(input, gy, shape), 1e-2, 1e-3);
         }));
       }
     }

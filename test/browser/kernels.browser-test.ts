@@ -25,6 +25,14 @@ const LEFT_TO_NODE: { pattern: string; why: string }[] = [
     pattern: 'tile {"bm":128,"bn":128',
     why: 'the hardware-GPU tile (128 x 128 outputs per workgroup, 8 x 8 per invocation) is never chosen on a software adapter and compiles for minutes in SwiftShader',
   },
+  {
+    pattern: 'writes the cache file',
+    why: 'the conv3d tuning cache file is written with Node\'s fs in a temporary folder; a page keeps its choices in memory (the other autotune cases run here)',
+  },
+  {
+    pattern: 'corrupt file',
+    why: 'reads and writes tuning cache files with Node\'s fs',
+  },
 ];
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const EXCLUDE = LEFT_TO_NODE.map((l) => escape(l.pattern)).join('|');
@@ -92,7 +100,7 @@ describe('kernel tests in Chromium (WebGPU on SwiftShader)', () => {
       const failed = ran.filter((r) => !r.ok);
       console.log(`${file}: ${ran.length} passed in the browser${excluded.length ? `, ${excluded.length} left to Node (${excluded.map((r) => r.name).join('; ')})` : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       expect(failed.map((r) => `${r.name}: ${r.error?.split('\n')[0]}`)).toEqual([]);
-      expect(ran.length).toBeGreaterThan(3);
+      expect(ran.length).toBeGreaterThanOrEqual(3);
       // The exclusions are the listed cases only: one per pattern and layout at most.
       expect(excluded.length).toBeLessThanOrEqual(2 * LEFT_TO_NODE.length);
     } finally {

@@ -7,6 +7,7 @@ import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
 } from '../src/kernels/conv3d/index.js';
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
+import { fillUniform } from '../src/kernels/runtime/fill.js';
 import { timeGpu } from './timing.js';
 
 /** [N, Cin, Cout, D, H, W, stride] at full size, as shared/reference/tgnet_ref.py's conv_bench. */
@@ -28,18 +29,6 @@ export interface Conv3dBenchRow {
   wgradTflops: number;
 }
 
-function fillRandom(gpu: Gpu, buffer: GPUBuffer, n: number, seed: number, amplitude: number): void {
-  const block = new Float32Array(Math.min(n, 1 << 22));
-  let a = seed >>> 0;
-  for (let i = 0; i < block.length; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    block[i] = amplitude * (a / 2 ** 31 - 1);
-  }
-  for (let off = 0; off < n; off += block.length) {
-    const len = Math.min(block.length, n - off);
-    gpu.write(buffer, len === block.length ? block : block.subarray(0, len), off * 4);
-  }
-}
 
 export async function benchConv3d(
   gpu: Gpu, { scale, iterations }: { scale: number; iterations?: number },
@@ -56,9 +45,9 @@ export async function benchConv3d(
     const bufs = [nx, nw, ny, ny, nx, nw].map((n) => gpu.pool.acquire(n * 4, 'bench conv3d'));
     try {
       const [x, w, y, gy, gx, gw] = bufs;
-      fillRandom(gpu, x, nx, 1, 1);
-      fillRandom(gpu, w, nw, 2, 1 / Math.sqrt(Cin * 27));
-      fillRandom(gpu, gy, ny, 3, 1);
+      fillUniform(gpu, x, nx, 1, 1);
+      fillUniform(gpu, w, nw, 2, 1 / Math.sqrt(Cin * 27));
+      fillUniform(gpu, gy, ny, 3, 1);
       const it = iterations ?? (flops > 1e11 ? 3 : 5);
       const opts = { iterations: it, warmup: 1 };
       const fwd = await timeGpu(gpu, () => conv3dForward(gpu, x, w, null, y, shape), opts);

@@ -17,6 +17,7 @@ import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
 } from '../../src/kernels/conv3d/index.js';
 import { initGpu, isSoftwareAdapter, type Gpu } from '../../src/kernels/runtime/gpu.js';
+import { fillUniform } from '../../src/kernels/runtime/fill.js';
 import { CONV3D_BENCH_SHAPES } from '../conv3d.js';
 import { table } from '../timing.js';
 
@@ -157,15 +158,6 @@ async function timeTfjs(tf: Tf, run: () => TfTensor, iterations: number): Promis
   return { gpuMs: gpuMs.length ? median(gpuMs) : null, wallMs: median(wallMs) };
 }
 
-function fill(gpu: Gpu, buffer: GPUBuffer, n: number, seed: number, amplitude: number): void {
-  const data = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    data[i] = amplitude * (a / 2 ** 31 - 1);
-  }
-  gpu.write(buffer, data);
-}
 
 export async function peersMain(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
@@ -205,9 +197,9 @@ export async function peersMain(argv: string[]): Promise<void> {
       console.log(`${label} ...`);
       const bufs = [nx, nw, ny, ny, nx, nw].map((n) => gpu.pool.acquire(n * 4, 'bench peers conv3d'));
       const [x, w, y, gy, gx, gw] = bufs;
-      fill(gpu, x, nx, 1, 1);
-      fill(gpu, w, nw, 2, 1 / Math.sqrt(Cin * 27));
-      fill(gpu, gy, ny, 3, 1);
+      fillUniform(gpu, x, nx, 1, 1);
+      fillUniform(gpu, w, nw, 2, 1 / Math.sqrt(Cin * 27));
+      fillUniform(gpu, gy, ny, 3, 1);
       const ours = {
         forward: await timeOurs(gpu, () => conv3dForward(gpu, x, w, null, y, shape), iterations),
         data: await timeOurs(gpu, () => conv3dBackwardData(gpu, gy, w, gx, shape), iterations),

@@ -11,6 +11,7 @@
  */
 import type { Gpu } from '../runtime/gpu.js';
 import { isSoftwareAdapter } from '../runtime/gpu.js';
+import { fillUniform } from '../runtime/fill.js';
 import { conv3dBackwardData } from './backward-data.js';
 import { conv3dBackwardWeight } from './backward-weight.js';
 import { directBlocking, type DirectBlocking } from './direct/common.js';
@@ -358,15 +359,6 @@ export interface TuneResult {
   candidates: CandidateResult[];
 }
 
-function fill(gpu: Gpu, buffer: GPUBuffer, n: number, seed: number, amplitude: number): void {
-  const data = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    data[i] = amplitude * (a / 2 ** 31 - 1);
-  }
-  gpu.write(buffer, data);
-}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -429,9 +421,9 @@ export async function tuneConv3d(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass,
   const minGain = options.minGain ?? 0.05;
   const minSampleMs = software ? 4 : 1;
   try {
-    fill(gpu, io.x, nx, 1, 1);
-    fill(gpu, io.w, nw, 2, 1 / Math.sqrt(g.Cin * g.k ** 3));
-    fill(gpu, io.gy, ny, 3, 1);
+    fillUniform(gpu, io.x, nx, 1, 1);
+    fillUniform(gpu, io.w, nw, 2, 1 / Math.sqrt(g.Cin * g.k ** 3));
+    fillUniform(gpu, io.gy, ny, 3, 1);
     let reference: Float32Array | null = null;
     let scale = 0;
     let best = Infinity;

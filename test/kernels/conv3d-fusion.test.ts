@@ -80,6 +80,8 @@ describe('conv3d with the relu(GN(x)) input prologue and the residual store agai
     { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: false, maxBindingBytes: 6400 }, residual: 'gated' },
     { n: 2, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 2, p: 1, options: { direct: false, maxBindingBytes: 2048 }, residual: 'gated' },
     { n: 3, cin: 3, cout: 5, dhw: [5, 7, 9], k: 3, s: 1, p: 1, options: { direct: true, maxBindingBytes: 6400 }, residual: 'gated' },
+    // Lanes over channel blocks (3 output voxel groups), with a remainder block.
+    { n: 2, cin: 5, cout: 9, dhw: [1, 2, 3], k: 3, s: 1, p: 1, options: { direct: true }, residual: 'gated' },
   ];
   cases.forEach((c, i) => {
     it(label(c), async () => {

@@ -109,6 +109,8 @@ describe('conv3d direct kernels (software adapters) against the CPU twin', () =>
     { n: 2, cin: 6, cout: 1, dhw: [5, 4, 6], k: 1, s: 1, p: 1, bias: false, options: { direct: true, splitK: 50 } },
     { n: 1, cin: 2, cout: 3, dhw: [7, 6, 8], k: 5, s: 3, p: 2, bias: false, options: { direct: true, splitK: 1 } },
     { n: 2, cin: 3, cout: 7, dhw: [3, 5, 6], k: 3, s: 1, p: 0, bias: false, options: { direct: true, directBlocking: { ct: 2, vw: 3 } } },
+    // Fewer output voxel groups than a SIMD vector has lanes: lanes also run over channel blocks (a remainder block too).
+    { n: 2, cin: 6, cout: 10, dhw: [1, 3, 3], k: 3, s: 1, p: 1, bias: true, options: { direct: true } },
   ];
   cases.forEach((c, i) => {
     it(label(c), async () => {

@@ -11,6 +11,9 @@ import { whole } from '../slabs.js';
 import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
+/** Voxel groups below which lanes also run over channel blocks: one SIMD vector of lavapipe (8 lanes). */
+const FOLD_BELOW = 8;
+
 const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d direct convolution', {
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
@@ -33,7 +36,12 @@ interface ConvJob {
   sDst: number; sSrc: number; flip: boolean;
 }
 
-function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, residual: ResidualKind, wg: number): string {
+/**
+ * `foldChannels`: lanes run over (voxel group, channel block) pairs instead of voxel groups only, for outputs with
+ * fewer voxel groups than a SIMD vector has lanes (the deepest layers: 1x3x3 outputs left 5 of 8 lanes idle). The
+ * weights then differ per lane (gathers instead of uniform loads), which costs less than idle lanes.
+ */
+function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, residual: ResidualKind, wg: number, foldChannels: boolean): string {
   const { k, s } = j;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
@@ -66,11 +74,17 @@ ${normRelu ? NORM_RELU_WGSL : ''}
 
 ${directMain(wg)}
   if (lin >= p.total) { return; }
-  let vb = lin % p.nVB; let rest = lin / p.nVB; let cb = rest % p.nCB; let n = rest / p.nCB;
+  ${foldChannels ? `let vb = lin % p.nVB; let n = lin / p.nVB;
+  let items = p.nGroups * p.nCB;
+  let item = vb * ${wg}u + lid;
+  let valid = item < items;
+  let it = min(item, items - 1u);
+  let g = it % p.nGroups;
+  let c0 = (it / p.nGroups) * ${ct}u;` : `let vb = lin % p.nVB; let rest = lin / p.nVB; let cb = rest % p.nCB; let n = rest / p.nCB;
   let c0 = cb * ${ct}u;
   let gi = vb * ${wg}u + lid;
   let valid = gi < p.nGroups;
-  let g = min(gi, p.nGroups - 1u);
+  let g = min(gi, p.nGroups - 1u);`}
   let owg = g % p.nWg; let t = g / p.nWg; let oh = t % p.Ho; let od = t / p.Ho;
   let ow0 = owg * ${vw}u;
   let PAD = i32(p.pad);
@@ -112,12 +126,13 @@ function runConv(
   const hasBias = bias !== null;
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
-  const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
+  const nCB = Math.ceil(j.Cd / b.ct);
+  const foldChannels = nGroups < FOLD_BELOW && nCB > 1;
+  const { wg, blocks: nVB } = laneBlocks(foldChannels ? nGroups * nCB : nGroups, 64);
   const kind = residualKind({ residual });
   const sig = convSignature(hasBias, coef !== null, kind);
-  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}`;
-  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg));
-  const nCB = Math.ceil(j.Cd / b.ct);
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}`;
+  const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels));
   const wSize = j.Cd * j.Cs * j.k ** 3;
   const weights = whole(w, wSize);
   for (const [n0, nc] of groups) {
@@ -126,7 +141,7 @@ function runConv(
     // Same element range and size class as the output: the same base, so one index serves both.
     const rw = residual ? alignedWindow(gpu, residual.buffer, n0 * dstSample, nc * dstSample) : null;
     if (rw && rw.base !== dw.base) throw new Error(`${label}: the residual buffer's window does not line up with the output's`);
-    const total = nVB * nCB * nc;
+    const total = foldChannels ? nVB * nc : nVB * nCB * nc;
     const uniforms = {
       total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
       sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,

@@ -126,6 +126,23 @@ fn chan(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(n, a.y + d * t, a.z + b.z + d * d * a.x * t);
 }`;
 
+/** The checks both forward entry points share: groups, eps, and the input, affine and statistics buffers. */
+function checkForward(
+  op: string, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
+  mean: GPUBuffer, rstd: GPUBuffer, options: { eps?: number },
+): { dims: GroupDims; eps: number } {
+  const dims = checkGroups(shape, groups, op);
+  const { N, C, S, G } = dims;
+  const eps = options.eps ?? 1e-5;
+  if (!(eps >= 0)) throw new RangeError(`${op}: eps must be a non-negative number, got ${eps}`);
+  checkBuffer(x, N * C * S, `${op} input`);
+  checkBuffer(weight, C, `${op} weight`);
+  checkBuffer(bias, C, `${op} bias`);
+  checkBuffer(mean, N * G, `${op} mean`);
+  checkBuffer(rstd, N * G, `${op} rstd`);
+  return { dims, eps };
+}
+
 /**
  * y = gn(x) * weight + bias (relu optional); saves mean and rstd per (n, g) (buffers of N*G f32).
  * x, y: [N, C, ...spatial]; weight, bias: [C].
@@ -135,16 +152,10 @@ export function groupNormForward(
   y: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer, options: GroupNormOptions = {},
 ): void {
   const op = 'groupNorm';
-  const { N, C, S, G, cg } = checkGroups(shape, groups, op);
-  const eps = options.eps ?? 1e-5;
-  if (!(eps >= 0)) throw new RangeError(`${op}: eps must be a non-negative number, got ${eps}`);
+  const { dims, eps } = checkForward(op, x, shape, groups, weight, bias, mean, rstd, options);
+  const { N, C, S, G, cg } = dims;
   const total = N * C * S;
-  checkBuffer(x, total, `${op} input`);
   checkBuffer(y, total, `${op} output`);
-  checkBuffer(weight, C, `${op} weight`);
-  checkBuffer(bias, C, `${op} bias`);
-  checkBuffer(mean, N * G, `${op} mean`);
-  checkBuffer(rstd, N * G, `${op} rstd`);
   if (total === 0) return;
   const maxElems = slabElements(gpu, op, options);
   if (useFused(gpu, options.fused, total, maxElems)) {
@@ -177,14 +188,8 @@ export function groupNormCoefficients(
   mean: GPUBuffer, rstd: GPUBuffer, coef: GPUBuffer, options: Omit<GroupNormOptions, 'relu'> = {},
 ): void {
   const op = 'groupNormCoefficients';
-  const { N, C, S, G, cg } = checkGroups(shape, groups, op);
-  const eps = options.eps ?? 1e-5;
-  if (!(eps >= 0)) throw new RangeError(`${op}: eps must be a non-negative number, got ${eps}`);
-  checkBuffer(x, N * C * S, `${op} input`);
-  checkBuffer(weight, C, `${op} weight`);
-  checkBuffer(bias, C, `${op} bias`);
-  checkBuffer(mean, N * G, `${op} mean`);
-  checkBuffer(rstd, N * G, `${op} rstd`);
+  const { dims, eps } = checkForward(op, x, shape, groups, weight, bias, mean, rstd, options);
+  const { N, C, S, G, cg } = dims;
   checkBuffer(coef, 4 * N * C, `${op} coefficients`);
   if (N * C * S === 0) return;
   const maxElems = slabElements(gpu, op, options);

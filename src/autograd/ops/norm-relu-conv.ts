@@ -73,7 +73,8 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormR
   const inputs = [x, gnWeight, gnBias, w, ...optional];
   const saved = [x, gnWeight, gnBias, w, mean, rstd, coef, ...(gate && residual ? [residual, gate] : [])];
   recordOp('normReluConv3d', inputs, out, saved, (g, [sx, sgw, sgb, sw, sm, sr, sc, sres, sgate]) => {
-    const grads: (Tensor | null)[] = [null, null, null, null, null, null, null];
+    // Pushed in the order of `inputs`.
+    const grads: (Tensor | null)[] = [];
     if (x.requiresGrad || gnWeight.requiresGrad || gnBias.requiresGrad) {
       const gy = Tensor.empty(x.shape, g.gpu);
       conv3dBackwardData(g.gpu, g.buffer, sw.buffer, gy.buffer, shape);
@@ -81,28 +82,30 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormR
       groupNormBackward(g.gpu, gy.buffer, sx.buffer, x.shape, groups, sgw.buffer, sgb.buffer, sm.buffer, sr.buffer,
         dx.buffer, dgw.buffer, dgb.buffer, { relu: true });
       gy.dispose();
-      grads[0] = dx;
-      grads[1] = dgw;
-      grads[2] = dgb;
+      grads.push(dx, dgw, dgb);
+    } else {
+      grads.push(null, null, null);
     }
+    let dw: Tensor | null = null;
     if (w.requiresGrad) {
-      grads[3] = Tensor.empty(w.shape, g.gpu);
-      conv3dBackwardWeight(g.gpu, sx.buffer, g.buffer, grads[3].buffer, shape, { inputNormRelu: sc.buffer });
+      dw = Tensor.empty(w.shape, g.gpu);
+      conv3dBackwardWeight(g.gpu, sx.buffer, g.buffer, dw.buffer, shape, { inputNormRelu: sc.buffer });
     }
-    if (bias?.requiresGrad) {
-      grads[4] = Tensor.empty(bias.shape, g.gpu);
-      conv3dBackwardBias(g.gpu, g.buffer, grads[4].buffer, shape);
+    grads.push(dw);
+    if (bias) {
+      const db = bias.requiresGrad ? Tensor.empty(bias.shape, g.gpu) : null;
+      if (db) conv3dBackwardBias(g.gpu, g.buffer, db.buffer, shape);
+      grads.push(db);
     }
     if (residual && gate) {
       const [dres, dgate] = [Tensor.empty(residual.shape, g.gpu), Tensor.empty(gate.shape, g.gpu)];
       channelGateBackward(g.gpu, g.buffer, sres.buffer, residual.shape, sgate.buffer, dres.buffer, dgate.buffer);
-      grads[5] = dres;
-      grads[6] = dgate;
+      grads.push(dres, dgate);
     } else if (residual) {
       // The sum passes its gradient through unchanged: a view of it (the tape releases g itself).
-      grads[5] = g.shareAs(g.shape);
+      grads.push(g.shareAs(g.shape));
     }
-    return [grads[0], grads[1], grads[2], grads[3], ...(bias ? [grads[4]] : []), ...(residual ? [grads[5]] : []), ...(gate ? [grads[6]] : [])];
+    return grads;
   });
   mean.dispose();
   rstd.dispose();

@@ -13,7 +13,7 @@ import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader } from './gemm.js';
-import { NORM_RELU_WGSL, gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import { NORM_RELU_WGSL, gemmChoices, inputCoefficients, useDirect, type Conv3dOptions } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
@@ -57,8 +57,7 @@ export function conv3dBackwardWeight(
   checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
   checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);
   checkBuffer(gradW, wSize, `${what} gradW`);
-  const coef = options.inputNormRelu ?? null;
-  if (coef) checkBuffer(coef, 4 * g.N * g.Cin, `${what} input coefficients`);
+  const coef = inputCoefficients(options, g.N, g.Cin, what);
   const budget = bindingBudget(gpu, options.maxBindingBytes, what);
   checkWeightFits(g, budget, what);
   const direct = useDirect(gpu, options)

@@ -14,7 +14,7 @@ import {
 } from './geometry.js';
 import { gemmShader } from './gemm.js';
 import {
-  NORM_RELU_WGSL, gemmChoices, residualKind, residualTerm, useDirect, type Conv3dOptions, type ResidualKind,
+  NORM_RELU_WGSL, gemmChoices, inputCoefficients, residualKind, residualTerm, useDirect, type Conv3dOptions, type ResidualKind,
 } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
@@ -61,9 +61,8 @@ export function conv3dForward(
   checkBuffer(w, g.Cout * g.Cin * K3, `${what} weight`);
   if (bias) checkBuffer(bias, g.Cout, `${what} bias`);
   checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
-  const coef = options.inputNormRelu ?? null;
-  if (coef) checkBuffer(coef, 4 * g.N * g.Cin, `${what} input coefficients`);
-  const residual = residualKind(options);
+  const coef = inputCoefficients(options, g.N, g.Cin, what);
+  const residual = residualKind(options.residual);
   if (options.residual) checkBuffer(options.residual.buffer, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} residual`);
   if (options.residual?.gate) checkBuffer(options.residual.gate, g.N * g.Cout, `${what} residual gate`);
   const budget = bindingBudget(gpu, options.maxBindingBytes, what);

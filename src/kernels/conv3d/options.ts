@@ -1,5 +1,6 @@
 /** Options shared by the conv3d launchers, and the choice between the implicit GEMMs and the direct kernels. */
 import { isSoftwareAdapter, type Gpu } from '../runtime/gpu.js';
+import { checkBuffer } from '../runtime/wgsl.js';
 import type { DirectBlocking } from './direct/common.js';
 import type { Conv3dTile } from './tiles.js';
 
@@ -43,8 +44,15 @@ export interface Conv3dOptions {
 /** The storage bindings of the forward's store epilogue: the residual, and its gate when there is one. */
 export type ResidualKind = 'none' | 'add' | 'gated';
 
-export function residualKind(options: Conv3dOptions): ResidualKind {
-  return options.residual ? (options.residual.gate ? 'gated' : 'add') : 'none';
+export function residualKind(residual: Conv3dOptions['residual']): ResidualKind {
+  return residual ? (residual.gate ? 'gated' : 'add') : 'none';
+}
+
+/** The input prologue's coefficients (Conv3dOptions.inputNormRelu) checked against the input's N * Cin, or null. */
+export function inputCoefficients(options: Conv3dOptions, N: number, Cin: number, what: string): GPUBuffer | null {
+  const coef = options.inputNormRelu ?? null;
+  if (coef) checkBuffer(coef, 4 * N * Cin, `${what} input coefficients`);
+  return coef;
 }
 
 /**

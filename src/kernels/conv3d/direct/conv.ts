@@ -129,7 +129,7 @@ function runConv(
   const nCB = Math.ceil(j.Cd / b.ct);
   const foldChannels = nGroups < FOLD_BELOW && nCB > 1;
   const { wg, blocks: nVB } = laneBlocks(foldChannels ? nGroups * nCB : nGroups, 64);
-  const kind = residualKind({ residual });
+  const kind = residualKind(residual);
   const sig = convSignature(hasBias, coef !== null, kind);
   const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}`;
   const pipeline = sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels));

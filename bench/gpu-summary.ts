@@ -30,16 +30,19 @@ function firstRow(bench: Record<string, unknown> | null, section: string): Recor
   return Array.isArray(rows) && rows.length > 0 ? rows[0] as Record<string, unknown> : null;
 }
 
-export function summaryLines(card: string, bench: Record<string, unknown> | null, torch: Record<string, TorchMode>): string[] {
+/** The step line from a bench's tgnetStep row beside PyTorch's modes. */
+function stepLine(card: string, bench: Record<string, unknown> | null, torch: Record<string, TorchMode>): string {
   const step = firstRow(bench, 'tgnetStep');
-  const cost = firstRow(bench, 'stepCost');
   const name = card || String(bench?.adapter ?? 'unknown');
-  return [
-    `train-step-vs-pytorch: card=${name.replace(/\s+/g, '_')} tgnet_ms=${num(step?.stepMs, 1)} pytorch_fp32_ms=${num(torch.fp32?.train_step_ms_median, 1)} ` +
-      `pytorch_tf32_ms=${num(torch.tf32?.train_step_ms_median, 1)} forward_ms=${num(step?.forwardMs, 1)} pytorch_forward_ms=${num(torch.fp32?.forward_ms_median, 1)}`,
-    `peak-memory-full-config: tgnet_gib=${num(cost?.fullConfigPeakGiB, 2)} pytorch_fp32_gib=${num(torch.fp32?.peak_mem_GiB, 2)} ` +
-      `method=${String(cost?.fullConfigPeakMethod ?? 'n/a')}`,
-  ];
+  return `train-step-vs-pytorch: card=${name.replace(/\s+/g, '_')} tgnet_ms=${num(step?.stepMs, 1)} pytorch_fp32_ms=${num(torch.fp32?.train_step_ms_median, 1)} ` +
+    `pytorch_tf32_ms=${num(torch.tf32?.train_step_ms_median, 1)} forward_ms=${num(step?.forwardMs, 1)} pytorch_forward_ms=${num(torch.fp32?.forward_ms_median, 1)}`;
+}
+
+/** The peak line from a bench's stepCost row beside PyTorch fp32's peak. */
+function peakLine(bench: Record<string, unknown> | null, torch: Record<string, TorchMode>): string {
+  const cost = firstRow(bench, 'stepCost');
+  return `peak-memory-full-config: tgnet_gib=${num(cost?.fullConfigPeakGiB, 2)} pytorch_fp32_gib=${num(torch.fp32?.peak_mem_GiB, 2)} ` +
+    `method=${String(cost?.fullConfigPeakMethod ?? 'n/a')}`;
 }
 
 function readJson(path: string): Record<string, unknown> | null {
@@ -57,10 +60,9 @@ export function gpuSummary(dir: string): string[] {
   const untuned = readJson(join(dir, 'bench.json'));
   const tuned = readJson(join(dir, 'bench-tuned.json'));
   const torch = parseTorchStep(text('torch-step.txt'));
-  const lines = summaryLines(card, untuned, torch);
   // The tuned step replaces the untuned one when it ran; the peak comes from the untuned bench (stepCost).
-  if (firstRow(tuned, 'tgnetStep')) lines[0] = `${summaryLines(card, tuned, torch)[0]} tuned=yes`;
-  return lines;
+  const step = firstRow(tuned, 'tgnetStep') ? `${stepLine(card, tuned, torch)} tuned=yes` : stepLine(card, untuned, torch);
+  return [step, peakLine(untuned, torch)];
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -1,41 +1,13 @@
 /** TGNet's checkpointActivations option: same logits, same gradients, less held between forward and backward. */
 import { describe, expect, it } from 'vitest';
-import { partialLabelLoss } from '../../src/autograd/ops/head.js';
-import { tidy } from '../../src/autograd/scope.js';
-import { Tensor } from '../../src/autograd/tensor.js';
 import { CHECKPOINTED_ENCODER_STAGES, TGNet } from '../../src/tgnet/model.js';
-import { COLD_COMPILE_TIMEOUT_MS, randomArray, useGpu } from '../helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
+import { probeStep } from '../helpers/tgnet-step.js';
 
 const gpu = useGpu();
 
-const SHAPE = [2, 1, 16, 16, 16];
-const VOXELS = 16 * 16 * 16;
-
-/** One training step's logits, the bytes live between forward and backward, and every parameter's gradient. */
-async function step(model: TGNet): Promise<{ logits: Float32Array; heldBytes: number; grads: [string, number[]][] }> {
-  return tidy(async () => {
-    const x = Tensor.fromArray(randomArray(2 * VOXELS, 7), SHAPE);
-    // sample 0: colon (organ channel unannotated), sample 1: liver
-    const y = Float32Array.from(randomArray(2 * 2 * VOXELS, 8, 0, 1), (v) => (v > 0.7 ? 1 : 0));
-    y.fill(-1, 0, VOXELS);
-    const target = Tensor.fromArray(y, [2, 2, 16, 16, 16]);
-    const before = gpu().poolStats().liveBytes;
-    const out = model.forward(x, [4, 0]);
-    const heldBytes = gpu().poolStats().liveBytes - before;
-    const logits = await out.toArray();
-    partialLabelLoss(out, target).backward();
-    const grads: [string, number[]][] = [];
-    for (const [name, p] of model.namedParameters()) {
-      expect(p.grad, name).not.toBeNull();
-      grads.push([name, [...(await p.grad!.toArray())]]);
-    }
-    for (const p of model.parameters()) {
-      p.grad?.dispose();
-      p.grad = null;
-    }
-    return { logits, heldBytes, grads };
-  });
-}
+/** Sample 0 colon (organ channel unannotated), sample 1 liver. */
+const step = (model: TGNet) => probeStep(gpu(), model, { size: 16, taskIds: [4, 0], seed: 7, unannotated: [0] });
 
 describe('TGNet checkpointActivations', () => {
   it('gives bit-identical logits and parameter gradients while holding less between forward and backward', async () => {
@@ -50,8 +22,8 @@ describe('TGNet checkpointActivations', () => {
     const ckpt = await step(ckptModel);
     expect(gpu().poolStats().liveBuffers).toBe(buffers);
     expect(ckpt.logits).toEqual(plain.logits);
-    expect(ckpt.grads.map(([n]) => n)).toEqual(plain.grads.map(([n]) => n));
-    for (let i = 0; i < plain.grads.length; i++) expect(ckpt.grads[i][1], plain.grads[i][0]).toEqual(plain.grads[i][1]);
+    expect([...ckpt.grads.keys()]).toEqual([...plain.grads.keys()]);
+    for (const [name, g] of plain.grads) expect(ckpt.grads.get(name), name).toEqual(g);
     expect(ckpt.heldBytes).toBeLessThan(plain.heldBytes);
     // A second step of the checkpointed model is the same as its first: nothing stale survives a step.
     const again = await step(ckptModel);

@@ -1,33 +1,11 @@
 /** TGNet's fused kernels (the default) against the unfused graph (fused: false): same function, less held for backward. */
 import { describe, expect, it } from 'vitest';
-import { partialLabelLoss } from '../../src/autograd/ops/head.js';
-import { tidy } from '../../src/autograd/scope.js';
-import { Tensor } from '../../src/autograd/tensor.js';
 import { TGNet, type TGNetVariant } from '../../src/tgnet/model.js';
-import { COLD_COMPILE_TIMEOUT_MS, expectClose, randomArray, useGpu } from '../helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, expectClose, useGpu } from '../helpers/gpu.js';
+import { probeStep } from '../helpers/tgnet-step.js';
 
 const gpu = useGpu();
-const VOXELS = 32 * 32 * 32;
-
-async function step(model: TGNet): Promise<{ logits: Float32Array; heldBytes: number; grads: Map<string, Float32Array> }> {
-  return tidy(async () => {
-    const x = Tensor.fromArray(randomArray(2 * VOXELS, 17), [2, 1, 32, 32, 32]);
-    const y = Float32Array.from(randomArray(2 * 2 * VOXELS, 18, 0, 1), (v) => (v > 0.7 ? 1 : 0));
-    const target = Tensor.fromArray(y, [2, 2, 32, 32, 32]);
-    const before = gpu().poolStats().liveBytes;
-    const out = model.forward(x, [1, 3]);
-    const heldBytes = gpu().poolStats().liveBytes - before;
-    const logits = await out.toArray();
-    partialLabelLoss(out, target).backward();
-    const grads = new Map<string, Float32Array>();
-    for (const [name, p] of model.namedParameters()) grads.set(name, await p.grad!.toArray());
-    for (const p of model.parameters()) {
-      p.grad?.dispose();
-      p.grad = null;
-    }
-    return { logits, heldBytes, grads };
-  });
-}
+const step = (model: TGNet) => probeStep(gpu(), model, { size: 32, taskIds: [1, 3], seed: 17 });
 
 describe('TGNet fused kernels', () => {
   for (const variant of ['tgnet', 'dodnet'] as TGNetVariant[]) {

@@ -3,9 +3,9 @@
  * On a software adapter the sizes shrink (matmul to 2048, 3-D layers by --scale, default 1/8) so a run
  * takes minutes, not hours; on a real GPU everything runs at full size.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../src/data/fs-util.js';
 import { initGpu, isSoftwareAdapter } from '../src/kernels/runtime/gpu.js';
 import { defaultTuningFile, enableConv3dTuning } from '../src/kernels/conv3d/autotune.js';
 import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './engine.js';
@@ -102,10 +102,7 @@ export async function benchMain(argv: string[]): Promise<void> {
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
     const out = resolve(args.out);
-    mkdirSync(dirname(out), { recursive: true });
-    const tmp = `${out}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(results, null, 2));
-    renameSync(tmp, out);
+    await writeFileAtomic(out, JSON.stringify(results, null, 2));
     console.log(`wrote ${out}`);
   } finally {
     gpu.destroy();

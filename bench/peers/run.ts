@@ -9,13 +9,14 @@
  * the same output size (so the same FLOPs) at stride 2 on even sizes.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
 } from '../../src/kernels/conv3d/index.js';
+import { writeFileAtomic } from '../../src/data/fs-util.js';
 import { initGpu, isSoftwareAdapter, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { fillUniform } from '../../src/kernels/runtime/fill.js';
 import { CONV3D_BENCH_SHAPES } from '../conv3d.js';
@@ -245,10 +246,7 @@ export async function peersMain(argv: string[]): Promise<void> {
     };
     console.log(`\n${JSON.stringify({ adapter: result.adapter, minRatio: result.minRatio, maxRatio: result.maxRatio })}`);
     const file = resolve(args.out);
-    mkdirSync(dirname(file), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(result, null, 2));
-    renameSync(tmp, file);
+    await writeFileAtomic(file, JSON.stringify(result, null, 2));
     console.log(`wrote ${file}`);
   } finally {
     gpu.destroy();

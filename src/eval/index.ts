@@ -15,3 +15,4 @@ export * from './png.js';
 export * from './slices.js';
 export * from './curves-svg.js';
 export * from './report-html.js';
+export * from './warm-up.js';

@@ -150,8 +150,8 @@ function matmulWgsl(t: MatmulTile, transA: boolean, transB: boolean, prefetch: b
     tBegin: '0u',
     tEnd: 'p.kT',
     tileSetup: `k0 = t * ${t.bk}u;`,
-    loadA: `let k = k0 + kc; let ok = row < p.M && k < p.K; return select(0.0, as_[select(0u, ${a}, ok)], ok);`,
-    loadB: `let k = k0 + kr; let ok = col < p.N && k < p.K; return select(0.0, bs[select(0u, ${b}, ok)], ok);`,
+    loadA: `let k = k0 + kc; let ok = (row < p.M) & (k < p.K); return select(0.0, as_[select(0u, ${a}, ok)], ok);`,
+    loadB: `let k = k0 + kr; let ok = (col < p.N) & (k < p.K); return select(0.0, bs[select(0u, ${b}, ok)], ok);`,
     store: 'cs[p.cBase + bz * p.M * p.N + row * p.N + col] = v;',
   });
 }

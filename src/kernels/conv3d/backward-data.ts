@@ -83,10 +83,10 @@ function dataGradParts(g: Conv3dGeometry, phased: boolean, BK: string): Pick<Gem
   let td = kp / (p.th * p.tw); let tr = kp % (p.th * p.tw); let th = tr / p.tw; let tw = tr % p.tw;
   kpos = ((p.rd + S * td) * KS + p.rh + S * th) * KS + p.rw + S * tw;
   let od = u32(bd - i32(td)); let oh = u32(bh - i32(th)); let ow = u32(bw - i32(tw));
-  tapOk = colOk && od < DO && oh < HO && ow < WO;
+  tapOk = colOk & (od < DO) & (oh < HO) & (ow < WO);
   colOff = gRow + (od - p.od0) * HWO + oh * WO + ow;`,
-    loadA: 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + c * WROW + row * K3 + kpos]; } return 0.0;',
-    loadB: 'let c = k0 + kr; if (tapOk && c < p.C) { return gs[colOff + c * DHWO]; } return 0.0;',
+    loadA: 'let c = k0 + kc; let ok = (row < p.M) & (c < p.C); return select(0.0, ws[select(0u, p.wBase + c * WROW + row * K3 + kpos, ok)], ok);',
+    loadB: 'let c = k0 + kr; let ok = tapOk & (c < p.C); return select(0.0, gs[select(0u, colOff + c * DHWO, ok)], ok);',
     store: `let jd = col / (p.nh * p.nw) + p.jd0; let rem = col % (p.nh * p.nw);
     let id = p.ad + S * jd; let ih = p.ah + S * (rem / p.nw); let iw = p.aw + S * (rem % p.nw);
     let idx = p.xBase + nl * XS + row * DHW + (id - p.id0) * HW + ih * W + iw;

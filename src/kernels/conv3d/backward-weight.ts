@@ -97,7 +97,7 @@ export function conv3dBackwardWeight(
   const BK = `${tile.bk}u`;
   const sig = weightGradSignature(coef !== null);
   const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}${coef ? ':n' : ''}`;
-  const xValue = 'xs[xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)]';
+  const xValue = 'xs[select(0u, xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw), ok)]';
   const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
@@ -119,14 +119,13 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;${coef ? ' 
     tBegin: `sp * p.chunk / ${BK}`,
     tEnd: `(min(sp * p.chunk + p.chunk, p.R) + ${tile.bk - 1}u) / ${BK}`,
     tileSetup: `k0 = t * ${BK};`,
-    loadA: 'let k = k0 + kc; if (row < p.M && k < kLim) { return gs[gRow + row * DHWO + k]; } return 0.0;',
+    loadA: 'let k = k0 + kc; let ok = (row < p.M) & (k < kLim); return select(0.0, gs[select(0u, gRow + row * DHWO + k, ok)], ok);',
     loadB: `
   let k = k0 + kr;
-  if (!colOk || k >= kLim) { return 0.0; }
   let od = k / HWO + p.od0; let rem = k % HWO; let oh = rem / WO; let ow = rem % WO;
   let id = i32(od * S + ckd) - P; let ih = i32(oh * S + ckh) - P; let iw = i32(ow * S + ckw) - P;
-  if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
-  return ${coef ? `normRelu(${xValue}, cf)` : xValue};`,
+  let ok = colOk & (k < kLim) & (u32(id) < D) & (u32(ih) < H) & (u32(iw) < W);
+  return select(0.0, ${coef ? `normRelu(${xValue}, cf)` : xValue}, ok);`,
     store: `let idx = (nl * p.sps + sp) * WSIZE + p.pBase + row * WROW + col;
     if (p.accumulate != 0u) { parts[idx] = parts[idx] + v; } else { parts[idx] = v; }`,
   }));

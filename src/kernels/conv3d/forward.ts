@@ -98,19 +98,18 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   kp = t / p.cT; k0 = (t - kp * p.cT) * ${BK};
   ${splitKernelOffset(g, 'kp')}
   let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
-  tapOk = colOk && u32(id) < D && u32(ih) < H && u32(iw) < W;
+  tapOk = colOk & (u32(id) < D) & (u32(ih) < H) & (u32(iw) < W);
   colOff = xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw);` : `k0 = t * ${BK};`,
     loadA: major
-      ? 'let c = k0 + kc; if (row < p.M && c < p.C) { return ws[p.wBase + row * WROW + c * K3 + kp]; } return 0.0;'
-      : 'let k = k0 + kc; if (row < p.M && k < p.C * K3) { return ws[p.wBase + row * WROW + k]; } return 0.0;',
-    loadB: major ? `let c = k0 + kr; if (tapOk && c < p.C) { return ${load('colOff + c * DHW', 'c')}; } return 0.0;` : `
+      ? 'let c = k0 + kc; let ok = (row < p.M) & (c < p.C); return select(0.0, ws[select(0u, p.wBase + row * WROW + c * K3 + kp, ok)], ok);'
+      : 'let k = k0 + kc; let ok = (row < p.M) & (k < p.C * K3); return select(0.0, ws[select(0u, p.wBase + row * WROW + k, ok)], ok);',
+    loadB: major ? `let c = k0 + kr; let ok = tapOk & (c < p.C); return select(0.0, ${load('select(0u, colOff + c * DHW, ok)', 'c')}, ok);` : `
   let k = k0 + kr;
-  if (!colOk || k >= p.C * K3) { return 0.0; }
   let ci = k / K3; let r = k - ci * K3;
   ${splitKernelOffset(g, 'r')}
   let id = bd + i32(kd); let ih = bh + i32(kh); let iw = bw + i32(kw);
-  if (u32(id) >= D || u32(ih) >= H || u32(iw) >= W) { return 0.0; }
-  return ${load('xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw)', 'ci')};`,
+  let ok = colOk & (k < p.C * K3) & (u32(id) < D) & (u32(ih) < H) & (u32(iw) < W);
+  return select(0.0, ${load('select(0u, xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw), ok)', 'ci')}, ok);`,
     store: `let idx = p.oBase + nl * OS + row * DHWO + col;
     if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}${residualTerm(residual, 'idx', 'p.gateBase + nl * p.gateStride + row')}; }`,
   }));

@@ -125,7 +125,7 @@ export function gemmShader(g: GemmParts): string {
   for (let i = 0; i < tm; i++) {
     stores.push(`row = m0 + ${rowOf(i)};`);
     for (let j = 0; j < tn; j++) {
-      stores.push(`col = n0 + ${colOf(j)}; if (live && row < p.M && col < p.N) { let v = c${i}_${j}; ${g.store} }`);
+      stores.push(`col = n0 + ${colOf(j)}; if (live & (row < p.M) & (col < p.N)) { let v = c${i}_${j}; ${g.store} }`);
     }
   }
   return /* wgsl */ `

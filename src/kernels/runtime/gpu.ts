@@ -159,6 +159,35 @@ export function pipelineErrorMessage(key: string, code: string, messages: readon
   return `pipeline '${key}': ${(compiled.length ? compiled : parts).join('\n')}`;
 }
 
+/** A pipeline as it was created: its cache key, its WGSL, and the milliseconds its creation held the calling thread. */
+export interface PipelineRecord {
+  key: string;
+  code: string;
+  ms: number;
+  adapter: string;
+}
+
+/** A pipeline that a discovery run asked for (see `Gpu.discoverPipelines`), not yet compiled. */
+export interface PipelineRequest {
+  key: string;
+  code: string;
+  access?: readonly BindingAccess[];
+}
+
+const pipelineObservers = new Set<(record: PipelineRecord) => void>();
+
+/**
+ * Calls `observer` for each pipeline any runtime creates from now on (the compile benchmark and the test suite's
+ * pipeline log use it); returns the function that stops observing.
+ */
+export function observePipelines(observer: (record: PipelineRecord) => void): () => void {
+  pipelineObservers.add(observer);
+  return () => { pipelineObservers.delete(observer); };
+}
+
+// Returned by `pipeline` during a discovery run, where nothing is dispatched.
+const DISCOVERY_PLACEHOLDER = Object.freeze({ label: 'pipeline discovery placeholder' }) as unknown as GPUComputePipeline;
+
 /** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
 export function isSoftwareAdapter(gpu: Gpu): boolean {
   // Asked by launchers on every dispatch: remembered per runtime.
@@ -248,6 +277,8 @@ export class Gpu {
   submitCount = 0;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** The pipelines asked for by the discovery run in progress (see `discoverPipelines`), else null. */
+  private discovered: Map<string, PipelineRequest> | null = null;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly arena: GPUBuffer;
@@ -316,11 +347,85 @@ export class Gpu {
   pipeline(key: string, makeCode: () => string, access?: readonly BindingAccess[]): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.createPipeline(key, makeCode());
-      this.pipelines.set(key, p);
-      if (access) this.pipelineAccess.set(p, access);
+      if (this.discovered) {
+        if (!this.discovered.has(key)) this.discovered.set(key, { key, code: makeCode(), access });
+        return DISCOVERY_PLACEHOLDER;
+      }
+      const t0 = performance.now();
+      const code = makeCode();
+      p = this.createPipeline(key, code);
+      this.adoptPipeline(key, p, access);
+      if (pipelineObservers.size) {
+        const record = { key, code, ms: performance.now() - t0, adapter: this.name };
+        for (const observe of pipelineObservers) observe(record);
+      }
     }
     return p;
+  }
+
+  private adoptPipeline(key: string, p: GPUComputePipeline, access?: readonly BindingAccess[]): void {
+    this.pipelines.set(key, p);
+    if (access) this.pipelineAccess.set(p, access);
+  }
+
+  /**
+   * Runs `work` without executing anything on the device and returns the pipelines it asked for that are not
+   * compiled yet: while it runs, dispatches, copies and uploads are dropped and reads return zeros, so `work`
+   * must not decide what to launch from values it reads back, and must not change state it keeps (a throwaway
+   * optimiser, not the real one). Used to compile a model's pipelines before its first step
+   * (`compilePipelines`).
+   */
+  async discoverPipelines(work: () => unknown): Promise<PipelineRequest[]> {
+    if (this.discovered) throw new Error('discoverPipelines: a discovery run is already in progress');
+    this.checkUsable('discoverPipelines');
+    this.flush();
+    this.discovered = new Map();
+    try {
+      await work();
+      return [...this.discovered.values()];
+    } finally {
+      this.discovered = null;
+    }
+  }
+
+  /**
+   * Compiles pipelines with createComputePipelineAsync, `concurrency` at a time, so that a browser's main
+   * thread never waits on a compile and a driver that compiles on several threads can; `onProgress` is
+   * called after each. A WGSL or validation error throws, naming the key and the shader line.
+   */
+  async compilePipelines(
+    requests: readonly PipelineRequest[],
+    options: { concurrency?: number; onProgress?: (done: number, total: number, key: string) => void } = {},
+  ): Promise<void> {
+    const todo = requests.filter((r) => !this.pipelines.has(r.key));
+    const concurrency = Math.max(1, options.concurrency ?? 4);
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const r = todo[next++];
+        this.checkUsable(`pipeline '${r.key}'`);
+        const t0 = performance.now();
+        const module = this.device.createShaderModule({ code: r.code, label: r.key });
+        let pipeline: GPUComputePipeline;
+        try {
+          pipeline = await this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: r.key });
+        } catch (e) {
+          const info = typeof module.getCompilationInfo === 'function' ? await module.getCompilationInfo() : null;
+          const errors = (info?.messages ?? []).filter((m) => m.type === 'error').map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
+          throw new Error(pipelineErrorMessage(r.key, r.code, errors.length ? errors : [e instanceof Error ? e.message : String(e)]));
+        }
+        if (!this.pipelines.has(r.key)) {
+          this.adoptPipeline(r.key, pipeline, r.access);
+          if (pipelineObservers.size) {
+            const record = { key: r.key, code: r.code, ms: performance.now() - t0, adapter: this.name };
+            for (const observe of pipelineObservers) observe(record);
+          }
+        }
+        options.onProgress?.(++done, todo.length, r.key);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
   }
 
   /**
@@ -364,6 +469,7 @@ export class Gpu {
   /** Records one compute dispatch into the open batch. */
   dispatch(spec: DispatchSpec): void {
     this.checkUsable(spec.label);
+    if (this.discovered) return;
     const entries: GPUBindGroupEntry[] = [];
     if (spec.params) {
       const bytes = spec.params instanceof ArrayBuffer
@@ -501,7 +607,7 @@ export class Gpu {
   /** Records a buffer-to-buffer copy in stream order (byte counts and offsets multiples of 4). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.checkUsable('copy');
-    if (bytes === 0) return;
+    if (bytes === 0 || this.discovered) return;
     if (this.counting) {
       this.copies++;
       this.copyBytes += bytes;
@@ -513,6 +619,7 @@ export class Gpu {
   /** Uploads host data. It is ordered after everything already recorded (the batch is flushed first). */
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
     this.checkUsable('write');
+    if (this.discovered) return;
     // queue.writeBuffer runs before the next submit, so recorded-but-unsubmitted work must go first.
     if (this.encoder) this.flush();
     this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
@@ -546,6 +653,7 @@ export class Gpu {
   /** Copies `bytes` bytes from `buffer` back to the host. Fails cleanly when the device is lost. */
   async read(buffer: GPUBuffer, bytes = buffer.size, offset = 0): Promise<ArrayBuffer> {
     this.checkUsable('read');
+    if (this.discovered) return new ArrayBuffer(bytes);
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST });
     try {
@@ -564,6 +672,7 @@ export class Gpu {
   /** Waits for all submitted work (flushing first); throws validation errors raised meanwhile. */
   async sync(): Promise<void> {
     this.checkUsable('sync');
+    if (this.discovered) return;
     this.flush();
     await this.settle(this.device.queue.onSubmittedWorkDone());
     this.throwPendingErrors('sync');

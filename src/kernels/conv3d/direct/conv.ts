@@ -49,7 +49,7 @@ function convShader(j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: b
   const lines: string[] = [];
   for (let i = 0; i < L; i++) {
     const value = `src[select(0u, u32(rowBase + ${i}), ok${i})]`;
-    lines.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
+    lines.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
   for (let kw = 0; kw < k; kw++) {
     const tap = j.flip ? `${K3 - 1 - kw}u - tapRow` : `tapRow + ${kw}u`;
@@ -99,7 +99,7 @@ ${directMain(wg)}
       let id = id0 + i32(kd);
       for (var kh = 0u; kh < K; kh++) {
         let ih = ih0 + i32(kh);
-        let rowOk = valid && u32(id) < p.D && u32(ih) < p.H;
+        let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
         let tapRow = (kd * K + kh) * K;
         ${lines.join('\n        ')}

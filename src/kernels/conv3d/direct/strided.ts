@@ -36,7 +36,7 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string
   const body: string[] = [];
   for (const o of offs) {
     const name = yName(o);
-    body.push(`let ok_${name} = rowOk && u32(q0 + ${o}) < p.Wo; let ${name} = select(0.0, gs[select(0u, u32(rowBase + ${o}), ok_${name})], ok_${name});`);
+    body.push(`let ok_${name} = rowOk & (u32(q0 + ${o}) < p.Wo); let ${name} = select(0.0, gs[select(0u, u32(rowBase + ${o}), ok_${name})], ok_${name});`);
   }
   for (let kw = 0; kw < k; kw++) {
     const uses = pairs.filter((q) => q.kw === kw);
@@ -65,7 +65,7 @@ ${directMain(wg)}
   let g = min(gi, p.nGroups - 1u);
   let owg = g % p.nWg; let t = g / p.nWg; let jh = t % p.nJh; let jd = t / p.nJh;
   let id = ad + S * jd; let ih = ah + S * jh; let iw0 = owg * ${vw}u;
-  let valid = gi < p.nGroups && id < p.D && ih < p.H;
+  let valid = (gi < p.nGroups) & (id < p.D) & (ih < p.H);
   let q0 = i32(iw0 / S);
   let PAD = p.pad;
   // Taps along D and H that reach this phase: k = r + S * t, output index = j + q - t.
@@ -80,7 +80,7 @@ ${directMain(wg)}
       let od = i32(jd) + qd - i32((kd - rd) / S);
       for (var kh = rh; kh < K; kh += S) {
         let oh = i32(jh) + qh - i32((kh - rh) / S);
-        let rowOk = valid && u32(od) < p.Do && u32(oh) < p.Ho;
+        let rowOk = valid & (u32(od) < p.Do) & (u32(oh) < p.Ho);
         let rowBase = cBase + od * i32(HWO) + oh * i32(p.Wo) + q0;
         let tapRow = (kd * K + kh) * K;
         ${body.join('\n        ')}

@@ -30,12 +30,12 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, w
   const body: string[] = [];
   for (let i = 0; i < L; i++) {
     const value = `xs[select(0u, u32(rowBase + ${i}), ok${i})]`;
-    body.push(`let ok${i} = rowOk && u32(iw0 + ${i}) < p.W; let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
+    body.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
   for (let v = 0; v < vw; v++) {
     body.push(`let vOk${v} = ow0 + ${v}u < p.Wo;`);
     for (let c = 0; c < ct; c++) {
-      body.push(`let g${c}_${v} = select(0.0, gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)], vOk${v} && c0 + ${c}u < p.Cout);`);
+      body.push(`let g${c}_${v} = select(0.0, gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)], vOk${v} & (c0 + ${c}u < p.Cout));`);
       for (let kw = 0; kw < k; kw++) body.push(`a${c}_${kw} = fma(g${c}_${v}, x${v * s + kw}, a${c}_${kw});`);
     }
   }
@@ -63,7 +63,7 @@ ${directMain(wg)}
   for (var r = sp * p.chunk; r < r1; r++) {
     let n = r / (p.Do * p.Ho); let rr = r % (p.Do * p.Ho); let od = rr / p.Ho; let oh = rr % p.Ho;
     let id = i32(od * ${s}u + kd) - PAD; let ih = i32(oh * ${s}u + kh) - PAD;
-    let rowOk = valid && u32(id) < p.D && u32(ih) < p.H;
+    let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
     let xRow = i32(p.xBase + n * p.xNS + ci * DHW) + id * i32(HW) + ih * i32(p.W);
     let gRow0 = p.gBase + n * p.gNS + c0 * DHWO + od * HWO + oh * p.Wo;
     ${normRelu ? 'let cf = cfs[p.cfBase + n * p.Cin + ci];' : ''}

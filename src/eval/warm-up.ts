@@ -1,0 +1,76 @@
+/**
+ * Compiling a model's pipelines before its first step. Without this, each pipeline compiles inside the first
+ * call that needs it: a browser tab's first training step then waits on ~90 compiles one after another, and a
+ * terminal shows nothing while it does. Here one step (and, if asked, one sliding-window tile) runs in discovery
+ * mode (`Gpu.discoverPipelines`: nothing executes, nothing changes), and the pipelines it asked for are then
+ * compiled asynchronously, several at a time, with progress.
+ */
+import { partialLabelLoss } from '../autograd/ops/head.js';
+import { tidy } from '../autograd/scope.js';
+import { Tensor } from '../autograd/tensor.js';
+import { predictVolume } from './sliding-window.js';
+import { Adam, SGD, type OptimizerKind } from '../nn/optim.js';
+import type { TGNet } from '../tgnet/model.js';
+
+export interface WarmUpOptions {
+  /** Crops per training step (default 2). */
+  batch?: number;
+  /** Training crop and inference tile [D, H, W], multiples of 16. */
+  crop: readonly [number, number, number];
+  /** The training run's optimiser; null: inference only (default 'sgd'). */
+  optimizer?: OptimizerKind | null;
+  /** Also the sliding-window inference of one tile (validation, predict; default true). */
+  inference?: boolean;
+  /** Called after each compiled pipeline. */
+  onProgress?: (done: number, total: number, key: string) => void;
+  /** Pipelines compiled at once (default 4). */
+  concurrency?: number;
+}
+
+export interface WarmUpResult {
+  /** Pipelines compiled (those already compiled are not counted). */
+  pipelines: number;
+  /** Wall time of discovery and compilation. */
+  ms: number;
+}
+
+/**
+ * Compiles what a training step of `model` at `crop` (and its inference) will need. Call it before the first
+ * step: parameters' gradients are cleared. The model's weights and any optimiser are left as they were.
+ */
+export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Promise<WarmUpResult> {
+  const t0 = performance.now();
+  const { crop, batch = 2, optimizer = 'sgd', inference = true } = options;
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`warmUpPipelines: batch must be a positive integer, got ${batch}`);
+  if (crop.length !== 3 || crop.some((c) => !Number.isInteger(c) || c < 16 || c % 16 !== 0)) {
+    throw new RangeError(`warmUpPipelines: crop is [${crop.join(', ')}]; expected [D, H, W], multiples of 16`);
+  }
+  const gpu = model.parameters()[0].gpu;
+  const [d, h, w] = crop;
+  const requests = await gpu.discoverPipelines(async () => {
+    if (optimizer) {
+      // A throwaway optimiser of the run's kind: the real one's state (step counts, momentum) stays untouched.
+      const params = model.parameters();
+      const opt = optimizer === 'sgd' ? new SGD(params) : new Adam(params, { decoupled: optimizer === 'adamw' });
+      try {
+        tidy(() => {
+          const voxels = batch * d * h * w;
+          const x = Tensor.fromArray(new Float32Array(voxels), [batch, 1, d, h, w]);
+          const y = Tensor.fromArray(new Float32Array(2 * voxels), [batch, 2, d, h, w]);
+          const taskIds = Array.from({ length: batch }, (_, i) => i % model.numTasks);
+          partialLabelLoss(model.forward(x, taskIds), y).backward();
+          opt.step();
+          opt.zeroGrad();
+          // The trainer's loss-and-health probe.
+          const probe = Tensor.empty([2]);
+          gpu.copy(opt.parameterSum().buffer, 0, probe.buffer, 4, 4);
+        });
+      } finally {
+        opt.dispose();
+      }
+    }
+    if (inference) await predictVolume(model, new Float32Array(d * h * w), crop, 0, { tileShape: crop });
+  });
+  await gpu.compilePipelines(requests, { concurrency: options.concurrency, onProgress: options.onProgress });
+  return { pipelines: requests.length, ms: performance.now() - t0 };
+}

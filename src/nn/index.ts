@@ -5,3 +5,4 @@ export * from './safetensors.js';
 export { Module, ModuleList, createParameter, type Parameter, type HostTensor, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
 export { Conv3d, GroupNorm, type Conv3dOptions, type GroupNormOptions } from './layers.js';
 export { createRng, uniformInit, fanIn, kaimingUniformDefault, defaultBiasInit, type Rng } from './init.js';
+export * from './pth/index.js';

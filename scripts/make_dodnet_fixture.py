@@ -1,28 +1,46 @@
 #!/usr/bin/env python3
 """Fixture of test/tgnet/dodnet.test.ts: a DoDNet-layout network (the module names of jianpengz/DoDNet's unet3D
-and NoBottleneck) with random weights, saved with torch.save as DoDNet's train.py does (DataParallel's `module.`
-prefix, under 'model'), converted by scripts/dodnet_to_safetensors.py, and its logits on a random input.
+and NoBottleneck) with random weights, its state dict as float32 safetensors with DoDNet's names, and its logits
+on a random input. (scripts/make_pth_fixtures.py imports UNet3D from here and saves it as torch.save does.)
 
   /usr/bin/python3 scripts/make_dodnet_fixture.py [--out test/golden] [--width 2]
 
-writes dodnet_unet3d.safetensors (what the conversion script wrote) and dodnet_unet3d_io.safetensors (input,
+writes dodnet_unet3d.safetensors (DoDNet's names, float32) and dodnet_unet3d_io.safetensors (input,
 task_ids, logits). The network is written here from DoDNet's description, at a small width: its GroupNorms have
 min(16, C) groups (DoDNet's 16 at width 32, where every stage has >= 32 channels), as TGNet's do.
 """
 import argparse
+import json
 import os
-import sys
-import tempfile
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from dodnet_to_safetensors import load_state_dict, save_safetensors  # noqa: E402
 
 NUM_TASKS = 7
+
+
+def save_safetensors(path, tensors, metadata):
+    """Float32 safetensors, written to a temporary sibling, fsynced and renamed over `path`."""
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        b = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def gn(c):
@@ -112,14 +130,8 @@ def main():
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    # as DoDNet's train.py with --FP16: {'model': DataParallel state dict, ...}
-    wrapped = {f"module.{k}": v for k, v in net.state_dict().items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        pth = os.path.join(tmp, "MOTS_DynConv_fixture_e0.pth")
-        torch.save({"model": wrapped, "optimizer": {}, "amp": {}}, pth)
-        state = load_state_dict(pth)
-    save_safetensors(os.path.join(a.out, "dodnet_unet3d.safetensors"), state,
-                     {"generator": "scripts/make_dodnet_fixture.py via dodnet_to_safetensors.py", "torch": torch.__version__})
+    save_safetensors(os.path.join(a.out, "dodnet_unet3d.safetensors"), net.state_dict(),
+                     {"generator": "scripts/make_dodnet_fixture.py", "torch": torch.__version__})
     x = torch.randn(2, 1, 16, 16, 32)
     t = torch.tensor([4, 1])
     with torch.no_grad():

@@ -40,8 +40,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     run: async (argv) => (await import('./tune.js')).tuneCommand(argv),
   },
   'import-dodnet': {
-    summary: 'map a DoDNet checkpoint (safetensors with the authors\' names) to a TGNet dodnet checkpoint (--in F --out F)',
+    summary: 'map a DoDNet checkpoint (its .pth, or safetensors with the authors\' names) to a TGNet dodnet checkpoint (--in F --out F)',
     run: async (argv) => (await import('./import-dodnet.js')).importDodnetCommand(argv),
+  },
+  export: {
+    summary: 'write a checkpoint as a PyTorch .pth that the reference loads with torch.load (--model CKPT --out MODEL.pth), or back to safetensors',
+    run: async (argv) => (await import('./export.js')).exportCommand(argv),
   },
 };
 

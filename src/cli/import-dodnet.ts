@@ -1,16 +1,18 @@
 /**
- * `tgnet import-dodnet --in DODNET.safetensors --out MODEL.safetensors`: a checkpoint trained with the DoDNet
- * authors' code (converted from .pth by scripts/dodnet_to_safetensors.py, which keeps DoDNet's names) becomes a
- * TGNet `dodnet` checkpoint that `tgnet predict` and `tgnet evaluate` load. No GPU needed.
+ * `tgnet import-dodnet --in MODEL.pth --out MODEL.safetensors`: a checkpoint trained with the DoDNet authors'
+ * code (their train.py's .pth as it is, plain or FP16 layout, zip or legacy container, read without Python by
+ * src/nn/pth; or a safetensors file with DoDNet's names) becomes a TGNet `dodnet` checkpoint that `tgnet predict`
+ * and `tgnet evaluate` load. No GPU needed. (predict and evaluate also take the .pth directly.)
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../data/fs-util.js';
+import { isPth, readPthStateDict } from '../nn/pth/index.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { importDodnetStateDict, type NamedTensor } from '../tgnet/dodnet.js';
 import { CommandLine, gridSide, option, pathValue, triple } from './args.js';
 
 const IMPORT_DODNET_OPTIONS = {
-  in: option('FILE', 'DoDNet state dict as safetensors with DoDNet\'s names (conv1, layer0..4, fusionConv, x8_resb..x1_resb, precls_conv, GAP, controller; a module. prefix is allowed). From a .pth file:\n/usr/bin/python3 scripts/dodnet_to_safetensors.py MODEL.pth DODNET.safetensors',
+  in: option('FILE', 'DoDNet checkpoint: the .pth its train.py saved (a state dict, or {\'model\', \'optimizer\', \'amp\'} with --FP16; zip or legacy container), or safetensors with DoDNet\'s names (conv1, layer0..4, fusionConv, x8_resb..x1_resb, precls_conv, GAP, controller; a module. prefix is allowed)',
     pathValue, { required: '--in is required' }),
   out: option('FILE', 'TGNet checkpoint to write (variant dodnet; model.* tensors and metadata)', pathValue, { required: '--out is required' }),
   crop: option('D H W', 'training crop recorded for sliding-window inference (default DoDNet\'s 64 192 192)', triple(gridSide),
@@ -31,16 +33,23 @@ export function parseImportDodnetArgs(argv: readonly string[]): ImportDodnetArgs
   return { input, out, crop };
 }
 
-/** DoDNet-named safetensors bytes -> TGNet dodnet checkpoint bytes (model.* tensors, variant/width/numTasks/crop). */
-export function convertDodnetSafetensors(bytes: Uint8Array, source: string, crop: [number, number, number] = [64, 192, 192]): {
+/**
+ * DoDNet checkpoint bytes (.pth, or safetensors with DoDNet's names) -> TGNet dodnet checkpoint bytes (model.*
+ * tensors, variant/width/numTasks/crop).
+ */
+export function convertDodnetCheckpoint(bytes: Uint8Array, source: string, crop: [number, number, number] = [64, 192, 192]): {
   bytes: Uint8Array; width: number; numTasks: number; parameters: number;
 } {
-  const file = readSafetensorsFile(bytes, { source });
-  const state = new Map<string, NamedTensor>();
-  for (const [name, t] of file.tensors) {
-    if (t.dtype === 'F32') state.set(name, { shape: t.shape, data: t.data as Float32Array });
-    else if (t.dtype === 'F64') state.set(name, { shape: t.shape, data: Float32Array.from(t.data as Float64Array) });
-    else throw new Error(`import-dodnet ${source}: tensor '${name}' has dtype ${t.dtype}; expected F32 (scripts/dodnet_to_safetensors.py writes float32)`);
+  let state: Map<string, NamedTensor>;
+  if (isPth(bytes)) {
+    state = readPthStateDict(bytes, { source }).tensors;
+  } else {
+    state = new Map<string, NamedTensor>();
+    for (const [name, t] of readSafetensorsFile(bytes, { source }).tensors) {
+      if (t.dtype === 'F32') state.set(name, { shape: t.shape, data: t.data as Float32Array });
+      else if (t.dtype === 'F64') state.set(name, { shape: t.shape, data: Float32Array.from(t.data as Float64Array) });
+      else throw new Error(`import-dodnet ${source}: tensor '${name}' has dtype ${t.dtype}; expected F32`);
+    }
   }
   const imported = importDodnetStateDict(state, source);
   const tensors = new Map<string, SafeTensorInput>();
@@ -65,7 +74,7 @@ export async function importDodnetCommand(argv: string[]): Promise<void> {
   } catch (e) {
     throw new Error(`tgnet import-dodnet: cannot read --in ${args.input} (${(e as Error).message})`);
   }
-  const result = convertDodnetSafetensors(bytes, args.input, args.crop);
+  const result = convertDodnetCheckpoint(bytes, args.input, args.crop);
   await writeFileAtomic(args.out, result.bytes);
   console.log(`wrote ${args.out}: TGNet dodnet, width ${result.width}, ${result.numTasks} tasks, ${result.parameters.toLocaleString('en-US')} parameters`);
 }

@@ -1,10 +1,15 @@
 /**
  * Loading a TGNet from a training checkpoint: a safetensors file whose `model.*` tensors are the model's
- * state dict (other prefixes, e.g. optimiser state, are ignored). The architecture comes from, in order of
+ * state dict (other prefixes, e.g. optimiser state, are ignored), or a PyTorch `.pth` (read without Python by
+ * src/nn/pth): one that `tgnet export --format pth` wrote (the reference's names, the configuration in its
+ * `extra/tgnet.json` record), or one of DoDNet's own (the authors' names, plain or FP16 layout), which is mapped
+ * onto the `dodnet` variant at DoDNet's 64x192x192 crop. The architecture comes from, in order of
  * precedence: explicit overrides (CLI flags), the file's `__metadata__`, and the state dict's own keys and
  * shapes, which fix variant, width and numTasks unambiguously.
  */
+import { isPth, readPthStateDict } from '../nn/pth/index.js';
 import { readSafetensorsFile, type SafeTensor } from '../nn/safetensors.js';
+import { importDodnetStateDict, looksLikeDodnet } from '../tgnet/dodnet.js';
 import { TASK_GUIDED_BLOCKS, TGNet, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from '../tgnet/model.js';
 import type { Shape3D } from './sliding-window.js';
 
@@ -121,8 +126,53 @@ export function configFromStateDict(
   return config;
 }
 
-/** Builds the model a checkpoint describes and loads its weights (strict: every key and shape must match). */
-export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overrides: Partial<CheckpointConfig> = {}): LoadedModelCheckpoint {
+/** DoDNet's training crop, recorded for its checkpoints (which store none). */
+export const DODNET_CROP: Shape3D = [64, 192, 192];
+
+/** Name of the record in a tgnet-written .pth that holds the configuration (as safetensors metadata strings). */
+export const PTH_CONFIG_RECORD = 'tgnet.json';
+
+export interface CheckpointTensors {
+  /** The model's state dict under TGNet's names (no `model.` prefix). */
+  state: Map<string, SafeTensor>;
+  /** Configuration strings: safetensors `__metadata__`, a tgnet .pth's config record, or DoDNet's for its own files. */
+  metadata: Record<string, string>;
+  format: 'safetensors' | 'pth';
+}
+
+/**
+ * The model's tensors and metadata from checkpoint bytes, whichever the format (no GPU needed): safetensors
+ * `model.*`; a tgnet-exported .pth; a DoDNet .pth, renamed onto the dodnet variant.
+ */
+export function readCheckpointTensors(bytes: Uint8Array, source: string): CheckpointTensors {
+  if (isPth(bytes)) {
+    const pth = readPthStateDict(bytes, { source });
+    const names = [...pth.tensors.keys()];
+    if (looksLikeDodnet(names)) {
+      const imported = importDodnetStateDict(pth.tensors, source);
+      const state = new Map<string, SafeTensor>([...imported.model].map(([k, t]) => [k, { dtype: 'F32', shape: t.shape, data: t.data }]));
+      return {
+        state, format: 'pth',
+        metadata: { variant: 'dodnet', width: String(imported.width), numTasks: String(imported.numTasks), crop: JSON.stringify(DODNET_CROP), importedFrom: `DoDNet (jianpengz/DoDNet unet3D): ${source}` },
+      };
+    }
+    const state = new Map<string, SafeTensor>([...pth.tensors].map(([k, t]) => [k, { dtype: 'F32', shape: t.shape, data: t.data }]));
+    let metadata: Record<string, string> = {};
+    const record = pth.extra.get(PTH_CONFIG_RECORD);
+    if (record !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(record);
+      } catch (e) {
+        throw new Error(`${source}: record extra/${PTH_CONFIG_RECORD} is not JSON (${(e as Error).message}); expected the configuration tgnet export wrote`);
+      }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
+        throw new Error(`${source}: record extra/${PTH_CONFIG_RECORD} is ${record.slice(0, 80)}; expected an object of strings`);
+      }
+      metadata = parsed as Record<string, string>;
+    }
+    return { state, metadata, format: 'pth' };
+  }
   const file = readSafetensorsFile(bytes, { source });
   const state = new Map<string, SafeTensor>();
   for (const [name, t] of file.tensors) if (name.startsWith(CHECKPOINT_MODEL_PREFIX)) state.set(name.slice(CHECKPOINT_MODEL_PREFIX.length), t);
@@ -130,6 +180,16 @@ export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overr
     const some = [...file.tensors.keys()].slice(0, 5).map((k) => `'${k}'`).join(', ');
     throw new Error(`${source}: no tensor named '${CHECKPOINT_MODEL_PREFIX}*' (found ${file.tensors.size}${some ? `: ${some}...` : ''}); expected the model's state dict under the prefix '${CHECKPOINT_MODEL_PREFIX}'`);
   }
+  return { state, metadata: file.metadata, format: 'safetensors' };
+}
+
+/**
+ * Builds the model a checkpoint (safetensors or .pth) describes and loads its weights (strict: every key and
+ * shape must match).
+ */
+export function loadModelFromCheckpoint(bytes: Uint8Array, source: string, overrides: Partial<CheckpointConfig> = {}): LoadedModelCheckpoint {
+  const file = readCheckpointTensors(bytes, source);
+  const state = file.state;
   const given = { ...configFromMetadata(file.metadata, source), ...definedOnly(overrides) };
   const config = { ...configFromStateDict(state, source, given.variant), ...given };
   if (config.taskGuidedBlocks === 'first' || config.variant !== 'tgnet') delete config.taskGuidedBlocks;

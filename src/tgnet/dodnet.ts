@@ -57,6 +57,14 @@ export function dodnetToTGNetName(name: string): string | null {
 }
 
 /**
+ * Whether a state dict uses DoDNet's names rather than TGNet's: one of the authors' module names that TGNet does
+ * not use (`layer0`..`layer4`, `fusionConv`, the `x*_resb` decoder, `precls_conv`, `GAP`).
+ */
+export function looksLikeDodnet(names: readonly string[]): boolean {
+  return names.some((n) => /^(module\.)?(layer[0-4]|fusionConv|x[8421]_resb|precls_conv|GAP)\./.test(n));
+}
+
+/**
  * Parameter names and shapes of TGNet's `dodnet` variant in state-dict order, computed without building the
  * model (test/tgnet/dodnet.test.ts checks them against TGNet.create).
  */

@@ -8,6 +8,7 @@ import { flagName, type CommandLine, type OptionSpecs } from '../../src/cli/args
 import { BENCH_NOTE, COMMANDS, runCli, usage } from '../../src/cli/commands.js';
 import { DEMO_CLI, parseDemoArgs } from '../../src/cli/demo.js';
 import { EVALUATE_MASKS_CLI, EVALUATE_MODELS_CLI, EVALUATE_USAGE, parseEvaluateModelsArgs } from '../../src/cli/evaluate.js';
+import { EXPORT_CLI } from '../../src/cli/export.js';
 import { IMPORT_DODNET_CLI } from '../../src/cli/import-dodnet.js';
 import { INFO_CLI } from '../../src/cli/info.js';
 import { parsePredictArgs, PREDICT_CLI } from '../../src/cli/predict.js';
@@ -31,7 +32,7 @@ async function tgnet(...argv: string[]): Promise<{ status: number; stdout: strin
 const CLIS: Record<string, CommandLine<OptionSpecs>[]> = {
   demo: [DEMO_CLI], train: [TRAIN_CLI], synth: [SYNTH_CLI], info: [INFO_CLI], predict: [PREDICT_CLI],
   evaluate: [EVALUATE_MODELS_CLI, EVALUATE_MASKS_CLI], 'import-dodnet': [IMPORT_DODNET_CLI],
-  tune: [TUNE_CLI],
+  tune: [TUNE_CLI], export: [EXPORT_CLI],
 };
 
 describe('tgnet --help', () => {

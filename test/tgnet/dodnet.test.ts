@@ -1,7 +1,7 @@
 /**
  * DoDNet's own checkpoints: a network with the module names of jianpengz/DoDNet's unet3D (written in
- * scripts/make_dodnet_fixture.py, random weights, torch.save as DoDNet's train.py saves, converted by
- * scripts/dodnet_to_safetensors.py) is imported with tgnet import-dodnet's mapping and gives PyTorch's logits.
+ * scripts/make_dodnet_fixture.py, random weights, its state dict as safetensors with the authors' names) is imported
+ * with tgnet import-dodnet's mapping and gives PyTorch's logits. The .pth files themselves: dodnet-pth.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { noGrad } from '../../src/autograd/tape.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { Tensor } from '../../src/autograd/tensor.js';
-import { convertDodnetSafetensors, importDodnetCommand, parseImportDodnetArgs } from '../../src/cli/import-dodnet.js';
+import { convertDodnetCheckpoint, importDodnetCommand, parseImportDodnetArgs } from '../../src/cli/import-dodnet.js';
 import { loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
 import { readSafetensors, writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import { dodnetParameterShapes, dodnetToTGNetName, importDodnetStateDict, type NamedTensor } from '../../src/tgnet/dodnet.js';
@@ -53,7 +53,7 @@ describe('DoDNet checkpoint import', () => {
   });
 
   it('a converted DoDNet checkpoint gives PyTorch\'s logits', async () => {
-    const converted = convertDodnetSafetensors(fixture('dodnet_unet3d.safetensors'), 'dodnet_unet3d.safetensors');
+    const converted = convertDodnetCheckpoint(fixture('dodnet_unet3d.safetensors'), 'dodnet_unet3d.safetensors');
     expect({ width: converted.width, numTasks: converted.numTasks }).toEqual({ width: 2, numTasks: 7 });
     const { model, config } = loadModelFromCheckpoint(converted.bytes, 'imported.safetensors');
     expect(config).toEqual({ variant: 'dodnet', width: 2, numTasks: 7, crop: [64, 192, 192] });
@@ -104,7 +104,7 @@ describe('DoDNet checkpoint import', () => {
     expect(() => parseImportDodnetArgs(['--in', input])).toThrow(/--out is required/);
     expect(() => parseImportDodnetArgs(['--in', input, '--out', out, '--crop', '16', '20', '16'])).toThrow(/--crop H is "20"; expected a positive multiple of 16/);
     const ints = new Map<string, SafeTensorInput>([['conv1.weight', { dtype: 'I64', shape: [1], data: new BigInt64Array(1) }]]);
-    expect(() => convertDodnetSafetensors(writeSafetensors(ints), 'ints.safetensors')).toThrow(/tensor 'conv1\.weight' has dtype I64; expected F32/);
+    expect(() => convertDodnetCheckpoint(writeSafetensors(ints), 'ints.safetensors')).toThrow(/tensor 'conv1\.weight' has dtype I64; expected F32/);
     await expect(importDodnetCommand(['--in', join(dir, 'none.safetensors'), '--out', out])).rejects.toThrow(/cannot read --in .*none\.safetensors/);
   });
 });

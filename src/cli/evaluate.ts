@@ -37,7 +37,7 @@ import { segmentAndEvaluateCase } from './validation-cases.js';
 export const DEFAULT_EVALUATE_SPACING: Shape3 = [1.5, 0.8, 0.8];
 
 const MODEL_OPTIONS = {
-  model: repeated('FILE', 'a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet); repeat for more rows', pathValue,
+  model: repeated('FILE', 'a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet / tgnet export, or DoDNet\'s own .pth); repeat for more rows', pathValue,
     { required: '--model FILE is required (once per model to compare)' }),
   name: repeated('NAME', 'row name of the model at the same position (default: the shortest path suffix that tells the files apart, e.g. \'a\' for runs/a.safetensors); repeat once per --model',
     (words, at) => {
@@ -205,7 +205,7 @@ export function isModelsMode(argv: readonly string[]): boolean {
  * to tell the paths apart (runs/a/checkpoint and runs/b/checkpoint become a/checkpoint and b/checkpoint).
  */
 export function defaultModelNames(paths: readonly string[]): string[] {
-  const parts = paths.map((p) => resolve(p).replace(/\.safetensors$/i, '').split(sep).filter((c) => c !== ''));
+  const parts = paths.map((p) => resolve(p).replace(/\.(safetensors|pth|pt)$/i, '').split(sep).filter((c) => c !== ''));
   const longest = Math.max(...parts.map((p) => p.length));
   for (let k = 1; k <= longest; k++) {
     const names = parts.map((p) => p.slice(-k).join('/'));

@@ -26,7 +26,7 @@ export const taskValue: ReadValue<number> = ([text], at) => {
 const positiveInteger = integerValue(1, 'a positive integer');
 
 const PREDICT_OPTIONS = {
-  model: option('FILE', 'checkpoint: safetensors with the state dict under \'model.*\' (architecture from its __metadata__ or its tensor names and shapes)',
+  model: option('FILE', 'checkpoint: safetensors with the state dict under \'model.*\' (architecture from its __metadata__ or its tensor names and shapes), a .pth that tgnet export wrote, or DoDNet\'s own .pth (read without Python)',
     pathValue, { required: true }),
   input: option('FILE', 'CT volume (.nii or .nii.gz), values in HU', pathValue, { required: true }),
   task: option('TASK', `${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}`, taskValue, { required: true }),

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { noGrad } from '../../src/autograd/tape.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { Tensor } from '../../src/autograd/tensor.js';
+import { defaultModelNames, evaluateCommand, type EvaluateModelsJson } from '../../src/cli/evaluate.js';
 import { exportCheckpoint, exportCommand, parseExportArgs } from '../../src/cli/export.js';
 import { importDodnetCommand } from '../../src/cli/import-dodnet.js';
 import { predictCommand } from '../../src/cli/predict.js';
@@ -69,7 +70,7 @@ describe('DoDNet .pth in tgnet', () => {
     model.dispose();
   }, COLD_COMPILE_TIMEOUT_MS);
 
-  it('tgnet import-dodnet --in MODEL.pth and tgnet predict --model MODEL.pth give the same mask', async () => {
+  it('tgnet import-dodnet --in MODEL.pth, then predict and evaluate --model MODEL.pth give the imported checkpoint\'s masks and scores', async () => {
     const pth = join(dir, 'MOTS_DynConv_e0.pth');
     writeFileSync(pth, dodnetPth());
     const imported = join(dir, 'imported.safetensors');
@@ -85,8 +86,14 @@ describe('DoDNet .pth in tgnet', () => {
       await predictCommand(['--model', model, '--input', image, '--task', 'liver', '--out', out, '--crop', '16', '16', '16', '--quiet']);
       masks.push(readFileSync(out));
     }
-    vi.restoreAllMocks();
     expect(masks[0].equals(masks[1])).toBe(true);
+    const json = join(dir, 'eval.json');
+    await evaluateCommand(['--model', pth, '--model', imported, '--data', join(dir, 'data'), '--spacing', 'native', '--tile', '16', '16', '16', '--quiet', '--json', json]);
+    vi.restoreAllMocks();
+    const report = JSON.parse(readFileSync(json, 'utf8')) as EvaluateModelsJson;
+    expect(report.models.map((m) => m.name)).toEqual(['MOTS_DynConv_e0', 'imported']);
+    expect(report.models[0].cases).toEqual(report.models[1].cases);
+    expect(defaultModelNames(['a/x.pth', 'b/x.pt'])).toEqual(['a/x', 'b/x']);
   }, COLD_COMPILE_TIMEOUT_MS);
 
   it('tgnet export writes a .pth that reads back as the same model and configuration', async () => {

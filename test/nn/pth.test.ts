@@ -8,7 +8,17 @@ import { describe, expect, it } from 'vitest';
 import {
   findStateDict, isPth, PickleDict, PthFormatError, PthTensor, readPth, readPthStateDict, writePth,
 } from '../../src/nn/pth/index.js';
+import { readZipDirectory, readZipRecord, writeZip } from '../../src/nn/pth/zip.js';
 import { readSafetensors } from '../../src/nn/safetensors.js';
+
+/** Every occurrence of `from` in `bytes` replaced by `to`. */
+function replaceBytes(bytes: Uint8Array, from: Uint8Array, to: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  for (let i = 0; i < bytes.length;) {
+    if (from.every((b, k) => bytes[i + k] === b)) { out.push(...to); i += from.length; } else out.push(bytes[i++]);
+  }
+  return Uint8Array.from(out);
+}
 
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../golden/pth/${name}`, import.meta.url)));
 const expected = readSafetensors(fixture('expected.safetensors'));
@@ -90,6 +100,25 @@ describe('.pth reader on torch.save files', () => {
       expect((ckpt.root as PickleDict).entries.get('epoch')).toBe(3);
     });
   }
+
+  it('reads checkpoints saved from the GPU by PyTorch 1.4-1.12 (torch.cuda storage classes, cuda:0 locations)', () => {
+    // torch >= 1.13 tags every storage torch.FloatStorage with its location; older versions named the CUDA class
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const toCuda = (pkl: Uint8Array) => replaceBytes(replaceBytes(pkl, enc('ctorch\nFloatStorage\n'), enc('ctorch.cuda\nFloatStorage\n')),
+      Uint8Array.from([0x58, 3, 0, 0, 0, ...enc('cpu')]), Uint8Array.from([0x58, 6, 0, 0, 0, ...enc('cuda:0')]));
+    const zip = fixture('tiny_fp16_zip.pth');
+    const records = [...readZipDirectory(zip, 'zip').values()].map((r) => {
+      const data = readZipRecord(zip, r, 'zip');
+      return { name: r.name, data: r.name.endsWith('/data.pkl') ? toCuda(data) : data };
+    });
+    const legacy = toCuda(fixture('tiny_fp16_legacy.pth'));
+    const want = expectedFor('tiny_fp16');
+    for (const [name, bytes] of [['cuda_zip.pth', writeZip(records)], ['cuda_legacy.pth', legacy]] as const) {
+      expect(new TextDecoder('latin1').decode(bytes)).toContain('torch.cuda\nFloatStorage');
+      const got = readPthStateDict(bytes, { source: name });
+      expect([...got.tensors.values()].map((t) => t.data)).toEqual([...want.values()].map((t) => t.data));
+    }
+  });
 
   it('refuses overlapping views and stride-0 expanded tensors torch wrote, naming them', () => {
     expect(() => readPthStateDict(fixture('overlap_zip.pth'), { source: 'overlap_zip.pth' }))

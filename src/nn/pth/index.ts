@@ -5,6 +5,6 @@ export {
 } from './pth.js';
 export { writePth, type PthTensorInput, type WritePthOptions } from './pth-writer.js';
 export {
-  unpickle, ALLOWED_GLOBALS, UnsafePickleError, PthFormatError, PickleDict, PickleTuple, PickleGlobal, PickleExternal,
+  unpickle, ALLOWED_GLOBALS, STORAGE_CLASSES, UnsafePickleError, PthFormatError, PickleDict, PickleTuple, PickleGlobal, PickleExternal,
   type PickleValue, type PickleKey, type UnpickleHooks, type UnpickleResult,
 } from './pickle.js';

@@ -51,13 +51,21 @@ export abstract class PickleExternal {
 export type PickleValue =
   | null | boolean | number | bigint | string | PickleValue[] | PickleTuple | PickleDict | PickleGlobal | PickleExternal;
 
-/** The only globals a pickle may name (torch.save of state dicts, optimizer and amp state). */
+/** Storage classes of the dtypes read; only ever persistent-id tags, never called. */
+export const STORAGE_CLASSES = [
+  'FloatStorage', 'HalfStorage', 'BFloat16Storage', 'DoubleStorage', 'LongStorage', 'IntStorage', 'ByteStorage', 'BoolStorage',
+] as const;
+
+/**
+ * The only globals a pickle may name (torch.save of state dicts, optimizer and amp state). The `torch.cuda`
+ * storage classes are how PyTorch 1.4-1.12 tagged the storages of a model saved from the GPU (DoDNet's were).
+ */
 export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set([
   'collections.OrderedDict',
   'torch._utils._rebuild_tensor_v2',
   'torch._utils._rebuild_parameter',
-  'torch.FloatStorage', 'torch.HalfStorage', 'torch.BFloat16Storage', 'torch.DoubleStorage',
-  'torch.LongStorage', 'torch.IntStorage', 'torch.ByteStorage', 'torch.BoolStorage',
+  ...STORAGE_CLASSES.map((c) => `torch.${c}`),
+  ...STORAGE_CLASSES.map((c) => `torch.cuda.${c}`),
 ]);
 
 export interface UnpickleHooks {
@@ -276,7 +284,7 @@ export function unpickle(bytes: Uint8Array, where: string, hooks: UnpickleHooks,
         if (callable.qualifiedName === 'collections.OrderedDict') {
           if (a.items.length !== 0) fail(`OrderedDict called with ${a.items.length} argument(s); torch.save writes OrderedDict() and SETITEMS`);
           stack.push(new PickleDict(true));
-        } else if (callable.module === 'torch' && callable.name.endsWith('Storage')) {
+        } else if (callable.name.endsWith('Storage')) {
           throw new UnsafePickleError(`${where}: pickle byte ${opAt}: REDUCE (0x52) calls ${callable.qualifiedName}; storages come only from persistent ids`);
         } else {
           stack.push(hooks.reduce(callable, a, opAt));

@@ -281,7 +281,7 @@ function readZipCheckpoint(bytes: Uint8Array, where: string): PthCheckpoint {
 }
 
 function storageInfo(type: PickleValue, here: string): { dtype: PthDtype; bytes: number } {
-  if (!(type instanceof PickleGlobal) || type.module !== 'torch' || !STORAGE_DTYPES[type.name]) {
+  if (!(type instanceof PickleGlobal) || (type.module !== 'torch' && type.module !== 'torch.cuda') || !Object.hasOwn(STORAGE_DTYPES, type.name)) {
     throw new PthFormatError(`${here}: storage type is ${type instanceof PickleGlobal ? type.qualifiedName : typeof type}; expected one of ${Object.keys(STORAGE_DTYPES).map((k) => `torch.${k}`).join(', ')}`);
   }
   return STORAGE_DTYPES[type.name];

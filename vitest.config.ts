@@ -13,7 +13,7 @@ export default defineConfig({
     // small TGNet compiles ~85 pipelines (measured 123 s under load, 1.6 s warm), so no test may assume speed.
     testTimeout: 600_000,
     // Progress reports acknowledged late because a shader compile held the thread are not failures (see the file).
-    setupFiles: ['test/setup/slow-acknowledgements.ts'],
+    setupFiles: ['test/setup/slow-acknowledgements.ts', 'test/setup/pipeline-log.ts'],
     hookTimeout: 600_000,
   },
 });

@@ -13,6 +13,7 @@ import { benchConv3d } from './conv3d.js';
 import { benchGroupNorm } from './group-norm.js';
 import { table } from './timing.js';
 import { benchStepCost } from './step-cost.js';
+import { benchCompile, type CompileBenchOptions } from './compile.js';
 import { FULL_STEP, SOFTWARE_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
 
 interface BenchArgs {
@@ -22,10 +23,26 @@ interface BenchArgs {
   only: string[] | null;
   /** Launchers use the conv3d tuning cache (tgnet tune). */
   tuned: boolean;
+  /** The compile benchmark's settings (it runs only when named in --only). */
+  compile: CompileBenchOptions;
 }
 
+const USAGE = `usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned]
+                       [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile]
+  compile (only when named): every pipeline of a TGNet step, inference and the kernel tests, compiled cold
+    --adapters lavapipe,swiftshader|current   default: the software adapters installed, else the current one
+    --no-kernel-tests                         only the model's pipelines (the kernel tests take minutes)
+    --compile-limit S                         kill a compile after S seconds (default 120)
+    --shaders-out FILE / --shaders FILE       write the collected shaders / compile these instead`;
+
+/** Thrown for --help: the usage goes to stdout and the exit code is 0. */
+class HelpRequested extends Error {}
+
 function parseArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { out: 'bench/out/latest.json', scale: null, quick: false, only: null, tuned: false };
+  const args: BenchArgs = {
+    out: 'bench/out/latest.json', scale: null, quick: false, only: null, tuned: false,
+    compile: { kernelTests: true, limitSeconds: 120, memoryGiB: 8 },
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -41,10 +58,16 @@ function parseArgs(argv: string[]): BenchArgs {
     } else if (a === '--quick') args.quick = true;
     else if (a === '--only') args.only = value().split(',');
     else if (a === '--tuned') args.tuned = true;
-    else if (a === '--help' || a === '-h') {
-      throw new Error('usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost]');
-    }
-    else throw new Error(`bench: unknown option '${a}' (expected --out FILE, --scale S, --quick, --tuned, --only a,b)`);
+    else if (a === '--no-kernel-tests') args.compile.kernelTests = false;
+    else if (a === '--adapters') args.compile.adapters = value().split(',');
+    else if (a === '--compile-limit') {
+      const s = Number(value());
+      if (!(s > 0)) throw new Error(`bench: --compile-limit must be a positive number of seconds, got ${argv[i]}`);
+      args.compile.limitSeconds = s;
+    } else if (a === '--shaders-out') args.compile.shadersOut = resolve(value());
+    else if (a === '--shaders') args.compile.shadersIn = resolve(value());
+    else if (a === '--help' || a === '-h') throw new HelpRequested(USAGE);
+    else throw new Error(`bench: unknown option '${a}'\n${USAGE}`);
   }
   return args;
 }
@@ -62,7 +85,8 @@ export async function benchMain(argv: string[]): Promise<void> {
       elements: software ? 1 << 22 : 1 << 26,
       iterations: args.quick ? 2 : 5,
     };
-    const want = (name: string) => !args.only || args.only.includes(name);
+    // The compile benchmark takes minutes and spawns its own processes: only when asked for.
+    const want = (name: string) => (!args.only && name !== 'compile') || (args.only?.includes(name) ?? false);
     const results: Record<string, unknown> = {
       adapter: gpu.name, vendor: gpu.adapter.vendor, software, scale, date: new Date().toISOString(),
       node: process.version, ...(tunedShapes !== null ? { conv3dTuned: tunedShapes } : {}),
@@ -101,6 +125,12 @@ export async function benchMain(argv: string[]): Promise<void> {
       results.stepCost = await benchStepCost(gpu, software ? SOFTWARE_STEP : FULL_STEP, FULL_STEP, software);
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
+    if (want('compile')) {
+      const t0 = performance.now();
+      console.log('cold compile of every pipeline (a TGNet step, inference and the kernel tests), slowest ten per adapter');
+      results.compile = await benchCompile(gpu, args.compile);
+      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    }
     const out = resolve(args.out);
     await writeFileAtomic(out, JSON.stringify(results, null, 2));
     console.log(`wrote ${out}`);
@@ -111,7 +141,12 @@ export async function benchMain(argv: string[]): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   benchMain(process.argv.slice(2)).catch((e: unknown) => {
-    console.error(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    if (e instanceof HelpRequested) {
+      console.log(e.message);
+      return;
+    }
+    // A user's mistake reads as a sentence; a stack only with TGNET_DEBUG.
+    console.error(`bench: ${e instanceof Error ? (process.env.TGNET_DEBUG ? e.stack : e.message) : String(e)}`);
     process.exitCode = 1;
   });
 }

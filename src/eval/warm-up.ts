@@ -9,6 +9,7 @@ import { partialLabelLoss } from '../autograd/ops/head.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { predictVolume } from './sliding-window.js';
+import type { PipelineRequest } from '../kernels/runtime/gpu.js';
 import { Adam, SGD, type OptimizerKind } from '../nn/optim.js';
 import type { TGNet } from '../tgnet/model.js';
 
@@ -40,6 +41,13 @@ export interface WarmUpResult {
  */
 export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Promise<WarmUpResult> {
   const t0 = performance.now();
+  const requests = await discoverModelPipelines(model, options);
+  await model.parameters()[0].gpu.compilePipelines(requests, { concurrency: options.concurrency, onProgress: options.onProgress });
+  return { pipelines: requests.length, ms: performance.now() - t0 };
+}
+
+/** The pipelines not yet compiled that a training step of `model` at `crop` (and its inference) asks for; compiles nothing. */
+export async function discoverModelPipelines(model: TGNet, options: Omit<WarmUpOptions, 'onProgress' | 'concurrency'>): Promise<PipelineRequest[]> {
   const { crop, batch = 2, optimizer = 'sgd', inference = true } = options;
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`warmUpPipelines: batch must be a positive integer, got ${batch}`);
   if (crop.length !== 3 || crop.some((c) => !Number.isInteger(c) || c < 16 || c % 16 !== 0)) {
@@ -47,7 +55,7 @@ export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Pro
   }
   const gpu = model.parameters()[0].gpu;
   const [d, h, w] = crop;
-  const requests = await gpu.discoverPipelines(async () => {
+  return gpu.discoverPipelines(async () => {
     if (optimizer) {
       // A throwaway optimiser of the run's kind: the real one's state (step counts, momentum) stays untouched.
       const params = model.parameters();
@@ -71,6 +79,4 @@ export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Pro
     }
     if (inference) await predictVolume(model, new Float32Array(d * h * w), crop, 0, { tileShape: crop });
   });
-  await gpu.compilePipelines(requests, { concurrency: options.concurrency, onProgress: options.onProgress });
-  return { pipelines: requests.length, ms: performance.now() - t0 };
 }

@@ -103,7 +103,7 @@ ${linearMain(wg)}
   let v = (wgi % p.blocks) * ${wg}u + lid;
   let valid = n < p.count;
   ${loadParams(wg)}
-  if (!valid || v >= p.V) { return; }
+  if (!valid | (v >= p.V)) { return; }
   let hb = p.hBase + n * 8u * p.V + v;
   ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[hb + ${c}u * p.V];`).join('\n  ')}
   ${forwardMath()}

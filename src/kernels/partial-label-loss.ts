@@ -113,7 +113,7 @@ ${linearMain(wg)}
     if (lid < s) { red[lid] += red[lid + s]; }
     workgroupBarrier();
   }
-  if (valid && lid == 0u) {
+  if (valid & (lid == 0u)) {
     let o = ((p.n0 * 2u + nc) * p.blocks + b) * 8u;
     part[o] = red[0].x;
     part[o + 1u] = red[0].y;

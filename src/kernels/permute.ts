@@ -150,7 +150,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let c = wid.x * ${TILE}u + lid.x;
   for (var j = 0u; j < ${TILE}u; j += ${TILE_ROWS}u) {
     let r = wid.y * ${TILE}u + lid.y + j;
-    if (r < p.rows && c < p.cols) {
+    if ((r < p.rows) & (c < p.cols)) {
       tile[(lid.y + j) * ${TILE + 1}u + lid.x] = xs[p.inBase + slab + r * p.cols + c];
     }
   }
@@ -158,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let r2 = wid.y * ${TILE}u + lid.x;
   for (var j = 0u; j < ${TILE}u; j += ${TILE_ROWS}u) {
     let c2 = wid.x * ${TILE}u + lid.y + j;
-    if (r2 < p.rows && c2 < p.cols) {
+    if ((r2 < p.rows) & (c2 < p.cols)) {
       ys[p.outBase + slab + c2 * p.rows + r2] = tile[lid.x * ${TILE + 1}u + lid.y + j];
     }
   }

@@ -369,7 +369,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   ${shared ? 'acc[lid] = s;\n  workgroupBarrier();' : ''}
 ${tree.join('\n')}
-  if (tr == 0u && valid) {
+  if ((tr == 0u) & valid) {
     let idx = p.outBase + ch * p.nOut + o;
     var res = ${shared ? 'acc[lid]' : 's'};
     if (p.accumulate != 0u) { res = ${combine('ys[idx]', 'res')}; }

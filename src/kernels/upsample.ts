@@ -181,7 +181,7 @@ export function upsampleTrilinear2xBackward(
 ${SRC_INDEX}
 // Weight with which output index o (of 2L) reads input index i: the forward's lambdas where it picks i.
 fn weight(o: i32, i: u32, L: u32) -> f32 {
-  if (o < 0 || o >= i32(2u * L)) { return 0.0; }
+  if ((o < 0) | (o >= i32(2u * L))) { return 0.0; }
   let s = srcIndex(u32(o), L);
   var w = 0.0;
   if (u32(s.x) == i) { w = w + (1.0 - s.z); }

@@ -54,19 +54,16 @@ function dataGradParts(g: Conv3dGeometry, phased: boolean, BK: string): Pick<Gem
   gRow = p.gBase + nl * OS;`,
       tileSetup: `k0 = t * ${BK};`,
       loadA: `let k = k0 + kc;
-  if (row < p.M && k < p.C * K3) {
-    let co = k / K3; let r = k - co * K3;
-    return ws[p.wBase + co * WROW + row * K3 + r];
-  }
-  return 0.0;`,
+  let ok = (row < p.M) & (k < p.C * K3);
+  let co = k / K3; let r = k - co * K3;
+  return select(0.0, ws[select(0u, p.wBase + co * WROW + row * K3 + r, ok)], ok);`,
       loadB: `
   let k = k0 + kr;
-  if (!colOk || k >= p.C * K3) { return 0.0; }
   let co = k / K3; let r = k - co * K3;
   ${splitKernelOffset(g, 'r')}
   let od = u32(bd - i32(kd)); let oh = u32(bh - i32(kh)); let ow = u32(bw - i32(kw));
-  if (od >= DO || oh >= HO || ow >= WO) { return 0.0; }
-  return gs[gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow];`,
+  let ok = colOk & (k < p.C * K3) & (od < DO) & (oh < HO) & (ow < WO);
+  return select(0.0, gs[select(0u, gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow, ok)], ok);`,
       store: `let idx = p.xBase + nl * XS + row * DHW + col;
     ${accumulate}`,
     };

@@ -9,7 +9,7 @@
 export { conv3dOutputShape, type Conv3dShape } from './geometry.js';
 export { chooseConv3dTile, type Conv3dTile } from './tiles.js';
 export type { Conv3dOptions } from './options.js';
-export type { DirectBlocking } from './direct/common.js';
+export { DIRECT_MAX_KERNEL, type DirectBlocking } from './direct/common.js';
 export { conv3dForward } from './forward.js';
 export { conv3dBackwardData } from './backward-data.js';
 export { conv3dBackwardBias, conv3dBackwardWeight } from './backward-weight.js';

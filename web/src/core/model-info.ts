@@ -49,6 +49,17 @@ export function parseWebModelInfo(json: unknown, where: string): WebModelInfo {
   return info;
 }
 
+/** DoDNet's voxel size, [x, y, z] mm: its checkpoints do not record it, its preprocessing (re_spacing.py) fixes it. */
+export const DODNET_SPACING: Shape3 = [0.8, 0.8, 1.5];
+
+/**
+ * What the page knows about DoDNet's own weights (a .pth from its train.py): trained on CT resampled to
+ * 1.5 x 0.8 x 0.8 mm with 64x192x192 crops.
+ */
+export function dodnetModelInfo(name: string, crop: Dhw): WebModelInfo {
+  return { file: name, title: `DoDNet (jianpengz/DoDNet) weights ${name}`, volume: crop, spacing: DODNET_SPACING };
+}
+
 /** [x, y, z] -> [z, y, x], the order segmentCt's target spacing is given in. */
 export function zyx(spacing: Shape3): Shape3 {
   return [spacing[2], spacing[1], spacing[0]];

@@ -5,6 +5,7 @@
  * NIfTI in the input's geometry. With the same input, weights and options the mask matches the CLI's voxel for
  * voxel (the browser test checks it).
  */
+import { warmUpPipelines } from '../../../src/eval/warm-up.js';
 import type { NiftiVolume, Shape3 } from '../../../src/data/nifti.js';
 import { writeNifti } from '../../../src/data/nifti.js';
 import { labelToTarget, taskById } from '../../../src/data/tasks.js';
@@ -14,7 +15,7 @@ import { segmentCt, type CtSegmentation } from '../../../src/eval/pipeline.js';
 import { labelMapToMasks } from '../../../src/eval/postprocess.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D, type SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
 import type { TGNet } from '../../../src/tgnet/model.js';
-import type { WebModelInfo } from './model-info.js';
+import { dodnetModelInfo, type Dhw, type WebModelInfo } from './model-info.js';
 
 export interface LoadedWeights {
   model: TGNet;
@@ -26,10 +27,14 @@ export interface LoadedWeights {
   parameters: number;
 }
 
-/** Builds the model a .safetensors checkpoint describes (architecture from its metadata or tensor names). */
+/**
+ * Builds the model a checkpoint describes (architecture from its metadata or tensor names): a .safetensors, a
+ * .pth from `tgnet export`, or DoDNet's own .pth, which also fixes the voxel size the input is resampled to.
+ */
 export function loadWeights(bytes: Uint8Array, name: string, info: WebModelInfo | null): LoadedWeights {
-  const { model, config } = loadModelFromCheckpoint(bytes, name);
-  return { model, config, name, info, parameters: model.parameterCount() };
+  const { model, config, metadata } = loadModelFromCheckpoint(bytes, name);
+  const known = info ?? (metadata.importedFrom?.startsWith('DoDNet') ? dodnetModelInfo(name, [...tileShapeOf(config)] as Dhw) : null);
+  return { model, config, name, info: known, parameters: model.parameterCount() };
 }
 
 export class SegmentationCancelled extends Error {
@@ -46,6 +51,8 @@ export interface SegmentRequest {
   spacingZYX: Shape3 | null;
   flips: boolean;
   onProgress?: (p: SlidingWindowProgress) => void;
+  /** The kernels compiled before the first tile (the first run of a model only). */
+  onCompileProgress?: (done: number, total: number) => void;
   /** Polled after every tile pass; true stops the run with SegmentationCancelled. */
   cancelled?: () => boolean;
 }
@@ -62,6 +69,8 @@ export async function segmentVolume(weights: LoadedWeights, request: SegmentRequ
   }
   const tileShape = tileShapeOf(weights.config);
   if (tileShape.some((t) => t % 16 !== 0)) throw new Error(`${weights.name}: crop [${tileShape.join(', ')}] is not made of multiples of 16`);
+  // Compiled asynchronously, several at once, before the first tile: the tab never waits on a compile in a tile pass.
+  await warmUpPipelines(weights.model, { crop: tileShape, batch: 1, optimizer: null, inference: true, onProgress: request.onCompileProgress });
   return segmentCt(weights.model, volume, request.task, {
     tileShape, overlap: 0.5, flips: request.flips, batchSize: 1, targetSpacingZYX: request.spacingZYX, postprocess: true,
     onProgress: (p) => {

@@ -10,6 +10,7 @@ import type { Shape3 } from '../../../src/data/nifti.js';
 import { BatchSampler } from '../../../src/data/sampler.js';
 import { TASKS } from '../../../src/data/tasks.js';
 import { validationCrop, validationDice, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
+import { warmUpPipelines } from '../../../src/eval/warm-up.js';
 import type { OptimizerKind } from '../../../src/nn/optim.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
 import { TGNet, type TGNetVariant } from '../../../src/tgnet/model.js';
@@ -115,6 +116,12 @@ export class TrainingRun {
         warmupSteps: Math.min(settings.warmupSteps, settings.steps - 1), weightDecay: settings.weightDecay,
         // Every loss is read back: the page plots each step (a readback per step costs little at these sizes).
         logEvery: 1, seed: settings.seed, crop: settings.volume, batchSize: settings.batch,
+      });
+      // Every pipeline of a step and of validation, compiled asynchronously and several at a time before the first
+      // step: the tab stays responsive and shows the count instead of hanging in the first step.
+      await warmUpPipelines(model, {
+        crop: settings.volume, batch: settings.batch, optimizer: settings.optimizer, inference: true,
+        onProgress: (done, total) => onProgress?.({ phase: 'compiling kernels', done, total }),
       });
     } catch (e) {
       model.dispose();

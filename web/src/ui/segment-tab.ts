@@ -3,6 +3,7 @@ import { DEMO_CONFIGS, phantomSpacing } from '../../../src/cli/demo-config.js';
 import { readNifti, type NiftiVolume, type Shape3 } from '../../../src/data/nifti.js';
 import { TASKS, taskById } from '../../../src/data/tasks.js';
 import type { CtSegmentation } from '../../../src/eval/pipeline.js';
+import type { SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
 import { parseWebModelInfo, zyx, type WebModelInfo } from '../core/model-info.js';
 import { phantomCase } from '../core/phantoms.js';
 import {
@@ -22,6 +23,18 @@ interface LoadedCt {
 const fmtMl = (ml: number | null) => (ml === null ? '–' : ml >= 10 ? `${ml.toFixed(0)} mL` : `${ml.toFixed(1)} mL`);
 const fmtShape = (s: readonly number[]) => s.join('×');
 const fmtMm = (s: readonly number[]) => s.map((v) => (Math.round(v * 100) / 100).toString()).join('×');
+
+/** Weight files the tab takes: tgnet checkpoints and PyTorch ones (tgnet export's, DoDNet's train.py's). */
+const WEIGHTS_FILE = /\.(safetensors|pth|pt)$/i;
+
+/**
+ * Time left at the pace measured so far (passes cost the same, tile for tile), so a width-32 DoDNet on a software
+ * adapter says how long it will take after its first tile instead of guessing before it.
+ */
+function remaining(p: SlidingWindowProgress): string {
+  if (p.done < 1 || p.done >= p.total) return '';
+  return `; about ${seconds((p.seconds / p.done) * (p.total - p.done))} left at this pace`;
+}
 
 /** A label file: few distinct small non-negative integers. */
 function looksLikeLabel(v: NiftiVolume): boolean {
@@ -92,7 +105,14 @@ export class SegmentTab {
       e.preventDefault();
       dz.classList.remove('over');
       const files = [...(e.dataTransfer?.files ?? [])];
-      if (files.length > 0) void this.onCtFiles(files, 'auto');
+      // Weights (a tgnet checkpoint, or DoDNet's .pth) may be dropped beside or instead of the CT.
+      const weights = files.filter((f) => WEIGHTS_FILE.test(f.name));
+      const cts = files.filter((f) => !WEIGHTS_FILE.test(f.name));
+      void (async () => {
+        if (weights.length > 1) this.fail('cannot use the dropped weights', new Error(`${weights.length} weight files dropped; expected one`));
+        else if (weights.length === 1) await this.loadWeightsFile(weights[0]);
+        if (cts.length > 0) await this.onCtFiles(cts, 'auto');
+      })();
     });
     this.refresh();
   }
@@ -159,8 +179,12 @@ export class SegmentTab {
   private async onWeightsFile(): Promise<void> {
     const file = this.el.weightsFile.files?.[0];
     this.el.weightsFile.value = '';
-    if (!file) return;
+    if (file) await this.loadWeightsFile(file);
+  }
+
+  private async loadWeightsFile(file: File): Promise<void> {
     try {
+      this.el.modelLine.textContent = `reading ${file.name}…`;
       this.useWeights(await fileBytes(file), file.name, null);
       this.busy(`loaded ${file.name}`);
     } catch (e) {
@@ -262,9 +286,13 @@ export class SegmentTab {
       const seg = await segmentVolume(weights, {
         volume: ct.volume, task, spacingZYX, flips: this.el.flips.checked,
         cancelled: () => this.cancelRequested,
+        onCompileProgress: (done, total) => {
+          this.el.progress.value = done / total;
+          this.busy(`compiling the model's GPU kernels: ${done} of ${total}`);
+        },
         onProgress: (p) => {
           this.el.progress.value = p.done / p.total;
-          this.busy(p.done === p.total ? 'post-processing…' : `tile pass ${p.done} of ${p.total} (${seconds(p.seconds)})`);
+          this.busy(p.done === p.total ? 'post-processing…' : `tile pass ${p.done} of ${p.total} (${seconds(p.seconds)}${remaining(p)})`);
         },
       });
       this.result = { seg, task, ct };

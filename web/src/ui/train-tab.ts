@@ -104,9 +104,11 @@ export class TrainTab {
     try {
       this.run = await TrainingRun.create(settings, (p) => {
         this.el.progress.value = p.total ? p.done / p.total : 0;
-        setStatus(this.el.status, `making ${p.total} phantoms (${settings.volume.join('×')}): ${p.done} of ${p.total}`);
+        setStatus(this.el.status, p.phase === 'compiling kernels'
+          ? `compiling the GPU kernels of a training step: ${p.done} of ${p.total}`
+          : `making ${p.total} phantoms (${settings.volume.join('×')}): ${p.done} of ${p.total}`);
       });
-      setStatus(this.el.status, `TGNet width ${settings.width} (${this.run.model.parameterCount().toLocaleString('en-US')} parameters), ${this.run.trainCases} training phantoms; the first step compiles the shaders…`);
+      setStatus(this.el.status, `TGNet width ${settings.width} (${this.run.model.parameterCount().toLocaleString('en-US')} parameters), ${this.run.trainCases} training phantoms: the first step…`);
       this.el.progress.value = 0;
     } catch (e) {
       this.running = false;

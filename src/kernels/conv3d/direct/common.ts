@@ -21,6 +21,13 @@
  * This file holds what they share: register blocking, workgroup sizing and batch grouping.
  */
 
+/**
+ * The largest kernel side the direct kernels take. They unroll the k taps along W times the register blocking,
+ * so their WGSL grows with k; past 7 (no 3D segmentation network uses more) the implicit GEMMs, whose WGSL does
+ * not depend on k, take the convolution, and no shader grows without bound.
+ */
+export const DIRECT_MAX_KERNEL = 7;
+
 /** Register blocking of the direct kernels (tests override it to cover remainders). */
 export interface DirectBlocking {
   /** Destination channels per invocation (conv) / output channels per invocation (weight gradient). */

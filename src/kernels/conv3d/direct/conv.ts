@@ -8,7 +8,7 @@ import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { NORM_RELU_WGSL, residualKind, residualTerm, type Conv3dOptions, type ResidualKind } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
 /** Voxel groups below which lanes also run over channel blocks: one SIMD vector of lavapipe (8 lanes). */
@@ -117,6 +117,7 @@ function runConv(
   blocking: DirectBlocking | undefined, label: string, coef: GPUBuffer | null = null,
   residual?: Conv3dOptions['residual'],
 ): boolean {
+  if (j.k > DIRECT_MAX_KERNEL) return false;
   const srcSample = j.Cs * j.D * j.H * j.W;
   const dstSample = j.Cd * j.Do * j.Ho * j.Wo;
   const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;

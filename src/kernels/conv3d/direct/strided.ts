@@ -9,7 +9,7 @@ import { kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signa
 import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 const stridedSignature = kernelSignature('conv3d direct backward data', {
   uniforms: {
@@ -98,6 +98,7 @@ export function directStridedBackwardData(
   gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, g: Conv3dGeometry, budget: number,
   blocking?: DirectBlocking,
 ): boolean {
+  if (g.k > DIRECT_MAX_KERNEL) return false;
   const xSample = g.Cin * g.D * g.H * g.W;
   const gSample = g.Cout * g.Do * g.Ho * g.Wo;
   const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;

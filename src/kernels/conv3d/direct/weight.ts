@@ -8,7 +8,7 @@ import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { NORM_RELU_WGSL } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct backward weight:${normRelu}`, () => kernelSignature('conv3d direct backward weight', {
   uniforms: {
@@ -95,6 +95,7 @@ export function planDirectWeightGrad(
   gpu: Gpu, x: GPUBuffer, gradOut: GPUBuffer, g: Conv3dGeometry, budget: number,
   options: { blocking?: DirectBlocking; chunks?: number; coef?: GPUBuffer | null } = {},
 ): DirectWgradPlan | null {
+  if (g.k > DIRECT_MAX_KERNEL) return null;
   const xSample = g.Cin * g.D * g.H * g.W;
   const gSample = g.Cout * g.Do * g.Ho * g.Wo;
   const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;

@@ -1,0 +1,66 @@
+/**
+ * A child of the compile benchmark (compile.ts): compiles shaders from a JSON list, one at a time from index
+ * `start`, on the adapter its environment selects (VK_ICD_FILENAMES) with the shader cache its environment
+ * gives (a fresh MESA_SHADER_CACHE_DIR: cold), and prints one JSON line per shader. The parent kills it when a
+ * compile runs past the limit or grows past the memory cap, and starts another from the next shader.
+ *
+ * A compile is timed to the end of a dispatch of zero workgroups: lavapipe compiles a pipeline when it is
+ * first dispatched, SwiftShader when it is created; both are inside that span.
+ */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { initGpu } from '../src/kernels/runtime/gpu.js';
+
+export interface ShaderEntry {
+  key: string;
+  code: string;
+  /** Where it was found: 'training step', 'inference', 'kernel tests'. */
+  sources: string[];
+}
+
+/** Prefix of the lines the parent reads (Dawn prints its warnings to stdout too). */
+export const MARK = '@compile ';
+
+const BINDING = /@binding\((\d+)\)\s*var<(uniform|storage)(?:,\s*(read|read_write))?>/g;
+
+async function main(): Promise<void> {
+  const [file, startText] = process.argv.slice(2);
+  const shaders = JSON.parse(readFileSync(file, 'utf8')) as ShaderEntry[];
+  const gpu = await initGpu();
+  const device = gpu.device;
+  // Bindings of any size the shaders declare: zero workgroups read nothing, but the layout wants buffers.
+  const uniform = device.createBuffer({ size: 4096, usage: GPUBufferUsage.UNIFORM });
+  // One buffer per storage binding: a writable binding may not alias another.
+  const storage: GPUBuffer[] = [];
+  const storageAt = (i: number) => (storage[i] ??= device.createBuffer({ size: 1 << 16, usage: GPUBufferUsage.STORAGE }));
+  process.stdout.write(`${MARK}${JSON.stringify({ adapter: gpu.name })}\n`);
+  for (let i = Number(startText); i < shaders.length; i++) {
+    const s = shaders[i];
+    const t0 = performance.now();
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code: s.code, label: s.key });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: s.key });
+    const entries: GPUBindGroupEntry[] = [];
+    for (const m of s.code.matchAll(BINDING)) entries.push({ binding: Number(m[1]), resource: { buffer: m[2] === 'uniform' ? uniform : storageAt(Number(m[1])) } });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    // Dawn warns that zero workgroups are unusual; the parent drops that line.
+    pass.dispatchWorkgroups(0);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    const error = await device.popErrorScope();
+    const ms = performance.now() - t0;
+    process.stdout.write(`${MARK}${JSON.stringify({ i, ms, ...(error ? { error: error.message.split('\n')[0] } : {}) })}\n`);
+  }
+  gpu.destroy();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then(() => process.exit(0), (e: unknown) => {
+    console.error(`compile-worker: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}

@@ -150,8 +150,10 @@ export class SegmentTab {
   }
 
   /** Makes these weights the current model (from a file, the default, or the Train tab). */
-  useWeights(bytes: Uint8Array, name: string, info: WebModelInfo | null): void {
-    const next = loadWeights(bytes, name, info);
+  useWeights(bytes: Uint8Array, name: string, given: WebModelInfo | null): void {
+    const next = loadWeights(bytes, name, given);
+    // DoDNet's own weights come with what is known about them (its voxel size) even when given none.
+    const info = next.info;
     this.weights?.model.dispose();
     this.weights = next;
     const c = next.config;

@@ -3,8 +3,9 @@
  * WebGPU (SwiftShader) by the kernel test page (test/browser/kernel-page: the same test files, with vitest's API
  * shimmed), one page per file so a lost device cannot spill into the next file.
  *
- * Left to the Node suite (listed, counted, never silently more): the conv3d cases SwiftShader cannot run in a
- * browser's time, each with its reason in LEFT_TO_NODE.
+ * Left to the Node suite (listed, counted, never silently more): the cases that need Node's file system, each with
+ * its reason in LEFT_TO_NODE. (The kernel-5 stride-3 gradients and the 128x128 GEMM tile were here until their
+ * shaders stopped short-circuiting: SwiftShader compiled them for minutes, now in under a second.)
  */
 import { readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,14 +18,6 @@ import { serveStatic, type StaticServer } from './static-server.js';
 const repo = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 
 const LEFT_TO_NODE: { pattern: string; why: string }[] = [
-  {
-    pattern: 'k5 s3 p2',
-    why: 'the kernel-5, stride-3 gradients compile for minutes in SwiftShader and Chromium then loses the device (the case passes on lavapipe)',
-  },
-  {
-    pattern: 'tile {"bm":128,"bn":128',
-    why: 'the hardware-GPU tile (128 x 128 outputs per workgroup, 8 x 8 per invocation) is never chosen on a software adapter and compiles for minutes in SwiftShader',
-  },
   {
     pattern: 'writes the cache file',
     why: 'the conv3d tuning cache file is written with Node\'s fs in a temporary folder; a page keeps its choices in memory (the other autotune cases run here)',

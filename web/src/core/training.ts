@@ -83,6 +83,8 @@ export class TrainingRun {
     readonly trainer: Trainer,
     readonly validationCrops: ValidationCrop[],
     readonly trainCases: number,
+    /** Seconds spent compiling the step's and validation's pipelines before the first step. */
+    readonly compileSeconds: number,
   ) {
     this.spacing = phantomSpacing(settings.volume);
   }
@@ -110,6 +112,7 @@ export class TrainingRun {
     });
     const model = TGNet.create({ variant: settings.variant, width: settings.width, seed: settings.seed });
     let trainer: Trainer;
+    let compileSeconds: number;
     try {
       trainer = new Trainer({
         model, batches: sampler, totalSteps: settings.steps, optimizer: settings.optimizer, lr0: settings.lr,
@@ -119,15 +122,16 @@ export class TrainingRun {
       });
       // Every pipeline of a step and of validation, compiled asynchronously and several at a time before the first
       // step: the tab stays responsive and shows the count instead of hanging in the first step.
-      await warmUpPipelines(model, {
+      const warm = await warmUpPipelines(model, {
         crop: settings.volume, batch: settings.batch, optimizer: settings.optimizer, inference: true,
         onProgress: (done, total) => onProgress?.({ phase: 'compiling kernels', done, total }),
       });
+      compileSeconds = warm.ms / 1000;
     } catch (e) {
       model.dispose();
       throw e;
     }
-    return new TrainingRun(settings, model, trainer, val, train.length);
+    return new TrainingRun(settings, model, trainer, val, train.length, compileSeconds);
   }
 
   get step(): number {

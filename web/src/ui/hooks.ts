@@ -13,7 +13,8 @@ export interface PageHooks {
   /** The adapter line shown in the header. */
   adapter: string;
   segment: { runs: number; seconds: number; tiles: number; organVoxels: number; tumourVoxels: number } | null;
-  train: { records: StepRecord[]; done: boolean; running: boolean; dice: { step: number; organ: number; tumour: number }[] };
+  /** compileSeconds: the kernels compiled before the first step of the last run started. */
+  train: { records: StepRecord[]; done: boolean; running: boolean; dice: { step: number; organ: number; tumour: number }[]; compileSeconds?: number };
   deviceLost: string | null;
 }
 

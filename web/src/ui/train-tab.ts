@@ -108,6 +108,7 @@ export class TrainTab {
           ? `compiling the GPU kernels of a training step: ${p.done} of ${p.total}`
           : `making ${p.total} phantoms (${settings.volume.join('×')}): ${p.done} of ${p.total}`);
       });
+      hooks.train.compileSeconds = this.run.compileSeconds;
       setStatus(this.el.status, `TGNet width ${settings.width} (${this.run.model.parameterCount().toLocaleString('en-US')} parameters), ${this.run.trainCases} training phantoms: the first step…`);
       this.el.progress.value = 0;
     } catch (e) {

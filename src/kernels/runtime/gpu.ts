@@ -109,7 +109,9 @@ const PARAM_SLOT_MAX = 256;
 const DISPATCHES_PER_SUBMIT = 256;
 const ARENA_BYTES = 1 << 20;
 const MAX_TIMESTAMP_PAIRS = 2048;
-const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, QUERY_RESOLVE: 0x200 };
+const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
+/** A module's bindings as its WGSL declares them (for priming a pipeline with stand-in buffers). */
+const BINDING_DECLARATION = /@binding\((\d+)\)\s*var<(uniform|storage)/g;
 
 export const INSTALL_HINT =
   'No WebGPU adapter was found. On a Linux machine without a GPU, install a software Vulkan driver: ' +
@@ -277,6 +279,8 @@ export class Gpu {
   submitCount = 0;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Buffers bound when priming pipelines (see `primePipeline`), by binding slot (-1: the uniforms). */
+  private readonly standIns = new Map<number, GPUBuffer>();
   /** The pipelines asked for by the discovery run in progress (see `discoverPipelines`), else null. */
   private discovered: Map<string, PipelineRequest> | null = null;
   private encoder: GPUCommandEncoder | null = null;
@@ -363,6 +367,37 @@ export class Gpu {
     return p;
   }
 
+  /**
+   * Dispatches one workgroup of `pipeline` with zeroed uniforms (every size 0: kernels read nothing and loop
+   * zero times) on stand-in storage buffers, and waits for it: the driver compiles it now.
+   */
+  private async primePipeline(pipeline: GPUComputePipeline, code: string): Promise<void> {
+    const entries: GPUBindGroupEntry[] = [];
+    for (const m of code.matchAll(BINDING_DECLARATION)) {
+      const binding = Number(m[1]);
+      const buffer = m[2] === 'uniform' ? this.standIn(-1, BUFFER_USAGE.UNIFORM) : this.standIn(binding, BUFFER_USAGE.STORAGE);
+      entries.push({ binding, resource: { buffer } });
+    }
+    const encoder = this.device.createCommandEncoder({ label: 'pipeline priming' });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+    await this.settle(this.device.queue.onSubmittedWorkDone());
+  }
+
+  /** A zeroed buffer per binding slot (distinct, so that writable bindings never alias), made once. */
+  private standIn(slot: number, usage: number): GPUBuffer {
+    let b = this.standIns.get(slot);
+    if (!b) {
+      b = this.device.createBuffer({ size: PARAM_SLOT_MAX * 16, usage, label: `stand-in ${slot}` });
+      this.standIns.set(slot, b);
+    }
+    return b;
+  }
+
   private adoptPipeline(key: string, p: GPUComputePipeline, access?: readonly BindingAccess[]): void {
     this.pipelines.set(key, p);
     if (access) this.pipelineAccess.set(p, access);
@@ -399,6 +434,9 @@ export class Gpu {
   ): Promise<void> {
     const todo = requests.filter((r) => !this.pipelines.has(r.key));
     const concurrency = Math.max(1, options.concurrency ?? 4);
+    // lavapipe (llvmpipe) compiles a pipeline when it is first dispatched, whatever the creation API: there each is
+    // run once on stand-in buffers, so that the compile happens here, counted, and not in the first step.
+    const compilesAtFirstDispatch = /llvmpipe|lavapipe/i.test(this.name);
     let next = 0;
     let done = 0;
     const worker = async () => {
@@ -406,16 +444,26 @@ export class Gpu {
         const r = todo[next++];
         this.checkUsable(`pipeline '${r.key}'`);
         const t0 = performance.now();
+        // The scope is pushed and popped with no await between, so concurrent workers cannot take each other's errors.
+        this.device.pushErrorScope('validation');
         const module = this.device.createShaderModule({ code: r.code, label: r.key });
-        let pipeline: GPUComputePipeline;
-        try {
-          pipeline = await this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: r.key });
-        } catch (e) {
+        const moduleError = this.device.popErrorScope();
+        let pipeline: GPUComputePipeline | null = null;
+        let failure: unknown = await moduleError;
+        if (!failure) {
+          try {
+            pipeline = await this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: r.key });
+          } catch (e) {
+            failure = e;
+          }
+        }
+        if (!pipeline) {
           const info = typeof module.getCompilationInfo === 'function' ? await module.getCompilationInfo() : null;
           const errors = (info?.messages ?? []).filter((m) => m.type === 'error').map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
-          throw new Error(pipelineErrorMessage(r.key, r.code, errors.length ? errors : [e instanceof Error ? e.message : String(e)]));
+          throw new Error(pipelineErrorMessage(r.key, r.code, errors.length ? errors : [failure instanceof Error || (failure && typeof failure === 'object' && 'message' in failure) ? String((failure as { message: unknown }).message) : String(failure)]));
         }
         if (!this.pipelines.has(r.key)) {
+          if (compilesAtFirstDispatch) await this.primePipeline(pipeline, r.code);
           this.adoptPipeline(r.key, pipeline, r.access);
           if (pipelineObservers.size) {
             const record = { key: r.key, code: r.code, ms: performance.now() - t0, adapter: this.name };
@@ -709,6 +757,7 @@ export class Gpu {
     }
     this.destroyed = true;
     this.pool.destroyAll();
+    for (const b of this.standIns.values()) b.destroy();
     this.arena.destroy();
     this.querySet?.destroy();
     if (this.ownsDevice) this.device.destroy();

@@ -12,7 +12,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { discoverModelPipelines } from '../src/eval/warm-up.js';
@@ -20,10 +20,20 @@ import { isSoftwareAdapter, type Gpu } from '../src/kernels/runtime/gpu.js';
 import type { OptimizerKind } from '../src/nn/optim.js';
 import { TGNet, type TGNetVariant } from '../src/tgnet/model.js';
 import { MARK, type ShaderEntry } from './compile-worker.js';
+import { ProgressReporter } from '../src/cli/progress.js';
 import { table } from './timing.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = resolve(here, '..', '..');
+/** The checkout: the first folder above this module with a package.json (dist/bench/ when built, bench/ under vitest). */
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('compile bench: no package.json above bench/compile');
+    dir = up;
+  }
+  return dir;
+}
+const repoRoot = findRepoRoot();
 
 export const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -146,7 +156,14 @@ export async function compileCold(
   writeFileSync(list, JSON.stringify(shaders));
   const rows: CompileRow[] = [];
   let adapterName = adapter;
-  const worker = join(here, 'compile-worker.js');
+  const progress = new ProgressReporter({ total: shaders.length, label: `cold compiles on ${adapter}` });
+  const record = (row: CompileRow) => {
+    rows.push(row);
+    progress.update(rows.length, { extra: { slowest: `${(Math.max(...rows.map((r) => r.ms)) / 1000).toFixed(1)} s` } });
+  };
+  // The built worker (npm run build): a child process runs plain JavaScript.
+  const worker = join(repoRoot, 'dist', 'bench', 'compile-worker.js');
+  if (!existsSync(worker)) throw new Error(`compile bench: ${worker} is missing; run npm run build first`);
   try {
     let start = 0;
     while (start < shaders.length) {
@@ -178,7 +195,7 @@ export async function compileCold(
           if (msg.adapter) adapterName = msg.adapter;
           if (msg.i === undefined || msg.ms === undefined) return;
           const s = shaders[msg.i];
-          rows.push({ key: s.key, ms: msg.ms, lines: s.code.split('\n').length, sources: s.sources, ...(msg.error ? { failure: msg.error } : {}) });
+          record({ key: s.key, ms: msg.ms, lines: s.code.split('\n').length, sources: s.sources, ...(msg.error ? { failure: msg.error } : {}) });
           current = msg.i + 1;
           began = performance.now();
         });
@@ -189,11 +206,12 @@ export async function compileCold(
       });
       if (outcome.failure && outcome.next - 1 < shaders.length) {
         const s = shaders[outcome.next - 1];
-        rows.push({ key: s.key, ms: options.limitSeconds * 1000, lines: s.code.split('\n').length, sources: s.sources, failure: outcome.failure });
+        record({ key: s.key, ms: options.limitSeconds * 1000, lines: s.code.split('\n').length, sources: s.sources, failure: outcome.failure });
       }
       start = outcome.next;
     }
   } finally {
+    progress.finish();
     rmSync(dir, { recursive: true, force: true });
   }
   return { adapterName, rows };

@@ -7,6 +7,7 @@
  */
 export * from './index.js';
 export * from './data/nifti.js';
+export * from './data/dicom.js';
 export { TASKS, UNLABELLED, taskById, taskByKey, taskFromName, labelToTarget, type TaskKey, type TaskInfo } from './data/tasks.js';
 export * from './data/preprocess.js';
 export * from './data/augment.js';

@@ -6,14 +6,16 @@
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Shape3 } from '../data/nifti.js';
-import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
+import { writeNiftiFile } from '../data/nifti-file.js';
+import { readCtInput, type CtInput } from '../data/dicom-file.js';
+import { describeDicomSeries } from '../data/dicom.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
 import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/checkpoint.js';
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { TGNET_VARIANTS } from '../tgnet/model.js';
-import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, triple, type ReadValue } from './args.js';
+import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, textValue, triple, type ReadValue } from './args.js';
 
 /** A task by key, dataset name (`Task03_Liver`, `0Liver`) or id -> its id. */
 export const taskValue: ReadValue<number> = ([text], at) => {
@@ -28,9 +30,11 @@ const positiveInteger = integerValue(1, 'a positive integer');
 const PREDICT_OPTIONS = {
   model: option('FILE', 'checkpoint: safetensors with the state dict under \'model.*\' (architecture from its __metadata__ or its tensor names and shapes), a .pth that tgnet export wrote, or DoDNet\'s own .pth (read without Python)',
     pathValue, { required: true }),
-  input: option('FILE', 'CT volume (.nii or .nii.gz), values in HU', pathValue, { required: true }),
+  input: option('PATH', 'CT volume: a .nii or .nii.gz file (values in HU), or a DICOM series: its folder, a .zip of it, or one of its files', pathValue, { required: true }),
+  series: option('UID', 'which DICOM series, when the folder or zip holds several: its SeriesInstanceUID, a unique prefix, or its number in the list the error prints', textValue),
+  allowNonCt: flag('go on with a DICOM series whose Modality is not CT (the model knows CT values in HU only)'),
   task: option('TASK', `${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}`, taskValue, { required: true }),
-  out: option('FILE', 'label map to write (.nii or .nii.gz): 0 background, 1 organ, 2 tumour, uint8', pathValue, { required: true }),
+  out: option('FILE', 'label map to write (.nii or .nii.gz, in the input\'s geometry, a DICOM series\' too): 0 background, 1 organ, 2 tumour, uint8', pathValue, { required: true }),
   flips: flag('average over the 8 mirrorings of the three axes (8x slower)'),
   overlap: option('F', 'tile overlap in [0, 1) (default 0.5)', numberValue((n) => n >= 0 && n < 1, 'a number in [0, 1)'), { default: 0.5 }),
   crop: option('D H W', `tile size, multiples of 16 (default: the checkpoint's crop, else ${DEFAULT_TILE_SHAPE.join(' ')})`, triple(gridSide)),
@@ -51,6 +55,9 @@ export const PREDICT_USAGE = PREDICT_CLI.usage;
 export interface PredictArgs {
   model: string;
   input: string;
+  /** DICOM SeriesInstanceUID (or prefix, or number) for an input holding several series. */
+  series?: string;
+  allowNonCt: boolean;
   task: number;
   out: string;
   flips: boolean;
@@ -74,7 +81,7 @@ export function parsePredictArgs(argv: readonly string[]): PredictArgs {
   // --spacing and --native-spacing: the later one wins.
   const native = order.lastIndexOf('nativeSpacing') > order.lastIndexOf('spacing');
   return {
-    model: v.model, input: v.input, task: v.task, out: v.out, flips: v.flips, overlap: v.overlap, crop: v.crop, batch: v.batch, overrides,
+    model: v.model, input: v.input, series: v.series, allowNonCt: v.allowNonCt, task: v.task, out: v.out, flips: v.flips, overlap: v.overlap, crop: v.crop, batch: v.batch, overrides,
     spacingZYX: native ? null : v.spacing ?? [1.5, 0.8, 0.8], postprocess: !v.noPostprocess, quiet: v.quiet,
   };
 }
@@ -106,6 +113,28 @@ export async function checkOutputFile(out: string, command: string): Promise<voi
   });
 }
 
+/**
+ * Reads `--input` (NIfTI, or a DICOM folder, zip or file) and refuses a DICOM series that is not CT unless
+ * `allowNonCt`: HU are what the model learnt, and an MR series "segments" into confident nonsense.
+ */
+export async function readCtInputChecked(path: string, options: { series?: string; allowNonCt?: boolean }, command: string): Promise<CtInput> {
+  const input = await readCtInput(path, { series: options.series });
+  const modality = input.dicom?.series.modality;
+  if (input.dicom && modality !== 'CT' && !options.allowNonCt) {
+    throw new Error(`tgnet ${command}: ${path}: series ${input.dicom.series.uid} has Modality ${modality ? JSON.stringify(modality) : '(none)'}; expected CT (the model reads HU). Pass --allow-non-ct to segment it anyway`);
+  }
+  return input;
+}
+
+/** One line on a DICOM input: series, size, voxel size, and anything skipped. */
+export function describeCtInput(input: CtInput): string {
+  const v = input.volume;
+  const d = input.dicom;
+  const size = `${v.shape.join('x')} voxels (x y z) of ${v.spacing.map((s) => +s.toFixed(3)).join(' x ')} mm`;
+  if (!d) return size;
+  return `DICOM series ${describeDicomSeries(d.series)}: ${size}${d.notes.length ? `; ${d.notes.join('; ')}` : ''}`;
+}
+
 /** A CT volume with one slice (a 2-D image saved as NIfTI, shape [X, Y, 1]) cannot go through a 3-D network. */
 export function checkVolumeIs3d(shape: readonly number[], path: string, command: string): void {
   if (shape.some((n) => n < 2)) {
@@ -123,7 +152,9 @@ export async function predictCommand(argv: string[]): Promise<void> {
   const gpu = ownsGpu ? await initGpu() : getGpu();
   let phase = 'reading the input';
   try {
-    const volume = await readNiftiFile(args.input);
+    const input = await readCtInputChecked(args.input, { series: args.series, allowNonCt: args.allowNonCt }, 'predict');
+    const volume = input.volume;
+    if (input.dicom) log(describeCtInput(input));
     checkVolumeIs3d(volume.shape, args.input, 'predict');
     phase = 'loading the model';
     const { model, config } = await loadCheckpointFile(args.model, args.overrides);

@@ -8,6 +8,7 @@ import { basename, join } from 'node:path';
 import type { DatasetCase } from '../data/datasets.js';
 import type { NiftiVolume, Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
+import { readCtInput } from '../data/dicom-file.js';
 import { taskById } from '../data/tasks.js';
 import { evaluateCaseMasks } from '../eval/evaluate.js';
 import { segmentCt } from '../eval/pipeline.js';
@@ -41,7 +42,7 @@ export interface ValidationCaseOptions extends SegmentCaseOptions {
   onCase?: (done: number, total: number, result: ValidationCaseResult) => void;
 }
 
-const caseName = (c: DatasetCase): string => basename(c.image).replace(/\.nii(\.gz)?$/i, '');
+const caseName = (c: DatasetCase): string => basename(c.image.replace(/[\\/]+$/, '')).replace(/\.(nii(\.gz)?|zip)$/i, '');
 
 export interface SegmentedCase {
   name: string;
@@ -58,7 +59,7 @@ export interface SegmentedCase {
 export async function segmentAndEvaluateCase(model: TGNet, c: DatasetCase, options: SegmentCaseOptions): Promise<SegmentedCase> {
   const t0 = performance.now();
   const info = taskById(c.task);
-  const image = await readNiftiFile(c.image);
+  const image = (await readCtInput(c.image)).volume;
   const label = await readNiftiFile(c.label);
   if (label.shape.some((n, i) => n !== image.shape[i])) {
     throw new Error(`${c.label}: shape ${label.shape.join('x')} differs from its image ${c.image} (${image.shape.join('x')}); expected the same grid`);

@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader, type Shape3 } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
+import { isDicomInput, readDicomInput } from './dicom-file.js';
 import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
 import { Random } from './random.js';
 import {
@@ -45,6 +46,16 @@ async function niftiHeaderPrefix(path: string): Promise<NiftiHeader> {
 
 const HEADER_READ_BYTES = 64 * 1024;
 
+/** Shape and affine of a NIfTI file from its header, or of a DICOM series (folder or zip: read whole, it has no one header). */
+async function geometryOf(path: string): Promise<{ dims: number; shape: number[]; affine: number[] }> {
+  if (await isDicomInput(path)) {
+    const v = await readDicomInput(path);
+    return { dims: 3, shape: [...v.shape], affine: v.affine };
+  }
+  const h = await niftiHeaderPrefix(path);
+  return { dims: h.dim[0], shape: h.dim.slice(1, 4), affine: affineFromHeader(h) };
+}
+
 /**
  * Checks every case's image and label from their headers alone, before any preprocessing: each a 3-D volume
  * (not a 2-D image of shape [X, Y, 1], not several frames), and the label on the image's grid (same shape, same
@@ -52,20 +63,19 @@ const HEADER_READ_BYTES = 64 * 1024;
  */
 export async function checkCaseGeometry(cases: readonly DatasetCase[], tolerance = 1e-3): Promise<void> {
   for (const c of cases) {
-    const [image, label] = [await niftiHeaderPrefix(c.image), await niftiHeaderPrefix(c.label)];
-    for (const [path, h] of [[c.image, image], [c.label, label]] as const) {
-      const shape = h.dim.slice(1, 1 + Math.max(3, h.dim[0]));
-      if (h.dim[0] < 3 || shape.slice(0, 3).some((n) => n < 2)) {
-        throw new Error(`case ${c.id}: ${path} has shape [${shape.slice(0, 3).join(', ')}], a 2-D image; expected a 3-D CT volume (at least 2 voxels along x, y and z)`);
+    const [image, label] = [await geometryOf(c.image), await geometryOf(c.label)];
+    for (const [path, g] of [[c.image, image], [c.label, label]] as const) {
+      if (g.dims < 3 || g.shape.some((n) => n < 2)) {
+        throw new Error(`case ${c.id}: ${path} has shape [${g.shape.join(', ')}], a 2-D image; expected a 3-D CT volume (at least 2 voxels along x, y and z)`);
       }
     }
-    const si = image.dim.slice(1, 4);
-    const sl = label.dim.slice(1, 4);
+    const si = image.shape;
+    const sl = label.shape;
     if (si.some((n, i) => n !== sl[i])) {
       throw new Error(`case ${c.id}: label ${c.label} has shape [${sl.join(', ')}] but image ${c.image} has [${si.join(', ')}]; expected the label on the image's grid`);
     }
-    const ai = affineFromHeader(image);
-    const al = affineFromHeader(label);
+    const ai = image.affine;
+    const al = label.affine;
     const worst = ai.reduce((m, v, i) => Math.max(m, Math.abs(v - al[i])), 0);
     if (!(worst <= tolerance)) {
       const rows = (a: number[]) => `[${[0, 1, 2].map((r) => a.slice(4 * r, 4 * r + 4).map((v) => +v.toFixed(4)).join(' ')).join('; ')}]`;

@@ -18,7 +18,7 @@ export interface DatasetCase {
 }
 
 function stem(path: string): string {
-  return basename(path).replace(/\.nii(\.gz)?$/i, '');
+  return basename(path.replace(/[\\/]+$/, '')).replace(/\.(nii(\.gz)?|zip)$/i, '');
 }
 
 function resolveIn(root: string, path: string): string {
@@ -56,16 +56,19 @@ function preview(value: unknown, max: number): string {
 const stripBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
 const NIFTI_PATH = /\.nii(\.gz)?$/i;
+/** A CT image may also be a DICOM series: a folder (written with a trailing slash, so a typo is not taken for one) or a zip. */
+const DICOM_PATH = /(\.zip|[\\/])$/i;
 
 /**
- * Why `path` cannot name a NIfTI file, or undefined when it can: an empty name, control characters (a NUL makes
- * every file system call fail far from here) or a missing .nii/.nii.gz suffix all mean a garbled entry.
+ * Why `path` cannot name a NIfTI file (or, for an image, a DICOM series), or undefined when it can: an empty name,
+ * control characters (a NUL makes every file system call fail far from here) or a missing suffix all mean a garbled entry.
  */
-function badNiftiPath(path: string): string | undefined {
+function badNiftiPath(path: string, image = false): string | undefined {
   if (path.trim() === '') return 'is empty';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(path)) return 'contains control characters';
-  if (!NIFTI_PATH.test(path) || stem(path) === '') return 'does not name a .nii or .nii.gz file';
+  if (image && DICOM_PATH.test(path) && stem(path) !== '') return undefined;
+  if (!NIFTI_PATH.test(path) || stem(path) === '') return `does not name a .nii or .nii.gz file${image ? ' (nor a DICOM series: a folder written with a trailing /, or a .zip)' : ''}`;
   return undefined;
 }
 
@@ -101,7 +104,7 @@ export function parseMsdDataset(json: unknown, root: string, source = join(root,
       throw new Error(`${source}: field training[${i}] is ${preview(entry, 200)}; expected {"image": string, "label": string}`);
     }
     for (const field of ['image', 'label'] as const) {
-      const why = badNiftiPath(entry[field]);
+      const why = badNiftiPath(entry[field], field === 'image');
       if (why) throw new Error(`${source}: field training[${i}].${field} ${JSON.stringify(entry[field].slice(0, 200))} ${why}; expected a path to a .nii or .nii.gz file`);
     }
     return { id: `${folder}/${stem(entry.image)}`, task: info.id, image: resolveIn(root, entry.image), label: resolveIn(root, entry.label) };
@@ -144,7 +147,7 @@ export function parseDodnetList(text: string, root: string, source = '<list>'): 
     }
     const [image, label] = parts;
     for (const [field, path] of [['image', image], ['label', label]] as const) {
-      const why = badNiftiPath(path);
+      const why = badNiftiPath(path, field === 'image');
       if (why) throw new Error(`${source}:${lineIndex + 1}: ${field} path ${JSON.stringify(path.slice(0, 200))} ${why}; expected "image-path label-path" of .nii or .nii.gz files`);
     }
     const components = image.split(/[\\/]/);

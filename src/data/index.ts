@@ -1,12 +1,14 @@
 /**
  * The data layer: NIfTI, dataset layouts, preprocessing, crops/augmentation, synthetic phantoms.
- * Browser-safe modules: nifti, tasks, preprocess, augment, sampler, random, phantom. The file-based
- * ones (nifti-file, datasets, preprocess-cache, case-store, synth) use node:fs; browser code should import the
+ * Browser-safe modules: nifti, dicom, tasks, preprocess, augment, sampler, random, phantom. The file-based
+ * ones (nifti-file, dicom-file, datasets, preprocess-cache, case-store, synth) use node:fs; browser code should import the
  * browser-safe modules directly rather than this index.
  */
 export * from './random.js';
 export * from './nifti.js';
 export * from './nifti-file.js';
+export * from './dicom.js';
+export * from './dicom-file.js';
 export * from './tasks.js';
 export * from './datasets.js';
 export * from './preprocess.js';

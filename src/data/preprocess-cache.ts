@@ -8,6 +8,7 @@ import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Shape3 } from './nifti.js';
 import { readNiftiFile } from './nifti-file.js';
+import { readCtInput } from './dicom-file.js';
 import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, preprocessVolumes, type PreprocessedCase, type PreprocessOptions } from './preprocess.js';
 import type { DatasetCase } from './datasets.js';
 import { writeFileAtomic } from './fs-util.js';
@@ -87,7 +88,7 @@ export async function preprocessCaseCached(c: DatasetCase, cacheDir: string, opt
   const cached = await tryLoad(stemPath, want);
   if (cached) return { ...cached, cached: true };
 
-  const image = await readNiftiFile(c.image);
+  const image = (await readCtInput(c.image)).volume;
   const label = await readNiftiFile(c.label);
   const pre = preprocessVolumes(image, label, c.image, options);
   const meta: CacheMeta = { ...want, shape: pre.shape, spacing: pre.spacing, affine: pre.affine };

@@ -10,7 +10,7 @@ import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { fillUniform } from '../src/kernels/runtime/fill.js';
 import { timeGpu } from './timing.js';
 
-/** [N, Cin, Cout, D, H, W, stride] at full size, as shared/reference/tgnet_ref.py's conv_bench. */
+/** [N, Cin, Cout, D, H, W, stride] at full size, as bench/torch/tgnet_torch.py's conv_bench. */
 export const CONV3D_BENCH_SHAPES: [number, number, number, number, number, number, number][] = [
   [2, 32, 32, 64, 192, 192, 1],
   [2, 64, 64, 32, 96, 96, 1],

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (at most 600 s): adapter, correctness of the hardware code paths, the bench
 # (conv3d, the TGNet step, its cost and the full-config peak memory), the conv3d autotuner and the tuned bench,
-# PyTorch's figures on the same card, and the machine-readable summary lines for bench/RESULTS.md.
-# Prepare here, then run through the device tool:
-#   bash ../shared/gpu/pack.sh && cp ../shared/reference/tgnet_ref.py .gpu/ && npm run build
-#   device run  carry [".gpu", "dist"]  command "bash bench/gpu-session.sh"  timeout_s 600
+# PyTorch's figures on the same card (the repository's twin, bench/torch/tgnet_torch.py, with the machine's CUDA
+# PyTorch), and the machine-readable summary lines for bench/RESULTS.md.
+# Prepare here with `npm run build`, then run `bash bench/gpu-session.sh` on the GPU machine with dist/ (and, if
+# that machine has no Node of its own, a .gpu/ folder whose on-gpu.sh runs Node with node_modules and the loader).
 # Results land in $OUT (the device tool's folder; ./gpu-out elsewhere): one file per stage, stages.txt (exit
 # status and seconds of each), summary.txt. A stage that times out leaves what it wrote; later stages still run.
 # GPU_SESSION_QUICK=1 shortens every stage (a dry run of the script itself, e.g. on lavapipe).
@@ -39,10 +39,10 @@ else
   stage tune 100 "${node_cmd[@]}" dist/src/cli/main.js tune
   stage bench-tuned 80 "${node_cmd[@]}" dist/bench/run.js --tuned --only conv3d,tgnetStep --out "$out/bench-tuned.json"
 fi
-if [[ -f .gpu/tgnet_ref.py ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-  stage torch-conv 50 python3 .gpu/tgnet_ref.py --conv
-  stage torch-step 80 python3 .gpu/tgnet_ref.py --iters 5 --modes fp32,tf32
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  stage torch-conv 50 python3 bench/torch/tgnet_torch.py --conv
+  stage torch-step 80 python3 bench/torch/tgnet_torch.py --iters 5 --modes fp32,tf32
 else
-  echo "torch: no CUDA PyTorch or no .gpu/tgnet_ref.py: PyTorch figures skipped" | tee -a "$out/stages.txt"
+  echo "torch: no CUDA PyTorch: PyTorch figures skipped" | tee -a "$out/stages.txt"
 fi
 "${node_cmd[@]}" dist/bench/gpu-summary.js "$out" | tee "$out/summary.txt"

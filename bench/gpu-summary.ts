@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 
 interface TorchMode { train_step_ms_median: number; forward_ms_median: number; peak_mem_GiB: number }
 
-/** tgnet_ref.py's bench prints one `<mode> {json}` line per mode (fp32, tf32, bf16). */
+/** bench/torch/tgnet_torch.py's CUDA bench prints one `<mode> {json}` line per mode (fp32, tf32, bf16). */
 export function parseTorchStep(text: string): Record<string, TorchMode> {
   const modes: Record<string, TorchMode> = {};
   for (const line of text.split('\n')) {

@@ -1,6 +1,7 @@
 /**
- * The reference TGNet training step on the CPU with Debian's PyTorch (bench/torch_cpu_step.py), run in the
- * same bench so that our step time on a software adapter has a same-machine yardstick.
+ * The TGNet training step on the CPU with Debian's PyTorch (bench/torch_cpu_step.py, on the repository's twin
+ * bench/torch/tgnet_torch.py), run in the same bench so that our step time on a software adapter has a
+ * same-machine yardstick.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,28 +13,18 @@ export interface TorchCpuStep {
   stepMs?: number;
   forwardMs?: number;
   threads?: number;
-  /** Why there is no figure (missing python, torch or reference model), or the torch version. */
+  /** Why there is no figure (missing python or torch), or the torch version. */
   note: string;
 }
 
 const PYTHON = '/usr/bin/python3';
 
-/** The first existing file among the candidates: $TGNET_REF, then shared/reference next to or above the repo. */
-function findReference(repoRoot: string): string | null {
-  const candidates = [
-    process.env.TGNET_REF,
-    resolve(repoRoot, 'shared/reference/tgnet_ref.py'),
-    resolve(repoRoot, '../shared/reference/tgnet_ref.py'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  return candidates.find((p) => existsSync(p)) ?? null;
-}
-
-/** The script, whether this file runs from bench/ (tsx) or dist/bench/ (compiled). */
-function findScript(): { script: string; repoRoot: string } | null {
+/** The script (beside the twin, bench/torch/), whether this file runs from bench/ (tsx) or dist/bench/ (compiled). */
+function findScript(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const root of [resolve(here, '..'), resolve(here, '../..')]) {
     const script = resolve(root, 'bench/torch_cpu_step.py');
-    if (existsSync(script)) return { script, repoRoot: root };
+    if (existsSync(script) && existsSync(resolve(root, 'bench/torch/tgnet_torch.py'))) return script;
   }
   return null;
 }
@@ -42,12 +33,10 @@ export function torchCpuStep(config: { batch: number; crop: [number, number, num
   if (spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status !== 0) {
     return { note: `skipped: ${PYTHON} -c "import torch" failed (install python3-torch)` };
   }
-  const found = findScript();
-  if (!found) return { note: 'skipped: bench/torch_cpu_step.py not found' };
-  const ref = findReference(found.repoRoot);
-  if (!ref) return { note: 'skipped: shared/reference/tgnet_ref.py not found (set TGNET_REF to its path)' };
+  const script = findScript();
+  if (!script) return { note: 'skipped: bench/torch_cpu_step.py or bench/torch/tgnet_torch.py is missing from the checkout' };
   const args = [
-    found.script, '--ref', ref, '--batch', String(config.batch), '--crop', ...config.crop.map(String),
+    script, '--batch', String(config.batch), '--crop', ...config.crop.map(String),
     '--width', String(config.width), '--iters', String(iterations),
   ];
   const run = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: 30 * 60_000 });

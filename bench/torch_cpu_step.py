@@ -1,9 +1,10 @@
-"""The reference TGNet training step on the CPU with PyTorch, for `npm run bench` to compare against.
+"""The TGNet training step on the CPU with PyTorch (the repository's twin, bench/torch/tgnet_torch.py), for
+`npm run bench` to compare against.
 
-Usage: /usr/bin/python3 bench/torch_cpu_step.py --ref PATH/TO/tgnet_ref.py --batch 2 --crop 16 32 32 --width 8
+Usage: /usr/bin/python3 bench/torch_cpu_step.py --batch 2 --crop 16 32 32 --width 8 [--variant tgnet]
 Prints one JSON line: {"ok": true, "stepMs": ..., "forwardMs": ..., "threads": ..., "torch": ...}, or
-{"ok": false, "reason": "..."} when the reference file or torch is missing (exit status 0 either way, so the
-bench can report why it has no PyTorch figure).
+{"ok": false, "reason": "..."} when torch or the twin is missing (exit status 0 either way, so the bench can
+report why it has no PyTorch figure).
 """
 import argparse
 import importlib.util
@@ -18,10 +19,13 @@ def fail(reason):
     sys.exit(0)
 
 
-def load_reference(path):
+TWIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch", "tgnet_torch.py")
+
+
+def load_twin(path):
     if not os.path.isfile(path):
-        fail(f"reference model not found at {path}")
-    spec = importlib.util.spec_from_file_location("tgnet_ref", path)
+        fail(f"the PyTorch twin is not at {path}")
+    spec = importlib.util.spec_from_file_location("tgnet_torch", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -34,7 +38,7 @@ def median(values):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", required=True, help="path of shared/reference/tgnet_ref.py")
+    ap.add_argument("--variant", default="tgnet", help="a TGNET_VARIANTS name (default tgnet)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--crop", type=int, nargs=3, default=[16, 32, 32])
     ap.add_argument("--width", type=int, default=8)
@@ -48,9 +52,11 @@ def main():
         fail(f"torch is not importable: {e}")
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    ref = load_reference(a.ref)
+    twin = load_twin(TWIN)
+    if a.variant not in twin.VARIANTS:
+        fail(f"--variant {a.variant} is not one of {', '.join(twin.VARIANTS)}")
     torch.manual_seed(0)
-    net = ref.Net(width=a.width)
+    net = twin.TGNet(a.variant, a.width)
     # The same optimiser as the TypeScript bench (SGD, Nesterov momentum 0.99, weight decay 3e-5).
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.99, nesterov=True, weight_decay=3e-5)
     d, h, w = a.crop
@@ -60,7 +66,7 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = ref.loss_fn(net(x, t), y)
+        loss = twin.loss_fn(net(x, t), y)
         loss.backward()
         opt.step()
 

@@ -8,7 +8,7 @@ Each file holds one op family; tensor names are "<case>.<tensor>". For every cas
 a random cotangent `dy` (for the loss: the upstream gradient 1) and the gradients of <output, dy> with respect to
 every input, from torch.autograd ("d" + input name, e.g. dx, dw, db). Integer settings (stride, padding, groups)
 are stored as I64 tensors "<case>.meta" and described in test/golden/README.md.
-The numerics are those of shared/reference/tgnet_ref.py (its dynamic_head, loss_fn and save_safetensors).
+The dynamic head and the loss are the repository's PyTorch twin's (bench/torch/tgnet_torch.py).
 """
 import argparse
 import json
@@ -19,16 +19,12 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# tgnet_ref.py: $TGNET_REF_DIR, else shared/reference next to the checkout or inside it.
-for ref_dir in [os.environ.get("TGNET_REF_DIR", ""), os.path.join(HERE, "..", "shared", "reference"),
-                os.path.join(HERE, "..", "..", "shared", "reference")][::-1]:
-    if ref_dir:
-        sys.path.insert(0, ref_dir)
-from tgnet_ref import dynamic_head, loss_fn  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "bench", "torch"))
+from tgnet_torch import dynamic_head, loss_fn  # noqa: E402
 
 
 def save_safetensors(path, tensors):
-    """As tgnet_ref.save_safetensors, plus a __metadata__ entry naming the generator and the torch version."""
+    """F32 / I64 safetensors with a __metadata__ entry naming the generator and the torch version."""
     header, blobs, off = {"__metadata__": {"generator": "scripts/make_op_goldens.py", "torch": torch.__version__}}, [], 0
     for name, t in tensors.items():
         t = t.detach().contiguous().cpu()
@@ -98,7 +94,7 @@ def group_norm_goldens():
 
 
 def ws(w):
-    """DoDNet weight standardisation, as tgnet_ref.WSConv3d: (w - mean) / sqrt(var_unbiased + 1e-12) per filter."""
+    """DoDNet weight standardisation, as the twin's standardize(): (w - mean) / sqrt(var_unbiased + 1e-12) per filter."""
     flat = w.flatten(1)
     return ((flat - flat.mean(1, keepdim=True)) / torch.sqrt(flat.var(1, keepdim=True) + 1e-12)).view_as(w)
 

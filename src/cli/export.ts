@@ -1,6 +1,6 @@
 /**
- * `tgnet export --model CKPT --out MODEL.pth`: a tgnet checkpoint as a PyTorch zip checkpoint that the reference
- * (shared/reference/tgnet_ref.py, whose state-dict names are TGNet's) loads with one call,
+ * `tgnet export --model CKPT --out MODEL.pth`: a tgnet checkpoint as a PyTorch zip checkpoint that the repository's
+ * PyTorch twin (bench/torch/tgnet_torch.py, whose state-dict names are TGNet's) loads with one call,
  * `net.load_state_dict(torch.load('MODEL.pth'))` (weights_only=True works too). The architecture rides along in a
  * record torch does not read (`extra/tgnet.json`), so `tgnet predict --model MODEL.pth` rebuilds the same model.
  * `--format safetensors` goes the other way (any checkpoint tgnet reads, DoDNet's .pth included, to a tgnet

@@ -1,5 +1,5 @@
 /**
- * TGNet (and DoDNet, its baseline) exactly as shared/reference/tgnet_ref.py's Net: same module tree, same
+ * TGNet (and DoDNet, its baseline) exactly as the PyTorch twin's TGNet (bench/torch/tgnet_torch.py): same module tree, same
  * state-dict names and shapes, same numerics, so PyTorch weights load by name and logits and gradients match.
  *
  * Encoder: stem conv, five stages of pre-activation residual blocks (GN-ReLU-conv), strides 1, 2, 2, 2, 2.
@@ -38,14 +38,14 @@ export const TGNET_VARIANTS = ['tgnet', 'tgnet-a', 'dodnet', 'spatial', 'serial'
  */
 export type TGNetVariant = (typeof TGNET_VARIANTS)[number];
 
-/** tgnet_ref.py's ATTENTION_KINDS: how a skip connection is gated. */
+/** How a skip connection is gated (the twin's SkipAttention kinds). */
 export type SkipAttentionKind = 'channel' | 'spatial' | 'serial' | 'parallel';
 
 /** Which encoder blocks of a `tgnet` are task-guided: the first of each stage (the paper's) or every one. */
 export const TASK_GUIDED_BLOCKS = ['first', 'all'] as const;
 export type TaskGuidedBlocks = (typeof TASK_GUIDED_BLOCKS)[number];
 
-/** The architecture switches of a variant (tgnet_ref.py's tg_res, tg_att and att_kind). */
+/** The architecture switches of a variant (the twin's variant_layout). */
 export function variantLayout(variant: TGNetVariant): { taskGuidedEncoder: boolean; attention: SkipAttentionKind | null } {
   switch (variant) {
     case 'tgnet': return { taskGuidedEncoder: true, attention: 'channel' };
@@ -170,7 +170,7 @@ export class SpatialGate extends Module {
 
 /**
  * Task-guided attention on a skip connection, from g = ReLU(GN(up)), `up` the upsampled decoder feature
- * (tgnet_ref.py's SkipAttention): channel (TGNet's): skip * ca, ca = TaskGate(g) per channel; spatial:
+ * (the twin's SkipAttention): channel (TGNet's): skip * ca, ca = TaskGate(g) per channel; spatial:
  * skip * sa, sa = SpatialGate(g) per voxel; serial (CBAM's order): skip * ca * SpatialGate(g * ca);
  * parallel (scSE's sum): skip * ca + skip * sa.
  */
@@ -397,7 +397,7 @@ export function describeLayoutMismatch(
     const gated = gates > 5 ? ` and a task gate on all ${gates} encoder blocks (now only the first block of each stage, five gates)` : '';
     return `the state dict has 'fusion.conv.bias'${gated}: it was written by an older TGNet whose layout no longer exists `
       + `(the fusion conv has no bias since the reference follows DoDNet's fusionConv${gates > 5 ? ', and task-guided residual blocks are the first of each encoder stage' : ''}); `
-      + 'its weights cannot be mapped onto the corrected model, so retrain (or export again from the corrected tgnet_ref.py)';
+      + 'its weights cannot be mapped onto the corrected model, so retrain (or export again from the corrected PyTorch model)';
   }
   if (laterGates > 0 && target.variant === 'tgnet' && target.taskGuidedBlocks === 'first') {
     return `the state dict has task gates on ${gates} encoder blocks, including blocks after the first of a stage (the `

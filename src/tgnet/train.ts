@@ -14,8 +14,8 @@
  * same readback carries the sum of all parameters, since NaN weights can hide behind a finite loss (ReLU's max
  * drops NaN on some GPUs).
  *
- * Weight decay defaults to 3e-5: the DESIGN recipe names none, and 3e-5 is what shared/reference/tgnet_ref.py's
- * benchmark uses (nnU-Net's value, the recipe DoDNet's training derives from).
+ * Weight decay defaults to 3e-5: the DESIGN recipe names none, and 3e-5 is what the PyTorch twin's
+ * benchmark (bench/torch/tgnet_torch.py) uses (nnU-Net's value, the recipe DoDNet's training derives from).
  *
  * The data layer is not imported here (layering): anything with a `next()` returning a `TrainingBatch` will do,
  * and `tgnet/data`'s BatchSampler does so structurally.

@@ -11,7 +11,7 @@ const TORCH = [
 ].join('\n');
 
 describe('gpu-summary: the RESULTS.md lines from a GPU session folder', () => {
-  it('parses tgnet_ref.py bench lines by mode', () => {
+  it('parses the PyTorch twin\'s bench lines by mode', () => {
     const modes = parseTorchStep(TORCH);
     expect(Object.keys(modes)).toEqual(['fp32', 'tf32']);
     expect(modes.tf32.train_step_ms_median).toBe(222);

@@ -21,7 +21,7 @@ it('prints the reference counts at width 32 and dodnet + 1.444% for tgnet', asyn
     const cells = l.split(/\s{2,}/);
     return [cells[0], cells.slice(1)];
   }));
-  // tgnet_ref.py's counts (the issue's): five task-guided gates give the paper's "+1.45% over DoDNet".
+  // the PyTorch twin's counts (the issue's): five task-guided gates give the paper's "+1.45% over DoDNet".
   expect(rows).toEqual({
     tgnet: ['17,579,832', '137', '+1.444%'],
     'tgnet-a': ['17,421,368', '127', '+0.530%'],

@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { NUM_TASKS, TASKS, UNLABELLED, labelToTarget, taskById, taskFromName } from '../../src/data/tasks.js';
 
-/** LABELLED of shared/reference/tgnet_ref.py: task -> (organ annotated, tumour annotated). */
+/** LABELLED of the PyTorch twin (bench/torch/tgnet_torch.py): task -> (organ annotated, tumour annotated). */
 const LABELLED: Record<number, [number, number]> = { 0: [1, 1], 1: [1, 1], 2: [1, 1], 3: [1, 1], 4: [0, 1], 5: [0, 1], 6: [1, 0] };
 
 describe('task table', () => {
@@ -17,11 +17,8 @@ describe('task table', () => {
     for (const t of TASKS) expect([Number(t.organLabelled), Number(t.tumourLabelled)]).toEqual(LABELLED[t.id]);
   });
 
-  it('the hard-coded LABELLED copy matches the reference file when it is present', () => {
-    const path = new URL('../../../shared/reference/tgnet_ref.py', import.meta.url);
-    const fallback = '/work/shared/reference/tgnet_ref.py';
-    const file = existsSync(path) ? path : existsSync(fallback) ? fallback : undefined;
-    const text = file ? readFileSync(file, 'utf8') : 'LABELLED = {0: (1, 1), 1: (1, 1), 2: (1, 1), 3: (1, 1), 4: (0, 1), 5: (0, 1), 6: (1, 0)}';
+  it('the hard-coded LABELLED copy matches the PyTorch twin\'s', () => {
+    const text = readFileSync(new URL('../../bench/torch/tgnet_torch.py', import.meta.url), 'utf8');
     const m = /LABELLED = \{([^}]*)\}/.exec(text);
     expect(m).not.toBeNull();
     const parsed: Record<number, [number, number]> = {};

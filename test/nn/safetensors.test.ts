@@ -58,7 +58,7 @@ describe('safetensors round trip', () => {
     expect(t && [...(t.data as Float32Array)]).toEqual([1.5, -2, 3]);
   });
 
-  it('reads the PyTorch-written goldens (tgnet_ref.save_safetensors format)', () => {
+  it('reads the PyTorch-written goldens (the twin\'s save_safetensors format)', () => {
     const t = readSafetensorsFile(new Uint8Array(readFileSync(new URL('../golden/dynamic_head.safetensors', import.meta.url))), {
       source: 'dynamic_head.safetensors',
     });

@@ -7,8 +7,8 @@
  * With Debian's PyTorch (/usr/bin/python3 with torch; skipped without it, as CI installs none): the authors'
  * network at width 32 (every tensor name and shape), saved by torch.save in the four layouts DoDNet's train.py
  * writes (plain / FP16 with SGD and amp state, x zip / legacy container), loaded and run by tgnet against PyTorch's
- * float32 and float64 logits; and the exported .pth loaded by torch.load(weights_only=True) into the reference
- * (tgnet_ref.py) with the golden logits.
+ * float32 and float64 logits; and the exported .pth loaded by torch.load(weights_only=True) into the PyTorch twin
+ * (bench/torch/tgnet_torch.py) with the golden logits.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +39,7 @@ const golden = (name: string) => new Uint8Array(readFileSync(new URL(`../golden/
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const refDir = [join(root, 'shared/reference'), join(root, '../shared/reference'), '/work/shared/reference'].find((d) => existsSync(join(d, 'tgnet_ref.py')));
+const twinDir = join(root, 'bench/torch');
 
 async function logits(model: TGNet, input: { shape: number[]; data: Float32Array }, taskIds: number[]): Promise<Float32Array> {
   return noGrad(() => tidy(() => model.forward(Tensor.fromArray(input.data, input.shape), taskIds).toArray()));
@@ -151,7 +151,7 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: torch.save files in, torch.l
     }, COLD_COMPILE_TIMEOUT_MS);
   }
 
-  it.skipIf(!refDir)('torch.load(weights_only=True) reads tgnet export\'s .pth into the reference, with the golden logits', () => {
+  it('torch.load(weights_only=True) reads tgnet export\'s .pth into the PyTorch twin, with the golden logits', () => {
     const out = join(dir, 'ref.pth');
     writeFileSync(out, exportCheckpoint(golden('tgnet_tgnet.safetensors'), 'tgnet_tgnet.safetensors', 'pth').bytes);
     const g = readSafetensors(golden('tgnet_tgnet.safetensors'));
@@ -160,9 +160,9 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: torch.save files in, torch.l
     const taskIds = Array.from(g.get('task_ids')!.data as BigInt64Array, Number);
     const script = [
       'import sys, numpy, torch',
-      `sys.path.insert(0, ${JSON.stringify(refDir)})`,
-      'import tgnet_ref',
-      'net = tgnet_ref.Net(width=2)',
+      `sys.path.insert(0, ${JSON.stringify(twinDir)})`,
+      'import tgnet_torch',
+      'net = tgnet_torch.TGNet("tgnet", width=2)',
       `print(net.load_state_dict(torch.load(${JSON.stringify(out)}, weights_only=True)))`,
       `x = torch.from_numpy(numpy.fromfile(${JSON.stringify(join(dir, 'input.bin'))}, dtype=numpy.float32)).reshape(${input.shape.join(', ')})`,
       `y = net(x, torch.tensor(${JSON.stringify(taskIds)}))`,
@@ -173,7 +173,7 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: torch.save files in, torch.l
     expect(r.stdout.trim()).toBe('<All keys matched successfully>');
     const got = new Float32Array(new Uint8Array(readFileSync(join(dir, 'ref-logits.bin'))).buffer);
     const want = g.get('logits')!.data as Float32Array;
-    console.log(`tgnet export -> torch.load -> tgnet_ref.py: max |logits - golden| / max|logit| ${relError(got, want).toExponential(2)}`);
+    console.log(`tgnet export -> torch.load -> tgnet_torch.py: max |logits - golden| / max|logit| ${relError(got, want).toExponential(2)}`);
     expect(relError(got, want)).toBeLessThan(1e-6);
   });
 });

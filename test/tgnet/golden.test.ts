@@ -1,5 +1,5 @@
 /**
- * The whole TGNet against PyTorch (shared/reference/tgnet_ref.py via scripts/make_tgnet_golden.sh): for each
+ * The whole TGNet against PyTorch (bench/torch/tgnet_torch.py via scripts/make_tgnet_golden.sh): for each
  * variant (and tgnet with every encoder block task-guided, 'tgnet-all'), the golden's random weights are loaded
  * by state-dict name, then logits, the partial-label loss and every parameter gradient are compared. Width 2,
  * batch 2, crop 16x16x32 (see the script for why).
@@ -70,7 +70,7 @@ function gradAtol(name: string, scale: number): number {
   return 4e-9 + (name.startsWith('enc.4.') || name.startsWith('fusion.') ? 1e-2 : 2e-3) * scale;
 }
 
-describe('TGNet vs the PyTorch reference (tgnet_ref.py)', () => {
+describe('TGNet vs its PyTorch twin (bench/torch/tgnet_torch.py)', () => {
   for (const [variant, options] of CASES) {
     it(`${variant}: parameter names and shapes equal the reference state dict, in order`, () => {
       const golden = loadGolden(variant);

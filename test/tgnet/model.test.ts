@@ -14,7 +14,7 @@ const gpu = useGpu();
 
 describe('TGNet construction', () => {
   it('has the reference parameter counts at the paper width 32', () => {
-    // sum(p.numel() for p in Net(...).parameters()) and len(list(...)) from tgnet_ref.py (the counts)
+    // sum(p.numel() for p in TGNet(...).parameters()) and len(list(...)) from bench/torch/tgnet_torch.py (the counts)
     const expected: Record<TGNetVariant, [number, number]> = {
       tgnet: [17_579_832, 137], 'tgnet-a': [17_421_368, 127], dodnet: [17_329_528, 111],
       spatial: [17_331_000, 127], serial: [17_421_880, 135], parallel: [17_421_880, 135],

@@ -7,7 +7,7 @@
  * Each is then compiled cold on each adapter in a child process (compile-worker.ts) with a fresh shader cache:
  * lavapipe and SwiftShader when this machine has them, else the current adapter. A compile that runs past the
  * time limit or the memory cap is killed and reported as such. Budget (issue 17): 10 s a pipeline on lavapipe,
- * 20 s on SwiftShader.
+ * 20 s on SwiftShader, of CPU time (the wall time is printed beside it; on a busy machine it is longer).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -122,7 +122,10 @@ export function collectKernelTestShaders(): ShaderEntry[] {
 
 export interface CompileRow {
   key: string;
+  /** Wall time of the compile. */
   ms: number;
+  /** CPU time the compiling process spent on it (the budget's measure: a busy machine stretches the wall time). */
+  cpuMs: number;
   lines: number;
   sources: string[];
   /** 'killed: ...' when it ran past the limit or the memory cap; a WGSL or validation error otherwise. */
@@ -191,11 +194,11 @@ export async function compileCold(
           // Dawn's warnings end without a newline, so a mark may follow one on the same line.
           const at = line.indexOf(MARK);
           if (at < 0) return;
-          const msg = JSON.parse(line.slice(at + MARK.length)) as { adapter?: string; i?: number; ms?: number; error?: string };
+          const msg = JSON.parse(line.slice(at + MARK.length)) as { adapter?: string; i?: number; ms?: number; cpuMs?: number; error?: string };
           if (msg.adapter) adapterName = msg.adapter;
           if (msg.i === undefined || msg.ms === undefined) return;
           const s = shaders[msg.i];
-          record({ key: s.key, ms: msg.ms, lines: s.code.split('\n').length, sources: s.sources, ...(msg.error ? { failure: msg.error } : {}) });
+          record({ key: s.key, ms: msg.ms, cpuMs: msg.cpuMs ?? msg.ms, lines: s.code.split('\n').length, sources: s.sources, ...(msg.error ? { failure: msg.error } : {}) });
           current = msg.i + 1;
           began = performance.now();
         });
@@ -206,7 +209,7 @@ export async function compileCold(
       });
       if (outcome.failure && outcome.next - 1 < shaders.length) {
         const s = shaders[outcome.next - 1];
-        record({ key: s.key, ms: options.limitSeconds * 1000, lines: s.code.split('\n').length, sources: s.sources, failure: outcome.failure });
+        record({ key: s.key, ms: options.limitSeconds * 1000, cpuMs: options.limitSeconds * 1000, lines: s.code.split('\n').length, sources: s.sources, failure: outcome.failure });
       }
       start = outcome.next;
     }
@@ -247,20 +250,23 @@ export async function benchCompile(gpu: Gpu, options: CompileBenchOptions): Prom
     const t0 = performance.now();
     console.log(`compile bench: ${shaders.length} pipelines, cold, on ${adapter} ...`);
     const { adapterName, rows } = await compileCold(shaders, adapter, options);
-    const sorted = [...rows].sort((a, b) => b.ms - a.ms);
+    // Ranked and judged by CPU time: the wall time of a compile on a busy machine says more about the machine.
+    const sorted = [...rows].sort((a, b) => b.cpuMs - a.cpuMs);
     const budget = COMPILE_BUDGET_S[adapter];
-    const over = budget ? sorted.filter((r) => r.ms > budget * 1000) : [];
+    const over = budget ? sorted.filter((r) => r.cpuMs > budget * 1000) : [];
     const failures = rows.filter((r) => r.failure);
-    console.log(`${adapterName}: ${rows.length} pipelines in ${((performance.now() - t0) / 1000).toFixed(1)} s (sum of compiles ${(rows.reduce((s, r) => s + r.ms, 0) / 1000).toFixed(1)} s)`
+    const sum = (key: 'ms' | 'cpuMs') => rows.reduce((s, r) => s + r[key], 0) / 1000;
+    console.log(`${adapterName}: ${rows.length} pipelines in ${((performance.now() - t0) / 1000).toFixed(1)} s (compiles: ${sum('cpuMs').toFixed(1)} s CPU, ${sum('ms').toFixed(1)} s wall)`
       + `${budget ? `; budget ${budget} s a pipeline: ${over.length ? `${over.length} over` : 'all within'}` : ''}${failures.length ? `; ${failures.length} failed` : ''}`);
     console.log(table(sorted.slice(0, 10).map((r) => ({
-      seconds: r.ms / 1000, 'WGSL lines': r.lines, pipeline: r.key, 'used by': r.sources.join('; ').slice(0, 60), ...(r.failure ? { failure: r.failure } : {}),
+      'CPU s': r.cpuMs / 1000, 'wall s': r.ms / 1000, 'WGSL lines': r.lines, pipeline: r.key, 'used by': r.sources.join('; ').slice(0, 60),
+      ...(r.failure ? { failure: r.failure } : {}),
     }))));
     console.log('');
     result[adapter] = {
-      adapter: adapterName, pipelines: rows.length, sumSeconds: rows.reduce((s, r) => s + r.ms, 0) / 1000,
+      adapter: adapterName, pipelines: rows.length, sumCpuSeconds: sum('cpuMs'), sumSeconds: sum('ms'),
       budgetSeconds: budget ?? null, overBudget: over.map((r) => r.key), failures: failures.map((r) => ({ key: r.key, failure: r.failure })),
-      slowest: sorted.slice(0, 10).map((r) => ({ key: r.key, seconds: r.ms / 1000, lines: r.lines, sources: r.sources })),
+      slowest: sorted.slice(0, 10).map((r) => ({ key: r.key, cpuSeconds: r.cpuMs / 1000, seconds: r.ms / 1000, lines: r.lines, sources: r.sources })),
     };
   }
   return result;

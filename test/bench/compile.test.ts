@@ -32,5 +32,8 @@ it('compiles each shader cold in a child process and reports a broken one as its
   expect(rows[2].failure).toBeUndefined();
   expect(rows[1].failure).toMatch(/notDeclared|invalid|error/i);
   expect(rows[0].lines).toBe(FILL.split('\n').length);
-  for (const r of rows) expect(r.ms).toBeGreaterThan(0);
+  for (const r of rows) {
+    expect(r.ms).toBeGreaterThan(0);
+    expect(r.cpuMs).toBeGreaterThan(0);
+  }
 });

@@ -11,6 +11,7 @@
  */
 import type { DHW } from '../data/augment.js';
 import type { Shape3 } from '../data/nifti.js';
+import { phantomFieldSpacing } from '../data/phantom.js';
 import type { OptimizerKind } from '../nn/optim.js';
 
 export const DEMO_PROFILES = ['software', 'gpu', 'tiny'] as const;
@@ -52,17 +53,12 @@ export interface DemoConfig {
   reason: string;
 }
 
-/**
- * The phantom's normalised body coordinates span 2 units across x, y and z (see data/phantom.ts); 2 units are
- * taken as 360 mm, about an adult abdomen's width, so the voxel size follows from the volume size.
- */
-export const PHANTOM_FIELD_MM = 360;
+/** The phantom world's size along each axis, mm (data/phantom.ts); re-exported for the demo's and the page's callers. */
+export { PHANTOM_FIELD_MM } from '../data/phantom.js';
 
-/** Voxel size [x, y, z] mm of a phantom volume [D, H, W]. */
+/** Voxel size [x, y, z] mm at which a phantom volume [D, H, W] covers the whole phantom world (phantomFieldSpacing). */
 export function phantomSpacing(volume: DHW): Shape3 {
-  const [d, h, w] = volume;
-  const mm = (n: number) => Math.round((PHANTOM_FIELD_MM / n) * 1000) / 1000;
-  return [mm(w), mm(h), mm(d)];
+  return phantomFieldSpacing(volume);
 }
 
 const COMMON = { optimizer: 'adam' as OptimizerKind, weightDecay: 3e-5, flips: false, foregroundFraction: 0.5, augment: 'none' as 'intensity' | 'none' };

@@ -6,10 +6,14 @@
  * as smooth irregular blobs and tubes with their own intensity and texture; tumours are lesions
  * inside their organ.
  *
- * Geometry is defined in normalised body coordinates, so the anatomy fills the volume at any size:
- * u in [-1, 1] across x (u = -1 is the patient's right, as in a radiological display), v in [-1, 1]
- * across y (anterior to posterior), s in [0, 2] along z (inferior to superior); one unit of u, v or s
- * is about the same physical length. The recorded spacing is metadata only.
+ * One physical world at any grid: the anatomy is defined in normalised body coordinates, u in [-1, 1] across x
+ * (u = -1 is the patient's right, as in a radiological display), v in [-1, 1] across y (anterior to posterior),
+ * s in [0, 2] along z (inferior to superior), and one unit is PHANTOM_FIELD_MM / 2 = 180 mm along every axis.
+ * The grid samples that world at its spacing around the centre (u = v = 0, s = 1): a grid of n voxels of
+ * 360 / n mm covers exactly [-1, 1] (the demo's phantoms, 16x32x32 at 22.5 x 11.25 x 11.25 mm); a finer spacing
+ * at the same n sees a smaller field (a zoomed-in crop), a coarser one more air around the body. Without a
+ * spacing the grid covers the whole field (spacing 360 / n per axis). Lesions and thin tubes keep a radius of
+ * at least about one voxel, so at coarse grids they are somewhat larger than at fine ones.
  * Arrays are NIfTI-ordered [x, y, z], x fastest.
  */
 import type { Shape3 } from './nifti.js';
@@ -21,7 +25,29 @@ import { taskById, type TaskKey } from './tasks.js';
  * Generator version: bumped whenever the same options start giving other bytes, so that caches of synthesised
  * collections (the demo's) are rebuilt instead of silently reused. 2: lesions sized per axis.
  */
-export const PHANTOM_GENERATOR_VERSION = 2;
+export const PHANTOM_GENERATOR_VERSION = 3;
+
+/**
+ * The physical size of the phantom world along each axis, mm: 2 normalised units, about an adult abdomen's
+ * width. Version 3 made it physical (before, the anatomy filled any grid and the spacing was metadata).
+ */
+export const PHANTOM_FIELD_MM = 360;
+
+/** Voxel size [x, y, z] mm at which a grid [D, H, W] covers the whole phantom field (rounded to 0.001 mm). */
+export function phantomFieldSpacing(size: readonly [number, number, number]): Shape3 {
+  const [d, h, w] = size;
+  const mm = (n: number) => Math.round((PHANTOM_FIELD_MM / n) * 1000) / 1000;
+  return [mm(w), mm(h), mm(d)];
+}
+
+/** Grid [D, H, W] that covers the phantom field at voxel size [x, y, z] mm (at least 4 voxels per axis). */
+export function phantomFieldSize(spacing: Shape3): [number, number, number] {
+  spacing.forEach((s, i) => {
+    if (!(s > 0 && Number.isFinite(s))) throw new Error(`phantomFieldSize: spacing[${i}] ([x, y, z] mm) is ${s}; expected a positive number of mm`);
+  });
+  const n = (mm: number) => Math.max(4, Math.round(PHANTOM_FIELD_MM / mm));
+  return [n(spacing[2]), n(spacing[1]), n(spacing[0])];
+}
 
 export const Structure = {
   air: 0,
@@ -51,8 +77,14 @@ export interface PhantomOptions {
   /** [D, H, W] = [z, y, x] voxels. */
   size: [number, number, number];
   seed: number;
-  /** Voxel size [x, y, z] mm; default drawn per seed (x = y in [0.7, 1.0], z in {2, 2.5, 3}). */
+  /** Voxel size [x, y, z] mm; default the spacing at which the grid covers the whole field (phantomFieldSpacing). */
   spacing?: Shape3;
+  /**
+   * Scale the world to the grid: the anatomy fills the volume whatever `spacing` says, so the body is as large as
+   * size x spacing (version 2's behaviour). For tests that want a whole body in a few voxels that still claim
+   * CT-like voxel sizes (cheap to resample to 1.5 x 0.8 x 0.8 mm); never for data meant to look like one world.
+   */
+  fitToGrid?: boolean;
   /** Tumours that must be present; default none forced. */
   requireTumours?: readonly TumourKind[];
   /** Probability of each tumour kind that is not required (default 0.35). */
@@ -120,19 +152,35 @@ interface Canvas {
   u: Float32Array;
   v: Float32Array;
   s: Float32Array;
+  /** Normalised coordinate of each axis' outer voxel edge at index 0, and the grid's extent: u in [uMin, uMin + uSpan]. */
+  uMin: number;
+  uSpan: number;
+  vMin: number;
+  vSpan: number;
+  sMin: number;
+  sSpan: number;
   hu: Float32Array;
   structures: Uint8Array;
   rng: Random;
 }
 
-function makeCanvas(nx: number, ny: number, nz: number, rng: Random): Canvas {
+/** Extent in normalised units of n voxels of `mm`; exactly 2 when they cover the field, so such grids keep version 2's bytes. */
+function spanOf(n: number, mm: number): number {
+  const span = (n * mm) / (PHANTOM_FIELD_MM / 2);
+  return Math.abs(span - 2) < 1e-9 ? 2 : span;
+}
+
+function makeCanvas(nx: number, ny: number, nz: number, spacing: Shape3, rng: Random): Canvas {
   const u = new Float32Array(nx);
   const v = new Float32Array(ny);
   const s = new Float32Array(nz);
-  for (let x = 0; x < nx; x++) u[x] = ((x + 0.5) / nx) * 2 - 1;
-  for (let y = 0; y < ny; y++) v[y] = ((y + 0.5) / ny) * 2 - 1;
-  for (let z = 0; z < nz; z++) s[z] = ((z + 0.5) / nz) * 2;
-  return { nx, ny, nz, u, v, s, hu: new Float32Array(nx * ny * nz), structures: new Uint8Array(nx * ny * nz), rng };
+  const [uSpan, vSpan, sSpan] = [spanOf(nx, spacing[0]), spanOf(ny, spacing[1]), spanOf(nz, spacing[2])];
+  // Centred on the body: u = v = 0, s = 1. With a span of 2 these are version 2's expressions, operation for operation.
+  const uMin = -uSpan / 2, vMin = -vSpan / 2, sMin = 1 - sSpan / 2;
+  for (let x = 0; x < nx; x++) u[x] = ((x + 0.5) / nx) * uSpan + uMin;
+  for (let y = 0; y < ny; y++) v[y] = ((y + 0.5) / ny) * vSpan + vMin;
+  for (let z = 0; z < nz; z++) s[z] = ((z + 0.5) / nz) * sSpan + sMin;
+  return { nx, ny, nz, u, v, s, uMin, uSpan, vMin, vSpan, sMin, sSpan, hu: new Float32Array(nx * ny * nz), structures: new Uint8Array(nx * ny * nz), rng };
 }
 
 /** Voxel index range covering [lo, hi] in normalised coordinates along one axis. */
@@ -167,9 +215,9 @@ function forBlob(cv: Canvas, blob: Blob, paint: (index: number, t: number) => vo
   const [cu, cvv, cs] = blob.centre;
   const [ru, rv, rs] = blob.radii;
   const grow = 1 + blob.irregularity;
-  const [x0, x1] = indexRange(cu - ru * grow, cu + ru * grow, cv.nx, -1, 2);
-  const [y0, y1] = indexRange(cvv - rv * grow, cvv + rv * grow, cv.ny, -1, 2);
-  const [z0, z1] = indexRange(cs - rs * grow, cs + rs * grow, cv.nz, 0, 2);
+  const [x0, x1] = indexRange(cu - ru * grow, cu + ru * grow, cv.nx, cv.uMin, cv.uSpan);
+  const [y0, y1] = indexRange(cvv - rv * grow, cvv + rv * grow, cv.ny, cv.vMin, cv.vSpan);
+  const [z0, z1] = indexRange(cs - rs * grow, cs + rs * grow, cv.nz, cv.sMin, cv.sSpan);
   const inv = 1 / (2 * grow);
   for (let z = z0; z <= z1; z++) {
     const dz = (cv.s[z] - cs) / rs;
@@ -193,9 +241,9 @@ function forTube(cv: Canvas, points: readonly Vec3[], radius: number, paint: (in
     const a = points[k];
     const b = points[k + 1];
     const rMax = radiusAt ? Math.max(radiusAt(k, 0), radiusAt(k, 1)) : radius;
-    const [x0, x1] = indexRange(Math.min(a[0], b[0]) - rMax, Math.max(a[0], b[0]) + rMax, cv.nx, -1, 2);
-    const [y0, y1] = indexRange(Math.min(a[1], b[1]) - rMax, Math.max(a[1], b[1]) + rMax, cv.ny, -1, 2);
-    const [z0, z1] = indexRange(Math.min(a[2], b[2]) - rMax, Math.max(a[2], b[2]) + rMax, cv.nz, 0, 2);
+    const [x0, x1] = indexRange(Math.min(a[0], b[0]) - rMax, Math.max(a[0], b[0]) + rMax, cv.nx, cv.uMin, cv.uSpan);
+    const [y0, y1] = indexRange(Math.min(a[1], b[1]) - rMax, Math.max(a[1], b[1]) + rMax, cv.ny, cv.vMin, cv.vSpan);
+    const [z0, z1] = indexRange(Math.min(a[2], b[2]) - rMax, Math.max(a[2], b[2]) + rMax, cv.nz, cv.sMin, cv.sSpan);
     const ab: Vec3 = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
     const len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2] || 1;
     for (let z = z0; z <= z1; z++) {
@@ -226,9 +274,9 @@ function randomVoxelOf(cv: Canvas, id: number, hint: Blob): Vec3 | undefined {
     const u = hint.centre[0] + rng.uniform(-1, 1) * hint.radii[0];
     const v = hint.centre[1] + rng.uniform(-1, 1) * hint.radii[1];
     const s = hint.centre[2] + rng.uniform(-1, 1) * hint.radii[2];
-    const x = Math.floor(((u + 1) / 2) * cv.nx);
-    const y = Math.floor(((v + 1) / 2) * cv.ny);
-    const z = Math.floor((s / 2) * cv.nz);
+    const x = Math.floor(((u - cv.uMin) / cv.uSpan) * cv.nx);
+    const y = Math.floor(((v - cv.vMin) / cv.vSpan) * cv.ny);
+    const z = Math.floor(((s - cv.sMin) / cv.sSpan) * cv.nz);
     if (x < 0 || y < 0 || z < 0 || x >= cv.nx || y >= cv.ny || z >= cv.nz) continue;
     if (cv.structures[(z * cv.ny + y) * cv.nx + x] === id) return [cv.u[x], cv.v[y], cv.s[z]];
   }
@@ -250,7 +298,7 @@ function randomVoxelOf(cv: Canvas, id: number, hint: Blob): Vec3 | undefined {
 
 /** Smallest radius (normalised units) that still spans about `voxels` voxels along every axis. */
 function minRadius(cv: Canvas, voxels: number): number {
-  return Math.max((2 * voxels) / cv.nx, (2 * voxels) / cv.ny, (2 * voxels) / cv.nz);
+  return Math.max((cv.uSpan * voxels) / cv.nx, (cv.vSpan * voxels) / cv.ny, (cv.sSpan * voxels) / cv.nz);
 }
 
 /** Generates one phantom; the same options always give the same bytes. */
@@ -260,8 +308,11 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     if (!Number.isInteger(n) || n < 4 || n > 4096) throw new Error(`generatePhantom: size[${i}] ([D, H, W]) is ${n}; expected an integer in [4, 4096]`);
   }
   const rng = new Random(options.seed);
-  const spacing: Shape3 = options.spacing ?? drawSpacing(rng);
-  const cv = makeCanvas(nx, ny, nz, rng);
+  const spacing: Shape3 = options.spacing ?? phantomFieldSpacing(options.size);
+  spacing.forEach((mm, i) => {
+    if (!(mm > 0 && Number.isFinite(mm))) throw new Error(`generatePhantom: spacing[${i}] ([x, y, z] mm) is ${mm}; expected a positive number of mm`);
+  });
+  const cv = makeCanvas(nx, ny, nz, options.fitToGrid ? phantomFieldSpacing(options.size) : spacing, rng);
   const { hu, structures: S, u, v, s } = cv;
 
   // Body outline and fat layer: ellipses whose size drifts slowly along z.
@@ -359,8 +410,8 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     for (let z = 0; z < nz; z++) {
       if (s[z] < 0.95 + 0.04 * k) continue;
       if ((s[z] / 0.2 + ribPhase + k * 0.13) % 1 > 0.55) continue;
-      const [x0, x1] = indexRange(cu - 0.04, cu + 0.04, nx, -1, 2);
-      const [y0, y1] = indexRange(cvv - 0.04, cvv + 0.04, ny, -1, 2);
+      const [x0, x1] = indexRange(cu - 0.04, cu + 0.04, nx, cv.uMin, cv.uSpan);
+      const [y0, y1] = indexRange(cvv - 0.04, cvv + 0.04, ny, cv.vMin, cv.vSpan);
       for (let y = y0; y <= y1; y++) {
         for (let x = x0; x <= x1; x++) {
           const d = Math.hypot((u[x] - cu) / 0.034, (v[y] - cvv) / 0.026);
@@ -580,11 +631,6 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   return { hu: huOut, structures: S, shape: [nx, ny, nz], spacing, affine };
 }
 
-function drawSpacing(rng: Random): Shape3 {
-  const inPlane = Math.round(rng.uniform(0.7, 1.0) * 100) / 100;
-  const slice = rng.pick([2.0, 2.5, 3.0]);
-  return [inPlane, inPlane, slice];
-}
 
 /**
  * The label volume a task's dataset would hold for this phantom: only that task's structures, in

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import type { Shape3 } from './nifti.js';
 import { writeNiftiFile } from './nifti-file.js';
-import { generatePhantom, phantomCaseSeed, phantomTaskLabel, tumourOfTask } from './phantom.js';
+import { generatePhantom, phantomCaseSeed, phantomFieldSize, phantomFieldSpacing, phantomTaskLabel, PHANTOM_GENERATOR_VERSION, tumourOfTask } from './phantom.js';
+import { Random } from './random.js';
 import { TASKS, taskById } from './tasks.js';
 import { writeFileAtomic } from './fs-util.js';
 
@@ -14,11 +15,21 @@ export interface SynthesizeOptions {
   outDir: string;
   /** Cases per task. */
   cases: number;
-  /** [D, H, W] */
-  size: [number, number, number];
+  /**
+   * Grid [D, H, W]. Without `spacing` the spacing follows (the grid covers the 360 mm phantom world); with it,
+   * both as given (a field of size x spacing mm around the body's centre). Ignored with `like`.
+   */
+  size?: [number, number, number];
   seed: number;
-  /** Voxel size [x, y, z] mm of every case; default drawn per case (see PhantomOptions.spacing). */
+  /** Voxel size [x, y, z] mm of every case; without `size` the grid follows (see phantomFieldSize). */
   spacing?: Shape3;
+  /**
+   * 'msd': grids like the Medical Segmentation Decathlon's CT: 512 x 512 in-plane at 0.6-1.0 mm (drawn per case),
+   * the task's typical slice thickness, slices to cover the body's length; int16 storage as always.
+   */
+  like?: 'msd';
+  /** See PhantomOptions.fitToGrid: a whole body in `size` voxels that claim `spacing` (for tests). */
+  fitToGrid?: boolean;
   /** Task ids to write; default all seven. */
   tasks?: readonly number[];
   onProgress?: (progress: { task: number; datasetName: string; caseIndex: number; casesPerTask: number; seconds: number }) => void;
@@ -30,9 +41,36 @@ export interface SynthesizedDataset {
   cases: { image: string; label: string }[];
 }
 
+/**
+ * MSD CT slice thicknesses (mm) seen per task, the common ones repeated so they are drawn more often: liver
+ * (LiTS) 0.7-5, KiTS19 mostly 3-5, hepatic vessel and spleen mostly 5 (some 1.5-2.5), pancreas 2.5, colon 5
+ * (some 1.25-2.5), lung mostly 1.25-2.5.
+ */
+const MSD_SLICE_MM: Record<string, readonly number[]> = {
+  liver: [0.7, 1, 1.5, 2.5, 5, 5], kidney: [3, 5, 5], hepatic_vessel: [1.5, 2.5, 5, 5], pancreas: [2.5],
+  colon: [1.25, 2.5, 5, 5], lung: [1.25, 2.5, 2.5], spleen: [1.5, 2.5, 5, 5],
+};
+
+/** The grid of one case: the same for all cases unless `like` draws one per case. */
+export function caseGrid(options: Pick<SynthesizeOptions, 'size' | 'spacing' | 'like' | 'seed'>, task: number, index: number): { size: [number, number, number]; spacing: Shape3 } {
+  if (options.like === 'msd') {
+    const rng = new Random(phantomCaseSeed(options.seed, task, index) ^ 0x6d5d);
+    const inPlane = Math.round(rng.uniform(0.6, 1.0) * 1000) / 1000;
+    const slice = rng.pick(MSD_SLICE_MM[taskById(task).key] ?? [2.5]);
+    const spacing: Shape3 = [inPlane, inPlane, slice];
+    // 512 x 512 as scanners store it (the field is 307-512 mm: the body's 360 mm fills or overfills it, as in real CT).
+    return { size: [phantomFieldSize(spacing)[0], 512, 512], spacing };
+  }
+  if (options.size && options.spacing) return { size: options.size, spacing: options.spacing };
+  if (options.size) return { size: options.size, spacing: phantomFieldSpacing(options.size) };
+  if (options.spacing) return { size: phantomFieldSize(options.spacing), spacing: options.spacing };
+  throw new Error('synthesize: neither size, spacing nor like given');
+}
+
 export async function synthesizeDatasets(options: SynthesizeOptions): Promise<SynthesizedDataset[]> {
-  const { outDir, cases, size, seed } = options;
+  const { outDir, cases, seed } = options;
   if (!Number.isInteger(cases) || cases < 1) throw new Error(`synthesize: cases is ${cases}; expected a positive integer`);
+  if (!options.like && !options.size && !options.spacing) throw new Error('synthesize: neither size, spacing nor like given; expected a grid [D, H, W], a voxel size [x, y, z] mm, or like: \'msd\'');
   const taskIds = options.tasks ?? TASKS.map((t) => t.id);
   const results: SynthesizedDataset[] = [];
   for (const taskId of taskIds) {
@@ -42,7 +80,8 @@ export async function synthesizeDatasets(options: SynthesizeOptions): Promise<Sy
     for (let i = 0; i < cases; i++) {
       const t0 = performance.now();
       const tumour = tumourOfTask(task.id);
-      const phantom = generatePhantom({ size, seed: phantomCaseSeed(seed, task.id, i), spacing: options.spacing, requireTumours: tumour ? [tumour] : [] });
+      const grid = caseGrid(options, task.id, i);
+      const phantom = generatePhantom({ size: grid.size, seed: phantomCaseSeed(seed, task.id, i), spacing: grid.spacing, fitToGrid: options.fitToGrid, requireTumours: tumour ? [tumour] : [] });
       const label = phantomTaskLabel(phantom, task.id);
       const file = `${task.filePrefix}_${String(i).padStart(3, '0')}.nii.gz`;
       const geometry = { shape: phantom.shape, spacing: phantom.spacing, affine: phantom.affine };
@@ -64,7 +103,7 @@ export async function synthesizeDatasets(options: SynthesizeOptions): Promise<Sy
       numTest: 0,
       training,
       test: [] as string[],
-      tgnet: { task: task.id, seed, size },
+      tgnet: { task: task.id, seed, generatorVersion: PHANTOM_GENERATOR_VERSION, ...(options.like ? { like: options.like } : { size: caseGrid(options, task.id, 0).size, spacing: caseGrid(options, task.id, 0).spacing }) },
     };
     await writeFileAtomic(join(root, 'dataset.json'), JSON.stringify(datasetJson, null, 2) + '\n');
     results.push({ task: task.id, root, cases: training });

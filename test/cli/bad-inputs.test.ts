@@ -17,6 +17,9 @@ import { TGNet } from '../../src/tgnet/model.js';
 import { Trainer } from '../../src/tgnet/train.js';
 import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-bad-inputs-'));
 const good = join(dir, 'good');
@@ -25,7 +28,7 @@ const ckpt = join(dir, 'model', 'checkpoint.safetensors');
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 beforeAll(async () => {
-  await synthesizeDatasets({ outDir: good, cases: 2, size: [16, 32, 32], seed: 4, tasks: [0] });
+  await synthesizeDatasets({ outDir: good, cases: 2, size: [16, 32, 32], seed: 4, tasks: [0], ...SMALL_BODY });
   cases = await loadMsdCollection(good, ['Task03_Liver']);
   // A width-2 tgnet checkpoint (untrained: only its kind matters here).
   const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 1 });

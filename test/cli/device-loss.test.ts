@@ -15,6 +15,9 @@ import { hasGpu, initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { scopeDepth } from '../../src/autograd/scope.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-device-loss-'));
 let gpu: Gpu | null = null;
 afterEach(() => {
@@ -39,7 +42,7 @@ function loseDeviceOn(when: RegExp): void {
 describe('device loss', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('during training: an error naming the phase and step, the last checkpoint intact and loadable', async () => {
     const data = join(dir, 'data');
-    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 2, tasks: [0] });
+    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 2, tasks: [0], ...SMALL_BODY });
     const out = join(dir, 'run');
     gpu = await initGpu();
     loseDeviceOn(/checkpoint \(step 2\)/);

@@ -14,6 +14,9 @@ import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { loadCheckpoint, type Checkpoint } from '../../src/tgnet/checkpoint.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 // One GPU for the file: every command reuses it and its compiled pipelines (a cold compile is most of a run's time).
 useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-resume-'));
@@ -27,7 +30,7 @@ const flags = (out: string): string[] => [
 ];
 
 beforeAll(async () => {
-  await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4] });
+  await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4], ...SMALL_BODY });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());

@@ -9,6 +9,9 @@ import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 // One GPU for the file: every command reuses it and its compiled pipelines (a cold compile is most of a run's time).
 useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
@@ -20,7 +23,7 @@ describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   it('trains on a synthesised collection, writes a loadable checkpoint, and resumes from it', async () => {
     const data = join(dir, 'data');
     // Liver (organ + tumour) and colon (tumour only): both kinds of partial labels.
-    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4] });
+    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 1, tasks: [0, 4], ...SMALL_BODY });
     const out = join(dir, 'run');
     const common = ['--data', data, '--crop', '16', '16', '16', '--width', '2', '--batch', '2', '--cache', join(dir, 'cache'), '--seed', '3'];
     const lines = captureOutput();

@@ -9,6 +9,9 @@ import { preprocessDataset, type CachedCase } from '../../src/data/preprocess-ca
 import { BatchSampler, foregroundIndex, type BatchSamplerOptions } from '../../src/data/sampler.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 let dir = '';
 let cases: DatasetCase[] = [];
 let prepared: CachedCase[] = [];
@@ -19,7 +22,7 @@ const ALL_FOREGROUND = 1 << 30;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tgnet-case-store-'));
-  await synthesizeDatasets({ outDir: join(dir, 'data'), cases: 3, size: [12, 24, 24], seed: 2, tasks: [0, 4] });
+  await synthesizeDatasets({ outDir: join(dir, 'data'), cases: 3, size: [12, 24, 24], seed: 2, tasks: [0, 4], ...SMALL_BODY });
   cases = await loadMsdCollection(join(dir, 'data'), ['Task03_Liver', 'Task10_Colon']);
   prepared = await preprocessDataset(cases, cacheDir());
 });

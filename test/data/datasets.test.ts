@@ -78,13 +78,15 @@ describe('synthesized datasets through the MSD loader', () => {
     const cache = join(dir, '..', `${dir.split('/').pop()}-cache`);
     try {
       const progress: boolean[] = [];
-      const first = await preprocessDataset(cases, cache, { onProgress: (p) => progress.push(p.cached) });
-      const second = await preprocessDataset(cases, cache, { onProgress: (p) => progress.push(p.cached) });
+      // The phantoms are 12x32x32 voxels of 11.25 x 11.25 x 30 mm (the 360 mm world): a 15 x 10 x 10 mm target keeps them small.
+      const spacing = { targetSpacingZYX: [15, 10, 10] as [number, number, number] };
+      const first = await preprocessDataset(cases, cache, { ...spacing, onProgress: (p) => progress.push(p.cached) });
+      const second = await preprocessDataset(cases, cache, { ...spacing, onProgress: (p) => progress.push(p.cached) });
       expect(progress).toEqual([false, true]);
       expect(second[0].image).toEqual(first[0].image);
       expect(second[0].label).toEqual(first[0].label);
       expect(second[0].shape).toEqual(first[0].shape);
-      // 1.5 x 0.8 x 0.8 mm target: z gets more slices than the 2-3 mm source had, values are windowed.
+      // A finer target than the source: z gets more slices, values are windowed.
       expect(first[0].shape[2]).toBeGreaterThan(SIZE[0]);
       expect(Math.min(...first[0].image)).toBeGreaterThanOrEqual(-1);
       expect(Math.max(...first[0].image)).toBeLessThanOrEqual(1);
@@ -92,7 +94,7 @@ describe('synthesized datasets through the MSD loader', () => {
       const target = labelToTarget(first[0].label, first[0].task);
       expect(target.length).toBe(2 * first[0].label.length);
       // A different target spacing invalidates the cache entry.
-      const third = await preprocessDataset(cases, cache, { targetSpacingZYX: [3, 1.6, 1.6], onProgress: (p) => progress.push(p.cached) });
+      const third = await preprocessDataset(cases, cache, { targetSpacingZYX: [30, 20, 20], onProgress: (p) => progress.push(p.cached) });
       expect(progress[2]).toBe(false);
       expect(third[0].shape[0]).toBeLessThan(first[0].shape[0]);
     } finally {
@@ -222,7 +224,8 @@ describe('dataset layouts', () => {
 
 describe('tgnet synth arguments', () => {
   it('parses flags with defaults and rejects bad ones', () => {
-    expect(parseSynthArgs(['--out', 'x'])).toEqual({ out: 'x', cases: 4, size: [32, 64, 64], seed: 0, tasks: [0, 1, 2, 3, 4, 5, 6], quiet: false });
+    // No --size, --spacing or --like: the command uses 32 64 64 (and the spacing follows).
+    expect(parseSynthArgs(['--out', 'x'])).toEqual({ out: 'x', cases: 4, seed: 0, tasks: [0, 1, 2, 3, 4, 5, 6], quiet: false });
     expect(parseSynthArgs(['--out', 'x', '--tasks', 'liver,6,Task06_Lung', '--size', '8', '16', '16']).tasks).toEqual([0, 6, 5]);
     expect(() => parseSynthArgs([])).toThrow(/--out DIR is required/);
     expect(() => parseSynthArgs(['--out', 'x', '--cases', '0'])).toThrow(/--cases is "0"; expected an integer >= 1/);

@@ -1,6 +1,9 @@
 import { describe, it, expect } from 'vitest';
-import { Structure, generatePhantom, phantomCaseSeed, phantomTaskLabel, tumourOfTask } from '../../src/data/phantom.js';
-import { TASKS } from '../../src/data/tasks.js';
+import { createHash } from 'node:crypto';
+import { Structure, generatePhantom, phantomCaseSeed, phantomFieldSize, phantomFieldSpacing, phantomTaskLabel, tumourOfTask } from '../../src/data/phantom.js';
+import { TASKS, taskByKey } from '../../src/data/tasks.js';
+import { caseGrid } from '../../src/data/synth.js';
+import { parseSynthArgs } from '../../src/cli/synth.js';
 
 const SIZE: [number, number, number] = [24, 48, 48];
 
@@ -52,11 +55,36 @@ describe('phantom generator', () => {
       if (s === Structure.lung) lowestLungSlice = Math.min(lowestLungSlice, Math.floor(i / (nx * ny)));
     });
     expect(lowestLungSlice).toBeGreaterThan(nz * 0.6);
-    // Anisotropic spacing within the documented ranges.
-    expect(p.spacing[0]).toBe(p.spacing[1]);
-    expect(p.spacing[0]).toBeGreaterThanOrEqual(0.7);
-    expect(p.spacing[0]).toBeLessThanOrEqual(1);
-    expect([2, 2.5, 3]).toContain(p.spacing[2]);
+    // Without a spacing the grid covers the 360 mm world: 360 / n mm per voxel.
+    expect(p.spacing).toEqual([7.5, 7.5, 15]);
+  });
+
+  it('is one physical world: the demo\'s grid keeps version 2\'s bytes, a finer grid sees the same anatomy, a finer spacing a smaller field', () => {
+    // SHA-256 (first 16 hex digits) of hu and structures from version 2 of the generator at the demo's grids:
+    // the demo's phantoms (and its table) do not change with version 3.
+    const hash = (p: { hu: Int16Array; structures: Uint8Array }) => createHash('sha256').update(new Uint8Array(p.hu.buffer)).update(p.structures).digest('hex').slice(0, 16);
+    expect(hash(generatePhantom({ size: [16, 32, 32], seed: phantomCaseSeed(0, 0, 0), spacing: phantomFieldSpacing([16, 32, 32]), requireTumours: ['liver'] }))).toBe('34265cc21430b12c');
+    expect(hash(generatePhantom({ size: [16, 32, 32], seed: 12345, spacing: [11.25, 11.25, 22.5], requireTumours: ['liver'] }))).toBe('128d58f0bce8b7f3');
+    expect(hash(generatePhantom({ size: [32, 64, 64], seed: phantomCaseSeed(1, 3, 2), requireTumours: ['liver'] }))).toBe('2bffc8c0c73ad07f');
+    expect(phantomFieldSize([11.25, 11.25, 22.5])).toEqual([16, 32, 32]);
+    expect(phantomFieldSpacing([16, 32, 32])).toEqual([11.25, 11.25, 22.5]);
+
+    // The same seed at twice the resolution: each organ's volume in mm3 within 15 % (lesions keep a minimum
+    // radius in voxels, so tumours are left out), the body the same size.
+    const coarse = generatePhantom({ size: [16, 32, 32], seed: 3 });
+    const fine = generatePhantom({ size: [32, 64, 64], seed: 3 });
+    const mm3 = (p: typeof coarse, id: number) => count(p.structures, id) * p.spacing[0] * p.spacing[1] * p.spacing[2];
+    for (const id of [Structure.liver, Structure.kidney, Structure.spleen, Structure.fat, Structure.air]) {
+      expect(mm3(fine, id) / mm3(coarse, id), `structure ${id}`).toBeGreaterThan(0.85);
+      expect(mm3(fine, id) / mm3(coarse, id), `structure ${id}`).toBeLessThan(1.15);
+    }
+    // Half the spacing at the same grid: the central half of the world, so no air at all along the middle row.
+    const zoomed = generatePhantom({ size: [16, 32, 32], seed: 3, spacing: [5.625, 5.625, 11.25] });
+    const [nx, ny] = zoomed.shape;
+    const row = (8 * ny + ny / 2) * nx;
+    expect([...zoomed.structures.subarray(row, row + nx)].filter((v) => v === Structure.air)).toEqual([]);
+    expect([...coarse.structures.subarray(row, row + nx)].filter((v) => v === Structure.air).length).toBeGreaterThan(0);
+    expect(() => generatePhantom({ size: [16, 32, 32], seed: 0, spacing: [1, 0, 1] })).toThrow(/spacing\[1\] \(\[x, y, z\] mm\) is 0; expected a positive number of mm/);
   });
 
   for (const task of TASKS) {
@@ -99,5 +127,27 @@ describe('phantom generator', () => {
 
   it('rejects bad sizes', () => {
     expect(() => generatePhantom({ size: [2, 64, 64], seed: 0 })).toThrow(/size\[0\] \(\[D, H, W\]\) is 2; expected an integer in \[4, 4096\]/);
+  });
+});
+
+describe('tgnet synth grids', () => {
+  it('--size sets the grid and the spacing follows, --spacing the other way round, --like msd draws MSD-like CT grids', () => {
+    expect(caseGrid({ size: [16, 32, 32], seed: 0 }, 0, 0)).toEqual({ size: [16, 32, 32], spacing: [11.25, 11.25, 22.5] });
+    expect(caseGrid({ spacing: [0.8, 0.8, 2.5], seed: 0 }, 0, 0)).toEqual({ size: [144, 450, 450], spacing: [0.8, 0.8, 2.5] });
+    expect(caseGrid({ size: [8, 16, 16], spacing: [1, 1, 2], seed: 0 }, 0, 0)).toEqual({ size: [8, 16, 16], spacing: [1, 1, 2] });
+    for (const key of ['liver', 'pancreas', 'lung'] as const) {
+      for (let i = 0; i < 4; i++) {
+        const g = caseGrid({ like: 'msd', seed: 1 }, taskByKey(key).id, i);
+        expect(g.size.slice(1)).toEqual([512, 512]);
+        expect(g.spacing[0]).toBe(g.spacing[1]);
+        expect(g.spacing[0]).toBeGreaterThanOrEqual(0.6);
+        expect(g.spacing[0]).toBeLessThanOrEqual(1);
+        expect(g.size[0]).toBe(Math.round(360 / g.spacing[2]));
+        if (key === 'pancreas') expect(g.spacing[2]).toBe(2.5);
+      }
+    }
+    expect(parseSynthArgs(['--out', 'x', '--spacing', '2.5', '0.8', '0.8']).spacing).toEqual([2.5, 0.8, 0.8]);
+    expect(() => parseSynthArgs(['--out', 'x', '--like', 'msd', '--size', '8', '16', '16'])).toThrow(/--like msd draws its own grids; expected it without --size and --spacing/);
+    expect(() => parseSynthArgs(['--out', 'x', '--like', 'kits'])).toThrow(/--like is "kits"; expected/);
   });
 });

@@ -31,6 +31,9 @@ import { dodnetParameterShapes } from '../../src/tgnet/dodnet.js';
 import type { TGNet } from '../../src/tgnet/model.js';
 import { COLD_COMPILE_TIMEOUT_MS, expectClose, useGpu } from '../helpers/gpu.js';
 
+/** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
+const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
+
 useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-dodnet-pth-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,7 +81,7 @@ describe('DoDNet .pth in tgnet', () => {
     vi.spyOn(console, 'log').mockImplementation((s: string) => { lines.push(s); });
     await importDodnetCommand(['--in', pth, '--out', imported]);
     expect(lines).toEqual([`wrote ${imported}: TGNet dodnet, width 2, 7 tasks, 72,058 parameters`]);
-    const [liver] = await synthesizeDatasets({ outDir: join(dir, 'data'), cases: 1, size: [8, 24, 24], seed: 2, tasks: [0] });
+    const [liver] = await synthesizeDatasets({ outDir: join(dir, 'data'), cases: 1, size: [8, 24, 24], seed: 2, tasks: [0], ...SMALL_BODY });
     const image = join(liver.root, liver.cases[0].image);
     const masks = [];
     for (const model of [pth, imported]) {

@@ -101,7 +101,9 @@ async function defaultPhantoms(seed: number, log: (s: string) => void): Promise<
   if (await stat(marker).then(() => true, () => false)) return dir;
   log(`no --data: synthesising ${PHANTOMS.cases} phantom cases per task at ${PHANTOMS.size.join('x')} into ${dir} (once)`);
   const t0 = performance.now();
-  await synthesizeDatasets({ outDir: dir, cases: PHANTOMS.cases, size: PHANTOMS.size, seed });
+  // The body scaled to the grid at CT-like voxels (fitToGrid), as before generator version 3: train resamples to
+  // DoDNet's 1.5 x 0.8 x 0.8 mm, where the 360 mm phantom world would be a 240x450x450 volume per case.
+  await synthesizeDatasets({ outDir: dir, cases: PHANTOMS.cases, size: PHANTOMS.size, seed, spacing: [0.85, 0.85, 2.5], fitToGrid: true });
   // Written last, so an interrupted synthesis is redone rather than trusted.
   await writeFile(marker, `${JSON.stringify({ ...PHANTOMS, seed })}\n`);
   log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -3,13 +3,16 @@
  * --data, on a small phantom collection it synthesises once into a cache, so that `npx tgnet train` runs out
  * of the box on a software GPU. Data: loadMsdCollection -> per-task split (kept in the run folder so a resumed
  * run trains on the same cases) -> preprocessDatasetToStore (cached; one case in memory at a time) ->
- * StreamingBatchSampler mixing tasks, reading cases on demand through an LRU of --cache-cases cases -> Trainer.
+ * StreamingBatchSampler mixing tasks, reading cases on demand through an LRU of --cache-cases cases, its crops cut
+ * and augmented by --workers worker threads -> Trainer.
  */
 import { createHash } from 'node:crypto';
 import { access, constants, readdir, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
+import { defaultCropWorkerScript } from '../data/crop-workers.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { OPTIMIZER_KINDS } from '../nn/optim.js';
@@ -68,6 +71,8 @@ const TRAIN_OPTIONS = {
   cache: option('DIR', `preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)`, pathValue, { default: null }),
   cacheCases: option('N', `preprocessed cases held in memory at once; others are read from the cache when a crop needs them (default ${DEFAULTS.cacheCases})`,
     integerValue(1), { default: DEFAULTS.cacheCases }),
+  workers: option('N', 'worker threads that cut and augment the training crops while the GPU trains; the batches are the same for any N, so a run may resume with another (default: cores - 1, at least 1; 0: build them on the main thread)',
+    integerValue(0), { default: null }),
 };
 
 export const TRAIN_CLI = new CommandLine('train', TRAIN_OPTIONS, {
@@ -156,6 +161,23 @@ function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: str
   }
 }
 
+/** Batches built ahead of training by the crop workers (StreamingBatchSampler's queue). */
+const SAMPLER_QUEUE = 2;
+
+/**
+ * --workers, or cores - 1 (at least 1). Without a built worker script (running from the TypeScript sources
+ * before `npm run build`) the default falls back to the main thread, which gives the same batches; an explicit
+ * --workers N then fails in the sampler, naming the missing file.
+ */
+function cropWorkers(given: number | null, log: (s: string) => void): number {
+  if (given !== null) return given;
+  if (!defaultCropWorkerScript()) {
+    log('note: no built crop worker (dist/src/data/crop-worker.js; npm run build makes it): batches are built on the main thread');
+    return 0;
+  }
+  return Math.max(1, availableParallelism() - 1);
+}
+
 /** Fails unless `dir` is (or can be created as) a writable folder, before any work is done. */
 async function checkOutputFolder(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => null);
@@ -227,7 +249,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
 
   const startStep = meta?.step ?? 0;
   // On resume the Trainer moves the sampler to where the checkpoint's run stood (the crops it had not used yet).
-  const sampler = new StreamingBatchSampler(store, { batchSize: batch, cropSize: crop, seed });
+  const workers = cropWorkers(args.workers, log);
+  const sampler = new StreamingBatchSampler(store, { batchSize: batch, cropSize: crop, seed, workers, queue: SAMPLER_QUEUE });
+  log(workers > 0 ? `batches: built by ${workers} worker thread${workers > 1 ? 's' : ''}, ${SAMPLER_QUEUE} ahead` : 'batches: built on the main thread, one ahead');
 
   // Validation crops: one fixed crop per validation case (preprocessed through the same cache).
   const crops: ValidationCrop[] = [];
@@ -272,6 +296,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     });
     log(`done: step ${trainer.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${checkpointPath}; curves ${folder.path('curves.svg')}`);
   } finally {
+    await sampler.close();
     await folder.close();
     trainer?.dispose();
     model?.dispose();

@@ -3,7 +3,7 @@
  * [x, y, z] volume with D = z, H = y, W = x). Everything random takes a `Random`, so a seed fixes it.
  */
 import type { Shape3 } from './nifti.js';
-import type { Random } from './random.js';
+import { Random } from './random.js';
 import { resampleToShape } from './preprocess.js';
 
 /** [D, H, W]. */
@@ -166,18 +166,51 @@ export function adjustGamma(data: Float32Array, gamma: number): void {
   for (let i = 0; i < data.length; i++) data[i] = Math.pow((data[i] - lo) / range, gamma) * range + lo;
 }
 
-/** The intensity augmentations in a fixed order, each with its probability. */
-export function augmentIntensity(data: Float32Array, rng: Random, options: AugmentOptions = DEFAULT_AUGMENT): void {
+/**
+ * What augmentIntensity does to one crop, decided in advance: every random draw is made here, so the work itself
+ * (applyIntensity) can run anywhere (a worker thread) and the generator moves on as if it had run. null: not applied.
+ */
+export interface IntensityPlan {
+  /** Gaussian noise: its standard deviation and the generator state its per-voxel draws start from. */
+  noise: { std: number; state: number } | null;
+  brightness: number | null;
+  contrast: number | null;
+  gamma: number | null;
+}
+
+/**
+ * The draws of augmentIntensity on `voxels` values, in its order; the per-voxel noise draws are skipped over
+ * (Random.skipNormals) and replayed by applyIntensity from the saved state.
+ */
+export function planIntensity(rng: Random, voxels: number, options: AugmentOptions = DEFAULT_AUGMENT): IntensityPlan {
+  if (!Number.isInteger(voxels) || voxels < 0) throw new Error(`planIntensity: voxels is ${voxels}; expected a non-negative integer`);
+  let noise: IntensityPlan['noise'] = null;
   if (rng.chance(options.noiseProbability)) {
-    addGaussianNoise(data, rng, Math.sqrt(rng.uniform(...options.noiseVarianceRange)));
+    const std = Math.sqrt(rng.uniform(...options.noiseVarianceRange));
+    noise = { std, state: rng.currentState };
+    rng.skipNormals(voxels);
   }
-  if (rng.chance(options.brightnessProbability)) multiplyBrightness(data, rng.uniform(...options.brightnessRange));
-  if (rng.chance(options.contrastProbability)) adjustContrast(data, rng.uniform(...options.contrastRange));
+  const brightness = rng.chance(options.brightnessProbability) ? rng.uniform(...options.brightnessRange) : null;
+  const contrast = rng.chance(options.contrastProbability) ? rng.uniform(...options.contrastRange) : null;
+  let gamma: number | null = null;
   if (rng.chance(options.gammaProbability)) {
     // Half the draws below 1, half above, as batchgenerators does for ranges straddling 1.
     const [g0, g1] = options.gammaRange;
     const straddles = g0 < 1 && g1 > 1;
-    const gamma = !straddles ? rng.uniform(g0, g1) : rng.chance(0.5) ? rng.uniform(g0, 1) : rng.uniform(1, g1);
-    adjustGamma(data, gamma);
+    gamma = !straddles ? rng.uniform(g0, g1) : rng.chance(0.5) ? rng.uniform(g0, 1) : rng.uniform(1, g1);
   }
+  return { noise, brightness, contrast, gamma };
+}
+
+/** Applies a planned intensity augmentation in augmentIntensity's order (noise, brightness, contrast, gamma). */
+export function applyIntensity(data: Float32Array, plan: IntensityPlan): void {
+  if (plan.noise) addGaussianNoise(data, Random.fromState(plan.noise.state), plan.noise.std);
+  if (plan.brightness !== null) multiplyBrightness(data, plan.brightness);
+  if (plan.contrast !== null) adjustContrast(data, plan.contrast);
+  if (plan.gamma !== null) adjustGamma(data, plan.gamma);
+}
+
+/** The intensity augmentations in a fixed order, each with its probability. */
+export function augmentIntensity(data: Float32Array, rng: Random, options: AugmentOptions = DEFAULT_AUGMENT): void {
+  applyIntensity(data, planIntensity(rng, data.length, options));
 }

@@ -11,8 +11,10 @@ import type { DatasetCase } from './datasets.js';
 import { isDicomInput, readDicomInput } from './dicom-file.js';
 import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
 import { Random } from './random.js';
+import { CropWorkerPool, defaultCropWorkerScript } from './crop-workers.js';
 import {
-  BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, sampleCrop, type Batch, type BatchSamplerOptions, type SamplerPosition, type TrainingCase,
+  BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, planCrop, renderCrop, type Batch, type BatchSamplerOptions, type CropPlan, type SamplerPosition,
+  type TrainingCase,
 } from './sampler.js';
 
 /**
@@ -104,6 +106,8 @@ export interface CaseStoreOptions {
   maxCases?: number;
   /** Most image + label bytes held at once; one case is always allowed even if larger (default: no limit). */
   maxBytes?: number;
+  /** Read cases into SharedArrayBuffers, so crop worker threads use them without a copy (default false). */
+  shared?: boolean;
 }
 
 export interface CaseStoreStats {
@@ -154,6 +158,7 @@ export class CaseStore {
   private heldBytes = 0;
   private pendingBytes = 0;
   private counters = { loads: 0, hits: 0, peakLive: 0 };
+  private shared: boolean;
 
   constructor(cases: readonly StoredCaseInfo[], options: CaseStoreOptions = {}) {
     const maxCases = options.maxCases ?? 16;
@@ -167,6 +172,12 @@ export class CaseStore {
     this.cases = cases;
     this.maxCases = maxCases;
     this.maxBytes = maxBytes;
+    this.shared = options.shared ?? false;
+  }
+
+  /** Cases read from now on go to shared memory (see CaseStoreOptions.shared); those held stay as they are. */
+  shareMemory(): void {
+    this.shared = true;
   }
 
   info(id: string): StoredCaseInfo {
@@ -197,7 +208,7 @@ export class CaseStore {
     const bytes = caseBytes(info);
     // Evict before reading, so the bound holds while the new case is in memory too.
     this.evictFor(bytes);
-    const promise = readCachedVolumes(info.stem, info.shape).then(({ image, label }): TrainingCase => (
+    const promise = readCachedVolumes(info.stem, info.shape, { shared: this.shared }).then(({ image, label }): TrainingCase => (
       { id: info.id, task: info.task, shape: info.shape, image, label, foreground: info.foreground }
     ));
     this.pending.set(id, promise);
@@ -256,44 +267,94 @@ export async function preprocessDatasetToStore(cases: readonly DatasetCase[], ca
 }
 
 export interface StreamingBatchSamplerOptions extends BatchSamplerOptions {
-  /** Build the next batch in the background while the current one is used (default true). */
+  /** Build batches in the background while the current one is used (default true). */
   prefetch?: boolean;
+  /**
+   * Worker threads that cut and augment the crops (default 0: this thread, one batch built ahead). The main
+   * thread still makes every random draw (planCrop), so the batches are the same for any number of workers.
+   */
+  workers?: number;
+  /** With workers: batches built ahead of the one handed out, a bounded queue (default 2). */
+  queue?: number;
+  /** With workers: the built crop-worker.js (default: defaultCropWorkerScript()). */
+  workerScript?: URL | string;
+}
+
+/** A batch's random draws, made before any of its crops is built: the cases, the plans and where the stream ends. */
+interface PlannedBatch {
+  items: { ref: StoredCaseInfo; plan: CropPlan }[];
+  end: number;
 }
 
 /**
  * BatchSampler over a CaseStore: same options, same case picking and crops (same seed, same batches
  * while every case's foreground fits the store's compact index), but cases are read on demand.
  *
- * The next batch is built in the background, so the generator runs one batch ahead of the caller. `position()`
- * therefore reports the generator's state where the first batch not yet handed out began (saved with each
- * batch as it is built), not its live state: a run resumed from it draws exactly the batches it had not used.
+ * Batches are built ahead of the caller: in this thread one at a time, or with `workers` several at once, their
+ * crops in worker threads. Either way the generator is advanced only here, batch after batch, in order (planCrop),
+ * so the batches do not depend on the number of workers. `position()` therefore reports the generator's state
+ * where the first batch not yet handed out began (saved with each batch as it is planned), not its live state: a
+ * run resumed from it draws exactly the batches it had not used.
  */
 export class StreamingBatchSampler {
   private rng: Random;
   private readonly picker: CasePicker<StoredCaseInfo>;
-  private ahead: Promise<BuiltBatch> | null = null;
+  /** Batches being built, oldest first. */
+  private readonly ahead: Promise<BuiltBatch>[] = [];
   private started = false;
   private consumed: SamplerPosition;
+  /** Batches handed out by next() (a promise each), counting from the restored position. */
+  private handedOut = 0;
+  /** Of those, how many have been delivered, in stream order (what `consumed` describes). */
+  private consumedSeq = 0;
+  /** The restored position's batch count (0 for a fresh stream). */
+  private startBatches = 0;
+  private readonly pool: CropWorkerPool | null;
+  private readonly queue: number;
 
   constructor(
     private readonly store: CaseStore,
     private readonly options: StreamingBatchSamplerOptions,
   ) {
     this.picker = new CasePicker(store.cases, options, 'StreamingBatchSampler');
+    const workers = options.workers ?? 0;
+    if (!Number.isInteger(workers) || workers < 0) throw new Error(`StreamingBatchSampler: workers is ${workers}; expected a non-negative integer (0: build crops in this thread)`);
+    this.queue = options.queue ?? 2;
+    if (!Number.isInteger(this.queue) || this.queue < 1) throw new Error(`StreamingBatchSampler: queue is ${this.queue}; expected a positive integer (batches built ahead)`);
     this.rng = new Random(options.seed);
     this.consumed = { batches: 0, state: this.rng.currentState };
+    if (workers > 0) {
+      store.shareMemory();
+      this.pool = new CropWorkerPool(workers, options.workerScript ?? defaultCropWorkerScript());
+    } else {
+      this.pool = null;
+    }
+  }
+
+  /** Worker threads building crops (0: this thread). */
+  get workers(): number {
+    return this.pool?.count ?? 0;
   }
 
   next(): Promise<Batch> {
     this.started = true;
-    const current = this.ahead ?? this.build();
-    // Batches are built strictly one after another, so the random stream is the same as BatchSampler's.
-    this.ahead = this.options.prefetch === false ? null : current.then(() => this.build());
-    // A prefetched batch that fails after training stops must not be an unhandled rejection; a caller
-    // that asks for it still gets the error.
-    this.ahead?.catch(() => undefined);
+    let current: Promise<BuiltBatch>;
+    if (this.pool) {
+      current = this.ahead.shift() ?? this.submit();
+      // The bounded queue: up to `queue` batches planned and being built behind the one handed out.
+      while (this.options.prefetch !== false && this.ahead.length < this.queue) this.ahead.push(this.quiet(this.submit()));
+    } else {
+      current = this.ahead.shift() ?? this.build();
+      // Batches are built strictly one after another in this thread.
+      if (this.options.prefetch !== false) this.ahead.push(this.quiet(current.then(() => this.build())));
+    }
+    const seq = this.handedOut++;
     return current.then(({ batch, end }) => {
-      this.consumed = { batches: this.consumed.batches + 1, state: end };
+      // Handed-out batches may be awaited out of order; the position is that of the latest in stream order.
+      if (seq + 1 > this.consumedSeq) {
+        this.consumedSeq = seq + 1;
+        this.consumed = { batches: this.startBatches + seq + 1, state: end };
+      }
       return batch;
     });
   }
@@ -312,17 +373,56 @@ export class StreamingBatchSampler {
     if (this.started) throw new Error('StreamingBatchSampler.restorePosition: batches were already drawn; restore a new sampler before its first next()');
     this.rng = Random.fromState(position.state);
     this.consumed = { ...position };
+    this.startBatches = position.batches;
   }
 
-  private async build(): Promise<BuiltBatch> {
+  /** Stops the crop workers (if any); batches still being built are dropped. Call when training ends. */
+  async close(): Promise<void> {
+    this.ahead.length = 0;
+    await this.pool?.close();
+  }
+
+  /** A prefetched batch that fails after training stops must not be an unhandled rejection; a caller that asks for it still gets the error. */
+  private quiet(p: Promise<BuiltBatch>): Promise<BuiltBatch> {
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private plan(): PlannedBatch {
     const { batchSize: n, cropSize } = this.options;
-    const batch = new BatchBuilder(n, cropSize);
+    const items: PlannedBatch['items'] = [];
     for (let i = 0; i < n; i++) {
       const ref = this.picker.pick(this.rng);
-      const c = await this.store.load(ref.id);
-      batch.add(c, sampleCrop(c, cropSize, this.rng, this.options));
+      items.push({ ref, plan: planCrop(ref, cropSize, this.rng, this.options) });
     }
-    return { batch: batch.finish(), end: this.rng.currentState };
+    return { items, end: this.rng.currentState };
+  }
+
+  /** Plans the next batch and builds it here, crop by crop. */
+  private async build(): Promise<BuiltBatch> {
+    const { items, end } = this.plan();
+    const batch = new BatchBuilder(this.options.batchSize, this.options.cropSize);
+    for (const { ref, plan } of items) {
+      const c = await this.store.load(ref.id);
+      batch.add(c, renderCrop(c, this.options.cropSize, plan, this.options));
+    }
+    return { batch: batch.finish(), end };
+  }
+
+  /** Plans the next batch now and builds its crops in the workers, all at once. */
+  private submit(): Promise<BuiltBatch> {
+    const pool = this.pool as CropWorkerPool;
+    const { items, end } = this.plan();
+    const crops = items.map(async ({ ref, plan }) => {
+      const c = await this.store.load(ref.id);
+      const { image, label } = await pool.render(c, this.options.cropSize, plan, this.options.imagePadValue);
+      return { image, label, start: plan.start, regionSize: plan.regionSize, flipped: plan.flipped, foregroundCentred: plan.foregroundCentred };
+    });
+    return Promise.all(crops).then((built) => {
+      const batch = new BatchBuilder(this.options.batchSize, this.options.cropSize);
+      built.forEach((crop, i) => batch.add(items[i].ref, crop));
+      return { batch: batch.finish(), end };
+    });
   }
 }
 

@@ -126,10 +126,12 @@ async function readExactly(path: string, into: Uint8Array, shape: Shape3): Promi
  * Reads the image and label files of a cached case of `shape` [x, y, z]; throws naming the file when
  * one is missing or has the wrong size (e.g. truncated).
  */
-export async function readCachedVolumes(stemPath: string, shape: Shape3): Promise<{ image: Float32Array; label: Uint8Array }> {
+export async function readCachedVolumes(stemPath: string, shape: Shape3, options: { shared?: boolean } = {}): Promise<{ image: Float32Array; label: Uint8Array }> {
   const voxels = shape[0] * shape[1] * shape[2];
-  const image = new Float32Array(voxels);
-  const label = new Uint8Array(voxels);
+  // Shared memory lets crop workers read the case without a copy per crop (see CropWorkerPool).
+  const Memory = options.shared ? SharedArrayBuffer : ArrayBuffer;
+  const image = new Float32Array(new Memory(voxels * 4));
+  const label = new Uint8Array(new Memory(voxels));
   // Read straight into the typed arrays: no intermediate Buffer, so a load costs one copy of the case.
   await readExactly(`${stemPath}.image.f32`, new Uint8Array(image.buffer), shape);
   await readExactly(`${stemPath}.label.u8`, label, shape);

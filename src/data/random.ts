@@ -64,6 +64,18 @@ export class Random {
     return mean + std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * Moves the generator past `count` normal() calls without computing them (the same draws, rejections
+   * included), so a planner can hand the real draws to another thread and carry on with the stream.
+   */
+  skipNormals(count: number): void {
+    if (!Number.isInteger(count) || count < 0) throw new Error(`Random.skipNormals: count is ${count}; expected a non-negative integer`);
+    for (let i = 0; i < count; i++) {
+      while (this.next() <= 1e-12);
+      this.next();
+    }
+  }
+
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('Random.pick: cannot pick from an empty list');
     return items[Math.floor(this.next() * items.length)];

@@ -9,13 +9,15 @@ import {
   DEFAULT_AUGMENT,
   IMAGE_PAD_VALUE,
   LABEL_PAD_VALUE,
-  augmentIntensity,
+  applyIntensity,
   dhwFromXyz,
   extractCrop,
   flipAxis,
+  planIntensity,
   resizeDhw,
   type AugmentOptions,
   type DHW,
+  type IntensityPlan,
 } from './augment.js';
 
 /** One preprocessed case in memory; `shape` is NIfTI [x, y, z], so [D, H, W] = [z, y, x]. */
@@ -93,23 +95,43 @@ function randomStart(rng: Random, size: number, n: number): number {
   return n >= size ? rng.int(0, n - size) : rng.int(n - size, 0);
 }
 
+/** What a crop needs to be placed: its id, shape and foreground index (not its voxels). */
+export interface CropSource {
+  id: string;
+  /** NIfTI [x, y, z]. */
+  shape: Shape3;
+  foreground: ReadonlyMap<number, Int32Array>;
+}
+
 /**
- * One augmented training crop of `cropSize` [D, H, W]. With probability `foregroundFraction` the
- * region is centred on a random voxel of a random foreground label value (each present value equally
- * likely, so small tumours get their share), jittered by up to a quarter of the region; otherwise it
- * is placed uniformly. Image padding uses -1, label padding 0.
+ * Every random decision of one crop, made in advance (planCrop), so that the crop itself (renderCrop) can be cut
+ * and augmented anywhere, e.g. in a worker thread, while the generator has already moved on exactly as
+ * sampleCrop would have moved it.
  */
-export function sampleCrop(c: TrainingCase, cropSize: DHW, rng: Random, options: CropOptions = {}): Crop {
+export interface CropPlan {
+  /** The zoom drawn (1: none); the region is resized to the crop size whenever it is not 1. */
+  scale: number;
+  /** Where the (pre-scaling) region starts in the case, [D, H, W]; may be negative when padded. */
+  start: DHW;
+  /** Region size before resizing to the crop size. */
+  regionSize: DHW;
+  flipped: [boolean, boolean, boolean];
+  foregroundCentred: boolean;
+  intensity: IntensityPlan;
+}
+
+/**
+ * The draws of one augmented training crop of `cropSize` [D, H, W]. With probability `foregroundFraction` the
+ * region is centred on a random voxel of a random foreground label value (each present value equally likely, so
+ * small tumours get their share), jittered by up to a quarter of the region; otherwise it is placed uniformly.
+ */
+export function planCrop(c: CropSource, cropSize: DHW, rng: Random, options: CropOptions = {}): CropPlan {
   const aug = options.augment ?? DEFAULT_AUGMENT;
   const shape = dhwFromXyz(c.shape);
-  const voxels = shape[0] * shape[1] * shape[2];
-  if (c.image.length !== voxels || c.label.length !== voxels) {
-    throw new Error(`case ${c.id}: image length ${c.image.length} / label length ${c.label.length}; expected ${voxels} for shape [x, y, z] = [${c.shape.join(', ')}]`);
-  }
   const scale = rng.chance(aug.scaleProbability) ? rng.uniform(...aug.scaleRange) : 1;
   const regionSize = cropSize.map((n) => Math.max(1, Math.round(n * scale))) as DHW;
 
-  const fg = c.foreground ?? foregroundIndex(c.label);
+  const fg = c.foreground;
   const fgValues = [...fg.keys()];
   const foregroundCentred = fgValues.length > 0 && rng.chance(options.foregroundFraction ?? 0.8);
   let start: DHW;
@@ -125,26 +147,51 @@ export function sampleCrop(c: TrainingCase, cropSize: DHW, rng: Random, options:
   } else {
     start = regionSize.map((s, a) => randomStart(rng, s, shape[a])) as DHW;
   }
+  const flipped: [boolean, boolean, boolean] = [false, false, false];
+  if (aug.mirror) {
+    for (const axis of [0, 1, 2] as const) flipped[axis] = rng.chance(0.5);
+  }
+  const intensity = planIntensity(rng, cropSize[0] * cropSize[1] * cropSize[2], aug);
+  return { scale, start, regionSize, flipped, foregroundCentred, intensity };
+}
 
+/** Checks that a case's arrays hold its shape's voxels, naming the case. */
+function checkCaseArrays(c: TrainingCase): void {
+  const voxels = c.shape[0] * c.shape[1] * c.shape[2];
+  if (c.image.length !== voxels || c.label.length !== voxels) {
+    throw new Error(`case ${c.id}: image length ${c.image.length} / label length ${c.label.length}; expected ${voxels} for shape [x, y, z] = [${c.shape.join(', ')}]`);
+  }
+}
+
+/** Cuts, resizes, flips and augments the crop a plan describes; no random draws. Image padding uses -1, label padding 0. */
+export function renderCrop(c: TrainingCase, cropSize: DHW, plan: CropPlan, options: Pick<CropOptions, 'imagePadValue'> = {}): Crop {
+  checkCaseArrays(c);
+  const shape = dhwFromXyz(c.shape);
+  const { start, regionSize, flipped, foregroundCentred } = plan;
   const padImage = options.imagePadValue ?? IMAGE_PAD_VALUE;
   let image = extractCrop(c.image, shape, start, regionSize, padImage);
   let label = extractCrop(c.label, shape, start, regionSize, LABEL_PAD_VALUE);
-  if (scale !== 1) {
+  if (plan.scale !== 1) {
     image = resizeDhw(image, regionSize, cropSize, 'linear');
     label = Uint8Array.from(resizeDhw(label, regionSize, cropSize, 'nearest'));
   }
-  const flipped: [boolean, boolean, boolean] = [false, false, false];
-  if (aug.mirror) {
-    for (const axis of [0, 1, 2] as const) {
-      if (rng.chance(0.5)) {
-        flipAxis(image, cropSize, axis);
-        flipAxis(label, cropSize, axis);
-        flipped[axis] = true;
-      }
+  for (const axis of [0, 1, 2] as const) {
+    if (flipped[axis]) {
+      flipAxis(image, cropSize, axis);
+      flipAxis(label, cropSize, axis);
     }
   }
-  augmentIntensity(image, rng, aug);
-  return { image, label, start, regionSize, flipped, foregroundCentred };
+  applyIntensity(image, plan.intensity);
+  return { image, label, start: [...start], regionSize: [...regionSize], flipped: [...flipped], foregroundCentred };
+}
+
+/**
+ * One augmented training crop of `cropSize` [D, H, W]: planCrop's draws, then renderCrop's work (see both).
+ */
+export function sampleCrop(c: TrainingCase, cropSize: DHW, rng: Random, options: CropOptions = {}): Crop {
+  checkCaseArrays(c);
+  const plan = planCrop({ id: c.id, shape: c.shape, foreground: c.foreground ?? foregroundIndex(c.label) }, cropSize, rng, options);
+  return renderCrop(c, cropSize, plan, options);
 }
 
 export interface Batch {

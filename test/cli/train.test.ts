@@ -87,6 +87,9 @@ describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
     expect(parseTrainArgs([]).cacheCases).toBe(16);
     expect(parseTrainArgs(['--cache-cases', '3']).cacheCases).toBe(3);
     expect(() => parseTrainArgs(['--cache-cases', '0'])).toThrow(/--cache-cases is "0"; expected an integer >= 1/);
+    expect(parseTrainArgs([]).workers).toBeNull();
+    expect(parseTrainArgs(['--workers', '0']).workers).toBe(0);
+    expect(() => parseTrainArgs(['--workers', '-1'])).toThrow(/--workers is "-1"; expected an integer >= 0/);
     await expect(trainCommand(['--resume', join(dir, 'none.safetensors')])).rejects.toThrow(/none\.safetensors: file not found/);
   });
 });

@@ -3,7 +3,8 @@
  * test/tgnet/golden.test.ts holds the TypeScript TGNet to: for every variant, the twin loads the golden's weights
  * by state-dict name (strict: every key matched, none left over) and computes the same logits, loss and parameter
  * gradients; and scripts/make_tgnet_golden.sh, run with the twin, writes the committed files again (byte for byte
- * on this project's machines; the seeded tensors bit for bit and the float32 results within tolerance anywhere).
+ * on this project's machines; the seeded tensors bit for bit and the float32 results within tolerance anywhere);
+ * and `npm run bench`'s PyTorch CPU step (bench/torch-cpu.ts) runs on the twin with TGNET_REF unset.
  * With Debian's PyTorch (/usr/bin/python3 with torch); skipped without it, as CI installs none.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { torchCpuStep } from '../../bench/torch-cpu.js';
 import { readSafetensors } from '../../src/nn/safetensors.js';
 import { TGNET_VARIANTS } from '../../src/tgnet/model.js';
 
@@ -66,6 +68,19 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: the twin gives the goldens\'
       expect(got.loss_abs).toBeLessThan(1e-5);
     }, 60_000);
   }
+
+  it('npm run bench\'s PyTorch step runs on the twin, with no path from outside the checkout', () => {
+    const saved = process.env.TGNET_REF;
+    delete process.env.TGNET_REF;
+    try {
+      const got = torchCpuStep({ batch: 1, crop: [16, 16, 32], width: 2 }, 1);
+      expect(got.note).toMatch(/^torch \S+ CPU$/);
+      expect(got.stepMs).toBeGreaterThan(0);
+      expect(got.forwardMs).toBeGreaterThan(0);
+    } finally {
+      if (saved !== undefined) process.env.TGNET_REF = saved;
+    }
+  }, 120_000);
 
   describe('scripts/make_tgnet_golden.sh with the twin', () => {
     beforeAll(() => {

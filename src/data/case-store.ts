@@ -415,12 +415,12 @@ export class StreamingBatchSampler {
     const { items, end } = this.plan();
     const crops = items.map(async ({ ref, plan }) => {
       const c = await this.store.load(ref.id);
-      const { image, label } = await pool.render(c, this.options.cropSize, plan, this.options.imagePadValue);
-      return { image, label, start: plan.start, regionSize: plan.regionSize, flipped: plan.flipped, foregroundCentred: plan.foregroundCentred };
+      const { image, label, target } = await pool.render(c, this.options.cropSize, plan, this.options.imagePadValue);
+      return { crop: { image, label, start: plan.start, regionSize: plan.regionSize, flipped: plan.flipped, foregroundCentred: plan.foregroundCentred }, target };
     });
     return Promise.all(crops).then((built) => {
       const batch = new BatchBuilder(this.options.batchSize, this.options.cropSize);
-      built.forEach((crop, i) => batch.add(items[i].ref, crop));
+      built.forEach(({ crop, target }, i) => batch.add(items[i].ref, crop, target));
       return { batch: batch.finish(), end };
     });
   }

@@ -18,7 +18,14 @@ export interface CropJob {
 }
 
 /** A built crop, or why it could not be built. */
-export type CropReply = { job: number; image: Float32Array; label: Uint8Array; error?: undefined } | { job: number; error: string };
+export type CropReply = { job: number; image: Float32Array; label: Uint8Array; target: Float32Array; error?: undefined } | { job: number; error: string };
+
+/** A crop built by a worker: the image, the label and the two-channel target (labelToTarget for the case's task). */
+export interface BuiltCrop {
+  image: Float32Array;
+  label: Uint8Array;
+  target: Float32Array;
+}
 
 /**
  * The built worker script: next to this module when it runs compiled (dist/src/data/), else the checkout's build
@@ -30,7 +37,7 @@ export function defaultCropWorkerScript(): URL | null {
 }
 
 interface Pending {
-  resolve: (crop: { image: Float32Array; label: Uint8Array }) => void;
+  resolve: (crop: BuiltCrop) => void;
   reject: (e: Error) => void;
 }
 
@@ -64,7 +71,7 @@ export class CropWorkerPool {
   }
 
   /** Builds one crop in a worker. The case's arrays should be views of SharedArrayBuffers (else they are copied). */
-  render(c: TrainingCase, cropSize: DHW, plan: CropPlan, imagePadValue?: number): Promise<{ image: Float32Array; label: Uint8Array }> {
+  render(c: TrainingCase, cropSize: DHW, plan: CropPlan, imagePadValue?: number): Promise<BuiltCrop> {
     if (this.closed) return Promise.reject(new Error('CropWorkerPool.render: the pool is closed'));
     let index = -1;
     for (let i = 0; i < this.workers.length; i++) {
@@ -98,7 +105,7 @@ export class CropWorkerPool {
     this.pending.delete(reply.job);
     if (--this.load[p.worker] === 0) this.workers[p.worker].unref();
     if (reply.error !== undefined) p.reject(new Error(reply.error));
-    else p.resolve({ image: reply.image, label: reply.label });
+    else p.resolve({ image: reply.image, label: reply.label, target: reply.target });
   }
 
   /** A worker died: its jobs fail with the reason. */

@@ -268,11 +268,19 @@ export class BatchBuilder {
     this.target = new Float32Array(batchSize * 2 * this.voxels);
   }
 
-  add(c: CaseRef, crop: Crop): void {
+  /** Adds a crop; its target is `target` when given (labelToTarget of the crop's label, made elsewhere), else made here. */
+  add(c: CaseRef, crop: Crop, target?: Float32Array): void {
     const i = this.taskIds.length;
     const v = this.voxels;
+    if (i >= this.batchSize) throw new Error(`BatchBuilder.add: the batch already holds ${i} crops; expected at most batchSize ${this.batchSize}`);
     this.image.set(crop.image, i * v);
-    labelToTarget(crop.label, c.task, this.target.subarray(i * 2 * v, (i + 1) * 2 * v));
+    const slot = this.target.subarray(i * 2 * v, (i + 1) * 2 * v);
+    if (target) {
+      if (target.length !== 2 * v) throw new Error(`BatchBuilder.add: target of case ${c.id} has length ${target.length}; expected ${2 * v} (2 channels x ${v} voxels)`);
+      slot.set(target);
+    } else {
+      labelToTarget(crop.label, c.task, slot);
+    }
     this.taskIds.push(c.task);
     this.caseIds.push(c.id);
   }

@@ -18,6 +18,7 @@ import { preprocessDataset, type CachedCase } from '../../src/data/preprocess-ca
 import { Random } from '../../src/data/random.js';
 import { BatchSampler, foregroundIndex, planCrop, renderCrop, sampleCrop, type Batch } from '../../src/data/sampler.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
+import { labelToTarget } from '../../src/data/tasks.js';
 
 /** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
 const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
@@ -168,7 +169,10 @@ describe('StreamingBatchSampler with worker threads', () => {
       const plan = planCrop({ id: c.id, shape: c.shape, foreground: foregroundIndex(c.label) }, [8, 16, 16], new Random(1));
       await expect(pool.render({ ...c, image: c.image.subarray(1) }, [8, 16, 16], plan)).rejects.toThrow(/case .*: image length \d+ \/ label length \d+; expected/);
       const ok = await pool.render(c, [8, 16, 16], plan);
-      expect(bytes(ok.image).equals(bytes(renderCrop(c, [8, 16, 16], plan).image))).toBe(true);
+      const here = renderCrop(c, [8, 16, 16], plan);
+      expect(bytes(ok.image).equals(bytes(here.image))).toBe(true);
+      expect(bytes(ok.label).equals(bytes(here.label))).toBe(true);
+      expect(bytes(ok.target).equals(bytes(labelToTarget(here.label, c.task)))).toBe(true);
     } finally {
       await pool.close();
     }

@@ -3,18 +3,14 @@
  * the CLI takes (`readCtInput`: NIfTI file, DICOM folder, DICOM zip, a DICOM file standing for its series).
  */
 import { open, readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { unzipSync } from 'fflate';
-import { describeDicomSeries, isDicomPart10, listDicomSeries, readDicomSeries, type DicomFileBytes, type DicomSeriesInfo, type DicomVolume, type ReadDicomOptions } from './dicom.js';
+import { dirname, join } from 'node:path';
+import { describeDicomSeries, isDicomPart10, isZip, listDicomSeries, readDicomSeries, unzipDicomFiles, type DicomFileBytes, type DicomSeriesInfo, type DicomVolume, type ReadDicomOptions } from './dicom.js';
 import type { NiftiVolume } from './nifti.js';
 import { readNiftiFile } from './nifti-file.js';
 
 /** A folder deeper than this is not a series export but a whole archive: say so instead of reading it all. */
 const MAX_DEPTH = 6;
 const MAX_FILES = 20000;
-/** What a zip may inflate to: past this no browser or Node heap holds the series anyway. */
-const MAX_ZIP_BYTES = 4 * 1024 ** 3;
-
 async function readBytes(path: string, what: string): Promise<Uint8Array> {
   try {
     const buf = await readFile(path);
@@ -44,27 +40,6 @@ async function listFolder(root: string): Promise<string[]> {
   return out;
 }
 
-/** The files of a zip (folders, dot files and macOS's __MACOSX copies left out). */
-export function unzipDicomFiles(bytes: Uint8Array, name: string): DicomFileBytes[] {
-  let total = 0;
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes, {
-      filter: (f) => {
-        const keep = !f.name.endsWith('/') && !f.name.startsWith('__MACOSX/') && !basename(f.name).startsWith('.');
-        if (keep) {
-          total += f.originalSize;
-          if (total > MAX_ZIP_BYTES) throw new Error(`inflates to more than ${MAX_ZIP_BYTES / 1024 ** 3} GiB; expected one CT series`);
-        }
-        return keep;
-      },
-    });
-  } catch (e) {
-    throw new Error(`${name}: not a readable zip (${(e as Error).message})`);
-  }
-  return Object.keys(entries).sort().map((k) => ({ name: `${name}:${k}`, bytes: entries[k] }));
-}
-
 /** Every file a DICOM input names: a folder's (recursively), a zip's, or the folder of a single DICOM file. */
 export async function readDicomInputFiles(path: string): Promise<{ files: DicomFileBytes[]; series?: string }> {
   const info = await stat(path).catch((e: Error) => { throw new Error(`${path}: cannot read the input (${e.message})`); });
@@ -73,7 +48,7 @@ export async function readDicomInputFiles(path: string): Promise<{ files: DicomF
     return { files: await Promise.all(paths.map(async (p) => ({ name: p, bytes: await readBytes(p, 'the DICOM file') }))) };
   }
   const bytes = await readBytes(path, 'the input');
-  if (/\.zip$/i.test(path) || (bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04)) return { files: unzipDicomFiles(bytes, path) };
+  if (/\.zip$/i.test(path) || isZip(bytes)) return { files: unzipDicomFiles(bytes, path) };
   // One slice stands for its series: the rest are its folder's files with the same SeriesInstanceUID.
   const [own] = listDicomSeries([{ name: path, bytes }]);
   if (!own) throw new Error(`${path}: a DICOM file without pixel data; expected a CT slice, a series folder or a zip`);

@@ -16,7 +16,7 @@
  * in the listing); the error lists them.
  */
 import dicomParser, { type DataSet } from 'dicom-parser';
-import { inflateSync } from 'fflate';
+import { inflateSync, unzipSync } from 'fflate';
 import type { NiftiVolume, Shape3 } from './nifti.js';
 
 /** One file as bytes; `name` labels errors (a path, or a name inside a zip). */
@@ -79,6 +79,36 @@ const COMPRESSED_NAMES: Record<string, string> = {
 
 /** DICOMDIR's SOP class: an index of a medium, not an image. */
 const MEDIA_DIRECTORY = '1.2.840.10008.1.3.10';
+
+/** What a zip may inflate to: past this no browser or Node heap holds the series anyway. */
+const MAX_ZIP_BYTES = 4 * 1024 ** 3;
+
+/** True for a zip archive (local file header signature). */
+export function isZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+}
+
+/** The files of a zip (folders, dot files and macOS's __MACOSX copies left out), named `zip:path` for errors. */
+export function unzipDicomFiles(bytes: Uint8Array, name: string): DicomFileBytes[] {
+  let total = 0;
+  let entries: Record<string, Uint8Array>;
+  const base = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+  try {
+    entries = unzipSync(bytes, {
+      filter: (f) => {
+        const keep = !f.name.endsWith('/') && !f.name.startsWith('__MACOSX/') && !base(f.name).startsWith('.');
+        if (keep) {
+          total += f.originalSize;
+          if (total > MAX_ZIP_BYTES) throw new Error(`inflates to more than ${MAX_ZIP_BYTES / 1024 ** 3} GiB; expected one CT series`);
+        }
+        return keep;
+      },
+    });
+  } catch (e) {
+    throw new Error(`${name}: not a readable zip (${(e as Error).message})`);
+  }
+  return Object.keys(entries).sort().map((k) => ({ name: `${name}:${k}`, bytes: entries[k] }));
+}
 
 /** True for a DICOM Part 10 file: the 128-byte preamble then "DICM". */
 export function isDicomPart10(bytes: Uint8Array): boolean {

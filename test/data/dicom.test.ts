@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { parseDodnetList, parseMsdDataset } from '../../src/data/datasets.js';
-import { listDicomSeries, readDicomSeries, type DicomFileBytes } from '../../src/data/dicom.js';
-import { listDicomInput, readCtInput, readDicomInput, unzipDicomFiles } from '../../src/data/dicom-file.js';
+import { listDicomSeries, readDicomSeries, unzipDicomFiles, type DicomFileBytes } from '../../src/data/dicom.js';
+import { listDicomInput, readCtInput, readDicomInput } from '../../src/data/dicom-file.js';
 import { readNiftiFile } from '../../src/data/nifti-file.js';
 import type { NiftiVolume } from '../../src/data/nifti.js';
 

@@ -1,6 +1,7 @@
 /** The Segment tab: weights, task, a CT (file, drop or phantom), sliding-window inference, overlays, scores, download. */
 import { DEMO_CONFIGS, phantomSpacing } from '../../../src/cli/demo-config.js';
-import { readNifti, type NiftiVolume, type Shape3 } from '../../../src/data/nifti.js';
+import { describeDicomSeries, isDicomPart10, isZip, listDicomSeries, readDicomSeries, unzipDicomFiles, type DicomFileBytes } from '../../../src/data/dicom.js';
+import { readNifti, readNiftiHeader, type NiftiVolume, type Shape3 } from '../../../src/data/nifti.js';
 import { TASKS, taskById } from '../../../src/data/tasks.js';
 import type { CtSegmentation } from '../../../src/eval/pipeline.js';
 import type { SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
@@ -18,11 +19,49 @@ interface LoadedCt {
   volume: NiftiVolume;
   label: NiftiVolume | null;
   labelName: string | null;
+  /** DICOM Modality (0008,0060) when the CT came from DICOM. */
+  modality?: string;
 }
 
 const fmtMl = (ml: number | null) => (ml === null ? '–' : ml >= 10 ? `${ml.toFixed(0)} mL` : `${ml.toFixed(1)} mL`);
 const fmtShape = (s: readonly number[]) => s.join('×');
 const fmtMm = (s: readonly number[]) => s.map((v) => (Math.round(v * 100) / 100).toString()).join('×');
+/** Volumes are [x, y, z] in memory; the warnings write sizes slices first (z×y×x), as tiles and the CLI's --spacing are. */
+const zyxOf = <T>(s: readonly T[]): T[] => [s[2], s[1], s[0]];
+
+/**
+ * Why this volume may not be a CT the model can read (empty when it looks like one): the DICOM modality, else the
+ * values (HU has air at about -1000 and little below -1024 or above 3071) and the size (a few voxels, or voxels far
+ * from the model's when it is not resampled).
+ */
+export function ctWarnings(v: NiftiVolume, modality: string | undefined, modelSpacing: Shape3 | null, resampled: boolean): string[] {
+  const out: string[] = [];
+  if (modality !== undefined && modality !== 'CT') out.push(`the DICOM series is ${modality || 'of no stated modality'}, not CT: the model knows CT values in HU only`);
+  let min = Infinity, max = -Infinity, outside = 0, air = 0;
+  const step = Math.max(1, Math.floor(v.data.length / 500_000));
+  let n = 0;
+  for (let i = 0; i < v.data.length; i += step) {
+    const x = v.data[i];
+    if (x < min) min = x;
+    if (x > max) max = x;
+    if (x < -1100 || x > 3100) outside++;
+    if (x < -900) air++;
+    n++;
+  }
+  if (modality === undefined || modality === 'CT') {
+    if (outside / n > 0.01) out.push(`${((100 * outside) / n).toFixed(0)} % of the values lie outside [-1100, 3100] (range ${min.toFixed(0)} to ${max.toFixed(0)}): not HU`);
+    else if (air / n < 0.001 && min > -500) out.push(`no air (nothing near -1000 HU; the lowest value is ${min.toFixed(0)}): not a CT in HU, or cut inside the body`);
+  }
+  const extent = v.shape.map((s, i) => s * v.spacing[i]);
+  if (v.shape.some((s) => s < 8) || extent.some((e) => e < 40)) {
+    out.push(`a ${fmtShape(zyxOf(v.shape))} volume of ${fmtShape(zyxOf(extent.map((e) => Math.round(e))))} mm (z×y×x) is too small for a body`);
+  }
+  if (modelSpacing && !resampled) {
+    const ratio = Math.max(...v.spacing.map((s, i) => Math.max(s / modelSpacing[i], modelSpacing[i] / s)));
+    if (ratio > 2.5) out.push(`its voxels (${fmtMm(zyxOf(v.spacing))} mm) are ${ratio.toFixed(1)}x off the model's (${fmtMm(zyxOf(modelSpacing))} mm) and resampling is off`);
+  }
+  return out;
+}
 
 /** Weight files the tab takes: tgnet checkpoints and PyTorch ones (tgnet export's, DoDNet's train.py's). */
 const WEIGHTS_FILE = /\.(safetensors|pth|pt)$/i;
@@ -63,8 +102,16 @@ export class SegmentTab {
     ctLine: byId('ct-line'), resample: byId<HTMLInputElement>('resample'), resampleText: byId('resample-text'), flips: byId<HTMLInputElement>('flips'),
     run: byId<HTMLButtonElement>('segment-run'), cancel: byId<HTMLButtonElement>('segment-cancel'), progress: byId<HTMLProgressElement>('segment-progress'),
     status: byId('segment-status'), scores: byId<HTMLTableElement>('scores'), download: byId<HTMLButtonElement>('download-mask'),
-    opacity: byId<HTMLInputElement>('overlay-opacity'),
+    opacity: byId<HTMLInputElement>('overlay-opacity'), dicomFolder: byId<HTMLInputElement>('dicom-folder'),
+    seriesPick: byId('series-pick'), seriesSelect: byId<HTMLSelectElement>('series-select'), seriesLoad: byId<HTMLButtonElement>('series-load'),
+    framePick: byId('frame-pick'), frameIndex: byId<HTMLInputElement>('frame-index'), frameText: byId('frame-text'), frameLoad: byId<HTMLButtonElement>('frame-load'),
+    warning: byId('ct-warning'), warningText: byId('ct-warning-text'), warningAccept: byId<HTMLInputElement>('ct-warning-accept'),
   };
+  /** A DICOM input of several series, waiting for the choice (and a label file dropped with it). */
+  private pendingDicom: { files: DicomFileBytes[]; name: string; label: File | null } | null = null;
+  /** A 4-D NIfTI, waiting for the choice of a frame. */
+  private pendingFrames: { name: string; bytes: Uint8Array } | null = null;
+  private warnings: string[] = [];
 
   constructor() {
     this.viewer = new Viewer(byId<HTMLCanvasElement>('viewer'));
@@ -77,6 +124,11 @@ export class SegmentTab {
     this.el.weightsDefault.addEventListener('click', () => void this.loadDefaultModel());
     this.el.weightsFile.addEventListener('change', () => void this.onWeightsFile());
     this.el.ctFile.addEventListener('change', () => void this.onCtFiles([...(this.el.ctFile.files ?? [])], 'ct'));
+    this.el.dicomFolder.addEventListener('change', () => void this.onCtFiles([...(this.el.dicomFolder.files ?? [])], 'ct'));
+    this.el.seriesLoad.addEventListener('click', () => void this.loadPendingSeries());
+    this.el.frameLoad.addEventListener('click', () => this.loadPendingFrame());
+    this.el.warningAccept.addEventListener('change', () => this.refresh());
+    this.el.resample.addEventListener('change', () => this.updateWarnings());
     this.el.labelFile.addEventListener('change', () => void this.onCtFiles([...(this.el.labelFile.files ?? [])], 'label'));
     this.el.phantom.addEventListener('click', () => void this.makePhantom());
     this.el.run.addEventListener('click', () => void this.segment());
@@ -104,17 +156,28 @@ export class SegmentTab {
     tab.addEventListener('drop', (e) => {
       e.preventDefault();
       dz.classList.remove('over');
-      const files = [...(e.dataTransfer?.files ?? [])];
-      // Weights (a tgnet checkpoint, or DoDNet's .pth) may be dropped beside or instead of the CT.
-      const weights = files.filter((f) => WEIGHTS_FILE.test(f.name));
-      const cts = files.filter((f) => !WEIGHTS_FILE.test(f.name));
+      if (this.running) {
+        setStatus(this.el.status, 'a segmentation is running: cancel it or wait, then drop the files again', true);
+        return;
+      }
+      const entries = [...(e.dataTransfer?.items ?? [])].map((item) => item.webkitGetAsEntry?.() ?? null);
+      const dropped = [...(e.dataTransfer?.files ?? [])];
       void (async () => {
-        if (weights.length > 1) this.fail('cannot use the dropped weights', new Error(`${weights.length} weight files dropped; expected one`));
-        else if (weights.length === 1) await this.loadWeightsFile(weights[0]);
-        if (cts.length > 0) await this.onCtFiles(cts, 'auto');
+        // A dropped folder (a DICOM series as the file manager shows it) arrives as an entry to walk, not as files.
+        const files = entries.some((en) => en?.isDirectory) ? await filesOfEntries(entries) : dropped;
+        await this.onDropped(files);
       })();
     });
     this.refresh();
+  }
+
+  private async onDropped(files: File[]): Promise<void> {
+    // Weights (a tgnet checkpoint, or DoDNet's .pth) may be dropped beside or instead of the CT.
+    const weights = files.filter((f) => WEIGHTS_FILE.test(f.name));
+    const cts = files.filter((f) => !WEIGHTS_FILE.test(f.name));
+    if (weights.length > 1) this.fail('cannot use the dropped weights', new Error(`${weights.length} weight files dropped; expected one`));
+    else if (weights.length === 1) await this.loadWeightsFile(weights[0]);
+    if (cts.length > 0) await this.onCtFiles(cts, 'auto');
   }
 
   setGpuReady(ready: boolean): void {
@@ -166,7 +229,28 @@ export class SegmentTab {
     this.el.resampleText.textContent = info
       ? `resample to the model's voxel size (${fmtMm(info.spacing)} mm)`
       : 'resample (unknown for these weights: the input grid is used)';
+    // The last run's masks and scores were this model's or another's: gone either way once the model changes.
+    this.clearResult();
+    this.updateWarnings();
+  }
+
+  /** Drops the last run's masks, scores and status; the CT stays on screen without an overlay. */
+  private clearResult(): void {
+    const had = this.result !== null;
     this.result = null;
+    this.el.scores.hidden = true;
+    this.el.scores.tBodies[0].replaceChildren();
+    this.el.progress.value = 0;
+    if (had) this.busy('');
+    if (had && this.ct) void this.viewer.show(this.ct.volume, null).catch((e) => this.fail('the viewer cannot show this volume', e));
+    this.refresh();
+  }
+
+  private updateWarnings(): void {
+    const info = this.weights?.info ?? null;
+    this.warnings = this.ct ? ctWarnings(this.ct.volume, this.ct.modality, info?.spacing ?? null, this.el.resample.checked && info !== null) : [];
+    this.el.warning.hidden = this.warnings.length === 0;
+    this.el.warningText.textContent = this.warnings.length ? `This may not be a CT the model can read: ${this.warnings.join('; ')}.` : '';
     this.refresh();
   }
 
@@ -197,11 +281,37 @@ export class SegmentTab {
   private async onCtFiles(files: File[], role: 'ct' | 'label' | 'auto'): Promise<void> {
     this.el.ctFile.value = '';
     this.el.labelFile.value = '';
+    this.el.dicomFolder.value = '';
+    if (this.running) return;
+    this.el.seriesPick.hidden = true;
+    this.el.framePick.hidden = true;
+    this.pendingDicom = null;
+    this.pendingFrames = null;
     try {
+      const nifti = files.filter((f) => /\.nii(\.gz)?$/i.test(f.name));
+      const others = files.filter((f) => !nifti.includes(f));
+      if (others.length > 0) {
+        if (role === 'label') throw new Error(`${others[0].name} is not a .nii or .nii.gz file; expected the label map as NIfTI`);
+        if (nifti.length > 1) throw new Error(`${nifti.length} NIfTI files with a DICOM series; expected at most its label file`);
+        await this.onDicomFiles(others, nifti[0] ?? null);
+        return;
+      }
       const read = [];
       for (const f of files) {
-        if (!/\.nii(\.gz)?$/i.test(f.name)) throw new Error(`${f.name} is not a .nii or .nii.gz file`);
-        read.push({ name: f.name, volume: readNifti(await fileBytes(f), f.name) });
+        const bytes = await fileBytes(f);
+        const header = readNiftiHeader(bytes, f.name);
+        if (header.volumeCount > 1) {
+          if (role === 'label' || files.length > 1) throw new Error(`${f.name} holds ${header.volumeCount} 3-D frames; load it alone and pick one`);
+          this.pendingFrames = { name: f.name, bytes };
+          this.el.frameText.textContent = `${f.name} holds ${header.volumeCount} 3-D frames (dim ${header.dim.slice(1, header.dim[0] + 1).join('×')}); which one (0 to ${header.volumeCount - 1})?`;
+          this.el.frameIndex.max = String(header.volumeCount - 1);
+          this.el.frameIndex.value = '0';
+          this.el.framePick.hidden = false;
+          this.busy(`${f.name}: pick a frame`);
+          this.clearResult();
+          return;
+        }
+        read.push({ name: f.name, volume: readNifti(bytes, f.name) });
       }
       if (role === 'label') {
         if (!this.ct) throw new Error('load the CT first, then its label file');
@@ -219,7 +329,76 @@ export class SegmentTab {
         this.setLabel(read[labelIndex].volume, read[labelIndex].name);
       }
     } catch (e) {
+      // A failed load leaves the previous CT in place, but not the previous run's results beside a message about another file.
+      this.clearResult();
       this.fail('cannot read the file', e);
+    }
+  }
+
+  /** DICOM files (or zips of them), with an optional label file; several series wait for a choice. */
+  private async onDicomFiles(files: File[], label: File | null): Promise<void> {
+    const dicom: DicomFileBytes[] = [];
+    for (const f of files) {
+      const bytes = await fileBytes(f);
+      const name = f.webkitRelativePath || f.name;
+      if (isZip(bytes)) dicom.push(...unzipDicomFiles(bytes, name));
+      else dicom.push({ name, bytes });
+    }
+    if (!dicom.some((d) => isDicomPart10(d.bytes))) {
+      throw new Error(`${files.slice(0, 3).map((f) => f.name).join(', ')}${files.length > 3 ? ', …' : ''}: neither NIfTI (.nii, .nii.gz) nor DICOM (files, a folder or a .zip of a series)`);
+    }
+    const name = files.length === 1 ? files[0].name : (files[0].webkitRelativePath.split('/')[0] || `${files.length} files`);
+    const series = listDicomSeries(dicom);
+    if (series.length > 1) {
+      this.pendingDicom = { files: dicom, name, label };
+      this.el.seriesSelect.replaceChildren(...series.map((info, i) => {
+        const o = document.createElement('option');
+        o.value = info.uid;
+        o.textContent = describeDicomSeries(info, i);
+        return o;
+      }));
+      this.el.seriesPick.hidden = false;
+      this.busy(`${name} holds ${series.length} DICOM series: pick one`);
+      this.clearResult();
+      return;
+    }
+    await this.loadDicom(dicom, name, undefined, label);
+  }
+
+  private async loadDicom(files: DicomFileBytes[], name: string, series: string | undefined, label: File | null): Promise<void> {
+    const v = readDicomSeries(files, { series, name });
+    const what = v.series.description ? `"${v.series.description}"` : v.series.uid;
+    this.setCt({ name: `${name}: DICOM ${v.series.modality || 'series'} ${what}`, volume: v, label: null, labelName: null, modality: v.series.modality });
+    if (v.notes.length) this.busy(v.notes.join('; '));
+    if (label) {
+      const bytes = await fileBytes(label);
+      this.setLabel(readNifti(bytes, label.name), label.name);
+    }
+  }
+
+  private async loadPendingSeries(): Promise<void> {
+    const p = this.pendingDicom;
+    if (!p || this.running) return;
+    try {
+      await this.loadDicom(p.files, p.name, this.el.seriesSelect.value, p.label);
+      this.pendingDicom = null;
+      this.el.seriesPick.hidden = true;
+    } catch (e) {
+      this.fail('cannot read the series', e);
+    }
+  }
+
+  private loadPendingFrame(): void {
+    const p = this.pendingFrames;
+    if (!p || this.running) return;
+    try {
+      const frame = Number(this.el.frameIndex.value);
+      const volume = readNifti(p.bytes, p.name, { volumeIndex: frame });
+      this.setCt({ name: `${p.name} frame ${frame}`, volume, label: null, labelName: null });
+      this.pendingFrames = null;
+      this.el.framePick.hidden = true;
+    } catch (e) {
+      this.fail('cannot read the frame', e);
     }
   }
 
@@ -228,9 +407,10 @@ export class SegmentTab {
     this.result = null;
     this.el.scores.hidden = true;
     this.el.progress.value = 0;
+    this.el.warningAccept.checked = false;
     this.busy('');
     void this.viewer.show(ct.volume, null).catch((e) => this.fail('the viewer cannot show this volume', e));
-    this.refresh();
+    this.updateWarnings();
   }
 
   private setLabel(label: NiftiVolume, name: string): void {
@@ -257,11 +437,17 @@ export class SegmentTab {
   }
 
   private refresh(): void {
-    const ready = this.gpuReady && this.weights !== null && this.ct !== null && !this.running;
+    const accepted = this.warnings.length === 0 || this.el.warningAccept.checked;
+    const ready = this.gpuReady && this.weights !== null && this.ct !== null && !this.running && accepted;
     this.el.run.disabled = !ready;
     this.el.cancel.disabled = !this.running;
     this.el.download.disabled = this.result === null || this.running;
-    for (const b of [this.el.weightsDefault, this.el.phantom]) b.disabled = this.running;
+    // Nothing that changes the inputs while a run reads them: the page would name one CT and show another.
+    for (const b of [this.el.weightsDefault, this.el.phantom, this.el.weightsFile, this.el.ctFile, this.el.dicomFolder, this.el.labelFile,
+      this.el.task, this.el.flips, this.el.phantomSeed, this.el.seriesLoad, this.el.frameLoad, this.el.warningAccept, this.el.seriesSelect, this.el.frameIndex]) {
+      b.disabled = this.running;
+    }
+    this.el.resample.disabled = this.running || !this.weights?.info;
     if (this.ct) {
       const v = this.ct.volume;
       const label = this.ct.label ? `; label: ${this.ct.labelName}` : '; no label file (Dice needs one)';
@@ -335,4 +521,24 @@ export class SegmentTab {
     const stem = ct.name.replace(/\.nii(\.gz)?$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_');
     downloadBytes(maskNiftiBytes(ct.volume, seg.labelMap, task), `${stem}_${taskById(task).key}_mask.nii.gz`);
   }
+}
+
+/** The files under dropped folder entries (and dropped files beside them), recursively. */
+async function filesOfEntries(entries: readonly (FileSystemEntry | null)[]): Promise<File[]> {
+  const out: File[] = [];
+  const walk = async (entry: FileSystemEntry): Promise<void> => {
+    if (entry.isFile) {
+      out.push(await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject)));
+    } else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      // readEntries returns a batch at a time (100 in Chromium) until an empty one.
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+        if (batch.length === 0) break;
+        for (const e of batch) if (!e.name.startsWith('.')) await walk(e);
+      }
+    }
+  };
+  for (const e of entries) if (e) await walk(e);
+  return out;
 }

@@ -1,5 +1,5 @@
 /**
- * The layout of DoDNet's dynamic head parameters (tgnet_ref.py `dynamic_head`), shared by the GPU kernel, its
+ * The layout of DoDNet's dynamic head parameters (bench/torch/tgnet_torch.py `dynamic_head`), shared by the GPU kernel, its
  * CPU twin and the model's controller: per sample 162 values, w1 [8,8] (out, in) at 0, w2 [8,8] at 64,
  * w3 [2,8] at 128, b1 [8] at 144, b2 [8] at 152, b3 [2] at 160.
  */

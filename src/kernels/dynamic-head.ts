@@ -1,6 +1,6 @@
 /**
  * DoDNet's dynamic head: per-sample 1x1x1 convolutions 8 -> 8 -> 8 -> 2 whose 162 weights come from the
- * controller (tgnet_ref.py `dynamic_head`). y = w3 relu(w2 relu(w1 h + b1) + b2) + b3.
+ * controller (bench/torch/tgnet_torch.py `dynamic_head`). y = w3 relu(w2 relu(w1 h + b1) + b2) + b3.
  *
  * Forward: one fused kernel, one thread per voxel, the sample's 162 parameters in workgroup memory and the
  * 8-vectors in registers (straight-line generated code).

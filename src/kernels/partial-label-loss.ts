@@ -1,5 +1,5 @@
 /**
- * The DoDNet/TGNet partial-label loss on the GPU (tgnet_ref.py `loss_fn`): Dice (+1 in the denominator) plus
+ * The DoDNet/TGNet partial-label loss on the GPU (bench/torch/tgnet_torch.py `loss_fn`): Dice (+1 in the denominator) plus
  * mean BCE-with-logits per sample and channel; a channel whose target is filled with -1 (checked at the first
  * voxel, as the reference does) is left out; each channel is averaged over the samples that annotate it, then
  * the channels with any such sample are averaged. When no channel is annotated at all the loss is defined as

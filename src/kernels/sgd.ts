@@ -29,7 +29,7 @@ export interface SgdOptions {
   momentum?: number;
   /** Nesterov momentum; default true. Requires momentum > 0 and dampening 0, as PyTorch. */
   nesterov?: boolean;
-  /** L2 penalty added to the gradient; default 0 (tgnet_ref.py's benchmark uses 3e-5). */
+  /** L2 penalty added to the gradient; default 0 (the PyTorch twin's benchmark, bench/torch, uses 3e-5). */
   weightDecay?: number;
   /** Dampening of the momentum update; default 0. */
   dampening?: number;

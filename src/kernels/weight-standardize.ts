@@ -1,5 +1,5 @@
 /**
- * Weight standardisation (DoDNet's WSConv3d, as tgnet_ref.py): per output filter of w [Cout, ...]
+ * Weight standardisation (DoDNet's WSConv3d, as bench/torch/tgnet_torch.py `standardize`): per output filter of w [Cout, ...]
  * (K = product of the other dims), what = (w - mean) / sqrt(var_unbiased + 1e-12), and its backward
  * dw = rstd * (g - mean(g) - what * sum(g * what) / (K - 1)).
  * One workgroup per filter; statistics are two-pass (mean, then the centred sum of squares). On software
@@ -11,7 +11,7 @@ import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime
 import { checkBuffer, checkShape, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
 import { treeSum, workgroupMain } from './runtime/reduction.js';
 
-/** The epsilon added to the unbiased variance (tgnet_ref.py WSConv3d). */
+/** The epsilon added to the unbiased variance (bench/torch/tgnet_torch.py `standardize`). */
 export const WS_EPS = 1e-12;
 
 function filters(shape: readonly number[], op: string): { cout: number; k: number } {

@@ -1,5 +1,5 @@
 /**
- * CPU twin of the DoDNet/TGNet partial-label loss (tgnet_ref.py `loss_fn`), in float64.
+ * CPU twin of the DoDNet/TGNet partial-label loss (bench/torch/tgnet_torch.py `loss_fn`), in float64.
  *
  * p = sigmoid(logits), t = max(target, 0). Per sample n and channel c:
  *   dice[n,c] = 1 - 2 sum(p t) / (sum(p) + sum(t) + 1),   bce[n,c] = mean of max(x,0) - x t + log(1 + exp(-|x|)).

@@ -1,4 +1,4 @@
-/** CPU twins of weight standardisation (tgnet_ref.py WSConv3d), in float64. */
+/** CPU twins of weight standardisation (bench/torch/tgnet_torch.py `standardize`), in float64. */
 
 function split(shape: readonly number[]): { cout: number; k: number } {
   let k = 1;

@@ -159,7 +159,7 @@ export async function compileCold(
   writeFileSync(list, JSON.stringify(shaders));
   const rows: CompileRow[] = [];
   let adapterName = adapter;
-  const progress = new ProgressReporter({ total: shaders.length, label: `cold compiles on ${adapter}` });
+  const progress = new ProgressReporter({ total: shaders.length, label: `cold compiles on ${adapter}`, unit: 'pipeline' });
   const record = (row: CompileRow) => {
     rows.push(row);
     progress.update(rows.length, { extra: { slowest: `${(Math.max(...rows.map((r) => r.ms)) / 1000).toFixed(1)} s` } });

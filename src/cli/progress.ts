@@ -15,6 +15,8 @@ export interface ProgressOptions {
   total: number;
   /** Prefix of every line, e.g. 'train'. */
   label?: string;
+  /** What is counted, for the rate (default 'step': "2.5 step/s"; 'kernel' for compiles). */
+  unit?: string;
   stream?: ProgressStream;
   /** Milliseconds, monotonic (default performance.now). */
   now?: () => number;
@@ -55,6 +57,7 @@ const fmtNumber = (v: number): string => {
 export class ProgressReporter {
   private readonly total: number;
   private readonly label: string;
+  private readonly unit: string;
   private readonly stream: ProgressStream;
   private readonly now: () => number;
   private readonly alpha: number;
@@ -76,6 +79,7 @@ export class ProgressReporter {
     if (!Number.isInteger(total) || total < 1) throw new Error(`ProgressReporter: total is ${total}; expected a positive integer number of steps`);
     this.total = total;
     this.label = options.label ?? '';
+    this.unit = options.unit ?? 'step';
     this.stream = options.stream ?? process.stdout;
     this.now = options.now ?? (() => performance.now());
     this.alpha = options.emaAlpha ?? 0.05;
@@ -139,7 +143,7 @@ export class ProgressReporter {
     if (this.fields.lr !== undefined) parts.push(`lr ${this.fields.lr.toExponential(2)}`);
     const rate = this.first && time > this.first.time ? ((this.step - this.first.step) * 1000) / (time - this.first.time) : Number.NaN;
     if (Number.isFinite(rate) && rate > 0) {
-      parts.push(rate >= 1 ? `${rate.toFixed(2)} step/s` : `${(1 / rate).toFixed(1)} s/step`);
+      parts.push(rate >= 1 ? `${rate.toFixed(2)} ${this.unit}/s` : `${(1 / rate).toFixed(1)} s/${this.unit}`);
       parts.push(`ETA ${formatDuration((this.total - this.step) / rate)}`);
     } else {
       parts.push(`ETA ${formatDuration(Number.NaN)}`);

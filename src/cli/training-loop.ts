@@ -74,7 +74,7 @@ async function compileKernels(options: TrainingLoopOptions): Promise<void> {
   const { pipelines, ms } = await warmUpPipelines(options.trainer.model, {
     crop: options.crop, batch: options.batch, optimizer: options.trainer.optimizerKind, inference: options.crops.length > 0,
     onProgress: (done, total) => {
-      progress ??= new ProgressReporter({ total, label: 'compiling kernels' });
+      progress ??= new ProgressReporter({ total, label: 'compiling kernels', unit: 'kernel' });
       progress.update(done);
     },
   });

@@ -36,6 +36,20 @@ describe('ProgressReporter on a terminal', () => {
     expect(stream.text.endsWith('\ndone\n')).toBe(true);
   });
 
+  it('names what it counts in the rate (compiles: kernels a second)', () => {
+    const stream = fakeStream(true);
+    const c = clock();
+    const p = new ProgressReporter({ total: 40, label: 'compiling kernels', unit: 'kernel', stream, now: c.now });
+    p.update(1);
+    c.set(2_000);
+    p.update(5);
+    c.set(12_000);
+    p.update(6);
+    const frames = stream.text.split('\r\x1b[2K').filter(Boolean);
+    expect(frames[1]).toBe('compiling kernels   5/40 ( 12%)  2.00 kernel/s  ETA 0:00:18');
+    expect(frames[2]).toContain('2.4 s/kernel');
+  });
+
   it('throttles redraws but always draws the last step, and fits the terminal width', () => {
     const stream = fakeStream(true, 30);
     const c = clock();

@@ -173,7 +173,8 @@ export async function predictCommand(argv: string[]): Promise<void> {
         },
       });
       phase = 'writing the output';
-      await writeNiftiFile(args.out, { ...volume, data: Float32Array.from(seg.labelMap) }, { datatype: 'uint8', sclSlope: 1, sclInter: 0, description: `tgnet ${TASKS[args.task].key} prediction` });
+      // The label map's own bytes: a float32 copy would add 4 bytes a voxel (1.2 GB on a 512x512x900 CT).
+      await writeNiftiFile(args.out, { ...volume, data: seg.labelMap }, { datatype: 'uint8', sclSlope: 1, sclInter: 0, description: `tgnet ${TASKS[args.task].key} prediction` });
       const count = (m: Uint8Array) => m.reduce((s, v) => s + v, 0);
       log(`wrote ${args.out}: organ ${count(seg.organ)} voxels, tumour ${count(seg.tumour)} voxels; ${seg.tiles} tiles on a ${seg.inferenceShape.join('x')} grid in ${seg.seconds.toFixed(1)} s`);
     } finally {

@@ -1,6 +1,6 @@
 /** Node-only file helpers around the in-memory NIfTI codec. */
 import { readFile } from 'node:fs/promises';
-import { readNifti, readNiftiHeader, writeNifti, type NiftiHeader, type NiftiVolume, type ReadNiftiOptions, type WriteNiftiOptions } from './nifti.js';
+import { readNifti, readNiftiHeader, writeNifti, type NiftiHeader, type NiftiVolume, type NiftiWritable, type ReadNiftiOptions, type WriteNiftiOptions } from './nifti.js';
 import { writeFileAtomic } from './fs-util.js';
 
 export async function readNiftiFile(path: string, options: ReadNiftiOptions = {}): Promise<NiftiVolume> {
@@ -16,7 +16,7 @@ export async function readNiftiHeaderFile(path: string): Promise<NiftiHeader> {
  * Writes to `path` via a temporary file and a rename, so readers never see half a file.
  * A `.gz` suffix turns gzip on unless `options.gzip` says otherwise.
  */
-export async function writeNiftiFile(path: string, volume: NiftiVolume, options: WriteNiftiOptions): Promise<void> {
+export async function writeNiftiFile(path: string, volume: NiftiWritable, options: WriteNiftiOptions): Promise<void> {
   const gzip = options.gzip ?? path.endsWith('.gz');
   const bytes = writeNifti(volume, { ...options, gzip, name: options.name ?? path });
   await writeFileAtomic(path, bytes);

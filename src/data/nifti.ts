@@ -668,7 +668,13 @@ function affinesClose(p: readonly number[], q: readonly number[], tol = 1e-4): b
  * affine and spacing, its pixdim, qform and sform fields are copied unchanged (so a read-write
  * round trip is exact); otherwise sform is written from `volume.affine` and qform derived from it.
  */
-export function writeNifti(volume: NiftiVolume, options: WriteNiftiOptions): Uint8Array {
+/**
+ * What writeNifti takes: a volume whose voxels may also be a Uint8Array or Int16Array, so a label map of a
+ * full-size CT is written from its bytes instead of a float32 copy four times its size.
+ */
+export type NiftiWritable = Omit<NiftiVolume, 'data'> & { data: Float32Array | Uint8Array | Int16Array };
+
+export function writeNifti(volume: NiftiWritable, options: WriteNiftiOptions): Uint8Array {
   const name = options.name ?? 'writeNifti';
   const dt = datatypeByName(options.datatype);
   if (!dt) throw new Error(`${name}: option datatype is ${JSON.stringify(options.datatype)}; expected one of ${DATATYPES.map((d) => d.name).join(', ')}`);
@@ -781,7 +787,7 @@ export function writeNifti(volume: NiftiVolume, options: WriteNiftiOptions): Uin
   return options.gzip ? gzipSync(out, { level: 6, mtime: 0 }) : out;
 }
 
-function encodeVoxels(data: Float32Array, out: Uint8Array, offset: number, dt: DatatypeInfo, slope: number, inter: number, name: string): void {
+function encodeVoxels(data: Float32Array | Uint8Array | Int16Array, out: Uint8Array, offset: number, dt: DatatypeInfo, slope: number, inter: number, name: string): void {
   const count = data.length;
   // offset 352 is 8-aligned and `out` owns its buffer, so a typed view always works on little-endian hosts.
   const hostLittle = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

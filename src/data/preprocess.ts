@@ -92,6 +92,41 @@ function linearWeights(nIn: number, nOut: number): LinearWeights {
   return { lo, hi, w };
 }
 
+/**
+ * Linear resampling straight to a mask: voxel = 1 where the float32 value resampleToShape(..., 'linear') gives is
+ * above `threshold`, bit for bit, without that float32 volume: the last pass writes bytes. For probabilities
+ * brought back to a full-size CT (a 512x512x900 float32 volume is 0.9 GB, the mask a quarter of it).
+ */
+export function resampleLinearToMask(data: Float32Array, shape: Shape3, outShape: Shape3, threshold: number): Uint8Array {
+  const [nx, ny, nz] = shape;
+  if (data.length !== nx * ny * nz) throw new Error(`resample: data length is ${data.length}; expected ${nx * ny * nz} for shape ${shape.join('x')}`);
+  for (const [i, n] of outShape.entries()) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`resample: output shape[${i}] is ${n}; expected a positive integer`);
+  }
+  const [ox, oy, oz] = outShape;
+  // The x and y passes on the input's slices (small next to the output when the output is the full CT).
+  const planes = resampleLinear(data, shape, [ox, oy, nz]);
+  const plane = ox * oy;
+  const out = new Uint8Array(plane * oz);
+  if (oz === nz) {
+    for (let i = 0; i < out.length; i++) out[i] = planes[i] > threshold ? 1 : 0;
+    return out;
+  }
+  const { lo, hi, w } = linearWeights(nz, oz);
+  for (let z = 0; z < oz; z++) {
+    const a0 = lo[z] * plane;
+    const b0 = hi[z] * plane;
+    const wz = w[z];
+    const d0 = z * plane;
+    for (let i = 0; i < plane; i++) {
+      const a = planes[a0 + i];
+      // fround: the value resampleToShape would have stored in its float32 output.
+      out[d0 + i] = Math.fround(a + (planes[b0 + i] - a) * wz) > threshold ? 1 : 0;
+    }
+  }
+  return out;
+}
+
 function resampleLinear(data: Float32Array | Uint8Array, shape: Shape3, outShape: Shape3): Float32Array {
   const [nx, ny, nz] = shape;
   const [ox, oy, oz] = outShape;

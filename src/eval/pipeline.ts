@@ -5,7 +5,7 @@
  */
 import { dhwFromXyz } from '../data/augment.js';
 import type { Shape3 } from '../data/nifti.js';
-import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, permuteAxes, resampleToShape, resampleToSpacing, sliceAxisOf, windowHu, type ScalarVolume } from '../data/preprocess.js';
+import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, permuteAxes, resampleLinearToMask, resampleToShape, resampleToSpacing, sliceAxisOf, windowHu, type ScalarVolume } from '../data/preprocess.js';
 import { taskById } from '../data/tasks.js';
 import type { TGNet } from '../tgnet/model.js';
 import { masksToLabelMap, postprocessTask, tumourMaxDroppedVoxelsFor, type OrganTumourMasks, type PostprocessOptions } from './postprocess.js';
@@ -67,7 +67,10 @@ export async function segmentCt(model: TGNet, volume: ScalarVolume, task: number
     // Back to the input grid: probabilities (not masks) are interpolated, then thresholded there.
     const m = input.data.length;
     const back = [0, 1].map((c) => {
-      let probs = resampleToShape(prediction.probabilities.subarray(c * m, (c + 1) * m), input.shape, oriented.shape, 'linear');
+      const channel = prediction.probabilities.subarray(c * m, (c + 1) * m);
+      // Straight to bytes where no permutation follows: no float32 volume of the input's size per channel.
+      if (!order) return resampleLinearToMask(channel, input.shape, oriented.shape, threshold);
+      let probs = resampleToShape(channel, input.shape, oriented.shape, 'linear');
       if (order) {
         const inverse = [0, 0, 0] as Shape3;
         order.forEach((o, i) => { inverse[o] = i; });

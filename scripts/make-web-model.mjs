@@ -11,7 +11,7 @@ import { basename, join, resolve } from 'node:path';
 
 const dist = new URL('../dist/src/', import.meta.url);
 const { readSafetensorsFile, writeSafetensors } = await import(new URL('nn/safetensors.js', dist).href);
-const { phantomSpacing } = await import(new URL('cli/demo-config.js', dist).href);
+const { phantomSpacing } = await import(new URL('session/recipes.js', dist).href);
 
 const usage = 'usage: node scripts/make-web-model.mjs RUN_DIR [--out web/public/models] [--name NAME]';
 const args = process.argv.slice(2);

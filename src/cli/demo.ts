@@ -25,7 +25,7 @@ import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
-import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig } from './demo-config.js';
+import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig } from '../session/recipes.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, toggle, triple, type OptionValues } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';

@@ -6,8 +6,6 @@
 
 /** Channels of the head's input and hidden layers. */
 export const HEAD_CHANNELS = 8;
-/** Output channels (organ, tumour). */
-export const HEAD_OUT = 2;
 export const HEAD_PARAMS = 162;
 /** Offsets of w1, w2, w3, b1, b2, b3 inside one sample's 162 parameters. */
 export const HEAD_OFFSETS = { w1: 0, w2: 64, w3: 128, b1: 144, b2: 152, b3: 160 } as const;

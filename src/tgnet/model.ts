@@ -17,6 +17,7 @@ import { checkpoint } from '../autograd/checkpoint.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { HEAD_PARAMS } from '../kernels/dynamic-head.js';
+import { HEAD_CHANNELS } from '../kernels/dynamic-head-layout.js';
 import { checkTaskIds } from '../kernels/task-concat.js';
 import { createRng, type Rng } from '../nn/init.js';
 import { Conv3d, GroupNorm } from '../nn/layers.js';
@@ -25,8 +26,6 @@ import { NUM_TASKS } from './tasks.js';
 
 /** Weights of the dynamic head per sample: 8x8 + 8x8 + 2x8 weights, then 8 + 8 + 2 biases. */
 export const HEAD_PARAM_COUNT = HEAD_PARAMS;
-/** Channels of the features the dynamic head reads (precls output). */
-const HEAD_IN_CHANNELS = 8;
 /** Four stride-2 stages: each spatial size must halve four times. */
 const TOTAL_STRIDE = 16;
 
@@ -302,7 +301,7 @@ export class TGNet extends Module {
     this.att = attention
       ? this.registerModule('att', new ModuleList(decoder.map(([c]) => new SkipAttention(c, numTasks, rng, attention))))
       : null;
-    this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_IN_CHANNELS, 1, { bias: true, weightStandardization: false, fused, rng }));
+    this.precls = this.registerModule('precls', new NormReluConv(w, HEAD_CHANNELS, 1, { bias: true, weightStandardization: false, fused, rng }));
   }
 
   /**

@@ -10,8 +10,6 @@ import type { Conv3dOptions } from './options.js';
 /** The three conv3d passes: forward, data gradient, weight gradient. */
 export type Conv3dPass = 'forward' | 'data' | 'weight';
 
-export const CONV3D_PASSES: readonly Conv3dPass[] = ['forward', 'data', 'weight'];
-
 /** The options a tuned choice sets; a caller passing any of them keeps its own choice and gets no tuned one. */
 export const TUNED_OPTION_KEYS = ['tile', 'direct', 'directBlocking', 'splitK'] as const;
 

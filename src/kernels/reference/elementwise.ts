@@ -72,14 +72,6 @@ export function broadcastIndexer(inShape: readonly number[], outShape: readonly 
   };
 }
 
-/** Sums a broadcast gradient back to the input's shape (the adjoint of broadcasting). */
-export function reduceToShape(g: ArrayLike<number>, gShape: readonly number[], inShape: readonly number[]): Float64Array {
-  const idx = broadcastIndexer(inShape, gShape);
-  const out = new Float64Array(sizeOf(inShape));
-  for (let i = 0; i < g.length; i++) out[idx(i)] += g[i];
-  return out;
-}
-
 /** x broadcast to outShape. */
 export function expandRef(x: ArrayLike<number>, xShape: readonly number[], outShape: readonly number[]): Float64Array {
   const idx = broadcastIndexer(xShape, outShape);

@@ -1,10 +1,10 @@
 /**
- * A training run on phantoms made in the page: the demo's recipe (src/cli/demo-config.ts, software profile:
+ * A training run on phantoms made in the page: the demo's recipe (src/session/recipes.ts, software profile:
  * Adam, warm-up then poly decay, whole-volume crops, no augmentation) on a smaller collection, with the
  * library's Trainer, BatchSampler and validation Dice. Nothing here touches the DOM, so Node runs the very same
  * code for the browser test's loss comparison.
  */
-import { DEMO_CONFIGS, phantomSpacing } from '../../../src/cli/demo-config.js';
+import { DEMO_CONFIGS, phantomSpacing } from '../../../src/session/recipes.js';
 import { NO_AUGMENT } from '../../../src/data/augment.js';
 import type { Shape3 } from '../../../src/data/nifti.js';
 import { BatchSampler } from '../../../src/data/sampler.js';

@@ -1,5 +1,5 @@
 /** The Segment tab: weights, task, a CT (file, drop or phantom), sliding-window inference, overlays, scores, download. */
-import { DEMO_CONFIGS, phantomSpacing } from '../../../src/cli/demo-config.js';
+import { DEMO_CONFIGS, phantomSpacing } from '../../../src/session/recipes.js';
 import { describeDicomSeries, isDicomPart10, isZip, listDicomSeries, readDicomSeries, unzipDicomFiles, type DicomFileBytes } from '../../../src/data/dicom.js';
 import { readNifti, readNiftiHeader, type NiftiVolume, type Shape3 } from '../../../src/data/nifti.js';
 import { TASKS, taskById } from '../../../src/data/tasks.js';

@@ -1,5 +1,5 @@
 /** The Train tab: settings, the run (pause/resume), the live plot, and handing the model to the Segment tab or a file. */
-import { phantomSpacing } from '../../../src/cli/demo-config.js';
+import { phantomSpacing } from '../../../src/session/recipes.js';
 import type { Dhw, WebModelInfo } from '../core/model-info.js';
 import { checkTrainSettings, defaultTrainSettings, TrainingRun, type TrainSettings } from '../core/training.js';
 import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } from './dom.js';

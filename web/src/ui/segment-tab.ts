@@ -7,6 +7,7 @@ import type { CtSegmentation } from '../../../src/eval/pipeline.js';
 import type { SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
 import { parseWebModelInfo, zyx, type WebModelInfo } from '../core/model-info.js';
 import { phantomCase } from '../core/phantoms.js';
+import { ctWarnings } from '../core/ct-check.js';
 import {
   loadWeights, maskNiftiBytes, scoreStructures, segmentVolume, SegmentationCancelled, tileShapeOf, type LoadedWeights,
 } from '../core/segmentation.js';
@@ -26,42 +27,6 @@ interface LoadedCt {
 const fmtMl = (ml: number | null) => (ml === null ? '–' : ml >= 10 ? `${ml.toFixed(0)} mL` : `${ml.toFixed(1)} mL`);
 const fmtShape = (s: readonly number[]) => s.join('×');
 const fmtMm = (s: readonly number[]) => s.map((v) => (Math.round(v * 100) / 100).toString()).join('×');
-/** Volumes are [x, y, z] in memory; the warnings write sizes slices first (z×y×x), as tiles and the CLI's --spacing are. */
-const zyxOf = <T>(s: readonly T[]): T[] => [s[2], s[1], s[0]];
-
-/**
- * Why this volume may not be a CT the model can read (empty when it looks like one): the DICOM modality, else the
- * values (HU has air at about -1000 and little below -1024 or above 3071) and the size (a few voxels, or voxels far
- * from the model's when it is not resampled).
- */
-export function ctWarnings(v: NiftiVolume, modality: string | undefined, modelSpacing: Shape3 | null, resampled: boolean): string[] {
-  const out: string[] = [];
-  if (modality !== undefined && modality !== 'CT') out.push(`the DICOM series is ${modality || 'of no stated modality'}, not CT: the model knows CT values in HU only`);
-  let min = Infinity, max = -Infinity, outside = 0, air = 0;
-  const step = Math.max(1, Math.floor(v.data.length / 500_000));
-  let n = 0;
-  for (let i = 0; i < v.data.length; i += step) {
-    const x = v.data[i];
-    if (x < min) min = x;
-    if (x > max) max = x;
-    if (x < -1100 || x > 3100) outside++;
-    if (x < -900) air++;
-    n++;
-  }
-  if (modality === undefined || modality === 'CT') {
-    if (outside / n > 0.01) out.push(`${((100 * outside) / n).toFixed(0)} % of the values lie outside [-1100, 3100] (range ${min.toFixed(0)} to ${max.toFixed(0)}): not HU`);
-    else if (air / n < 0.001 && min > -500) out.push(`no air (nothing near -1000 HU; the lowest value is ${min.toFixed(0)}): not a CT in HU, or cut inside the body`);
-  }
-  const extent = v.shape.map((s, i) => s * v.spacing[i]);
-  if (v.shape.some((s) => s < 8) || extent.some((e) => e < 40)) {
-    out.push(`a ${fmtShape(zyxOf(v.shape))} volume of ${fmtShape(zyxOf(extent.map((e) => Math.round(e))))} mm (z×y×x) is too small for a body`);
-  }
-  if (modelSpacing && !resampled) {
-    const ratio = Math.max(...v.spacing.map((s, i) => Math.max(s / modelSpacing[i], modelSpacing[i] / s)));
-    if (ratio > 2.5) out.push(`its voxels (${fmtMm(zyxOf(v.spacing))} mm) are ${ratio.toFixed(1)}x off the model's (${fmtMm(zyxOf(modelSpacing))} mm) and resampling is off`);
-  }
-  return out;
-}
 
 /** Weight files the tab takes: tgnet checkpoints and PyTorch ones (tgnet export's, DoDNet's train.py's). */
 const WEIGHTS_FILE = /\.(safetensors|pth|pt)$/i;
@@ -496,6 +461,9 @@ export class SegmentTab {
       if (e instanceof SegmentationCancelled) {
         this.busy('cancelled');
         this.el.progress.value = 0;
+      } else if (e instanceof RangeError && /allocat|buffer|memory/i.test(e.message)) {
+        const n = ct.volume.data.length;
+        this.fail('segmentation failed', new Error(`this tab could not get the memory for a ${fmtShape(ct.volume.shape)} volume (${(n / 1e6).toFixed(0)} M voxels, about ${((n * 10) / 1024 ** 3).toFixed(1)} GB with its working copies): ${e.message}; crop or downsample the CT, or use tgnet predict`));
       } else {
         this.fail('segmentation failed', e);
       }

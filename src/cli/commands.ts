@@ -54,7 +54,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
  * only says where they are.
  */
 export const BENCH_NOTE = `the benchmarks are not a tgnet command; in a checkout of the repository run
-  npm run bench -- [--out FILE.json] [--scale S] [--quick] [--tuned] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep]
+  npm run bench -- [--out FILE.json] [--scale S] [--quick] [--tuned] [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile]
 (it builds the package and runs bench/run.ts; after a build, node dist/bench/run.js takes the same options)`;
 
 export function usage(): string {

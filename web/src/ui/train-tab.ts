@@ -1,6 +1,6 @@
 /** The Train tab: settings, the run (pause/resume), the live plot, and handing the model to the Segment tab or a file. */
 import { phantomSpacing } from '../../../src/session/recipes.js';
-import type { Dhw, WebModelInfo } from '../core/model-info.js';
+import { parseWebModelInfo, type Dhw, type WebModelInfo } from '../core/model-info.js';
 import { checkTrainSettings, defaultTrainSettings, TrainingRun, type TrainSettings } from '../core/training.js';
 import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
@@ -50,7 +50,29 @@ export class TrainTab {
     this.el.use.addEventListener('click', () => void this.useModel());
     this.el.download.addEventListener('click', () => void this.download());
     this.plot.reset(defaults.steps);
+    void this.showGuide();
     this.refresh();
+  }
+
+  /**
+   * What the default model needed for its Dice (from models/default.json), so nobody takes a 30-step model that
+   * segments nothing for what the page can do.
+   */
+  private async showGuide(): Promise<void> {
+    const el = byId('train-guide');
+    try {
+      const url = `${import.meta.env.BASE_URL}models/default.json`;
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+      const info = parseWebModelInfo(await response.json(), url);
+      const organs = Object.entries(info.dice ?? {}).filter(([, d]) => d.organ !== undefined).map(([k, d]) => `${k.replace('_', ' ')} ${percent(d.organ)}`);
+      el.textContent = info.steps
+        ? `How long to train: the default model took ${info.steps} steps (${info.title}) for organ Dice ${organs.join(', ')} on held-out phantoms; `
+          + 'a run of a few dozen steps usually segments nothing yet. The time left is estimated from the steps measured so far.'
+        : `How long to train: the default model (${info.title}) has no step count recorded.`;
+    } catch (e) {
+      el.textContent = `How long to train: the default model's record is not available (${errorText(e)}).`;
+    }
   }
 
   private field(name: string): HTMLInputElement {

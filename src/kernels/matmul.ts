@@ -1,13 +1,13 @@
 /**
  * Batched matrix multiply C[b] = op(A[b]) op(B[b]) (op = identity or transpose), row-major f32.
  *
- * Runs on the tiled GEMM skeleton shared with conv3d (conv3d/gemm.ts): a workgroup computes a BM x BN block
+ * Runs on the tiled GEMM skeleton shared with conv3d (gemm/skeleton.ts): a workgroup computes a BM x BN block
  * of C, staging BK-deep slices of A and B in workgroup memory (k-major, padded against bank conflicts), and
  * each invocation accumulates TM x TN outputs. A transposed operand is loaded with its contiguous index
  * fastest across invocations. The batch is the z grid dimension; a batch stride of 0 shares an operand across
  * the batch. m, n and k need not be multiples of the tile (guarded loads and stores).
  */
-import { gemmShader } from './conv3d/gemm.js';
+import { gemmShader } from './gemm/skeleton.js';
 import { checkTile } from './conv3d/tiles.js';
 import { reduce } from './reduce.js';
 import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';

@@ -12,7 +12,7 @@ import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset,
   type Conv3dGeometry, type Conv3dShape,
 } from './geometry.js';
-import { gemmShader, type GemmParts } from './gemm.js';
+import { gemmShader, type GemmParts } from '../gemm/skeleton.js';
 import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
 import {
   backwardDepthMap, bindingBudget, inputVol, outputVol, planSlabs, slabs, volWindow, whole,

@@ -12,7 +12,7 @@ import { planDirectWeightGrad } from './direct/weight.js';
 import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
-import { gemmShader } from './gemm.js';
+import { gemmShader } from '../gemm/skeleton.js';
 import { NORM_RELU_WGSL, gemmChoices, inputCoefficients, useDirect, type Conv3dOptions } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,

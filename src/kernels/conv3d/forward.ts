@@ -12,7 +12,7 @@ import { directConvForward } from './direct/conv.js';
 import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
-import { gemmShader } from './gemm.js';
+import { gemmShader } from '../gemm/skeleton.js';
 import {
   NORM_RELU_WGSL, gemmChoices, inputCoefficients, residualKind, residualTerm, useDirect, type Conv3dOptions, type ResidualKind,
 } from './options.js';

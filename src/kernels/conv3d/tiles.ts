@@ -1,14 +1,9 @@
 /** GEMM tiles of the conv3d implicit GEMMs: the choice from the shape and device limits, and its checks. */
+import type { GemmTile } from '../gemm/skeleton.js';
 import { isSoftwareAdapter, type Gpu } from '../runtime/gpu.js';
 
-/** A GEMM tile: BM x BN outputs per workgroup, BK-deep operand slices, TM x TN outputs per invocation. */
-export interface Conv3dTile {
-  bm: number;
-  bn: number;
-  bk: number;
-  tm: number;
-  tn: number;
-}
+/** A GEMM tile of the conv3d implicit GEMMs (see GemmTile). */
+export type Conv3dTile = GemmTile;
 
 /**
  * The tile for an M x N GEMM (M: channels, N: voxels or weight columns) within the device limits: up to

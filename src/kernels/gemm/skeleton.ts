@@ -8,10 +8,18 @@
  * The shader reads `p.total` (workgroups in the linear grid; `lin` < p.total is the workgroup's index in it),
  * `p.M` and `p.N` (rows and columns of this dispatch's C, for the bounds checks of the stores).
  */
-import type { Conv3dTile } from './tiles.js';
+
+/** A GEMM tile: BM x BN outputs per workgroup, BK-deep operand slices, TM x TN outputs per invocation. */
+export interface GemmTile {
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
+}
 
 export interface GemmParts {
-  tile: Conv3dTile;
+  tile: GemmTile;
   /** Invocations per workgroup, (bm / tm) * (bn / tn) (see checkTile). */
   threads: number;
   /** Module-scope declarations beyond the signature's (constants, private sizes). */

@@ -1,7 +1,7 @@
 /** tgnet/autograd: Tensor, the tape, memory scopes, gradcheck and the differentiable ops. */
 export { Tensor, Storage, liveTensorCount, type DType, type TensorOptions } from './tensor.js';
 export { noGrad, enableGrad, isGradEnabled, recordOp, type BackwardRule, GraphNode } from './tape.js';
-export { checkpoint } from './checkpoint.js';
+export { checkpoint } from './activation-checkpoint.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { mulberry32, rngNormal, rngUniform } from './random.js';

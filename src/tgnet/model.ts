@@ -13,7 +13,7 @@
 import {
   add, channelGate, conv3d, dynamicHead, globalAvgPool, sigmoid, slice, spatialGate, taskConcat, upsampleTrilinear2x,
 } from '../autograd/index.js';
-import { checkpoint } from '../autograd/checkpoint.js';
+import { checkpoint } from '../autograd/activation-checkpoint.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { HEAD_PARAMS } from '../kernels/dynamic-head.js';

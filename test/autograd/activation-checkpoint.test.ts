@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkpoint } from '../../src/autograd/checkpoint.js';
+import { checkpoint } from '../../src/autograd/activation-checkpoint.js';
 import { conv3d, weightStandardize } from '../../src/autograd/ops/conv.js';
 import { add, mul } from '../../src/autograd/ops/elementwise.js';
 import { groupNormRelu } from '../../src/autograd/ops/norm.js';

@@ -89,6 +89,23 @@ describe('the Segment tab guides', () => {
     expect(widths.panelRight).toBeLessThanOrEqual(1024);
   });
 
+  it('at a phone\'s width (390 px) the tab is one column with nothing wider than the screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      const widths = await page.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        panelRight: document.querySelector('#segment .panel')!.getBoundingClientRect().right,
+        viewerTop: document.querySelector('.viewer-frame')!.getBoundingClientRect().top,
+        panelBottom: document.querySelector('#segment .panel')!.getBoundingClientRect().bottom,
+      }));
+      await page.screenshot({ path: `${OUT}/guide-390.png`, fullPage: true });
+      expect(widths.page, JSON.stringify(widths)).toBeLessThanOrEqual(390);
+      expect(widths.viewerTop).toBeGreaterThanOrEqual(widths.panelBottom);
+    } finally {
+      await page.setViewportSize({ width: 1024, height: 768 });
+    }
+  });
+
   it('the file pickers are in the tab order and carry names a screen reader reads', async () => {
     const reached = new Set<string>();
     await page.locator('#weights-default').focus();

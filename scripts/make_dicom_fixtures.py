@@ -11,8 +11,8 @@ file name or InstanceNumber, or forgets RescaleSlope/Intercept reads different n
   axial/          12 slices, 20 columns x 16 rows, PixelSpacing 0.7 (rows) x 0.8 (columns) mm, 2.5 mm apart,
                   stored unsigned with RescaleIntercept -1024; file names shuffled, InstanceNumber counting from
                   head to feet (so against the reader's order of increasing position along the normal)
-  shuffled_numbers/ the same kind of series with InstanceNumber shuffled too (dcm2niix orders such a series
-                  by InstanceNumber and warns that the slice distance varies; position is what counts)
+  shuffled_numbers/ the same kind of series with InstanceNumber shuffled too (dcm2niix still orders it by
+                  position, warning that the instance numbers are out of order; position is what counts)
   two_series/     two series in one folder, interleaved: a CT (signed int16, implicit VR little endian,
                   RescaleSlope 2, RescaleIntercept -1000) in coronal orientation, and an axial CT
   missing_slice/  10 positions, the 6th file left out

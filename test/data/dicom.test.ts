@@ -165,7 +165,7 @@ function relabelTransferSyntax(bytes: Uint8Array, from: string, to: string): Uin
 describe('the same series through Debian dcm2niix', () => {
   const compare = async (d2nRoot: string) => {
     const rows: string[] = [];
-    for (const folder of ['axial', 'two_series', 'mr']) {
+    for (const folder of ['axial', 'shuffled_numbers', 'two_series', 'mr']) {
       for (const uid of Object.keys(expectedOf(folder))) {
         const theirs = await readNiftiFile(join(d2nRoot, folder, `${uid}.nii`));
         const ours = await readDicomInput(join(ROOT, folder), { series: uid });
@@ -182,11 +182,28 @@ describe('the same series through Debian dcm2niix', () => {
     await compare(join(ROOT, 'dcm2niix'));
   });
 
+  it('a missing slice: dcm2niix writes nine slices at an even 2 mm, a geometry that is off (the reason the reader refuses)', async () => {
+    // 16 mm long, where the series spans 18 mm with a 4 mm gap.
+    const [gapUid] = Object.keys(expectedOf('missing_slice'));
+    const gap = await readNiftiFile(join(ROOT, 'dcm2niix', 'missing_slice', `${gapUid}.nii`));
+    expect(gap.shape[2]).toBe(9);
+    expect(gap.spacing[2]).toBeCloseTo(2, 4);
+  });
+
+  it('gantry tilt: dcm2niix keeps the shear in its plain output as allowTilt does, voxel for voxel at the same world positions', async () => {
+    const [tiltUid] = Object.keys(expectedOf('tilt'));
+    const theirs = await readNiftiFile(join(ROOT, 'dcm2niix', 'tilt', `${tiltUid}.nii`));
+    const ours = await readDicomInput(join(ROOT, 'tilt'), { allowTilt: true });
+    // The slice step has a y part of 2 mm x tan 15 degrees.
+    expect(Math.abs(ours.affine[6])).toBeCloseTo(2 * Math.tan((15 * Math.PI) / 180), 3);
+    expect(sameInWorld(ours, theirs)).toEqual({ compared: ours.data.length, maxDiff: 0, offGrid: 0 });
+  });
+
   const hasDcm2niix = spawnSync('dcm2niix', ['-h'], { stdio: 'ignore' }).error === undefined;
   it.skipIf(!hasDcm2niix)('a fresh dcm2niix run agrees too (dcm2niix installed)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tgnet-dcm2niix-'));
     try {
-      for (const folder of ['axial', 'two_series', 'mr']) {
+      for (const folder of ['axial', 'shuffled_numbers', 'two_series', 'mr']) {
         mkdirSync(join(out, folder));
         execFileSync('dcm2niix', ['-z', 'n', '-b', 'n', '-f', '%j', '-o', join(out, folder), join(ROOT, folder)], { stdio: 'ignore' });
       }

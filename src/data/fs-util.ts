@@ -1,6 +1,7 @@
 /** Node-only helpers shared by the data layer's file code. */
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { syncFolder } from '../io/node-files.js';
 
 let tempCounter = 0;
 
@@ -28,16 +29,3 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   }
 }
 
-/** fsyncs a folder so that renames in it survive a power loss; a no-op where folders cannot be opened (Windows). */
-export async function syncFolder(dir: string): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>> | null = null;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (!['EISDIR', 'EPERM', 'EINVAL', 'EACCES'].includes(code ?? '')) throw e;
-  } finally {
-    await handle?.close();
-  }
-}

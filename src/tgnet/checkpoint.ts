@@ -16,6 +16,7 @@
 import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { describeLayoutMismatch, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from './model.js';
+import { nodeModule, syncFolder } from '../io/node-files.js';
 
 /** Identifies the file kind (a safetensors file of model weights alone is not a training checkpoint). */
 export const CHECKPOINT_FORMAT = 'tgnet-checkpoint';
@@ -358,14 +359,6 @@ export function previousCheckpointPath(path: string): string {
   return /\.safetensors$/i.test(path) ? path.replace(/\.safetensors$/i, '.prev.safetensors') : `${path}.prev`;
 }
 
-/**
- * A Node built-in loaded by a computed name: bundlers leave such an import out, so a browser bundle of this
- * module (which only calls the byte-level functions) carries no node: import.
- */
-function nodeModule<T>(name: string): Promise<T> {
-  return import(/* @vite-ignore */ name) as Promise<T>;
-}
-
 let tempCounter = 0;
 
 /**
@@ -413,22 +406,6 @@ export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Prom
   // Temporary files of a process killed mid-write are never read; remove them so they do not pile up.
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (name.startsWith(stem)) await unlink(join(dir, name)).catch(() => undefined);
-  }
-}
-
-/** fsync a folder (its entries: a rename is durable only once the folder is synced). Not every platform allows it. */
-async function syncFolder(dir: string): Promise<void> {
-  const { open } = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
-  let handle: Awaited<ReturnType<typeof open>> | null = null;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (e) {
-    // Windows cannot open folders; EISDIR/EPERM/EINVAL there mean "not supported", not a failed write.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (!['EISDIR', 'EPERM', 'EINVAL', 'EACCES'].includes(code ?? '')) throw e;
-  } finally {
-    await handle?.close();
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import type { Gpu } from '../runtime/gpu.js';
 import { isSoftwareAdapter } from '../runtime/gpu.js';
+import { nodeModule } from '../../io/node-files.js';
 import { fillUniform } from '../runtime/fill.js';
 import { conv3dBackwardData } from './backward-data.js';
 import { conv3dBackwardWeight } from './backward-weight.js';
@@ -75,10 +76,6 @@ export function memoryTuningStore(initial: string | null = null): TuningStore & 
 
 type NodeFs = typeof import('node:fs/promises');
 
-/** Node built-ins by a computed name, so that browser bundlers leave them out (see runtime/gpu.ts). */
-async function nodeModule<T>(name: string): Promise<T> {
-  return (await import(/* @vite-ignore */ name)) as T;
-}
 
 /** The default cache path: $TGNET_TUNING_FILE, else ~/.cache/tgnet/conv3d-tuning.json. */
 export async function defaultTuningFile(): Promise<string> {

@@ -33,6 +33,7 @@ const PREDICT_OPTIONS = {
   input: option('PATH', 'CT volume: a .nii or .nii.gz file (values in HU), or a DICOM series: its folder, a .zip of it, or one of its files', pathValue, { required: true }),
   series: option('UID', 'which DICOM series, when the folder or zip holds several: its SeriesInstanceUID, a unique prefix, or its number in the list the error prints', textValue),
   allowNonCt: flag('go on with a DICOM series whose Modality is not CT (the model knows CT values in HU only)'),
+  allowTilt: flag('read a gantry-tilted DICOM series with its sheared geometry (as dcm2niix\'s plain output) instead of refusing it'),
   task: option('TASK', `${TASKS.map((t) => t.key).join(', ')} or an id 0..${TASKS.length - 1}`, taskValue, { required: true }),
   out: option('FILE', 'label map to write (.nii or .nii.gz, in the input\'s geometry, a DICOM series\' too): 0 background, 1 organ, 2 tumour, uint8', pathValue, { required: true }),
   flips: flag('average over the 8 mirrorings of the three axes (8x slower)'),
@@ -58,6 +59,7 @@ export interface PredictArgs {
   /** DICOM SeriesInstanceUID (or prefix, or number) for an input holding several series. */
   series?: string;
   allowNonCt: boolean;
+  allowTilt: boolean;
   task: number;
   out: string;
   flips: boolean;
@@ -81,7 +83,7 @@ export function parsePredictArgs(argv: readonly string[]): PredictArgs {
   // --spacing and --native-spacing: the later one wins.
   const native = order.lastIndexOf('nativeSpacing') > order.lastIndexOf('spacing');
   return {
-    model: v.model, input: v.input, series: v.series, allowNonCt: v.allowNonCt, task: v.task, out: v.out, flips: v.flips, overlap: v.overlap, crop: v.crop, batch: v.batch, overrides,
+    model: v.model, input: v.input, series: v.series, allowNonCt: v.allowNonCt, allowTilt: v.allowTilt, task: v.task, out: v.out, flips: v.flips, overlap: v.overlap, crop: v.crop, batch: v.batch, overrides,
     spacingZYX: native ? null : v.spacing ?? [1.5, 0.8, 0.8], postprocess: !v.noPostprocess, quiet: v.quiet,
   };
 }
@@ -117,8 +119,8 @@ export async function checkOutputFile(out: string, command: string): Promise<voi
  * Reads `--input` (NIfTI, or a DICOM folder, zip or file) and refuses a DICOM series that is not CT unless
  * `allowNonCt`: HU are what the model learnt, and an MR series "segments" into confident nonsense.
  */
-export async function readCtInputChecked(path: string, options: { series?: string; allowNonCt?: boolean }, command: string): Promise<CtInput> {
-  const input = await readCtInput(path, { series: options.series });
+export async function readCtInputChecked(path: string, options: { series?: string; allowNonCt?: boolean; allowTilt?: boolean }, command: string): Promise<CtInput> {
+  const input = await readCtInput(path, { series: options.series, allowTilt: options.allowTilt });
   const modality = input.dicom?.series.modality;
   if (input.dicom && modality !== 'CT' && !options.allowNonCt) {
     throw new Error(`tgnet ${command}: ${path}: series ${input.dicom.series.uid} has Modality ${modality ? JSON.stringify(modality) : '(none)'}; expected CT (the model reads HU). Pass --allow-non-ct to segment it anyway`);
@@ -152,7 +154,7 @@ export async function predictCommand(argv: string[]): Promise<void> {
   const gpu = ownsGpu ? await initGpu() : getGpu();
   let phase = 'reading the input';
   try {
-    const input = await readCtInputChecked(args.input, { series: args.series, allowNonCt: args.allowNonCt }, 'predict');
+    const input = await readCtInputChecked(args.input, { series: args.series, allowNonCt: args.allowNonCt, allowTilt: args.allowTilt }, 'predict');
     const volume = input.volume;
     if (input.dicom) log(describeCtInput(input));
     checkVolumeIs3d(volume.shape, args.input, 'predict');

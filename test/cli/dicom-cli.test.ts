@@ -106,6 +106,12 @@ describe('tgnet predict / evaluate on DICOM', () => {
     await predictCommand(['--model', ckpt, '--input', join(ROOT, 'mr'), '--out', join(dir, 'mr.nii.gz'), '--allow-non-ct', ...common]);
     await expect(predictCommand(['--model', ckpt, '--input', join(ROOT, 'missing_slice'), '--out', join(dir, 'gap.nii.gz'), ...common]))
       .rejects.toThrow(/1 slice missing/);
+    await expect(predictCommand(['--model', ckpt, '--input', join(ROOT, 'tilt'), '--out', join(dir, 'tilt.nii.gz'), ...common]))
+      .rejects.toThrow(/gantry tilt: the slices step 15\.00 degrees off their normal/);
+    const tiltOut = join(dir, 'tilt.nii.gz');
+    await predictCommand(['--model', ckpt, '--input', join(ROOT, 'tilt'), '--out', tiltOut, '--allow-tilt', ...common]);
+    const tilted = await readDicomInput(join(ROOT, 'tilt'), { allowTilt: true });
+    (await readNiftiFile(tiltOut)).affine.forEach((v, i) => expect(v).toBeCloseTo(tilted.affine[i], 4));
     await expect(predictCommand(['--model', ckpt, '--input', join(ROOT, 'dcm2niix', 'mr', `${uidsOf('mr')[0]}.nii`), '--series', '1', '--out', join(dir, 'y.nii.gz'), ...common]))
       .rejects.toThrow(/--series 1 given for a NIfTI file/);
   });

@@ -131,6 +131,7 @@ describe('the Segment tab guides', () => {
     await waitText('#ct-line', /DICOM MR "T1": 12×12×6 voxels/);
     expect(await page.locator('#ct-warning-text').textContent()).toMatch(/the DICOM series is MR, not CT: the model knows CT values in HU only/);
     expect(await disabled('#segment-run')).toBe(true);
+    await page.locator('#ct-warning').scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${OUT}/guide-non-ct-warning.png` });
     await page.check('#ct-warning-accept');
     expect(await disabled('#segment-run')).toBe(false);
@@ -235,6 +236,9 @@ describe('a real-size CT in the page', () => {
     await waitText('#ct-line', /label: real-size-512x512x120-label\.nii\.gz/, 300_000);
     expect(await visible('#ct-warning')).toBe(false);
     expect(await page.locator('#resample').isChecked()).toBe(true);
+    // The viewer then draws the 512x512x120 volume on SwiftShader and holds the page's thread for a while: every
+    // read of the page waits for it.
+    page.setDefaultTimeout(300_000);
     const t0 = performance.now();
     await page.click('#segment-run');
     await page.locator('#scores').waitFor({ state: 'visible', timeout: 600_000 });

@@ -214,8 +214,11 @@ export class SegmentTab {
   private updateWarnings(): void {
     const info = this.weights?.info ?? null;
     this.warnings = this.ct ? ctWarnings(this.ct.volume, this.ct.modality, info?.spacing ?? null, this.el.resample.checked && info !== null) : [];
+    const appeared = this.el.warning.hidden && this.warnings.length > 0;
     this.el.warning.hidden = this.warnings.length === 0;
     this.el.warningText.textContent = this.warnings.length ? `This may not be a CT the model can read: ${this.warnings.join('; ')}.` : '';
+    // On a small screen the warning sits below the fold, beside the Segment button it disables: bring it into view.
+    if (appeared) this.el.warning.scrollIntoView?.({ block: 'nearest' });
     this.refresh();
   }
 

@@ -5,6 +5,7 @@
  * unknown flags and stray words are errors). Every failure names the command, the flag, the value given and
  * what was expected, followed by the command's usage.
  */
+import { isGridSide, TOTAL_STRIDE } from '../tgnet/model.js';
 import { parseArgs } from 'node:util';
 
 /** A command line that cannot be used as given (unknown flag, bad or missing value); main.ts exits 2 on it. */
@@ -155,7 +156,7 @@ export function triple<T>(read: (text: string | undefined, name: string, at: Val
 
 /** A side of a crop, tile or volume: the network halves the grid four times, so a positive multiple of 16. */
 export const gridSide = (text: string | undefined, name: string, at: ValueContext): number =>
-  at.number(name, text, (n) => Number.isInteger(n) && n >= 16 && n % 16 === 0, 'a positive multiple of 16');
+  at.number(name, text, isGridSide, `a positive multiple of ${TOTAL_STRIDE}`);
 
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
 

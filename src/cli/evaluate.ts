@@ -26,6 +26,7 @@ import {
 import { formatReport, reportToJson, summariseByTask, type CaseEvaluation } from '../eval/report.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
+import { isGridSide, TOTAL_STRIDE } from '../tgnet/model.js';
 import {
   choiceValue, CommandLine, flag, flagName, formatOptions, formatSynopsis, gridSide, integerValue, option, pathValue, repeated, textValue, triple, type OptionValues,
 } from './args.js';
@@ -352,7 +353,7 @@ export async function evaluateModels(args: EvaluateModelsArgs, cases: readonly D
     model.dispose();
     const tileSource = args.tile ? '--tile' as const : config.crop ? 'checkpoint crop' as const : 'default' as const;
     const tile = args.tile ?? config.crop ?? DEFAULT_TILE_SHAPE;
-    if (tile.some((t) => t % 16 !== 0)) throw new Error(`${path}: training crop [${tile.join(', ')}] is not made of multiples of 16; pass --tile D H W`);
+    if (!tile.every(isGridSide)) throw new Error(`${path}: training crop [${tile.join(', ')}] is not made of multiples of ${TOTAL_STRIDE}; pass --tile D H W`);
     const beyond = cases.find((c) => c.task >= config.numTasks);
     if (beyond) throw new Error(`${path}: the model knows ${config.numTasks} task(s) but case ${beyond.id} is task ${beyond.task} (${taskById(beyond.task).key}); expected a model with at least ${beyond.task + 1} tasks`);
     plans.push({ name: args.names[i], path, config, tile, tileSource });

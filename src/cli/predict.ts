@@ -14,7 +14,7 @@ import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpo
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { TGNET_VARIANTS } from '../tgnet/model.js';
+import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, textValue, triple, type ReadValue } from './args.js';
 
 /** A task by key, dataset name (`Task03_Liver`, `0Liver`) or id -> its id. */
@@ -162,7 +162,7 @@ export async function predictCommand(argv: string[]): Promise<void> {
     const { model, config } = await loadCheckpointFile(args.model, args.overrides);
     try {
       const tileShape = args.crop ?? config.crop ?? DEFAULT_TILE_SHAPE;
-      if (tileShape.some((t) => t % 16 !== 0)) throw new Error(`${args.model}: crop [${tileShape.join(', ')}] is not made of multiples of 16; pass --crop D H W`);
+      if (!tileShape.every(isGridSide)) throw new Error(`${args.model}: crop [${tileShape.join(', ')}] is not made of multiples of ${TOTAL_STRIDE}; pass --crop D H W`);
       log(`model ${config.variant} width ${config.width} (${config.numTasks} tasks) from ${args.model}; task ${TASKS[args.task].key}; tile ${tileShape.join('x')}${args.flips ? ', 8 flips' : ''}`);
       phase = 'the sliding-window pass (before the first tile batch)';
       const seg = await segmentCt(model, volume, args.task, {

@@ -24,7 +24,7 @@ import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { writeFileAtomic } from '../data/fs-util.js';
 import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/checkpoint.js';
-import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
+import { isGridSide, TGNet, TGNET_VARIANTS, TOTAL_STRIDE, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
 
 /** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
@@ -35,13 +35,10 @@ const DEFAULTS = {
 /** The embedded phantom collection used without --data. */
 const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };
 const CACHE_ROOT = '.tgnet-cache';
-/** Four stride-2 stages: every crop side must halve four times. */
-const CROP_MULTIPLE = 16;
-
 /** A crop side: an integer first, then a multiple of the network's total stride. */
 const cropSide = (text: string | undefined, name: string, at: ValueContext): number => {
   const n = at.integer(name, text, 1);
-  if (n % CROP_MULTIPLE !== 0) at.fail(`${name} is ${n}; expected a positive multiple of ${CROP_MULTIPLE} (four stride-2 stages)`);
+  if (!isGridSide(n)) at.fail(`${name} is ${n}; expected a positive multiple of ${TOTAL_STRIDE} (four stride-2 stages)`);
   return n;
 };
 
@@ -53,7 +50,7 @@ const TRAIN_OPTIONS = {
     pathValue, { default: null }),
   steps: option('N', `total optimiser steps; the poly schedule decays to 0 there (default ${DEFAULTS.steps})`, integerValue(1), { default: null }),
   batch: option('N', `crops per step (default ${DEFAULTS.batch})`, integerValue(1), { default: null }),
-  crop: option('D H W', `crop size, multiples of ${CROP_MULTIPLE} (default ${DEFAULTS.crop.join(' ')})`, triple(cropSide), { default: null }),
+  crop: option('D H W', `crop size, multiples of ${TOTAL_STRIDE} (default ${DEFAULTS.crop.join(' ')})`, triple(cropSide), { default: null }),
   width: option('W', `channels of the first stage (default ${DEFAULTS.width})`, integerValue(1), { default: null }),
   variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})`, choiceValue(TGNET_VARIANTS), { default: null }),
   optimizer: option('O', 'sgd (the paper\'s: momentum 0.99 Nesterov), adam or adamw (default sgd)', choiceValue(OPTIMIZER_KINDS), { default: null }),

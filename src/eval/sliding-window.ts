@@ -12,7 +12,7 @@ import { sigmoid } from '../autograd/index.js';
 import { tidy } from '../autograd/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../autograd/tensor.js';
-import type { TGNet } from '../tgnet/model.js';
+import { isGridSide, TOTAL_STRIDE, type TGNet } from '../tgnet/model.js';
 
 /** [D, H, W] sizes of a volume or a tile. */
 export type Shape3D = readonly [number, number, number];
@@ -335,8 +335,8 @@ export async function predictVolume(
   }
   const tileShape = options.tileShape ?? DEFAULT_TILE_SHAPE;
   checkShape3(tileShape, 'tileShape', 'predictVolume');
-  if (tileShape.some((t) => t % 16 !== 0)) {
-    throw new Error(`predictVolume: tileShape is [${tileShape.join(', ')}]; expected multiples of 16 (TGNet halves each axis four times)`);
+  if (!tileShape.every(isGridSide)) {
+    throw new Error(`predictVolume: tileShape is [${tileShape.join(', ')}]; expected multiples of ${TOTAL_STRIDE} (TGNet halves each axis four times)`);
   }
   const predictTiles: PredictTiles = async (tiles, n, tile) => {
     const probs = noGrad(() => tidy(() => {

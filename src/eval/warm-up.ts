@@ -11,7 +11,7 @@ import { Tensor } from '../autograd/tensor.js';
 import { predictVolume } from './sliding-window.js';
 import type { PipelineRequest } from '../kernels/runtime/gpu.js';
 import { Adam, SGD, type OptimizerKind } from '../nn/optim.js';
-import type { TGNet } from '../tgnet/model.js';
+import { isGridSide, type TGNet } from '../tgnet/model.js';
 
 export interface WarmUpOptions {
   /** Crops per training step (default 2). */
@@ -50,7 +50,7 @@ export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Pro
 export async function discoverModelPipelines(model: TGNet, options: Omit<WarmUpOptions, 'onProgress' | 'concurrency'>): Promise<PipelineRequest[]> {
   const { crop, batch = 2, optimizer = 'sgd', inference = true } = options;
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`warmUpPipelines: batch must be a positive integer, got ${batch}`);
-  if (crop.length !== 3 || crop.some((c) => !Number.isInteger(c) || c < 16 || c % 16 !== 0)) {
+  if (crop.length !== 3 || !crop.every(isGridSide)) {
     throw new RangeError(`warmUpPipelines: crop is [${crop.join(', ')}]; expected [D, H, W], multiples of 16`);
   }
   const gpu = model.parameters()[0].gpu;

@@ -1,7 +1,7 @@
 /** tgnet/tgnet: the TGNet model (and its DoDNet / attention-only variants) and its task table. */
 export { TASK_NAMES, NUM_TASKS, taskId, type TaskName } from './tasks.js';
 export {
-  TGNet, TGNET_VARIANTS, HEAD_PARAM_COUNT, TASK_GUIDED_BLOCKS, type TGNetVariant, type TGNetOptions,
+  TGNet, TGNET_VARIANTS, HEAD_PARAM_COUNT, TOTAL_STRIDE, isGridSide, TASK_GUIDED_BLOCKS, type TGNetVariant, type TGNetOptions,
   type TaskGuidedBlocks, type SkipAttentionKind, variantLayout, describeLayoutMismatch,
   NormReluConv, TaskGate, SpatialGate, ResidualBlock, SkipAttention,
 } from './model.js';

@@ -26,8 +26,13 @@ import { NUM_TASKS } from './tasks.js';
 
 /** Weights of the dynamic head per sample: 8x8 + 8x8 + 2x8 weights, then 8 + 8 + 2 biases. */
 export const HEAD_PARAM_COUNT = HEAD_PARAMS;
-/** Four stride-2 stages: each spatial size must halve four times. */
-const TOTAL_STRIDE = 16;
+/** Four stride-2 stages: each spatial side of TGNet's input (crop, tile, volume) must halve four times. */
+export const TOTAL_STRIDE = 16;
+
+/** Whether `side` can be a spatial side of TGNet's input: a positive multiple of TOTAL_STRIDE. */
+export function isGridSide(side: number): boolean {
+  return Number.isInteger(side) && side >= TOTAL_STRIDE && side % TOTAL_STRIDE === 0;
+}
 
 export const TGNET_VARIANTS = ['tgnet', 'tgnet-a', 'dodnet', 'spatial', 'serial', 'parallel'] as const;
 /**

@@ -14,7 +14,7 @@ import { segmentationMetrics } from '../../../src/eval/metrics.js';
 import { segmentCt, type CtSegmentation } from '../../../src/eval/pipeline.js';
 import { labelMapToMasks } from '../../../src/eval/postprocess.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D, type SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
-import type { TGNet } from '../../../src/tgnet/model.js';
+import { isGridSide, TOTAL_STRIDE, type TGNet } from '../../../src/tgnet/model.js';
 import { dodnetModelInfo, type Dhw, type WebModelInfo } from './model-info.js';
 
 export interface LoadedWeights {
@@ -68,7 +68,7 @@ export async function segmentVolume(weights: LoadedWeights, request: SegmentRequ
     throw new Error(`the CT has shape [${volume.shape.join(', ')}], a 2-D image; expected a 3-D volume (at least 2 voxels along x, y and z)`);
   }
   const tileShape = tileShapeOf(weights.config);
-  if (tileShape.some((t) => t % 16 !== 0)) throw new Error(`${weights.name}: crop [${tileShape.join(', ')}] is not made of multiples of 16`);
+  if (!tileShape.every(isGridSide)) throw new Error(`${weights.name}: crop [${tileShape.join(', ')}] is not made of multiples of ${TOTAL_STRIDE}`);
   // Compiled asynchronously, several at once, before the first tile: the tab never waits on a compile in a tile pass.
   await warmUpPipelines(weights.model, { crop: tileShape, batch: 1, optimizer: null, inference: true, onProgress: request.onCompileProgress });
   return segmentCt(weights.model, volume, request.task, {

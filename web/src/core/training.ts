@@ -13,7 +13,7 @@ import { validationCrop, validationDice, type ValidationCrop, type ValidationDic
 import { warmUpPipelines } from '../../../src/eval/warm-up.js';
 import type { OptimizerKind } from '../../../src/nn/optim.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
-import { TGNet, type TGNetVariant } from '../../../src/tgnet/model.js';
+import { isGridSide, TGNet, TOTAL_STRIDE, type TGNetVariant } from '../../../src/tgnet/model.js';
 import { Trainer } from '../../../src/tgnet/train.js';
 import type { Dhw } from './model-info.js';
 import { phantomCase, trainingCase } from './phantoms.js';
@@ -48,7 +48,7 @@ export function defaultTrainSettings(): TrainSettings {
 
 /** Why a setting cannot be used, or null. */
 export function checkTrainSettings(s: TrainSettings): string | null {
-  if (s.volume.some((n) => !Number.isInteger(n) || n < 16 || n % 16 !== 0)) return `volume ${s.volume.join('x')}: every side must be a multiple of 16 (the network halves the grid four times)`;
+  if (!s.volume.every(isGridSide)) return `volume ${s.volume.join('x')}: every side must be a multiple of ${TOTAL_STRIDE} (the network halves the grid four times)`;
   if (!Number.isInteger(s.width) || s.width < 1) return `width ${s.width}: expected a positive integer`;
   if (!Number.isInteger(s.steps) || s.steps < 1) return `steps ${s.steps}: expected a positive integer`;
   if (!Number.isInteger(s.batch) || s.batch < 1) return `batch ${s.batch}: expected a positive integer`;

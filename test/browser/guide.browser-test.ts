@@ -122,13 +122,13 @@ describe('the Segment tab guides', () => {
 
   it('a DICOM series dropped as files loads with its geometry; an MR series is warned about and runs only when accepted', async () => {
     await drop(folderFiles('axial'));
-    await waitText('#ct-line', /^12 files: DICOM CT "axial 2\.5 mm": 20×16×12 voxels \(x×y×z\) of 0\.8×0\.7×2\.5 mm/);
+    await waitText('#ct-line', /^12 files: DICOM CT "axial 2\.5 mm": 12×16×20 \(z×y×x\) voxels of 2\.5×0\.7×0\.8 mm \(z×y×x\)/);
     // 16 x 11 mm in-plane: no body fits in it.
     expect(await visible('#ct-warning')).toBe(true);
     expect(await page.locator('#ct-warning-text').textContent()).toMatch(/too small for a body/);
 
     await drop(folderFiles('mr'));
-    await waitText('#ct-line', /DICOM MR "T1": 12×12×6 voxels/);
+    await waitText('#ct-line', /DICOM MR "T1": 6×12×12 \(z×y×x\) voxels/);
     expect(await page.locator('#ct-warning-text').textContent()).toMatch(/the DICOM series is MR, not CT: the model knows CT values in HU only/);
     expect(await disabled('#segment-run')).toBe(true);
     await page.locator('#ct-warning').scrollIntoViewIfNeeded();
@@ -147,14 +147,14 @@ describe('the Segment tab guides', () => {
     expect(options[0]).toMatch(/^1\. [\d.]+: CT "coronal", 8 images of 18x10$/);
     await page.selectOption('#series-select', { index: 1 });
     await page.click('#series-load');
-    await waitText('#ct-line', /DICOM CT "axial 3 mm": 12×14×6 voxels \(x×y×z\) of 1×1×3 mm/);
+    await waitText('#ct-line', /DICOM CT "axial 3 mm": 6×14×12 \(z×y×x\) voxels of 3×1×1 mm \(z×y×x\)/);
     expect(await visible('#series-pick')).toBe(false);
 
     const zip = zipSync(Object.fromEntries(files.map((f) => [`study/${f.name}`, f.bytes])));
     await drop([{ name: 'study.zip', bytes: zip }]);
     await waitText('#segment-status', /study\.zip holds 2 DICOM series/);
     await page.click('#series-load');
-    await waitText('#ct-line', /^study\.zip: DICOM CT "coronal": 18×10×8 voxels/);
+    await waitText('#ct-line', /^study\.zip: DICOM CT "coronal": 8×10×18 \(z×y×x\) voxels/);
   });
 
   it('a 4-D NIfTI offers a frame picker; a tiny volume and one without air are warned about', async () => {
@@ -172,12 +172,12 @@ describe('the Segment tab guides', () => {
     expect(await visible('#frame-pick')).toBe(true);
     await page.fill('#frame-index', '1');
     await page.click('#frame-load');
-    await waitText('#ct-line', /^series-4d\.nii frame 1: 8×8×8 voxels/);
+    await waitText('#ct-line', /^series-4d\.nii frame 1: 8×8×8 \(z×y×x\) voxels/);
     expect(await page.locator('#ct-warning-text').textContent()).toMatch(/too small for a body/);
 
     const tiny = writeNifti({ data: new Float32Array(4 * 5 * 7).fill(-50), shape: [4, 5, 7], spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] }, { datatype: 'int16', gzip: true });
     await drop([{ name: 'tiny.nii.gz', bytes: tiny }]);
-    await waitText('#ct-line', /^tiny\.nii\.gz: 4×5×7 voxels/);
+    await waitText('#ct-line', /^tiny\.nii\.gz: 7×5×4 \(z×y×x\) voxels/);
     const warning = (await page.locator('#ct-warning-text').textContent()) ?? '';
     expect(warning).toMatch(/no air \(nothing near -1000 HU; the lowest value is -50\)/);
     expect(warning).toMatch(/a 7×5×4 volume of 7×5×4 mm \(z×y×x\) is too small for a body/);
@@ -185,7 +185,7 @@ describe('the Segment tab guides', () => {
 
   it('a run locks the inputs; its results go when the model or the CT changes', async () => {
     await page.click('#phantom');
-    await waitText('#ct-line', /^phantom liver seed 42: 32×32×16 voxels/);
+    await waitText('#ct-line', /^phantom liver seed 42: 16×32×32 \(z×y×x\) voxels/);
     expect(await visible('#ct-warning')).toBe(false);
     await page.click('#segment-run');
     // Read right after the click: the run is under way (its first kernels compile for seconds at least).
@@ -231,7 +231,7 @@ describe('a real-size CT in the page', () => {
     writeFileSync(label, writeNifti({ ...geometry, data: phantomTaskLabel(p, 0) }, { datatype: 'uint8', gzip: true }));
     await page.selectOption('#task', '0');
     await page.setInputFiles('#ct-file', ct);
-    await waitText('#ct-line', /^real-size-512x512x120\.nii\.gz: 512×512×120 voxels \(x×y×z\) of 0\.7×0\.7×3 mm/, 300_000);
+    await waitText('#ct-line', /^real-size-512x512x120\.nii\.gz: 120×512×512 \(z×y×x\) voxels of 3×0\.7×0\.7 mm \(z×y×x\)/, 300_000);
     await page.setInputFiles('#label-file', label);
     await waitText('#ct-line', /label: real-size-512x512x120-label\.nii\.gz/, 300_000);
     expect(await visible('#ct-warning')).toBe(false);

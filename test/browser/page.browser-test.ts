@@ -199,7 +199,7 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     writeFileSync(big, writeNifti(c.ct, { datatype: 'int16', gzip: true }));
     const before = (await hooks()).segment?.runs ?? 0;
     await drop([big]);
-    await page.locator('#ct-line', { hasText: 'phantom-liver-32x64x64.nii.gz: 64×64×32 voxels' }).waitFor();
+    await page.locator('#ct-line', { hasText: 'phantom-liver-32x64x64.nii.gz: 32×64×64 (z×y×x) voxels' }).waitFor();
     await page.uncheck('#resample');
     await page.click('#segment-run');
     await page.locator('#segment-status', { hasText: /tile pass \d+ of 27/ }).waitFor({ timeout: 600_000 });
@@ -209,7 +209,7 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     expect(await page.locator('#segment-run').isEnabled()).toBe(true);
 
     await page.click('#phantom');
-    await page.locator('#ct-line', { hasText: /^phantom liver seed 42: 32×32×16 voxels .*label: its Task03_Liver label/ }).waitFor();
+    await page.locator('#ct-line', { hasText: /^phantom liver seed 42: 16×32×32 \(z×y×x\) voxels .*label: its Task03_Liver label/ }).waitFor();
 
     // Back to the phantom segmented in (a), CT and label in one drop (the label is told apart by its values).
     await page.check('#resample');

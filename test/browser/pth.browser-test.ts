@@ -91,10 +91,15 @@ describe('the page takes PyTorch weights', () => {
 
     await page.selectOption('#task', String(TASK.id));
     await drop([pth, ct]);
-    await waitText('#model-line', /^TGNet dodnet, width 2 \(72,058 parameters\): DoDNet \(jianpengz\/DoDNet\) weights MOTS_DynConv_w2\.pth; tile 64×192×192 \(z×y×x\); trained at 0\.8×0\.8×1\.5 mm voxels$/);
+    await waitText('#model-line', /^TGNet dodnet, width 2 \(72,058 parameters\): DoDNet \(jianpengz\/DoDNet\) weights MOTS_DynConv_w2\.pth; tile 64×192×192 \(z×y×x\); trained at 1\.5×0\.8×0\.8 mm \(z×y×x\) voxels$/);
     await waitText('#ct-line', /phantom-liver-pth\.nii\.gz/);
     expect(await page.locator('#resample').isChecked()).toBe(true);
     await page.uncheck('#resample');
+    // Unresampled, 4 mm voxels are far from DoDNet's 1.5 x 0.8 x 0.8 mm and the 192 mm field is small for a body:
+    // the page warns and keeps Segment off until the run is accepted.
+    await page.locator('#ct-warning').waitFor({ state: 'visible' });
+    expect(await page.locator('#segment-run').isDisabled()).toBe(true);
+    await page.check('#ct-warning-accept');
     const before = (await hooks()).segment?.runs ?? 0;
     const t0 = performance.now();
     await page.click('#segment-run');

@@ -27,6 +27,12 @@ interface LoadedCt {
 const fmtMl = (ml: number | null) => (ml === null ? '–' : ml >= 10 ? `${ml.toFixed(0)} mL` : `${ml.toFixed(1)} mL`);
 const fmtShape = (s: readonly number[]) => s.join('×');
 const fmtMm = (s: readonly number[]) => s.map((v) => (Math.round(v * 100) / 100).toString()).join('×');
+/**
+ * The page writes every shape and voxel size z×y×x, as tiles and grids are: NIfTI's x, y, z order (shapes and
+ * spacings as files store them) is reversed here, at the display.
+ */
+const zyxShape = (xyz: readonly number[]) => `${fmtShape([...xyz].reverse())} (z×y×x)`;
+const zyxMm = (xyz: readonly number[]) => `${fmtMm([...xyz].reverse())} mm (z×y×x)`;
 
 /** Weight files the tab takes: tgnet checkpoints and PyTorch ones (tgnet export's, DoDNet's train.py's). */
 const WEIGHTS_FILE = /\.(safetensors|pth|pt)$/i;
@@ -185,14 +191,14 @@ export class SegmentTab {
     this.weights?.model.dispose();
     this.weights = next;
     const c = next.config;
-    const trained = info ? `; trained at ${fmtMm(info.spacing)} mm voxels` : '';
+    const trained = info ? `; trained at ${zyxMm(info.spacing)} voxels` : '';
     this.el.modelLine.classList.remove('error');
     this.el.modelLine.textContent = `TGNet ${c.variant}, width ${c.width} (${next.parameters.toLocaleString('en-US')} parameters): ${info?.title ?? name}; tile ${fmtShape(tileShapeOf(c))} (z×y×x)${trained}`;
     this.showModelDice(info);
     this.el.resample.checked = info !== null;
     this.el.resample.disabled = info === null;
     this.el.resampleText.textContent = info
-      ? `resample to the model's voxel size (${fmtMm(info.spacing)} mm)`
+      ? `resample to the model's voxel size (${zyxMm(info.spacing)})`
       : 'resample (unknown for these weights: the input grid is used)';
     // The last run's masks and scores were this model's or another's: gone either way once the model changes.
     this.clearResult();
@@ -384,7 +390,7 @@ export class SegmentTab {
   private setLabel(label: NiftiVolume, name: string): void {
     if (!this.ct) return;
     if (label.shape.some((n, i) => n !== this.ct!.volume.shape[i])) {
-      throw new Error(`${name} has shape ${fmtShape(label.shape)} but the CT ${fmtShape(this.ct.volume.shape)}; expected the label of this CT`);
+      throw new Error(`${name} has shape ${zyxShape(label.shape)} but the CT ${zyxShape(this.ct.volume.shape)}; expected the label of this CT`);
     }
     this.ct.label = label;
     this.ct.labelName = name;
@@ -419,7 +425,7 @@ export class SegmentTab {
     if (this.ct) {
       const v = this.ct.volume;
       const label = this.ct.label ? `; label: ${this.ct.labelName}` : '; no label file (Dice needs one)';
-      this.el.ctLine.textContent = `${this.ct.name}: ${fmtShape(v.shape)} voxels (x×y×z) of ${fmtMm(v.spacing)} mm${label}`;
+      this.el.ctLine.textContent = `${this.ct.name}: ${zyxShape(v.shape)} voxels of ${zyxMm(v.spacing)}${label}`;
     }
   }
 
@@ -466,7 +472,7 @@ export class SegmentTab {
         this.el.progress.value = 0;
       } else if (e instanceof RangeError && /allocat|buffer|memory/i.test(e.message)) {
         const n = ct.volume.data.length;
-        this.fail('segmentation failed', new Error(`this tab could not get the memory for a ${fmtShape(ct.volume.shape)} volume (${(n / 1e6).toFixed(0)} M voxels, about ${((n * 10) / 1024 ** 3).toFixed(1)} GB with its working copies): ${e.message}; crop or downsample the CT, or use tgnet predict`));
+        this.fail('segmentation failed', new Error(`this tab could not get the memory for a ${zyxShape(ct.volume.shape)} volume (${(n / 1e6).toFixed(0)} M voxels, about ${((n * 10) / 1024 ** 3).toFixed(1)} GB with its working copies): ${e.message}; crop or downsample the CT, or use tgnet predict`));
       } else {
         this.fail('segmentation failed', e);
       }

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../data/fs-util.js';
 import type { Shape3 } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { TASKS, taskById } from '../data/tasks.js';
-import type { CheckpointConfig } from '../eval/checkpoint.js';
+import type { CheckpointConfig } from '../eval/load-model.js';
 import { evaluateCase } from '../eval/evaluate.js';
 import { EMPTY_MASK_CONVENTION } from '../eval/metrics.js';
 import {

@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../data/fs-util.js';
-import { CHECKPOINT_MODEL_PREFIX, configFromMetadata, configFromStateDict, PTH_CONFIG_RECORD, readCheckpointTensors } from '../eval/checkpoint.js';
+import { CHECKPOINT_MODEL_PREFIX, configFromMetadata, configFromStateDict, PTH_CONFIG_RECORD, readCheckpointTensors } from '../eval/load-model.js';
 import { writePth, type PthTensorInput } from '../nn/pth/index.js';
 import { writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { TGNET_VARIANTS } from '../tgnet/model.js';

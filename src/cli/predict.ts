@@ -10,7 +10,7 @@ import { writeNiftiFile } from '../data/nifti-file.js';
 import { readCtInput, type CtInput } from '../data/dicom-file.js';
 import { describeDicomSeries } from '../data/dicom.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
-import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/checkpoint.js';
+import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/load-model.js';
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';

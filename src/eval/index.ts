@@ -8,7 +8,7 @@ export * from './postprocess.js';
 export * from './metrics.js';
 export * from './report.js';
 export * from './evaluate.js';
-export * from './checkpoint.js';
+export * from './load-model.js';
 export * from './pipeline.js';
 export * from './paper-table.js';
 export * from './png.js';

@@ -6,7 +6,7 @@
  * `formatVersion`, `width`, `numTasks`, `crop` ([D, H, W]), `step`, `totalSteps`, `lr0`, `momentum`, `nesterov`,
  * `weightDecay`, `polyPower`, `seed`, `warmupSteps` and, for Adam/AdamW, `betas` ([beta1, beta2]) and `eps` as
  * JSON texts. A file without `optimizer` (written before Adam existed) is an SGD checkpoint with no warm-up.
- * Keys and encodings are those `src/eval/checkpoint.ts` (tgnet predict/evaluate) reads.
+ * Keys and encodings are those `src/eval/load-model.ts` (tgnet predict/evaluate) reads.
  *
  * `encodeCheckpoint` / `decodeCheckpoint` are pure (bytes in, bytes out) so a browser can use them;
  * `saveCheckpoint` / `loadCheckpoint` add Node file I/O, imported lazily so that importing this module never

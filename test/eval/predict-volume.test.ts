@@ -5,7 +5,7 @@ import { sigmoid } from '../../src/autograd/index.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import { permuteAxes, windowHu } from '../../src/data/preprocess.js';
-import { configFromMetadata, loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
+import { configFromMetadata, loadModelFromCheckpoint } from '../../src/eval/load-model.js';
 import { segmentCt } from '../../src/eval/pipeline.js';
 import { mirrorTile, predictVolume, type Shape3D } from '../../src/eval/sliding-window.js';
 import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';

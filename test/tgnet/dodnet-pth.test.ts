@@ -24,7 +24,7 @@ import { exportCheckpoint, exportCommand, parseExportArgs } from '../../src/cli/
 import { importDodnetCommand } from '../../src/cli/import-dodnet.js';
 import { predictCommand } from '../../src/cli/predict.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
-import { loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
+import { loadModelFromCheckpoint } from '../../src/eval/load-model.js';
 import { readPthStateDict, writePth } from '../../src/nn/pth/index.js';
 import { readSafetensors } from '../../src/nn/safetensors.js';
 import { dodnetParameterShapes } from '../../src/tgnet/dodnet.js';

@@ -11,7 +11,7 @@ import { noGrad } from '../../src/autograd/tape.js';
 import { tidy } from '../../src/autograd/scope.js';
 import { Tensor } from '../../src/autograd/tensor.js';
 import { convertDodnetCheckpoint, importDodnetCommand, parseImportDodnetArgs } from '../../src/cli/import-dodnet.js';
-import { loadModelFromCheckpoint } from '../../src/eval/checkpoint.js';
+import { loadModelFromCheckpoint } from '../../src/eval/load-model.js';
 import { readSafetensors, writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import { dodnetParameterShapes, dodnetToTGNetName, importDodnetStateDict, type NamedTensor } from '../../src/tgnet/dodnet.js';
 import { TGNet } from '../../src/tgnet/model.js';

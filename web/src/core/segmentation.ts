@@ -9,7 +9,7 @@ import { warmUpPipelines } from '../../../src/eval/warm-up.js';
 import type { NiftiVolume, Shape3 } from '../../../src/data/nifti.js';
 import { writeNifti } from '../../../src/data/nifti.js';
 import { labelToTarget, taskById } from '../../../src/data/tasks.js';
-import { loadModelFromCheckpoint, type CheckpointConfig } from '../../../src/eval/checkpoint.js';
+import { loadModelFromCheckpoint, type CheckpointConfig } from '../../../src/eval/load-model.js';
 import { segmentationMetrics } from '../../../src/eval/metrics.js';
 import { segmentCt, type CtSegmentation } from '../../../src/eval/pipeline.js';
 import { labelMapToMasks } from '../../../src/eval/postprocess.js';

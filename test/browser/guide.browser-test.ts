@@ -17,6 +17,7 @@ import { generatePhantom, phantomTaskLabel } from '../../src/data/phantom.js';
 import type { PageHooks } from '../../web/src/ui/hooks.js';
 import { launchChromium } from './chromium.js';
 import { serveStatic, type StaticServer } from './static-server.js';
+import { dropFiles, type DropFile } from './drop-files.js';
 
 const repo = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const OUT = repo('tmp/browser-tests');
@@ -27,22 +28,12 @@ let page: Page;
 let server: StaticServer;
 const pageErrors: string[] = [];
 
-interface DropFile { name: string; bytes: Uint8Array }
 
 const folderFiles = (folder: string): DropFile[] =>
   readdirSync(join(DICOM, folder)).sort().map((f) => ({ name: f, bytes: new Uint8Array(readFileSync(join(DICOM, folder, f))) }));
 
 /** Drops files on the Segment tab's drop zone as a person dragging them from a file manager would. */
-async function drop(files: DropFile[]): Promise<void> {
-  const list = files.map((f) => ({ name: f.name, base64: Buffer.from(f.bytes).toString('base64') }));
-  const dataTransfer = await page.evaluateHandle((items) => {
-    const dt = new DataTransfer();
-    for (const f of items) dt.items.add(new File([Uint8Array.from(atob(f.base64), (ch) => ch.charCodeAt(0))], f.name));
-    return dt;
-  }, list);
-  await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer });
-  await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
-}
+const drop = (files: DropFile[]) => dropFiles(page, files);
 
 async function waitText(selector: string, re: RegExp, timeoutMs = 60_000): Promise<string> {
   const t0 = performance.now();

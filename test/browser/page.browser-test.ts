@@ -40,6 +40,7 @@ import { defaultTrainSettings, TrainingRun, type TrainSettings } from '../../web
 import type { PageHooks } from '../../web/src/ui/hooks.js';
 import { CHROMIUM, CHROMIUM_ARGS, launchChromium } from './chromium.js';
 import { serveStatic, type StaticServer } from './static-server.js';
+import { dropFiles, filesAt } from './drop-files.js';
 
 const repo = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const OUT = repo('tmp/browser-tests');
@@ -97,16 +98,7 @@ async function screenshot(name: string): Promise<Uint8Array> {
 }
 
 /** Drops files on the Segment tab's drop zone as a person dragging them from a file manager would. */
-async function drop(paths: string[]): Promise<void> {
-  const files = paths.map((p) => ({ name: p.split('/').pop() ?? p, base64: readFileSync(p).toString('base64') }));
-  const dataTransfer = await page.evaluateHandle((list) => {
-    const dt = new DataTransfer();
-    for (const f of list) dt.items.add(new File([Uint8Array.from(atob(f.base64), (ch) => ch.charCodeAt(0))], f.name));
-    return dt;
-  }, files);
-  await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer });
-  await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
-}
+const drop = (paths: string[]) => dropFiles(page, filesAt(paths));
 
 /** Pixels of a PNG as [r, g, b] triples. */
 function pixels(png: Uint8Array): { width: number; height: number; rgb: (i: number) => [number, number, number] } {

@@ -19,6 +19,7 @@ import { phantomCase } from '../../web/src/core/phantoms.js';
 import type { PageHooks } from '../../web/src/ui/hooks.js';
 import { launchChromium } from './chromium.js';
 import { serveStatic, type StaticServer } from './static-server.js';
+import { dropFiles, filesAt } from './drop-files.js';
 
 const repo = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const OUT = repo('tmp/browser-tests');
@@ -36,16 +37,7 @@ const hooks = () => page.evaluate(() => {
 });
 
 /** Drops files on the Segment tab's drop zone as a person dragging them from a file manager would. */
-async function drop(paths: string[]): Promise<void> {
-  const files = paths.map((p) => ({ name: p.split('/').pop() ?? p, base64: readFileSync(p).toString('base64') }));
-  const dataTransfer = await page.evaluateHandle((list) => {
-    const dt = new DataTransfer();
-    for (const f of list) dt.items.add(new File([Uint8Array.from(atob(f.base64), (ch) => ch.charCodeAt(0))], f.name));
-    return dt;
-  }, files);
-  await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer });
-  await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
-}
+const drop = (paths: string[]) => dropFiles(page, filesAt(paths));
 
 /** Waits for an element's text to match, failing with the text it has (and the status line) instead of a bare timeout. */
 async function waitText(selector: string, re: RegExp, timeoutMs = 60_000): Promise<void> {

@@ -4,8 +4,8 @@
  * gives (a fresh MESA_SHADER_CACHE_DIR: cold), and prints one JSON line per shader. The parent kills it when a
  * compile runs past the limit or grows past the memory cap, and starts another from the next shader.
  *
- * A compile is timed to the end of a dispatch of zero workgroups: lavapipe compiles a pipeline when it is
- * first dispatched, SwiftShader when it is created; both are inside that span.
+ * A compile is timed to the end of its first dispatch (`Gpu.primePipeline`): lavapipe compiles a pipeline when
+ * it is first dispatched, SwiftShader when it is created; both are inside that span.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -21,18 +21,11 @@ export interface ShaderEntry {
 /** Prefix of the lines the parent reads (Dawn prints its warnings to stdout too). */
 export const MARK = '@compile ';
 
-const BINDING = /@binding\((\d+)\)\s*var<(uniform|storage)(?:,\s*(read|read_write))?>/g;
-
 async function main(): Promise<void> {
   const [file, startText] = process.argv.slice(2);
   const shaders = JSON.parse(readFileSync(file, 'utf8')) as ShaderEntry[];
   const gpu = await initGpu();
   const device = gpu.device;
-  // Bindings of any size the shaders declare: zero workgroups read nothing, but the layout wants buffers.
-  const uniform = device.createBuffer({ size: 4096, usage: GPUBufferUsage.UNIFORM });
-  // One buffer per storage binding: a writable binding may not alias another.
-  const storage: GPUBuffer[] = [];
-  const storageAt = (i: number) => (storage[i] ??= device.createBuffer({ size: 1 << 16, usage: GPUBufferUsage.STORAGE }));
   process.stdout.write(`${MARK}${JSON.stringify({ adapter: gpu.name })}\n`);
   for (let i = Number(startText); i < shaders.length; i++) {
     const s = shaders[i];
@@ -41,19 +34,9 @@ async function main(): Promise<void> {
     device.pushErrorScope('validation');
     const module = device.createShaderModule({ code: s.code, label: s.key });
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: s.key });
-    const entries: GPUBindGroupEntry[] = [];
-    for (const m of s.code.matchAll(BINDING)) entries.push({ binding: Number(m[1]), resource: { buffer: m[2] === 'uniform' ? uniform : storageAt(Number(m[1])) } });
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
-    // Dawn warns that zero workgroups are unusual; the parent drops that line.
-    pass.dispatchWorkgroups(0);
-    pass.end();
-    device.queue.submit([encoder.finish()]);
-    // gpu.sync waits without spinning a core (awaiting Dawn's promise directly polls), so the CPU time measured
-    // is the driver's compile, not the wait.
-    await gpu.sync();
+    // The runtime's own priming: one workgroup on stand-in buffers, waited for without spinning a core, so the CPU
+    // time measured is the driver's compile.
+    await gpu.primePipeline(pipeline, s.code);
     const error = await device.popErrorScope();
     const ms = performance.now() - t0;
     // CPU time of this process (the driver compiles in its threads): what the compile costs whatever the load.

@@ -84,9 +84,8 @@ function addShaders(into: Map<string, ShaderEntry>, list: readonly { key: string
   }
 }
 
-/** The pipelines of a training step and a sliding-window tile of each model configuration (nothing compiled). */
-export async function collectModelShaders(): Promise<ShaderEntry[]> {
-  const found = new Map<string, ShaderEntry>();
+/** Adds the pipelines of a training step and a sliding-window tile of each model configuration (nothing compiled). */
+export async function collectModelShaders(found: Map<string, ShaderEntry>): Promise<void> {
   for (const c of MODEL_CONFIGS) {
     const model = TGNet.create({ variant: c.variant, width: c.width, seed: 0, fused: c.fused });
     try {
@@ -96,11 +95,10 @@ export async function collectModelShaders(): Promise<ShaderEntry[]> {
       model.dispose();
     }
   }
-  return [...found.values()];
 }
 
-/** The pipelines `vitest run test/kernels` creates, through test/setup/pipeline-log.ts. */
-export function collectKernelTestShaders(): ShaderEntry[] {
+/** Adds the pipelines `vitest run test/kernels` creates, through test/setup/pipeline-log.ts. */
+export function collectKernelTestShaders(found: Map<string, ShaderEntry>): void {
   const dir = mkdtempSync(join(tmpdir(), 'tgnet-pipelines-'));
   const log = join(dir, 'pipelines.jsonl');
   try {
@@ -111,10 +109,8 @@ export function collectKernelTestShaders(): ShaderEntry[] {
     });
     if (run.status !== 0) console.warn(`compile bench: the kernel tests exited with ${run.status}; using the pipelines they created`);
     if (!existsSync(log)) throw new Error(`compile bench: the kernel tests wrote no pipeline log (${log})`);
-    const found = new Map<string, ShaderEntry>();
     const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { key: string; code: string });
     addShaders(found, lines, 'kernel tests');
-    return [...found.values()];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -234,14 +230,8 @@ export async function benchCompile(gpu: Gpu, options: CompileBenchOptions): Prom
     shaders = JSON.parse(readFileSync(options.shadersIn, 'utf8')) as ShaderEntry[];
   } else {
     const found = new Map<string, ShaderEntry>();
-    for (const s of await collectModelShaders()) found.set(s.key, s);
-    if (options.kernelTests) {
-      for (const s of collectKernelTestShaders()) {
-        const have = found.get(s.key);
-        if (have) have.sources.push(...s.sources);
-        else found.set(s.key, s);
-      }
-    }
+    await collectModelShaders(found);
+    if (options.kernelTests) collectKernelTestShaders(found);
     shaders = [...found.values()];
   }
   if (options.shadersOut) writeFileSync(options.shadersOut, JSON.stringify(shaders));

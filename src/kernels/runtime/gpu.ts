@@ -161,6 +161,13 @@ export function pipelineErrorMessage(key: string, code: string, messages: readon
   return `pipeline '${key}': ${(compiled.length ? compiled : parts).join('\n')}`;
 }
 
+/** A module's compile errors, each `:line:column error: message` as `pipelineErrorMessage` takes them. */
+async function compileErrors(module: GPUShaderModule): Promise<string[]> {
+  // Some implementations lack getCompilationInfo; their errors arrive through the error scope alone.
+  const info = typeof module.getCompilationInfo === 'function' ? await module.getCompilationInfo() : null;
+  return (info?.messages ?? []).filter((m) => m.type === 'error').map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
+}
+
 /** A pipeline as it was created: its cache key, its WGSL, and the milliseconds its creation held the calling thread. */
 export interface PipelineRecord {
   key: string;
@@ -358,20 +365,17 @@ export class Gpu {
       const t0 = performance.now();
       const code = makeCode();
       p = this.createPipeline(key, code);
-      this.adoptPipeline(key, p, access);
-      if (pipelineObservers.size) {
-        const record = { key, code, ms: performance.now() - t0, adapter: this.name };
-        for (const observe of pipelineObservers) observe(record);
-      }
+      this.adoptPipeline(key, code, p, t0, access);
     }
     return p;
   }
 
   /**
    * Dispatches one workgroup of `pipeline` with zeroed uniforms (every size 0: kernels read nothing and loop
-   * zero times) on stand-in storage buffers, and waits for it: the driver compiles it now.
+   * zero times) on stand-in storage buffers, and waits for it: a driver that compiles at first dispatch
+   * (lavapipe) compiles it now. `code` is its WGSL, which names the bindings.
    */
-  private async primePipeline(pipeline: GPUComputePipeline, code: string): Promise<void> {
+  async primePipeline(pipeline: GPUComputePipeline, code: string): Promise<void> {
     const entries: GPUBindGroupEntry[] = [];
     for (const m of code.matchAll(BINDING_DECLARATION)) {
       const binding = Number(m[1]);
@@ -398,9 +402,14 @@ export class Gpu {
     return b;
   }
 
-  private adoptPipeline(key: string, p: GPUComputePipeline, access?: readonly BindingAccess[]): void {
+  /** Caches a compiled pipeline and tells the observers (`observePipelines`) how long it took since `t0`. */
+  private adoptPipeline(key: string, code: string, p: GPUComputePipeline, t0: number, access?: readonly BindingAccess[]): void {
     this.pipelines.set(key, p);
     if (access) this.pipelineAccess.set(p, access);
+    if (pipelineObservers.size) {
+      const record = { key, code, ms: performance.now() - t0, adapter: this.name };
+      for (const observe of pipelineObservers) observe(record);
+    }
   }
 
   /**
@@ -458,17 +467,12 @@ export class Gpu {
           }
         }
         if (!pipeline) {
-          const info = typeof module.getCompilationInfo === 'function' ? await module.getCompilationInfo() : null;
-          const errors = (info?.messages ?? []).filter((m) => m.type === 'error').map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
-          throw new Error(pipelineErrorMessage(r.key, r.code, errors.length ? errors : [failure instanceof Error || (failure && typeof failure === 'object' && 'message' in failure) ? String((failure as { message: unknown }).message) : String(failure)]));
+          const errors = await compileErrors(module);
+          throw new Error(pipelineErrorMessage(r.key, r.code, errors.length ? errors : [String((failure as { message?: unknown } | null)?.message ?? failure)]));
         }
         if (!this.pipelines.has(r.key)) {
           if (compilesAtFirstDispatch) await this.primePipeline(pipeline, r.code);
-          this.adoptPipeline(r.key, pipeline, r.access);
-          if (pipelineObservers.size) {
-            const record = { key: r.key, code: r.code, ms: performance.now() - t0, adapter: this.name };
-            for (const observe of pipelineObservers) observe(record);
-          }
+          this.adoptPipeline(r.key, r.code, pipeline, t0, r.access);
         }
         options.onProgress?.(++done, todo.length, r.key);
       }
@@ -499,13 +503,8 @@ export class Gpu {
     this.device.pushErrorScope('validation');
     const { module, pipeline } = create();
     const scope = this.device.popErrorScope();
-    const info = typeof module.getCompilationInfo === 'function' ? module.getCompilationInfo() : Promise.resolve(null);
-    void Promise.all([scope, info]).then(([error, compilation]) => {
-      const compileErrors = (compilation?.messages ?? []).filter((m) => m.type === 'error')
-        .map((m) => `:${m.lineNum}:${m.linePos} error: ${m.message}`);
-      if (error || compileErrors.length) {
-        this.errors.push(pipelineErrorMessage(key, code, compileErrors.length ? compileErrors : [error?.message ?? '']));
-      }
+    void Promise.all([scope, compileErrors(module)]).then(([error, errors]) => {
+      if (error || errors.length) this.errors.push(pipelineErrorMessage(key, code, errors.length ? errors : [error?.message ?? '']));
     }, (e: unknown) => { this.errors.push(`pipeline '${key}': ${String(e)}`); });
     return pipeline;
   }

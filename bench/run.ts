@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeFileAtomic } from '../src/data/fs-util.js';
+import { writeFileAtomic } from '../src/common/node-files.js';
 import { initGpu, isSoftwareAdapter } from '../src/kernels/runtime/gpu.js';
 import { defaultTuningFile, enableConv3dTuning } from '../src/kernels/conv3d/autotune.js';
 import { benchDispatch, benchElementwise, benchMatmul, benchReduce } from './engine.js';

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import {
   conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dShape,
 } from '../../src/kernels/conv3d/index.js';
-import { writeFileAtomic } from '../../src/data/fs-util.js';
+import { writeFileAtomic } from '../../src/common/node-files.js';
 import { initGpu, isSoftwareAdapter, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { fillUniform } from '../../src/kernels/runtime/fill.js';
 import { CONV3D_BENCH_SHAPES } from '../conv3d.js';

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_AUGMENT, NO_AUGMENT } from '../data/augment.js';
-import { writeFileAtomic } from '../data/fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { preprocessCaseCached } from '../data/preprocess-cache.js';
@@ -31,6 +31,7 @@ import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
 import { predictValidationCases } from './validation-cases.js';
+import type { DHW } from '../common/shape.js';
 
 const DEMO_OPTIONS = {
   out: option('DIR', 'run folder (default runs/demo-<time>)', pathValue, { default: null }),
@@ -97,7 +98,7 @@ interface DemoData {
   train: DatasetCase[];
   val: DatasetCase[];
   cacheDir: string;
-  spacingZYX: [number, number, number];
+  spacingZYX: DHW;
   crops: ValidationCrop[];
 }
 
@@ -107,7 +108,7 @@ async function prepareData(config: DemoConfig, seed: number, runDir: string, cac
   const cases = await loadMsdCollection(dataDir, folders);
   const split = await loadOrCreateSplit(join(runDir, 'split.json'), cases, seed, 1 - config.valCases / config.casesPerTask);
   const [sx, sy, sz] = phantomSpacing(config.volume);
-  const spacingZYX: [number, number, number] = [sz, sy, sx];
+  const spacingZYX: DHW = [sz, sy, sx];
   const cacheDir = join(cacheRoot, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
   // The phantoms are made at the training spacing: preprocessing windows the HU and resamples nothing.
   // One validation case per task keeps the curve cheap (a forward pass per two crops); the table uses them all.

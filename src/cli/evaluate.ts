@@ -11,10 +11,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
-import { dhwFromXyz } from '../data/augment.js';
 import { loadDodnetList, loadMsdCollection, loadMsdDataset, validateSplit, type DatasetCase } from '../data/datasets.js';
-import { writeFileAtomic } from '../data/fs-util.js';
-import type { Shape3 } from '../data/nifti.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { TASKS, taskById } from '../data/tasks.js';
 import type { CheckpointConfig } from '../eval/load-model.js';
@@ -24,7 +22,7 @@ import {
   buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type PaperTable, type RunSummaryJson,
 } from '../eval/paper-table.js';
 import { formatReport, reportToJson, summariseByTask, type CaseEvaluation } from '../eval/report.js';
-import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
+import { DEFAULT_TILE_SHAPE } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { isGridSide, TOTAL_STRIDE } from '../tgnet/model.js';
 import {
@@ -33,9 +31,10 @@ import {
 import { loadCheckpointFile, taskValue } from './predict.js';
 import { ProgressReporter } from './progress.js';
 import { segmentAndEvaluateCase } from './validation-cases.js';
+import { type DHW, type XYZ, dhwFromXyz } from '../common/shape.js';
 
 /** DoDNet's preprocessing spacing [z, y, x] mm, the paper's. */
-export const DEFAULT_EVALUATE_SPACING: Shape3 = [1.5, 0.8, 0.8];
+export const DEFAULT_EVALUATE_SPACING: XYZ = [1.5, 0.8, 0.8];
 
 const MODEL_OPTIONS = {
   model: repeated('FILE', 'a checkpoint (tgnet train / tgnet demo / tgnet import-dodnet / tgnet export, or DoDNet\'s own .pth); repeat for more rows', pathValue,
@@ -56,7 +55,7 @@ const MODEL_OPTIONS = {
     return text;
   }),
   spacing: option('Z Y X', `spacing in mm the models were trained at; volumes are resampled to it for inference and the masks back to the input grid (default ${DEFAULT_EVALUATE_SPACING.join(' ')}, DoDNet's); --spacing native: no resampling, needed for tgnet demo checkpoints, which train on phantoms as they are`,
-    (words, at): Shape3 | null => (words.length === 1 && words[0] === 'native' ? null
+    (words, at): XYZ | null => (words.length === 1 && words[0] === 'native' ? null
       : triple((text, name) => at.number(name, text, (n) => n > 0 && Number.isFinite(n), "a positive number of mm (or '--spacing native')"))(words, at)),
     { minWords: 1 }),
   tile: option('D H W', `sliding-window tile, multiples of 16 (default: each checkpoint's training crop, else ${DEFAULT_TILE_SHAPE.join('\u00a0')})`, triple(gridSide)),
@@ -146,8 +145,8 @@ export async function evaluateFiles(pairs: readonly { name: string; pred: string
         throw new Error(`${pair.pred}: spacing ${pred.spacing.join('x')} mm differs from the truth ${pair.truth} (${truth.spacing.join('x')} mm); expected the same grid`);
       }
     });
-    const shape: Shape3D = dhwFromXyz(truth.shape);
-    const spacing: Shape3D = [truth.spacing[2], truth.spacing[1], truth.spacing[0]];
+    const shape: DHW = dhwFromXyz(truth.shape);
+    const spacing: DHW = [truth.spacing[2], truth.spacing[1], truth.spacing[0]];
     for (const [v, file] of [[pred, pair.pred], [truth, pair.truth]] as const) {
       for (let i = 0; i < v.data.length; i++) {
         const l = v.data[i];
@@ -175,8 +174,8 @@ export interface EvaluateModelsArgs {
   data: string;
   cases: CaseSelection;
   /** null: the input grid, no resampling. */
-  spacingZYX: Shape3 | null;
-  tile?: Shape3D;
+  spacingZYX: DHW | null;
+  tile?: DHW;
   flips: boolean;
   batch: number;
   predictions?: string;
@@ -298,7 +297,7 @@ export interface EvaluatedModel {
   name: string;
   path: string;
   config: CheckpointConfig;
-  tile: Shape3D;
+  tile: DHW;
   /** Where the tile came from. */
   tileSource: '--tile' | 'checkpoint crop' | 'default';
   cases: CaseEvaluation[];
@@ -310,7 +309,7 @@ export interface EvaluateModelsJson {
     data: string;
     cases: number;
     selection: string;
-    spacingZYX: Shape3 | 'native';
+    spacingZYX: DHW | 'native';
     overlap: number;
     flips: boolean;
     postprocess: boolean;
@@ -325,7 +324,7 @@ export interface EvaluateModelsJson {
     variant: string;
     width: number;
     numTasks: number;
-    tile: Shape3D;
+    tile: DHW;
     seconds: number;
     /** Per task: Dice as a fraction, HD95 in voxels and mm. */
     summary: RunSummaryJson;
@@ -339,7 +338,7 @@ function selectionText(args: EvaluateModelsArgs): string {
   return 'every case';
 }
 
-function spacingText(spacing: Shape3 | null): string {
+function spacingText(spacing: XYZ | null): string {
   return spacing ? `resampled to ${spacing.join(' x ')} mm (z, y, x)` : 'native spacing (no resampling)';
 }
 

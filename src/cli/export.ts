@@ -7,7 +7,7 @@
  * safetensors checkpoint). No GPU needed.
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../data/fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { CHECKPOINT_MODEL_PREFIX, configFromMetadata, configFromStateDict, PTH_CONFIG_RECORD, readCheckpointTensors } from '../eval/load-model.js';
 import { writePth, type PthTensorInput } from '../nn/pth/index.js';
 import { writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';

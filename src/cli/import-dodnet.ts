@@ -5,18 +5,19 @@
  * and `tgnet evaluate` load. No GPU needed. (predict and evaluate also take the .pth directly.)
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../data/fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { isPth, readPthStateDict } from '../nn/pth/index.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { importDodnetStateDict, type NamedTensor } from '../tgnet/dodnet.js';
 import { CommandLine, gridSide, option, pathValue, triple } from './args.js';
+import type { DHW } from '../common/shape.js';
 
 const IMPORT_DODNET_OPTIONS = {
   in: option('FILE', 'DoDNet checkpoint: the .pth its train.py saved (a state dict, or {\'model\', \'optimizer\', \'amp\'} with --FP16; zip or legacy container), or safetensors with DoDNet\'s names (conv1, layer0..4, fusionConv, x8_resb..x1_resb, precls_conv, GAP, controller; a module. prefix is allowed)',
     pathValue, { required: '--in is required' }),
   out: option('FILE', 'TGNet checkpoint to write (variant dodnet; model.* tensors and metadata)', pathValue, { required: '--out is required' }),
   crop: option('D H W', 'training crop recorded for sliding-window inference (default DoDNet\'s 64 192 192)', triple(gridSide),
-    { default: [64, 192, 192] as [number, number, number] }),
+    { default: [64, 192, 192] as DHW }),
 };
 
 export const IMPORT_DODNET_CLI = new CommandLine('import-dodnet', IMPORT_DODNET_OPTIONS);
@@ -25,7 +26,7 @@ export const IMPORT_DODNET_USAGE = IMPORT_DODNET_CLI.usage;
 export interface ImportDodnetArgs {
   input: string;
   out: string;
-  crop: [number, number, number];
+  crop: DHW;
 }
 
 export function parseImportDodnetArgs(argv: readonly string[]): ImportDodnetArgs {
@@ -37,7 +38,7 @@ export function parseImportDodnetArgs(argv: readonly string[]): ImportDodnetArgs
  * DoDNet checkpoint bytes (.pth, or safetensors with DoDNet's names) -> TGNet dodnet checkpoint bytes (model.*
  * tensors, variant/width/numTasks/crop).
  */
-export function convertDodnetCheckpoint(bytes: Uint8Array, source: string, crop: [number, number, number] = [64, 192, 192]): {
+export function convertDodnetCheckpoint(bytes: Uint8Array, source: string, crop: DHW = [64, 192, 192]): {
   bytes: Uint8Array; width: number; numTasks: number; parameters: number;
 } {
   let state: Map<string, NamedTensor>;

@@ -5,17 +5,17 @@
  */
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { Shape3 } from '../data/nifti.js';
 import { writeNiftiFile } from '../data/nifti-file.js';
 import { readCtInput, type CtInput } from '../data/dicom-file.js';
 import { describeDicomSeries } from '../data/dicom.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
 import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/load-model.js';
 import { segmentCt } from '../eval/pipeline.js';
-import { DEFAULT_TILE_SHAPE, type Shape3D } from '../eval/sliding-window.js';
+import { DEFAULT_TILE_SHAPE } from '../eval/sliding-window.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, textValue, triple, type ReadValue } from './args.js';
+import type { DHW } from '../common/shape.js';
 
 /** A task by key, dataset name (`Task03_Liver`, `0Liver`) or id -> its id. */
 export const taskValue: ReadValue<number> = ([text], at) => {
@@ -64,11 +64,11 @@ export interface PredictArgs {
   out: string;
   flips: boolean;
   overlap: number;
-  crop?: Shape3D;
+  crop?: DHW;
   batch: number;
   overrides: Partial<CheckpointConfig>;
   /** null: no resampling. */
-  spacingZYX: Shape3 | null;
+  spacingZYX: DHW | null;
   postprocess: boolean;
   quiet: boolean;
 }

@@ -5,7 +5,7 @@
  */
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../data/fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { trainingCurvesSvg, type CurvePoint } from '../eval/curves-svg.js';
 
 /** A line of log.jsonl: a training step's loss, a validation round, or both. */

@@ -4,11 +4,11 @@
  * --size sets the grid and the spacing follows, --spacing sets the spacing and the grid follows, both set both
  * (a field of D x Z by H x Y by W x X mm around the body's centre), --like msd draws MSD-like CT grids.
  */
-import type { Shape3 } from '../data/nifti.js';
 import { PHANTOM_FIELD_MM } from '../data/phantom.js';
 import { caseGrid, synthesizeDatasets } from '../data/synth.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
 import { choiceValue, CommandLine, flag, integerValue, option, pathValue, textValue, triple, type OptionValues, type ReadValue } from './args.js';
+import { xyzFromDhw } from '../common/shape.js';
 
 /** Comma-separated task keys, dataset names or ids -> task ids. */
 const taskList: ReadValue<number[]> = (words, at) => {
@@ -46,16 +46,13 @@ export function parseSynthArgs(argv: readonly string[]): SynthArgs {
   return values;
 }
 
-/** [x, y, z] mm from the command line's Z Y X. */
-const xyz = (zyx: readonly [number, number, number]): Shape3 => [zyx[2], zyx[1], zyx[0]];
-
 export async function synthCommand(argv: string[]): Promise<void> {
   if (SYNTH_CLI.printHelp(argv)) return;
   const args = parseSynthArgs(argv);
   const t0 = performance.now();
   const grid = {
     size: args.size ?? (args.spacing || args.like ? undefined : [32, 64, 64] as [number, number, number]),
-    spacing: args.spacing ? xyz(args.spacing) : undefined,
+    spacing: args.spacing ? xyzFromDhw(args.spacing) : undefined,
     like: args.like,
   };
   if (!args.quiet && !args.like) {

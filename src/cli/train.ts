@@ -22,18 +22,19 @@ import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { writeFileAtomic } from '../data/fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/checkpoint.js';
 import { isGridSide, TGNet, TGNET_VARIANTS, TOTAL_STRIDE, type TGNetVariant } from '../tgnet/model.js';
 import { Trainer } from '../tgnet/train.js';
+import type { DHW } from '../common/shape.js';
 
 /** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
 const DEFAULTS = {
-  steps: 24, batch: 2, crop: [16, 32, 32] as [number, number, number], width: 4, variant: 'tgnet' as TGNetVariant,
+  steps: 24, batch: 2, crop: [16, 32, 32] as DHW, width: 4, variant: 'tgnet' as TGNetVariant,
   lr: 0.01, weightDecay: 3e-5, logEvery: 4, valEvery: 12, seed: 0, cacheCases: 16,
 };
 /** The embedded phantom collection used without --data. */
-const PHANTOMS = { cases: 2, size: [32, 64, 64] as [number, number, number] };
+const PHANTOMS = { cases: 2, size: [32, 64, 64] as DHW };
 const CACHE_ROOT = '.tgnet-cache';
 /** A crop side: an integer first, then a multiple of the network's total stride. */
 const cropSide = (text: string | undefined, name: string, at: ValueContext): number => {

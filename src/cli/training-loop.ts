@@ -4,12 +4,12 @@
  * fixed crops every `valEvery` steps (logged and shown), and curves.svg redrawn whenever validation runs, so
  * a person can open it while the run goes on.
  */
-import type { DHW } from '../data/augment.js';
 import { validationDice, type ValidationCrop } from '../eval/validation-crops.js';
 import type { Trainer } from '../tgnet/train.js';
 import { warmUpPipelines } from '../eval/warm-up.js';
 import { ProgressReporter } from './progress.js';
 import type { RunFolder } from './run-folder.js';
+import type { DHW } from '../common/shape.js';
 
 export interface TrainingLoopOptions {
   trainer: Trainer;

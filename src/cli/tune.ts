@@ -13,9 +13,10 @@ import {
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter } from '../kernels/runtime/gpu.js';
 import { TGNet } from '../tgnet/model.js';
 import { CommandLine, flag, gridSide, integerValue, option, pathValue, triple, type OptionValues } from './args.js';
+import type { DHW } from '../common/shape.js';
 
-const SOFTWARE_DEFAULT = { batch: 2, crop: [16, 32, 32] as [number, number, number], width: 8 };
-const HARDWARE_DEFAULT = { batch: 2, crop: [64, 192, 192] as [number, number, number], width: 32 };
+const SOFTWARE_DEFAULT = { batch: 2, crop: [16, 32, 32] as DHW, width: 8 };
+const HARDWARE_DEFAULT = { batch: 2, crop: [64, 192, 192] as DHW, width: 32 };
 
 const TUNE_OPTIONS = {
   width: option('W', `TGNet base width (default ${SOFTWARE_DEFAULT.width} on a software adapter, ${HARDWARE_DEFAULT.width} on a GPU)`, integerValue(1), { default: null }),
@@ -35,7 +36,7 @@ export function parseTuneArgs(argv: readonly string[]): TuneArgs {
 }
 
 /** Records one training step of TGNet (forward and backward) and returns its distinct conv3d (shape, pass) pairs. */
-function stepConvShapes(batch: number, crop: [number, number, number], width: number): Conv3dShapePass[] {
+function stepConvShapes(batch: number, crop: DHW, width: number): Conv3dShapePass[] {
   const [d, h, w] = crop;
   const voxels = batch * d * h * w;
   const model = TGNet.create({ variant: 'tgnet', width, seed: 0 });

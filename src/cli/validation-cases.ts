@@ -6,16 +6,16 @@
  */
 import { basename, join } from 'node:path';
 import type { DatasetCase } from '../data/datasets.js';
-import type { NiftiVolume, Shape3 } from '../data/nifti.js';
+import type { NiftiVolume } from '../data/nifti.js';
 import { readNiftiFile, writeNiftiFile } from '../data/nifti-file.js';
 import { readCtInput } from '../data/dicom-file.js';
 import { taskById } from '../data/tasks.js';
 import { evaluateCaseMasks } from '../eval/evaluate.js';
 import { segmentCt } from '../eval/pipeline.js';
 import type { CaseEvaluation } from '../eval/report.js';
-import type { Shape3D } from '../eval/sliding-window.js';
 import { renderCaseSlices, type CaseSlices } from '../eval/slices.js';
 import type { TGNet } from '../tgnet/model.js';
+import type { DHW } from '../common/shape.js';
 
 export interface ValidationCaseResult {
   name: string;
@@ -29,9 +29,9 @@ export interface ValidationCaseResult {
 
 export interface SegmentCaseOptions {
   /** Sliding-window tile [D, H, W]: the training crop. */
-  tileShape: Shape3D;
+  tileShape: DHW;
   /** Spacing [z, y, x] mm the model was trained at (null: the input grid). */
-  targetSpacingZYX: Shape3 | null;
+  targetSpacingZYX: DHW | null;
   flips?: boolean;
   batchSize?: number;
 }
@@ -69,7 +69,7 @@ export async function segmentAndEvaluateCase(model: TGNet, c: DatasetCase, optio
   });
   const name = caseName(c);
   const [sx, sy, sz] = image.spacing;
-  const dhw: Shape3D = [image.shape[2], image.shape[1], image.shape[0]];
+  const dhw: DHW = [image.shape[2], image.shape[1], image.shape[0]];
   const evaluation = evaluateCaseMasks(name, { organ: segmentation.organ, tumour: segmentation.tumour }, label.data, dhw, [sz, sy, sx], info.id);
   return { name, task: info.id, evaluation, image, label, labelMap: segmentation.labelMap, seconds: (performance.now() - t0) / 1000 };
 }

@@ -2,24 +2,13 @@
  * Crops and augmentation on [D, H, W] arrays (C-order, W fastest; the same memory as a NIfTI
  * [x, y, z] volume with D = z, H = y, W = x). Everything random takes a `Random`, so a seed fixes it.
  */
-import type { Shape3 } from './nifti.js';
 import { Random } from './random.js';
 import { resampleToShape } from './preprocess.js';
-
-/** [D, H, W]. */
-export type DHW = [number, number, number];
+import { type DHW, xyzFromDhw } from '../common/shape.js';
 
 /** Image pad value: the bottom of the HU window after /325 (air and anything below -325 HU). */
 export const IMAGE_PAD_VALUE = -1;
 export const LABEL_PAD_VALUE = 0;
-
-export function dhwFromXyz(shape: Shape3): DHW {
-  return [shape[2], shape[1], shape[0]];
-}
-
-export function xyzFromDhw(dhw: DHW): Shape3 {
-  return [dhw[2], dhw[1], dhw[0]];
-}
 
 /**
  * Copies the box [start, start + size) of a [D, H, W] volume into a new array of `size`; parts of the
@@ -86,8 +75,14 @@ export function resizeDhw(data: Float32Array | Uint8Array, shape: DHW, outShape:
 }
 
 export interface AugmentOptions {
-  /** Flip each of D, H, W with probability 0.5. */
+  /** Flip each of D, H, W with probability 0.5 (or as `mirrorChoice` says). */
   mirror: boolean;
+  /**
+   * How the flips are drawn when `mirror` is on: 'each-axis' (default) flips each axis on its own coin; 'dodnet'
+   * draws one of eight outcomes as DoDNet's loader does, no flip with probability 0.3 and each of the seven
+   * non-empty combinations of axes with 0.1.
+   */
+  mirrorChoice?: 'each-axis' | 'dodnet';
   /** Zoom: with this probability the crop is taken from a region `size * s` and resized to `size`. */
   scaleProbability: number;
   scaleRange: [number, number];
@@ -126,6 +121,54 @@ export const NO_AUGMENT: AugmentOptions = {
   contrastProbability: 0,
   gammaProbability: 0,
 };
+
+/**
+ * DoDNet's training augmentation (its MOTSDataSet): zoom 0.7-1.4 with probability 0.2, resized back to the crop,
+ * its table of flips, and no intensity changes; the crops are foreground-centred 80 % of the time (the samplers'
+ * default foregroundFraction).
+ */
+export const DODNET_AUGMENT: AugmentOptions = {
+  ...NO_AUGMENT,
+  mirror: true,
+  mirrorChoice: 'dodnet',
+  scaleProbability: 0.2,
+  scaleRange: [0.7, 1.4],
+};
+
+/** Named augmentation recipes: 'default' is DEFAULT_AUGMENT, 'dodnet' DODNET_AUGMENT. */
+export type AugmentRecipe = 'default' | 'dodnet';
+
+export const AUGMENT_RECIPES: readonly AugmentRecipe[] = ['default', 'dodnet'];
+
+/** The settings a recipe name (or explicit settings) stands for; unknown names are refused, naming them. */
+export function resolveAugment(augment: AugmentOptions | AugmentRecipe | undefined): AugmentOptions {
+  if (augment === undefined || augment === 'default') return DEFAULT_AUGMENT;
+  if (augment === 'dodnet') return DODNET_AUGMENT;
+  if (typeof augment === 'string') throw new Error(`augment is ${JSON.stringify(augment)}; expected one of ${AUGMENT_RECIPES.map((r) => `'${r}'`).join(', ')} or AugmentOptions`);
+  return augment;
+}
+
+/** DoDNet's flip outcomes after "no flip": [D, H, W] flipped, each drawn with probability 0.1. */
+const DODNET_FLIPS: readonly (readonly [boolean, boolean, boolean])[] = [
+  [false, false, true], [false, true, false], [true, false, false],
+  [false, true, true], [true, false, true], [true, true, false], [true, true, true],
+];
+
+/** The flips of one crop, [D, H, W]; draws nothing when `mirror` is off. */
+export function planFlips(rng: Random, options: AugmentOptions): [boolean, boolean, boolean] {
+  if (!options.mirror) return [false, false, false];
+  const choice = options.mirrorChoice ?? 'each-axis';
+  if (choice === 'dodnet') {
+    const u = rng.next();
+    if (u < 0.3) return [false, false, false];
+    // 0.3 + 0.1 k <= u < 0.3 + 0.1 (k + 1): outcome k; the clamp keeps u just below 1 on the last one.
+    return [...DODNET_FLIPS[Math.min(DODNET_FLIPS.length - 1, Math.floor((u - 0.3) / 0.1))]];
+  }
+  if (choice !== 'each-axis') throw new Error(`augment.mirrorChoice is ${JSON.stringify(choice)}; expected 'each-axis' or 'dodnet'`);
+  const flipped: [boolean, boolean, boolean] = [false, false, false];
+  for (const axis of [0, 1, 2] as const) flipped[axis] = rng.chance(0.5);
+  return flipped;
+}
 
 export function addGaussianNoise(data: Float32Array, rng: Random, std: number): void {
   for (let i = 0; i < data.length; i++) data[i] += rng.normal(0, std);

@@ -6,7 +6,7 @@
  */
 import { open } from 'node:fs/promises';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader, type Shape3 } from './nifti.js';
+import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
 import { isDicomInput, readDicomInput } from './dicom-file.js';
 import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
@@ -16,6 +16,7 @@ import {
   BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, planCrop, renderCrop, type Batch, type BatchSamplerOptions, type CropPlan, type SamplerPosition,
   type TrainingCase,
 } from './sampler.js';
+import type { XYZ } from '../common/shape.js';
 
 /**
  * The first bytes of a NIfTI file, gunzipped as far as they go: enough for the header without reading (or
@@ -94,7 +95,7 @@ export interface StoredCaseInfo {
   id: string;
   task: number;
   /** NIfTI [x, y, z]. */
-  shape: Shape3;
+  shape: XYZ;
   /** Cache path without extension (see cacheStem). */
   stem: string;
   /** Up to `foregroundSamples` voxel indices per foreground label value, evenly spread over all of them. */

@@ -5,24 +5,43 @@
  * It draws no random numbers of its own, so a batch is the same whichever worker builds which crop.
  */
 import { parentPort } from 'node:worker_threads';
-import { renderCrop } from './sampler.js';
+import { renderCrop, type Crop } from './sampler.js';
+import { CachedFileReader, renderCropFromFiles, type PositionedReader } from './crop-reader.js';
 import { labelToTarget } from './tasks.js';
 import type { CropJob, CropReply } from './crop-workers.js';
 
 if (!parentPort) throw new Error('crop-worker.js runs as a worker thread (new Worker), not as a program');
 const port = parentPort;
 
-port.on('message', (job: CropJob) => {
+/** Open cache files, kept between jobs (a case's files are read again by its later crops). */
+const reader = new CachedFileReader();
+
+port.on('message', (job: CropJob) => void build(job));
+
+async function build(job: CropJob): Promise<void> {
   let reply: CropReply;
   const transfer: ArrayBuffer[] = [];
   try {
-    const crop = renderCrop(job.case, job.cropSize, job.plan, { imagePadValue: job.imagePadValue });
+    let crop: Crop;
+    let task: number;
+    let bytesRead = 0;
+    if (job.files) {
+      // Counted per job: jobs interleave at their reads, so the shared reader's running total would mix them.
+      const counted: PositionedReader = { read: (path, into, at) => { bytesRead += into.byteLength; return reader.read(path, into, at); }, size: (path) => reader.size(path) };
+      crop = await renderCropFromFiles(job.files, job.cropSize, job.plan, counted, { imagePadValue: job.imagePadValue, read: job.read });
+      task = job.files.task;
+    } else if (job.case) {
+      crop = renderCrop(job.case, job.cropSize, job.plan, { imagePadValue: job.imagePadValue });
+      task = job.case.task;
+    } else {
+      throw new Error(`crop job ${job.job}: neither case nor files given; expected one of them`);
+    }
     // The organ/tumour target too: converting it is as much work as the crop's copy, and it need not be the main thread's.
-    const target = labelToTarget(crop.label, job.case.task);
-    reply = { job: job.job, image: crop.image, label: crop.label, target };
+    const target = labelToTarget(crop.label, task);
+    reply = { job: job.job, image: crop.image, label: crop.label, target, bytesRead };
     transfer.push(crop.image.buffer as ArrayBuffer, crop.label.buffer as ArrayBuffer, target.buffer as ArrayBuffer);
   } catch (e) {
     reply = { job: job.job, error: (e as Error).message };
   }
   port.postMessage(reply, transfer);
-});
+}

@@ -5,20 +5,26 @@
  */
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { DHW } from './augment.js';
+import type { CaseFiles, CropReadMode } from './crop-reader.js';
 import type { CropPlan, TrainingCase } from './sampler.js';
+import type { DHW } from '../common/shape.js';
 
-/** One crop to build: the case (views of shared memory), the crop size and the plan. */
+/**
+ * One crop to build: the crop size, the plan, and either the case (views of shared memory) or its cache files
+ * (the worker reads the crop's rows itself: see crop-reader.ts).
+ */
 export interface CropJob {
   job: number;
-  case: TrainingCase;
+  case?: TrainingCase;
+  files?: CaseFiles & { task: number };
+  read?: CropReadMode;
   cropSize: DHW;
   plan: CropPlan;
   imagePadValue?: number;
 }
 
-/** A built crop, or why it could not be built. */
-export type CropReply = { job: number; image: Float32Array; label: Uint8Array; target: Float32Array; error?: undefined } | { job: number; error: string };
+/** A built crop (with the bytes the worker read for it from files), or why it could not be built. */
+export type CropReply = { job: number; image: Float32Array; label: Uint8Array; target: Float32Array; bytesRead: number; error?: undefined } | { job: number; error: string };
 
 /** A crop built by a worker: the image, the label and the two-channel target (labelToTarget for the case's task). */
 export interface BuiltCrop {
@@ -49,6 +55,7 @@ export class CropWorkerPool {
   private readonly dead: (Error | null)[] = [];
   private readonly pending = new Map<number, Pending & { worker: number }>();
   private nextJob = 0;
+  private readBytes = 0;
   private closed = false;
 
   constructor(readonly count: number, script: URL | string | null = defaultCropWorkerScript()) {
@@ -72,6 +79,21 @@ export class CropWorkerPool {
 
   /** Builds one crop in a worker. The case's arrays should be views of SharedArrayBuffers (else they are copied). */
   render(c: TrainingCase, cropSize: DHW, plan: CropPlan, imagePadValue?: number): Promise<BuiltCrop> {
+    // Only what renderCrop reads: the foreground index stays in this thread.
+    return this.send({ job: -1, case: { id: c.id, task: c.task, shape: c.shape, image: c.image, label: c.label }, cropSize, plan, imagePadValue });
+  }
+
+  /** Builds one crop in a worker that reads the crop's rows (`read`: see CropReadMode) from the case's cache files. */
+  renderFromFiles(files: CaseFiles & { task: number }, cropSize: DHW, plan: CropPlan, options: { imagePadValue?: number; read?: CropReadMode } = {}): Promise<BuiltCrop> {
+    return this.send({ job: -1, files, cropSize, plan, imagePadValue: options.imagePadValue, read: options.read });
+  }
+
+  /** Bytes the workers read from cache files for the crops built so far. */
+  get bytesRead(): number {
+    return this.readBytes;
+  }
+
+  private send(message: CropJob): Promise<BuiltCrop> {
     if (this.closed) return Promise.reject(new Error('CropWorkerPool.render: the pool is closed'));
     let index = -1;
     for (let i = 0; i < this.workers.length; i++) {
@@ -79,8 +101,7 @@ export class CropWorkerPool {
     }
     if (index < 0) return Promise.reject(this.dead[0] ?? new Error('CropWorkerPool: no worker left'));
     const job = this.nextJob++;
-    // Only what renderCrop reads: the foreground index stays in this thread.
-    const message: CropJob = { job, case: { id: c.id, task: c.task, shape: c.shape, image: c.image, label: c.label }, cropSize, plan, imagePadValue };
+    message.job = job;
     return new Promise((resolve, reject) => {
       this.pending.set(job, { resolve, reject, worker: index });
       if (this.load[index]++ === 0) this.workers[index].ref();
@@ -105,7 +126,10 @@ export class CropWorkerPool {
     this.pending.delete(reply.job);
     if (--this.load[p.worker] === 0) this.workers[p.worker].unref();
     if (reply.error !== undefined) p.reject(new Error(reply.error));
-    else p.resolve({ image: reply.image, label: reply.label, target: reply.target });
+    else {
+      this.readBytes += reply.bytesRead;
+      p.resolve({ image: reply.image, label: reply.label, target: reply.target });
+    }
   }
 
   /** A worker died: its jobs fail with the reason. */

@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { Random } from './random.js';
 import { taskFromName, taskById, type TaskInfo } from './tasks.js';
-import { writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 
 export interface DatasetCase {
   /** Unique across tasks: `<dataset folder>/<file stem>`, e.g. `Task03_Liver/liver_0`. */

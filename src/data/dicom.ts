@@ -17,7 +17,8 @@
  */
 import dicomParser, { type DataSet } from 'dicom-parser';
 import { inflateSync, unzipSync } from 'fflate';
-import type { NiftiVolume, Shape3 } from './nifti.js';
+import type { NiftiVolume } from './nifti.js';
+import type { XYZ } from '../common/shape.js';
 
 /** One file as bytes; `name` labels errors (a path, or a name inside a zip). */
 export interface DicomFileBytes {
@@ -345,8 +346,8 @@ export function readDicomSeries(files: readonly DicomFileBytes[], options: ReadD
   ];
   // LPS to RAS+: x and y change sign.
   const affine = [...lps[0].map((v) => -v), ...lps[1].map((v) => -v), ...lps[2], 0, 0, 0, 1].map((v) => v + 0);
-  const spacing: Shape3 = [colSpacing, rowSpacing, norm(sliceVec)];
-  const shape: Shape3 = [first.columns, first.rows, n];
+  const spacing: XYZ = [colSpacing, rowSpacing, norm(sliceVec)];
+  const shape: XYZ = [first.columns, first.rows, n];
   const plane = first.columns * first.rows;
   const data = new Float32Array(plane * n);
   order.forEach(({ s }, k) => decodeSlice(s, data.subarray(k * plane, (k + 1) * plane), label));

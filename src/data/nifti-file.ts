@@ -1,7 +1,7 @@
 /** Node-only file helpers around the in-memory NIfTI codec. */
 import { readFile } from 'node:fs/promises';
 import { readNifti, readNiftiHeader, writeNifti, type NiftiHeader, type NiftiVolume, type NiftiWritable, type ReadNiftiOptions, type WriteNiftiOptions } from './nifti.js';
-import { writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
 
 export async function readNiftiFile(path: string, options: ReadNiftiOptions = {}): Promise<NiftiVolume> {
   const bytes = await readFileNamed(path);

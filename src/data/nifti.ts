@@ -16,6 +16,7 @@
  * Browser-safe: only fflate and typed arrays, no Node built-ins.
  */
 import { gzipSync, inflateSync } from 'fflate';
+import type { XYZ } from '../common/shape.js';
 
 export type NiftiDatatypeName = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -98,15 +99,13 @@ export interface NiftiHeader {
   volumeCount: number;
 }
 
-export type Shape3 = [number, number, number];
-
 /** A 3D scalar volume with world geometry. `shape` and `spacing` are in NIfTI order [x, y, z]. */
 export interface NiftiVolume {
   /** Voxel values, x fastest, scl_slope/scl_inter applied. */
   data: Float32Array;
-  shape: Shape3;
+  shape: XYZ;
   /** Voxel size in mm, [x, y, z] (absolute pixdim[1..3]). */
-  spacing: Shape3;
+  spacing: XYZ;
   /** Voxel index (i, j, k, 1) to world mm, 4x4 row-major (16 numbers). */
   affine: number[];
   /** The source header, when the volume came from a file; the writer keeps its geometry. */
@@ -146,7 +145,7 @@ export function readNifti(bytes: Uint8Array, name = '<bytes>', options: ReadNift
   const header = parseHeader(raw, name);
   const dt = datatypeByCode(header.datatype);
   if (!dt) throw new Error(`${name}: header field datatype is ${header.datatype}; expected one of ${DATATYPES.map((d) => `${d.code} (${d.name})`).join(', ')}`);
-  const shape: Shape3 = [header.dim[1], header.dim[2], header.dim[3]];
+  const shape: XYZ = [header.dim[1], header.dim[2], header.dim[3]];
   const voxels = shape[0] * shape[1] * shape[2];
   const dims = header.dim.slice(1, header.dim[0] + 1);
   if (options.volumeIndex === undefined && header.volumeCount > 1) {
@@ -199,7 +198,7 @@ function isSingular(a: readonly number[]): boolean {
   return !(scale > 0) || !(Math.abs(det) > 1e-6 * scale);
 }
 
-function checkFinite(data: Float32Array, shape: Shape3, name: string, scaling: string): void {
+function checkFinite(data: Float32Array, shape: XYZ, name: string, scaling: string): void {
   let first = -1;
   let count = 0;
   for (let i = 0; i < data.length; i++) {
@@ -220,7 +219,7 @@ function checkFinite(data: Float32Array, shape: Shape3, name: string, scaling: s
 }
 
 /** Voxel size in mm from pixdim[1..3]; validateHeader has already refused bad sizes on the image's own axes. */
-function spacingFromHeader(h: NiftiHeader): Shape3 {
+function spacingFromHeader(h: NiftiHeader): XYZ {
   const size = (i: number) => (h.pixdim[i] > 0 && Number.isFinite(h.pixdim[i]) ? h.pixdim[i] : 1);
   return [size(1), size(2), size(3)];
 }
@@ -581,7 +580,7 @@ interface Quaternion {
   c: number;
   d: number;
   qfac: number;
-  spacing: Shape3;
+  spacing: XYZ;
 }
 
 /**

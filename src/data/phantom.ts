@@ -16,9 +16,9 @@
  * at least about one voxel, so at coarse grids they are somewhat larger than at fine ones.
  * Arrays are NIfTI-ordered [x, y, z], x fastest.
  */
-import type { Shape3 } from './nifti.js';
 import { Random, hashSeed } from './random.js';
 import { taskById, type TaskKey } from './tasks.js';
+import type { XYZ, DHW } from '../common/shape.js';
 
 /** Values of the structure map. */
 /**
@@ -34,14 +34,14 @@ export const PHANTOM_GENERATOR_VERSION = 3;
 export const PHANTOM_FIELD_MM = 360;
 
 /** Voxel size [x, y, z] mm at which a grid [D, H, W] covers the whole phantom field (rounded to 0.001 mm). */
-export function phantomFieldSpacing(size: readonly [number, number, number]): Shape3 {
+export function phantomFieldSpacing(size: DHW): XYZ {
   const [d, h, w] = size;
   const mm = (n: number) => Math.round((PHANTOM_FIELD_MM / n) * 1000) / 1000;
   return [mm(w), mm(h), mm(d)];
 }
 
 /** Grid [D, H, W] that covers the phantom field at voxel size [x, y, z] mm (at least 4 voxels per axis). */
-export function phantomFieldSize(spacing: Shape3): [number, number, number] {
+export function phantomFieldSize(spacing: XYZ): DHW {
   spacing.forEach((s, i) => {
     if (!(s > 0 && Number.isFinite(s))) throw new Error(`phantomFieldSize: spacing[${i}] ([x, y, z] mm) is ${s}; expected a positive number of mm`);
   });
@@ -75,10 +75,10 @@ export type TumourKind = 'liver' | 'kidney' | 'pancreas' | 'colon' | 'lung';
 
 export interface PhantomOptions {
   /** [D, H, W] = [z, y, x] voxels. */
-  size: [number, number, number];
+  size: DHW;
   seed: number;
   /** Voxel size [x, y, z] mm; default the spacing at which the grid covers the whole field (phantomFieldSpacing). */
-  spacing?: Shape3;
+  spacing?: XYZ;
   /**
    * Scale the world to the grid: the anatomy fills the volume whatever `spacing` says, so the body is as large as
    * size x spacing (version 2's behaviour). For tests that want a whole body in a few voxels that still claim
@@ -96,8 +96,8 @@ export interface Phantom {
   hu: Int16Array;
   /** Structure ids (see `Structure`), [x, y, z]. */
   structures: Uint8Array;
-  shape: Shape3;
-  spacing: Shape3;
+  shape: XYZ;
+  spacing: XYZ;
   affine: number[];
 }
 
@@ -142,7 +142,8 @@ class LatticeNoise {
   }
 }
 
-type Vec3 = [number, number, number];
+/** A point or extent in the phantom's normalised [x, y, z] coordinates (the field is [-1, 1] on each axis). */
+type PointXYZ = [number, number, number];
 
 interface Canvas {
   nx: number;
@@ -170,7 +171,7 @@ function spanOf(n: number, mm: number): number {
   return Math.abs(span - 2) < 1e-9 ? 2 : span;
 }
 
-function makeCanvas(nx: number, ny: number, nz: number, spacing: Shape3, rng: Random): Canvas {
+function makeCanvas(nx: number, ny: number, nz: number, spacing: XYZ, rng: Random): Canvas {
   const u = new Float32Array(nx);
   const v = new Float32Array(ny);
   const s = new Float32Array(nz);
@@ -191,17 +192,17 @@ function indexRange(lo: number, hi: number, n: number, min: number, span: number
 }
 
 interface Blob {
-  centre: Vec3;
-  radii: Vec3;
+  centre: PointXYZ;
+  radii: PointXYZ;
   /** Relative radius perturbation amplitude (0.1-0.3 gives organ-like irregularity). */
   irregularity: number;
   shapeNoise: LatticeNoise;
 }
 
-function makeBlob(rng: Random, centre: Vec3, radii: Vec3, irregularity: number, jitter = 0.04, radiusJitter = 0.12): Blob {
+function makeBlob(rng: Random, centre: PointXYZ, radii: PointXYZ, irregularity: number, jitter = 0.04, radiusJitter = 0.12): Blob {
   return {
-    centre: centre.map((c) => c + rng.uniform(-jitter, jitter)) as Vec3,
-    radii: radii.map((r) => r * rng.uniform(1 - radiusJitter, 1 + radiusJitter)) as Vec3,
+    centre: centre.map((c) => c + rng.uniform(-jitter, jitter)) as PointXYZ,
+    radii: radii.map((r) => r * rng.uniform(1 - radiusJitter, 1 + radiusJitter)) as PointXYZ,
     irregularity,
     shapeNoise: new LatticeNoise(rng, 5),
   };
@@ -236,7 +237,7 @@ function forBlob(cv: Canvas, blob: Blob, paint: (index: number, t: number) => vo
 }
 
 /** Calls `paint(index, t)` for voxels within `radius` of the polyline, t = distance / radius. */
-function forTube(cv: Canvas, points: readonly Vec3[], radius: number, paint: (index: number, t: number) => void, radiusAt?: (segment: number, along: number) => number): void {
+function forTube(cv: Canvas, points: readonly PointXYZ[], radius: number, paint: (index: number, t: number) => void, radiusAt?: (segment: number, along: number) => number): void {
   for (let k = 0; k + 1 < points.length; k++) {
     const a = points[k];
     const b = points[k + 1];
@@ -244,7 +245,7 @@ function forTube(cv: Canvas, points: readonly Vec3[], radius: number, paint: (in
     const [x0, x1] = indexRange(Math.min(a[0], b[0]) - rMax, Math.max(a[0], b[0]) + rMax, cv.nx, cv.uMin, cv.uSpan);
     const [y0, y1] = indexRange(Math.min(a[1], b[1]) - rMax, Math.max(a[1], b[1]) + rMax, cv.ny, cv.vMin, cv.vSpan);
     const [z0, z1] = indexRange(Math.min(a[2], b[2]) - rMax, Math.max(a[2], b[2]) + rMax, cv.nz, cv.sMin, cv.sSpan);
-    const ab: Vec3 = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+    const ab: PointXYZ = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
     const len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2] || 1;
     for (let z = z0; z <= z1; z++) {
       const pz = cv.s[z] - a[2];
@@ -268,7 +269,7 @@ function forTube(cv: Canvas, points: readonly Vec3[], radius: number, paint: (in
 }
 
 /** A random voxel of `id` near `hint` (rejection sampling in a box around it); undefined if none found. */
-function randomVoxelOf(cv: Canvas, id: number, hint: Blob): Vec3 | undefined {
+function randomVoxelOf(cv: Canvas, id: number, hint: Blob): PointXYZ | undefined {
   const { rng } = cv;
   for (let tries = 0; tries < 400; tries++) {
     const u = hint.centre[0] + rng.uniform(-1, 1) * hint.radii[0];
@@ -308,7 +309,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     if (!Number.isInteger(n) || n < 4 || n > 4096) throw new Error(`generatePhantom: size[${i}] ([D, H, W]) is ${n}; expected an integer in [4, 4096]`);
   }
   const rng = new Random(options.seed);
-  const spacing: Shape3 = options.spacing ?? phantomFieldSpacing(options.size);
+  const spacing: XYZ = options.spacing ?? phantomFieldSpacing(options.size);
   spacing.forEach((mm, i) => {
     if (!(mm > 0 && Number.isFinite(mm))) throw new Error(`generatePhantom: spacing[${i}] ([x, y, z] mm) is ${mm}; expected a positive number of mm`);
   });
@@ -397,7 +398,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
 
   // Ribs: small bony cross-sections just inside the abdominal wall in the upper slices.
   const ribPhase = rng.uniform(0, 1);
-  const ribs: Vec3[] = [];
+  const ribs: PointXYZ[] = [];
   for (const side of [-1, 1]) {
     for (let k = 0; k < 7; k++) {
       const angle = -0.35 + k * 0.42 + rng.uniform(-0.05, 0.05); // from posterior (0) round to anterior
@@ -428,7 +429,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   // Small bowel loops: wandering soft-tissue tubes with fluid inside, in the lower abdomen.
   const loops = rng.int(6, 10);
   for (let k = 0; k < loops; k++) {
-    const points: Vec3[] = [[rng.uniform(-0.45, 0.45), rng.uniform(-0.45, 0.15), rng.uniform(0.15, 0.85)]];
+    const points: PointXYZ[] = [[rng.uniform(-0.45, 0.45), rng.uniform(-0.45, 0.15), rng.uniform(0.15, 0.85)]];
     for (let j = 0; j < 4; j++) {
       const p = points[points.length - 1];
       points.push([p[0] + rng.uniform(-0.2, 0.2), p[1] + rng.uniform(-0.15, 0.15), p[2] + rng.uniform(-0.15, 0.15)]);
@@ -469,7 +470,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   }
 
   // Colon: a tube framing the abdomen (ascending, transverse, descending, sigmoid); gas or stool inside.
-  const colonPath: Vec3[] = (
+  const colonPath: PointXYZ[] = (
     [
       [-0.58, 0.05, 0.12],
       [-0.62, 0.0, 0.75],
@@ -479,8 +480,8 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       [0.62, 0.05, 0.8],
       [0.55, 0.0, 0.3],
       [0.2, -0.15, 0.08],
-    ] as Vec3[]
-  ).map((p) => [p[0] + rng.uniform(-0.04, 0.04), p[1] + rng.uniform(-0.04, 0.04), p[2] + rng.uniform(-0.05, 0.05)] as Vec3);
+    ] as PointXYZ[]
+  ).map((p) => [p[0] + rng.uniform(-0.04, 0.04), p[1] + rng.uniform(-0.04, 0.04), p[2] + rng.uniform(-0.05, 0.05)] as PointXYZ);
   const colonR = rng.uniform(0.075, 0.095);
   const colonContent = new LatticeNoise(rng, 10);
   forTube(cv, colonPath, colonR, (i, t) => {
@@ -516,16 +517,16 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   });
 
   // Hepatic vessels: branching tubes from the hilum, only inside the liver.
-  const hilum: Vec3 = [liver.centre[0] + 0.12, liver.centre[1] + 0.1, liver.centre[2] - 0.05];
+  const hilum: PointXYZ = [liver.centre[0] + 0.12, liver.centre[1] + 0.1, liver.centre[2] - 0.05];
   const branches = rng.int(4, 6);
   const vesselR = Math.max(rng.uniform(0.022, 0.03), minRadius(cv, 0.75));
   for (let b = 0; b < branches; b++) {
     const theta = rng.uniform(0, 2 * Math.PI);
     const phi = rng.uniform(-0.9, 0.9);
     const len = rng.uniform(0.25, 0.4);
-    const dir: Vec3 = [Math.cos(theta) * Math.cos(phi) - 0.4, Math.sin(theta) * Math.cos(phi), Math.sin(phi)];
-    const mid: Vec3 = [hilum[0] + dir[0] * len * 0.5 + rng.uniform(-0.05, 0.05), hilum[1] + dir[1] * len * 0.5 + rng.uniform(-0.05, 0.05), hilum[2] + dir[2] * len * 0.5];
-    const end: Vec3 = [hilum[0] + dir[0] * len, hilum[1] + dir[1] * len, hilum[2] + dir[2] * len];
+    const dir: PointXYZ = [Math.cos(theta) * Math.cos(phi) - 0.4, Math.sin(theta) * Math.cos(phi), Math.sin(phi)];
+    const mid: PointXYZ = [hilum[0] + dir[0] * len * 0.5 + rng.uniform(-0.05, 0.05), hilum[1] + dir[1] * len * 0.5 + rng.uniform(-0.05, 0.05), hilum[2] + dir[2] * len * 0.5];
+    const end: PointXYZ = [hilum[0] + dir[0] * len, hilum[1] + dir[1] * len, hilum[2] + dir[2] * len];
     forTube(cv, [hilum, mid, end], vesselR, (i) => {
       if (S[i] === Structure.liver) {
         S[i] = Structure.hepaticVessel;
@@ -556,7 +557,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   }
 
   // Pancreas: a lobulated tube from the head (near the duodenum, patient's right) to the tail at the spleen.
-  const pancreasPath: Vec3[] = [
+  const pancreasPath: PointXYZ[] = [
     [-0.2 + rng.uniform(-0.03, 0.03), 0.05 + rng.uniform(-0.03, 0.03), 0.95],
     [0.02, 0.1 + rng.uniform(-0.03, 0.03), 1.02 + rng.uniform(-0.04, 0.04)],
     [0.25, 0.16 + rng.uniform(-0.03, 0.03), 1.1],
@@ -582,7 +583,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     // At least 1.5 voxels along each axis, so a lesion stays visible on a coarse grid; per axis, because one
     // radius from the coarsest axis (22 mm slices on the demo's 16-slice phantoms) blew every lesion up to a
     // 34 mm-radius ball, larger in-plane than the kidney it grows from.
-    const minR: Vec3 = [(2 * 1.5) / cv.nx, (2 * 1.5) / cv.ny, (2 * 1.5) / cv.nz];
+    const minR: PointXYZ = [(2 * 1.5) / cv.nx, (2 * 1.5) / cv.ny, (2 * 1.5) / cv.nz];
     for (let n = 0; n < count; n++) {
       const centre = randomVoxelOf(cv, organIds[0], hint);
       if (!centre) continue;
@@ -609,7 +610,7 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   }
   if (wants('colon')) {
     const k = rng.int(0, colonPath.length - 2);
-    const mid: Vec3 = [(colonPath[k][0] + colonPath[k + 1][0]) / 2, (colonPath[k][1] + colonPath[k + 1][1]) / 2, (colonPath[k][2] + colonPath[k + 1][2]) / 2];
+    const mid: PointXYZ = [(colonPath[k][0] + colonPath[k + 1][0]) / 2, (colonPath[k][1] + colonPath[k + 1][1]) / 2, (colonPath[k][2] + colonPath[k + 1][2]) / 2];
     const hint = makeBlob(rng, mid, [0.25, 0.25, 0.3], 0, 0);
     placeLesions([Structure.colon], hint, Structure.colonTumour, [0.05, 0.075], () => 55, 1);
   }

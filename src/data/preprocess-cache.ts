@@ -4,14 +4,14 @@
  * shape, spacing, affine and the settings and source files it was made from; a cache entry whose
  * settings or source files (size, mtime) differ is rebuilt.
  */
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Shape3 } from './nifti.js';
 import { readNiftiFile } from './nifti-file.js';
 import { readCtInput } from './dicom-file.js';
 import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, preprocessVolumes, type PreprocessedCase, type PreprocessOptions } from './preprocess.js';
 import type { DatasetCase } from './datasets.js';
-import { writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
+import type { DHW, XYZ } from '../common/shape.js';
 
 const CACHE_VERSION = 1;
 
@@ -20,14 +20,15 @@ export interface CachedCase extends PreprocessedCase {
   task: number;
 }
 
-interface CacheMeta {
+/** A cache entry's `<stem>.json`: what the data files hold and what they were made from. */
+export interface CacheMeta {
   version: number;
   id: string;
   task: number;
-  shape: Shape3;
-  spacing: Shape3;
+  shape: XYZ;
+  spacing: XYZ;
   affine: number[];
-  targetSpacingZYX: Shape3;
+  targetSpacingZYX: DHW;
   window: [number, number];
   sliceAxisLast: boolean;
   sources: { path: string; size: number; mtimeMs: number }[];
@@ -62,7 +63,10 @@ async function sourceInfo(path: string): Promise<{ path: string; size: number; m
   }
 }
 
-function sameSettings(meta: CacheMeta, want: Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>): boolean {
+/** What a cache entry must have been made from: the settings and the source files' sizes and times. */
+export type CacheKey = Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>;
+
+function sameSettings(meta: CacheMeta, want: CacheKey): boolean {
   return (
     meta.version === want.version &&
     meta.task === want.task &&
@@ -73,33 +77,75 @@ function sameSettings(meta: CacheMeta, want: Omit<CacheMeta, 'shape' | 'spacing'
   );
 }
 
-/** Loads one case from the cache, or preprocesses it from its NIfTI files and stores it. */
-export async function preprocessCaseCached(c: DatasetCase, cacheDir: string, options: PreprocessOptions = {}): Promise<CachedCase & { cached: boolean }> {
-  const stemPath = cacheStem(cacheDir, c.id);
-  const want = {
+/** The key a case's cache entry must match (stats the source files, naming them when missing). */
+export async function cacheKeyOf(c: DatasetCase, options: PreprocessOptions = {}): Promise<CacheKey> {
+  return {
     version: CACHE_VERSION,
     id: c.id,
     task: c.task,
-    targetSpacingZYX: [...(options.targetSpacingZYX ?? DEFAULT_TARGET_SPACING_ZYX)] as Shape3,
+    targetSpacingZYX: [...(options.targetSpacingZYX ?? DEFAULT_TARGET_SPACING_ZYX)] as XYZ,
     window: [...(options.window ?? HU_WINDOW)] as [number, number],
     sliceAxisLast: options.sliceAxisLast ?? true,
     sources: [await sourceInfo(c.image), await sourceInfo(c.label)],
   };
-  const cached = await tryLoad(stemPath, want);
-  if (cached) return { ...cached, cached: true };
+}
 
+/** Reads and preprocesses a case from its source files (NIfTI or DICOM image, NIfTI label). */
+export async function preprocessCaseFiles(c: DatasetCase, options: PreprocessOptions = {}): Promise<PreprocessedCase> {
   const image = (await readCtInput(c.image)).volume;
   const label = await readNiftiFile(c.label);
-  const pre = preprocessVolumes(image, label, c.image, options);
+  return preprocessVolumes(image, label, c.image, options);
+}
+
+/**
+ * Writes a cache entry: data files first (each to a temp name, synced, renamed), meta last, so a crash in between
+ * leaves no meta and the entry is simply rebuilt. `beforeMeta` writes what else must exist once the meta does.
+ */
+export async function writeCacheEntry(stemPath: string, want: CacheKey, pre: PreprocessedCase, beforeMeta?: () => Promise<void>): Promise<CacheMeta> {
+  // A stale meta must not describe the new data files while they are being replaced.
+  await rm(`${stemPath}.json`, { force: true });
   const meta: CacheMeta = { ...want, shape: pre.shape, spacing: pre.spacing, affine: pre.affine };
-  // Data files first, meta last: a crash in between leaves no meta, so the entry is simply rebuilt.
   await writeFileAtomic(`${stemPath}.image.f32`, new Uint8Array(pre.image.buffer, pre.image.byteOffset, pre.image.byteLength));
   await writeFileAtomic(`${stemPath}.label.u8`, pre.label);
+  await beforeMeta?.();
   await writeFileAtomic(`${stemPath}.json`, JSON.stringify(meta) + '\n');
+  return meta;
+}
+
+/**
+ * The meta of a complete cache entry made from `want`, checked without reading the volumes: the data files exist
+ * with the sizes its shape implies. undefined when there is no such entry (it is then rebuilt).
+ */
+export async function findCacheEntry(stemPath: string, want: CacheKey): Promise<CacheMeta | undefined> {
+  let meta: CacheMeta;
+  try {
+    meta = JSON.parse(await readFile(`${stemPath}.json`, 'utf8')) as CacheMeta;
+  } catch {
+    return undefined;
+  }
+  if (!sameSettings(meta, want)) return undefined;
+  const voxels = meta.shape[0] * meta.shape[1] * meta.shape[2];
+  try {
+    const [image, label] = await Promise.all([stat(`${stemPath}.image.f32`), stat(`${stemPath}.label.u8`)]);
+    if (image.size !== voxels * 4 || label.size !== voxels) return undefined;
+  } catch {
+    return undefined;
+  }
+  return meta;
+}
+
+/** Loads one case from the cache, or preprocesses it from its NIfTI files and stores it. */
+export async function preprocessCaseCached(c: DatasetCase, cacheDir: string, options: PreprocessOptions = {}): Promise<CachedCase & { cached: boolean }> {
+  const stemPath = cacheStem(cacheDir, c.id);
+  const want = await cacheKeyOf(c, options);
+  const cached = await tryLoad(stemPath, want);
+  if (cached) return { ...cached, cached: true };
+  const pre = await preprocessCaseFiles(c, options);
+  await writeCacheEntry(stemPath, want, pre);
   return { ...pre, id: c.id, task: c.task, cached: false };
 }
 
-async function readExactly(path: string, into: Uint8Array, shape: Shape3): Promise<void> {
+async function readExactly(path: string, into: Uint8Array, shape: XYZ): Promise<void> {
   let file: FileHandle;
   try {
     file = await open(path, 'r');
@@ -126,7 +172,7 @@ async function readExactly(path: string, into: Uint8Array, shape: Shape3): Promi
  * Reads the image and label files of a cached case of `shape` [x, y, z]; throws naming the file when
  * one is missing or has the wrong size (e.g. truncated).
  */
-export async function readCachedVolumes(stemPath: string, shape: Shape3, options: { shared?: boolean } = {}): Promise<{ image: Float32Array; label: Uint8Array }> {
+export async function readCachedVolumes(stemPath: string, shape: XYZ, options: { shared?: boolean } = {}): Promise<{ image: Float32Array; label: Uint8Array }> {
   const voxels = shape[0] * shape[1] * shape[2];
   // Shared memory lets crop workers read the case without a copy per crop (see CropWorkerPool).
   const Memory = options.shared ? SharedArrayBuffer : ArrayBuffer;
@@ -138,7 +184,7 @@ export async function readCachedVolumes(stemPath: string, shape: Shape3, options
   return { image, label };
 }
 
-async function tryLoad(stemPath: string, want: Omit<CacheMeta, 'shape' | 'spacing' | 'affine'>): Promise<CachedCase | undefined> {
+async function tryLoad(stemPath: string, want: CacheKey): Promise<CachedCase | undefined> {
   let meta: CacheMeta;
   try {
     meta = JSON.parse(await readFile(`${stemPath}.json`, 'utf8')) as CacheMeta;

@@ -7,26 +7,27 @@
  * H = y, W = x. Target spacings are given in [z, y, x] = [D, H, W] order to match the DESIGN text
  * ("1.5 x 0.8 x 0.8 mm") and are turned around explicitly where used.
  */
-import type { NiftiVolume, Shape3 } from './nifti.js';
+import type { NiftiVolume } from './nifti.js';
+import type { DHW, XYZ } from '../common/shape.js';
 
 /** DoDNet's target spacing, [z, y, x] in mm (slice spacing first). */
-export const DEFAULT_TARGET_SPACING_ZYX: Shape3 = [1.5, 0.8, 0.8];
+export const DEFAULT_TARGET_SPACING_ZYX: DHW = [1.5, 0.8, 0.8];
 export const HU_WINDOW: readonly [number, number] = [-325, 325];
 export const HU_SCALE = 325;
 
 export interface ScalarVolume {
   data: Float32Array;
   /** [x, y, z] */
-  shape: Shape3;
+  shape: XYZ;
   /** [x, y, z] mm */
-  spacing: Shape3;
+  spacing: XYZ;
   /** 4x4 row-major voxel-to-world; optional for synthetic data. */
   affine?: number[];
 }
 
 /** Output size per axis for a spacing change: round(n * old / new), at least 1. */
-export function resampledShape(shape: Shape3, spacing: Shape3, targetSpacingXYZ: Shape3): Shape3 {
-  return shape.map((n, i) => Math.max(1, Math.round((n * spacing[i]) / targetSpacingXYZ[i]))) as Shape3;
+export function resampledShape(shape: XYZ, spacing: XYZ, targetSpacingXYZ: XYZ): XYZ {
+  return shape.map((n, i) => Math.max(1, Math.round((n * spacing[i]) / targetSpacingXYZ[i]))) as [number, number, number];
 }
 
 export type Interpolation = 'linear' | 'nearest';
@@ -37,7 +38,7 @@ export type Interpolation = 'linear' | 'nearest';
  * the volume. 'linear' is separable trilinear (three 1D passes); 'nearest' copies values unchanged,
  * so label values survive exactly.
  */
-export function resampleToShape(data: Float32Array | Uint8Array, shape: Shape3, outShape: Shape3, mode: Interpolation): Float32Array {
+export function resampleToShape(data: Float32Array | Uint8Array, shape: XYZ, outShape: XYZ, mode: Interpolation): Float32Array {
   const [nx, ny, nz] = shape;
   if (data.length !== nx * ny * nz) throw new Error(`resample: data length is ${data.length}; expected ${nx * ny * nz} for shape ${shape.join('x')}`);
   for (const [i, n] of outShape.entries()) {
@@ -53,7 +54,7 @@ function nearestIndex(nIn: number, nOut: number): Int32Array {
   return idx;
 }
 
-function resampleNearest(data: Float32Array | Uint8Array, shape: Shape3, outShape: Shape3): Float32Array {
+function resampleNearest(data: Float32Array | Uint8Array, shape: XYZ, outShape: XYZ): Float32Array {
   const [nx, ny] = shape;
   const [ox, oy, oz] = outShape;
   const ix = nearestIndex(shape[0], ox);
@@ -97,7 +98,7 @@ function linearWeights(nIn: number, nOut: number): LinearWeights {
  * above `threshold`, bit for bit, without that float32 volume: the last pass writes bytes. For probabilities
  * brought back to a full-size CT (a 512x512x900 float32 volume is 0.9 GB, the mask a quarter of it).
  */
-export function resampleLinearToMask(data: Float32Array, shape: Shape3, outShape: Shape3, threshold: number): Uint8Array {
+export function resampleLinearToMask(data: Float32Array, shape: XYZ, outShape: XYZ, threshold: number): Uint8Array {
   const [nx, ny, nz] = shape;
   if (data.length !== nx * ny * nz) throw new Error(`resample: data length is ${data.length}; expected ${nx * ny * nz} for shape ${shape.join('x')}`);
   for (const [i, n] of outShape.entries()) {
@@ -127,7 +128,7 @@ export function resampleLinearToMask(data: Float32Array, shape: Shape3, outShape
   return out;
 }
 
-function resampleLinear(data: Float32Array | Uint8Array, shape: Shape3, outShape: Shape3): Float32Array {
+function resampleLinear(data: Float32Array | Uint8Array, shape: XYZ, outShape: XYZ): Float32Array {
   const [nx, ny, nz] = shape;
   const [ox, oy, oz] = outShape;
   // Pass 1: along x. [nx,ny,nz] -> [ox,ny,nz]
@@ -190,7 +191,7 @@ function resampleLinear(data: Float32Array | Uint8Array, shape: Shape3, outShape
  * Affine of the resampled grid: axis j's column is scaled by n_in / n_out and the origin moves to the
  * centre of the new voxel 0, which sits at source coordinate 0.5 * n_in / n_out - 0.5.
  */
-export function resampledAffine(affine: readonly number[], shape: Shape3, outShape: Shape3): number[] {
+export function resampledAffine(affine: readonly number[], shape: XYZ, outShape: XYZ): number[] {
   const r = shape.map((n, i) => n / outShape[i]);
   const shift = r.map((ri) => 0.5 * ri - 0.5);
   const out = affine.slice();
@@ -207,7 +208,7 @@ export function resampledAffine(affine: readonly number[], shape: Shape3, outSha
 
 export interface ResampleOptions {
   /** Target spacing [z, y, x] mm; default 1.5 x 0.8 x 0.8. */
-  targetSpacingZYX?: Shape3;
+  targetSpacingZYX?: DHW;
   mode: Interpolation;
 }
 
@@ -222,7 +223,7 @@ export function resampleToSpacing<V extends ScalarVolume>(volume: V, options: Re
   }
   const outShape = resampledShape(volume.shape, volume.spacing, [tx, ty, tz]);
   const data = resampleToShape(volume.data, volume.shape, outShape, options.mode);
-  const spacing = volume.spacing.map((s, i) => (s * volume.shape[i]) / outShape[i]) as Shape3;
+  const spacing = volume.spacing.map((s, i) => (s * volume.shape[i]) / outShape[i]) as [number, number, number];
   const result: ScalarVolume = { data, shape: outShape, spacing };
   if (volume.affine) result.affine = resampledAffine(volume.affine, volume.shape, outShape);
   return result;
@@ -266,16 +267,16 @@ export function sliceAxisLast<V extends ScalarVolume>(volume: V): V {
   if (!volume.affine) return volume;
   const axis = sliceAxisOf(volume.affine);
   if (axis === 2) return volume;
-  const order: Shape3 = axis === 0 ? [1, 2, 0] : [0, 2, 1];
+  const order: XYZ = axis === 0 ? [1, 2, 0] : [0, 2, 1];
   return permuteAxes(volume, order);
 }
 
 /** New axis i is old axis order[i]. */
-export function permuteAxes<V extends ScalarVolume>(volume: V, order: Shape3): V {
+export function permuteAxes<V extends ScalarVolume>(volume: V, order: XYZ): V {
   const { shape, data } = volume;
   const sorted = [...order].sort();
   if (sorted.join() !== '0,1,2') throw new Error(`permuteAxes: order is [${order.join(', ')}]; expected a permutation of [0, 1, 2]`);
-  const newShape = order.map((o) => shape[o]) as Shape3;
+  const newShape = order.map((o) => shape[o]) as [number, number, number];
   const oldStrides = [1, shape[0], shape[0] * shape[1]];
   const s = order.map((o) => oldStrides[o]);
   const out = new Float32Array(data.length);
@@ -286,7 +287,7 @@ export function permuteAxes<V extends ScalarVolume>(volume: V, order: Shape3): V
       for (let x = 0; x < newShape[0]; x++) out[i++] = data[base + x * s[0]];
     }
   }
-  const result = { ...volume, data: out, shape: newShape, spacing: order.map((o) => volume.spacing[o]) as Shape3 };
+  const result = { ...volume, data: out, shape: newShape, spacing: order.map((o) => volume.spacing[o]) as [number, number, number] };
   if (volume.affine) {
     const a = volume.affine;
     const na = a.slice();
@@ -303,13 +304,13 @@ export interface PreprocessedCase {
   image: Float32Array;
   /** Label values as stored in the dataset (not yet mapped to channels). */
   label: Uint8Array;
-  shape: Shape3;
-  spacing: Shape3;
+  shape: XYZ;
+  spacing: XYZ;
   affine: number[];
 }
 
 export interface PreprocessOptions {
-  targetSpacingZYX?: Shape3;
+  targetSpacingZYX?: DHW;
   window?: readonly [number, number];
   /** Reorder axes so the slice axis is last (default true). */
   sliceAxisLast?: boolean;
@@ -326,7 +327,7 @@ export function preprocessVolumes(image: ScalarVolume, label: ScalarVolume, name
     // The image decides; the label follows the same permutation so the two stay on one grid.
     const axis = sliceAxisOf(image.affine);
     if (axis !== 2) {
-      const order: Shape3 = axis === 0 ? [1, 2, 0] : [0, 2, 1];
+      const order: XYZ = axis === 0 ? [1, 2, 0] : [0, 2, 1];
       img = permuteAxes(img, order);
       lab = permuteAxes(lab, order);
     }

@@ -2,23 +2,12 @@
  * Training crops and batches: foreground-biased crop placement, DoDNet's scale/flip/intensity
  * augmentation, and a batch sampler that mixes tasks. Deterministic for a given seed.
  */
-import type { Shape3 } from './nifti.js';
 import { Random } from './random.js';
 import { labelToTarget, taskById } from './tasks.js';
 import {
-  DEFAULT_AUGMENT,
-  IMAGE_PAD_VALUE,
-  LABEL_PAD_VALUE,
-  applyIntensity,
-  dhwFromXyz,
-  extractCrop,
-  flipAxis,
-  planIntensity,
-  resizeDhw,
-  type AugmentOptions,
-  type DHW,
-  type IntensityPlan,
+  IMAGE_PAD_VALUE, LABEL_PAD_VALUE, applyIntensity, extractCrop, flipAxis, planFlips, planIntensity, resizeDhw, resolveAugment, type AugmentOptions, type AugmentRecipe, type IntensityPlan,
 } from './augment.js';
+import { type DHW, type XYZ, dhwFromXyz } from '../common/shape.js';
 
 /** One preprocessed case in memory; `shape` is NIfTI [x, y, z], so [D, H, W] = [z, y, x]. */
 export interface TrainingCase {
@@ -26,7 +15,7 @@ export interface TrainingCase {
   task: number;
   image: Float32Array;
   label: Uint8Array;
-  shape: Shape3;
+  shape: XYZ;
   /**
    * Foreground positions per label value to centre crops on; default: every foreground voxel of
    * `label`. A streamed case passes the store's compact (possibly subsampled) index so that no full
@@ -38,7 +27,8 @@ export interface TrainingCase {
 export interface CropOptions {
   /** Share of crops centred near a foreground voxel (default 0.8). */
   foregroundFraction?: number;
-  augment?: AugmentOptions;
+  /** Settings, or a recipe's name: 'default' (DEFAULT_AUGMENT, also when absent) or 'dodnet' (DODNET_AUGMENT). */
+  augment?: AugmentOptions | AugmentRecipe;
   imagePadValue?: number;
 }
 
@@ -99,7 +89,7 @@ function randomStart(rng: Random, size: number, n: number): number {
 export interface CropSource {
   id: string;
   /** NIfTI [x, y, z]. */
-  shape: Shape3;
+  shape: XYZ;
   foreground: ReadonlyMap<number, Int32Array>;
 }
 
@@ -126,10 +116,10 @@ export interface CropPlan {
  * small tumours get their share), jittered by up to a quarter of the region; otherwise it is placed uniformly.
  */
 export function planCrop(c: CropSource, cropSize: DHW, rng: Random, options: CropOptions = {}): CropPlan {
-  const aug = options.augment ?? DEFAULT_AUGMENT;
+  const aug = resolveAugment(options.augment);
   const shape = dhwFromXyz(c.shape);
   const scale = rng.chance(aug.scaleProbability) ? rng.uniform(...aug.scaleRange) : 1;
-  const regionSize = cropSize.map((n) => Math.max(1, Math.round(n * scale))) as DHW;
+  const regionSize = cropSize.map((n) => Math.max(1, Math.round(n * scale))) as [number, number, number];
 
   const fg = c.foreground;
   const fgValues = [...fg.keys()];
@@ -143,14 +133,11 @@ export function planCrop(c: CropSource, cropSize: DHW, rng: Random, options: Cro
     start = centre.map((p, a) => {
       const jitter = Math.floor(regionSize[a] / 4);
       return startAround(p + rng.int(-jitter, jitter), regionSize[a], shape[a]);
-    }) as DHW;
+    }) as [number, number, number];
   } else {
-    start = regionSize.map((s, a) => randomStart(rng, s, shape[a])) as DHW;
+    start = regionSize.map((s, a) => randomStart(rng, s, shape[a])) as [number, number, number];
   }
-  const flipped: [boolean, boolean, boolean] = [false, false, false];
-  if (aug.mirror) {
-    for (const axis of [0, 1, 2] as const) flipped[axis] = rng.chance(0.5);
-  }
+  const flipped = planFlips(rng, aug);
   const intensity = planIntensity(rng, cropSize[0] * cropSize[1] * cropSize[2], aug);
   return { scale, start, regionSize, flipped, foregroundCentred, intensity };
 }
@@ -166,11 +153,28 @@ function checkCaseArrays(c: TrainingCase): void {
 /** Cuts, resizes, flips and augments the crop a plan describes; no random draws. Image padding uses -1, label padding 0. */
 export function renderCrop(c: TrainingCase, cropSize: DHW, plan: CropPlan, options: Pick<CropOptions, 'imagePadValue'> = {}): Crop {
   checkCaseArrays(c);
-  const shape = dhwFromXyz(c.shape);
+  return renderCropFromBox({ image: c.image, label: c.label, shape: dhwFromXyz(c.shape), origin: [0, 0, 0] }, cropSize, plan, options);
+}
+
+/**
+ * A box of a case's voxels: [D, H, W] arrays of `shape` whose first voxel is the case's voxel `origin`. A box that
+ * holds every voxel of the plan's region that lies inside the case gives the crop of the whole case bit for bit
+ * (a crop read from the cache files is cut this way: see crop-reader.ts).
+ */
+export interface CaseBox {
+  image: Float32Array;
+  label: Uint8Array;
+  shape: DHW;
+  origin: DHW;
+}
+
+/** renderCrop on a box of the case (see CaseBox); the plan's coordinates are the case's. */
+export function renderCropFromBox(box: CaseBox, cropSize: DHW, plan: CropPlan, options: Pick<CropOptions, 'imagePadValue'> = {}): Crop {
   const { start, regionSize, flipped, foregroundCentred } = plan;
   const padImage = options.imagePadValue ?? IMAGE_PAD_VALUE;
-  let image = extractCrop(c.image, shape, start, regionSize, padImage);
-  let label = extractCrop(c.label, shape, start, regionSize, LABEL_PAD_VALUE);
+  const local = start.map((p, a) => p - box.origin[a]) as [number, number, number];
+  let image = extractCrop(box.image, box.shape, local, regionSize, padImage);
+  let label = extractCrop(box.label, box.shape, local, regionSize, LABEL_PAD_VALUE);
   if (plan.scale !== 1) {
     image = resizeDhw(image, regionSize, cropSize, 'linear');
     label = Uint8Array.from(resizeDhw(label, regionSize, cropSize, 'nearest'));

@@ -4,12 +4,12 @@
  * dataset.json. Every image contains all organs; each dataset labels only its own task's structures.
  */
 import { join } from 'node:path';
-import type { Shape3 } from './nifti.js';
 import { writeNiftiFile } from './nifti-file.js';
 import { generatePhantom, phantomCaseSeed, phantomFieldSize, phantomFieldSpacing, phantomTaskLabel, PHANTOM_GENERATOR_VERSION, tumourOfTask } from './phantom.js';
 import { Random } from './random.js';
 import { TASKS, taskById } from './tasks.js';
-import { writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from '../common/node-files.js';
+import type { XYZ, DHW } from '../common/shape.js';
 
 export interface SynthesizeOptions {
   outDir: string;
@@ -19,10 +19,10 @@ export interface SynthesizeOptions {
    * Grid [D, H, W]. Without `spacing` the spacing follows (the grid covers the 360 mm phantom world); with it,
    * both as given (a field of size x spacing mm around the body's centre). Ignored with `like`.
    */
-  size?: [number, number, number];
+  size?: DHW;
   seed: number;
   /** Voxel size [x, y, z] mm of every case; without `size` the grid follows (see phantomFieldSize). */
-  spacing?: Shape3;
+  spacing?: XYZ;
   /**
    * 'msd': grids like the Medical Segmentation Decathlon's CT: 512 x 512 in-plane at 0.6-1.0 mm (drawn per case),
    * the task's typical slice thickness, slices to cover the body's length; int16 storage as always.
@@ -52,12 +52,12 @@ const MSD_SLICE_MM: Record<string, readonly number[]> = {
 };
 
 /** The grid of one case: the same for all cases unless `like` draws one per case. */
-export function caseGrid(options: Pick<SynthesizeOptions, 'size' | 'spacing' | 'like' | 'seed'>, task: number, index: number): { size: [number, number, number]; spacing: Shape3 } {
+export function caseGrid(options: Pick<SynthesizeOptions, 'size' | 'spacing' | 'like' | 'seed'>, task: number, index: number): { size: DHW; spacing: XYZ } {
   if (options.like === 'msd') {
     const rng = new Random(phantomCaseSeed(options.seed, task, index) ^ 0x6d5d);
     const inPlane = Math.round(rng.uniform(0.6, 1.0) * 1000) / 1000;
     const slice = rng.pick(MSD_SLICE_MM[taskById(task).key] ?? [2.5]);
-    const spacing: Shape3 = [inPlane, inPlane, slice];
+    const spacing: XYZ = [inPlane, inPlane, slice];
     // 512 x 512 as scanners store it (the field is 307-512 mm: the body's 360 mm fills or overfills it, as in real CT).
     return { size: [phantomFieldSize(spacing)[0], 512, 512], spacing };
   }

@@ -6,14 +6,14 @@ import { labelToTarget, taskById } from '../data/tasks.js';
 import { segmentationMetrics } from './metrics.js';
 import { labelMapToMasks, type OrganTumourMasks } from './postprocess.js';
 import type { CaseEvaluation } from './report.js';
-import type { Shape3D } from './sliding-window.js';
+import type { DHW } from '../common/shape.js';
 
 /**
  * Dice and HD95 of organ and tumour for one case. `shape` and `spacing` are [D, H, W] (NIfTI [x, y, z]
  * reversed: spacing [sz, sy, sx]); both label maps are in that memory order.
  */
 export function evaluateCase(
-  name: string, predLabels: ArrayLike<number>, truthLabels: Float32Array | Uint8Array, shape: Shape3D, spacing: Shape3D, task: number,
+  name: string, predLabels: ArrayLike<number>, truthLabels: Float32Array | Uint8Array, shape: DHW, spacing: DHW, task: number,
 ): CaseEvaluation {
   const info = taskById(task);
   const n = shape[0] * shape[1] * shape[2];
@@ -29,7 +29,7 @@ export function evaluateCase(
  * only the tumour; the masks keep both.
  */
 export function evaluateCaseMasks(
-  name: string, pred: OrganTumourMasks, truthLabels: Float32Array | Uint8Array, shape: Shape3D, spacing: Shape3D, task: number,
+  name: string, pred: OrganTumourMasks, truthLabels: Float32Array | Uint8Array, shape: DHW, spacing: DHW, task: number,
 ): CaseEvaluation {
   const info = taskById(task);
   const n = shape[0] * shape[1] * shape[2];

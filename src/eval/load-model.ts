@@ -11,7 +11,7 @@ import { isPth, readPthStateDict } from '../nn/pth/index.js';
 import { readSafetensorsFile, type SafeTensor } from '../nn/safetensors.js';
 import { importDodnetStateDict, looksLikeDodnet } from '../tgnet/dodnet.js';
 import { TASK_GUIDED_BLOCKS, TGNet, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from '../tgnet/model.js';
-import type { Shape3D } from './sliding-window.js';
+import type { DHW } from '../common/shape.js';
 
 /** Prefix of the model's tensors in a checkpoint. */
 export const CHECKPOINT_MODEL_PREFIX = 'model.';
@@ -23,7 +23,7 @@ export interface CheckpointConfig {
   /** tgnet only, and only when not the default 'first': every encoder block task-guided. */
   taskGuidedBlocks?: TaskGuidedBlocks;
   /** Training crop [D, H, W] when the checkpoint records it. */
-  crop?: Shape3D;
+  crop?: DHW;
 }
 
 export interface LoadedModelCheckpoint {
@@ -33,7 +33,7 @@ export interface LoadedModelCheckpoint {
   metadata: Record<string, string>;
 }
 
-function parseCrop(value: unknown, source: string): Shape3D {
+function parseCrop(value: unknown, source: string): DHW {
   let v = value;
   if (typeof v === 'string') {
     const text = v.trim();
@@ -127,7 +127,7 @@ export function configFromStateDict(
 }
 
 /** DoDNet's training crop, recorded for its checkpoints (which store none). */
-export const DODNET_CROP: Shape3D = [64, 192, 192];
+export const DODNET_CROP: DHW = [64, 192, 192];
 
 /** Name of the record in a tgnet-written .pth that holds the configuration (as safetensors metadata strings). */
 export const PTH_CONFIG_RECORD = 'tgnet.json';

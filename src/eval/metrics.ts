@@ -8,7 +8,7 @@
  * The distance transform is exact (separable squared EDT of Felzenszwalb & Huttenlocher, O(n)).
  * Arrays are [D, H, W] C-order (W fastest); spacing is [D, H, W] in mm.
  */
-import type { Shape3D } from './sliding-window.js';
+import type { DHW } from '../common/shape.js';
 
 /**
  * What Dice and HD95 return when a mask is empty (medpy raises instead). Both empty: the prediction is
@@ -21,20 +21,20 @@ export const EMPTY_MASK_CONVENTION = Object.freeze({
   description: 'both masks empty: Dice 1, HD95 0; exactly one empty: Dice 0, HD95 NaN (reported as n/a / null and excluded from means)',
 });
 
-function checkShape(shape: Shape3D, what: string): number {
+function checkShape(shape: DHW, what: string): number {
   if (!Array.isArray(shape) || shape.length !== 3 || shape.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error(`${what}: shape is [${String(shape)}]; expected three positive integers [D, H, W]`);
   }
   return shape[0] * shape[1] * shape[2];
 }
 
-function checkMask(mask: Uint8Array, n: number, shape: Shape3D, what: string): void {
+function checkMask(mask: Uint8Array, n: number, shape: DHW, what: string): void {
   if (!(mask instanceof Uint8Array) || mask.length !== n) {
     throw new Error(`${what}: has ${mask?.length} values; expected a Uint8Array of ${n} for [D, H, W] = [${shape.join(', ')}]`);
   }
 }
 
-function checkSpacing(spacing: Shape3D, what: string): void {
+function checkSpacing(spacing: DHW, what: string): void {
   if (!Array.isArray(spacing) || spacing.length !== 3 || spacing.some((s) => !(s > 0 && Number.isFinite(s)))) {
     throw new Error(`${what}: spacing is [${String(spacing)}]; expected three positive numbers [D, H, W] in mm`);
   }
@@ -69,7 +69,7 @@ export function dice(pred: Uint8Array, truth: Uint8Array): number {
  * Surface voxels: in the mask with at least one of their 6 neighbours outside it or outside the volume
  * (mask XOR erosion by the connectivity-1 structure, out-of-volume counted as background).
  */
-export function surfaceMask(mask: Uint8Array, shape: Shape3D): Uint8Array {
+export function surfaceMask(mask: Uint8Array, shape: DHW): Uint8Array {
   const n = checkShape(shape, 'surfaceMask');
   checkMask(mask, n, shape, 'surfaceMask mask');
   const [D, H, W] = shape;
@@ -140,7 +140,7 @@ function squaredDt1d(f: Float64Array, d: Float64Array, len: number, step: number
  * with anisotropic `spacing` [D, H, W]; Infinity everywhere when there is no feature. (scipy's
  * distance_transform_edt(x) measures to the nearest zero of x, i.e. this with features = (x == 0).)
  */
-export function squaredDistanceTransform(features: Uint8Array, shape: Shape3D, spacing: Shape3D = [1, 1, 1]): Float64Array {
+export function squaredDistanceTransform(features: Uint8Array, shape: DHW, spacing: DHW = [1, 1, 1]): Float64Array {
   const n = checkShape(shape, 'squaredDistanceTransform');
   checkMask(features, n, shape, 'squaredDistanceTransform features');
   checkSpacing(spacing, 'squaredDistanceTransform');
@@ -168,14 +168,14 @@ export function squaredDistanceTransform(features: Uint8Array, shape: Shape3D, s
 }
 
 /** Euclidean distance (mm) to the nearest non-zero voxel of `features`; see squaredDistanceTransform. */
-export function distanceTransform(features: Uint8Array, shape: Shape3D, spacing: Shape3D = [1, 1, 1]): Float64Array {
+export function distanceTransform(features: Uint8Array, shape: DHW, spacing: DHW = [1, 1, 1]): Float64Array {
   const sq = squaredDistanceTransform(features, shape, spacing);
   for (let i = 0; i < sq.length; i++) sq[i] = Math.sqrt(sq[i]);
   return sq;
 }
 
 /** Inclusive bounding box [lo, hi) per axis of the non-zero voxels of either mask; null when both are empty. */
-function unionBox(a: Uint8Array, b: Uint8Array, shape: Shape3D): { lo: number[]; hi: number[] } | null {
+function unionBox(a: Uint8Array, b: Uint8Array, shape: DHW): { lo: number[]; hi: number[] } | null {
   const [D, H, W] = shape;
   const lo = [D, H, W];
   const hi = [0, 0, 0];
@@ -196,7 +196,7 @@ function unionBox(a: Uint8Array, b: Uint8Array, shape: Shape3D): { lo: number[];
   return hi[0] === 0 ? null : { lo, hi };
 }
 
-function cropMask(mask: Uint8Array, shape: Shape3D, lo: number[], hi: number[]): Uint8Array {
+function cropMask(mask: Uint8Array, shape: DHW, lo: number[], hi: number[]): Uint8Array {
   const [, H, W] = shape;
   const [cd, ch, cw] = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
   const out = new Uint8Array(cd * ch * cw);
@@ -213,7 +213,7 @@ function cropMask(mask: Uint8Array, shape: Shape3D, lo: number[], hi: number[]):
  * medpy's __surface_distances(a, b): for every surface voxel of `a` (raster order), the distance in mm to
  * the nearest surface voxel of `b`. Both masks must be non-empty (medpy raises too).
  */
-export function surfaceDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, spacing: Shape3D = [1, 1, 1]): Float64Array {
+export function surfaceDistances(a: Uint8Array, b: Uint8Array, shape: DHW, spacing: DHW = [1, 1, 1]): Float64Array {
   const n = checkShape(shape, 'surfaceDistances');
   checkMask(a, n, shape, 'surfaceDistances first mask');
   checkMask(b, n, shape, 'surfaceDistances second mask');
@@ -229,10 +229,10 @@ export function surfaceDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, s
  * box of their union, and so does the nearest one to it, so the transform runs on that box only: exact and
  * much cheaper than the whole CT.
  */
-function directedDistances(a: Uint8Array, b: Uint8Array, shape: Shape3D, spacings: readonly Shape3D[]): [Float64Array, Float64Array][] {
+function directedDistances(a: Uint8Array, b: Uint8Array, shape: DHW, spacings: readonly DHW[]): [Float64Array, Float64Array][] {
   const box = unionBox(a, b, shape);
   if (!box) return spacings.map(() => [new Float64Array(0), new Float64Array(0)]);
-  const sub: Shape3D = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
+  const sub: DHW = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
   const ca = cropMask(surfaceMask(a, shape), shape, box.lo, box.hi);
   const cb = cropMask(surfaceMask(b, shape), shape, box.lo, box.hi);
   const pick = (from: Uint8Array, dt: Float64Array): Float64Array => {
@@ -268,12 +268,12 @@ export function percentile(values: ArrayLike<number>, q: number): number {
  * 95th percentile of the pooled surface distances in both directions (medpy.metric.binary.hd95), in mm for
  * `spacing` (voxels when spacing is [1, 1, 1]); EMPTY_MASK_CONVENTION when a mask is empty.
  */
-export function hd95(pred: Uint8Array, truth: Uint8Array, shape: Shape3D, spacing: Shape3D = [1, 1, 1]): number {
+export function hd95(pred: Uint8Array, truth: Uint8Array, shape: DHW, spacing: DHW = [1, 1, 1]): number {
   return hd95Both(pred, truth, shape, [spacing])[0];
 }
 
 /** HD95 for several spacings at once, sharing the surface extraction. */
-function hd95Both(pred: Uint8Array, truth: Uint8Array, shape: Shape3D, spacings: Shape3D[]): number[] {
+function hd95Both(pred: Uint8Array, truth: Uint8Array, shape: DHW, spacings: DHW[]): number[] {
   const n = checkShape(shape, 'hd95');
   checkMask(pred, n, shape, 'hd95 pred');
   checkMask(truth, n, shape, 'hd95 truth');
@@ -301,7 +301,7 @@ export interface SegmentationMetrics {
 }
 
 /** Dice and HD95 (mm and voxels) of one binary prediction against its ground truth. */
-export function segmentationMetrics(pred: Uint8Array, truth: Uint8Array, shape: Shape3D, spacing: Shape3D): SegmentationMetrics {
+export function segmentationMetrics(pred: Uint8Array, truth: Uint8Array, shape: DHW, spacing: DHW): SegmentationMetrics {
   const [hd95Mm, hd95Voxels] = hd95Both(pred, truth, shape, [spacing, [1, 1, 1]]);
   return { dice: dice(pred, truth), hd95Mm, hd95Voxels, predVoxels: countNonZero(pred), truthVoxels: countNonZero(truth) };
 }

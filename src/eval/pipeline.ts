@@ -3,20 +3,19 @@
  * resampling to the training spacing, HU window [-325, 325] / 325), sliding-window TGNet inference, the
  * probabilities resampled back to the input grid, threshold, and post-processing.
  */
-import { dhwFromXyz } from '../data/augment.js';
-import type { Shape3 } from '../data/nifti.js';
 import { DEFAULT_TARGET_SPACING_ZYX, HU_WINDOW, permuteAxes, resampleLinearToMask, resampleToShape, resampleToSpacing, sliceAxisOf, windowHu, type ScalarVolume } from '../data/preprocess.js';
 import { taskById } from '../data/tasks.js';
 import type { TGNet } from '../tgnet/model.js';
 import { masksToLabelMap, postprocessTask, tumourMaxDroppedVoxelsFor, type OrganTumourMasks, type PostprocessOptions } from './postprocess.js';
-import { predictVolume, type PredictVolumeOptions, type Shape3D } from './sliding-window.js';
+import { predictVolume, type PredictVolumeOptions } from './sliding-window.js';
+import { type DHW, type XYZ, dhwFromXyz } from '../common/shape.js';
 
 export interface SegmentCtOptions extends PredictVolumeOptions {
   /**
    * Spacing [z, y, x] mm the model was trained at; the volume is resampled to it for inference and the
    * probabilities back to the input grid. null keeps the input grid. Default 1.5 x 0.8 x 0.8 (DoDNet).
    */
-  targetSpacingZYX?: Shape3 | null;
+  targetSpacingZYX?: DHW | null;
   /** Move the slice axis last as the training preprocessing does (default true; needs an affine). */
   sliceAxisLast?: boolean;
   /** HU window before dividing by its upper bound; default [-325, 325]. */
@@ -30,7 +29,7 @@ export interface CtSegmentation extends OrganTumourMasks {
   /** 0 background, 1 organ, 2 tumour (PREDICTION_LABELS), on the input's grid [x, y, z] (= [D, H, W] memory). */
   labelMap: Uint8Array;
   /** The grid inference ran on, [D, H, W]. */
-  inferenceShape: Shape3D;
+  inferenceShape: DHW;
   tiles: number;
   predictorCalls: number;
   seconds: number;
@@ -47,7 +46,7 @@ export async function segmentCt(model: TGNet, volume: ScalarVolume, task: number
   const threshold = options.threshold ?? 0.5;
 
   // Orientation: the same permutation as preprocessVolumes, undone on the way out.
-  let order: Shape3 | null = null;
+  let order: XYZ | null = null;
   if ((options.sliceAxisLast ?? true) && volume.affine) {
     const axis = sliceAxisOf(volume.affine);
     if (axis !== 2) order = axis === 0 ? [1, 2, 0] : [0, 2, 1];
@@ -72,7 +71,7 @@ export async function segmentCt(model: TGNet, volume: ScalarVolume, task: number
       if (!order) return resampleLinearToMask(channel, input.shape, oriented.shape, threshold);
       let probs = resampleToShape(channel, input.shape, oriented.shape, 'linear');
       if (order) {
-        const inverse = [0, 0, 0] as Shape3;
+        const inverse: [number, number, number] = [0, 0, 0];
         order.forEach((o, i) => { inverse[o] = i; });
         probs = permuteAxes({ data: probs, shape: oriented.shape, spacing: oriented.spacing }, inverse).data;
       }

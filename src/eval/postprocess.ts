@@ -5,7 +5,7 @@
  * meaning for it and are cleared. Arrays are [D, H, W] C-order (W fastest).
  */
 import { taskById, type TaskInfo } from '../data/tasks.js';
-import type { Shape3D } from './sliding-window.js';
+import type { DHW } from '../common/shape.js';
 
 /** Tumour components of this many voxels or fewer are removed. */
 export const TUMOUR_MAX_DROPPED_VOXELS = 50;
@@ -31,7 +31,7 @@ export interface ComponentLabels {
   count: number;
 }
 
-function checkMask(mask: Uint8Array, shape: Shape3D, what: string): number {
+function checkMask(mask: Uint8Array, shape: DHW, what: string): number {
   if (!Array.isArray(shape) || shape.length !== 3 || shape.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error(`${what}: shape is [${String(shape)}]; expected three positive integers [D, H, W]`);
   }
@@ -46,7 +46,7 @@ function checkMask(mask: Uint8Array, shape: Shape3D, what: string): number {
  * Labels the 6-connected components of the non-zero voxels by breadth-first search with a typed-array queue
  * (no recursion, so a component as large as the volume cannot overflow the stack).
  */
-export function labelComponents(mask: Uint8Array, shape: Shape3D): ComponentLabels {
+export function labelComponents(mask: Uint8Array, shape: DHW): ComponentLabels {
   const n = checkMask(mask, shape, 'labelComponents');
   const [D, H, W] = shape;
   const plane = H * W;
@@ -91,7 +91,7 @@ function selectComponents(components: ComponentLabels, keep: (label: number) => 
  * Keeps the `count` largest 6-connected components (ties: the one met first in raster order) and returns
  * the new 0/1 mask.
  */
-export function keepLargestComponents(mask: Uint8Array, shape: Shape3D, count: number): Uint8Array {
+export function keepLargestComponents(mask: Uint8Array, shape: DHW, count: number): Uint8Array {
   if (!Number.isInteger(count) || count < 0) throw new Error(`keepLargestComponents: count is ${count}; expected a non-negative integer`);
   const components = labelComponents(mask, shape);
   const order = Array.from({ length: components.count }, (_, k) => k + 1)
@@ -101,7 +101,7 @@ export function keepLargestComponents(mask: Uint8Array, shape: Shape3D, count: n
 }
 
 /** Drops every 6-connected component of at most `maxDroppedVoxels` voxels; returns the new 0/1 mask. */
-export function removeSmallComponents(mask: Uint8Array, shape: Shape3D, maxDroppedVoxels: number): Uint8Array {
+export function removeSmallComponents(mask: Uint8Array, shape: DHW, maxDroppedVoxels: number): Uint8Array {
   if (!Number.isInteger(maxDroppedVoxels) || maxDroppedVoxels < 0) {
     throw new Error(`removeSmallComponents: maxDroppedVoxels is ${maxDroppedVoxels}; expected a non-negative integer`);
   }
@@ -132,7 +132,7 @@ export interface PostprocessOptions {
  * at most 50 voxels. A channel the task does not annotate (colon and lung: organ; spleen: tumour) is
  * returned empty, since the network's output there was never supervised for this dataset.
  */
-export function postprocessTask(masks: OrganTumourMasks, shape: Shape3D, task: number | TaskInfo, options: PostprocessOptions = {}): OrganTumourMasks {
+export function postprocessTask(masks: OrganTumourMasks, shape: DHW, task: number | TaskInfo, options: PostprocessOptions = {}): OrganTumourMasks {
   const info = typeof task === 'number' ? taskById(task) : task;
   const n = checkMask(masks.organ, shape, 'postprocessTask (organ)');
   checkMask(masks.tumour, shape, 'postprocessTask (tumour)');

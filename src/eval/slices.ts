@@ -14,6 +14,7 @@
 import { labelToTarget, taskById, type TaskInfo } from '../data/tasks.js';
 import { encodePng, type RgbImage } from './png.js';
 import { labelMapToMasks } from './postprocess.js';
+import type { XYZ } from '../common/shape.js';
 
 export type SlicePlane = 'axial' | 'coronal' | 'sagittal';
 export const SLICE_PLANES: readonly SlicePlane[] = ['axial', 'coronal', 'sagittal'];
@@ -39,9 +40,9 @@ export interface CaseSliceInput {
   /** CT in HU, NIfTI order [x, y, z], x fastest. */
   hu: ArrayLike<number>;
   /** [nx, ny, nz] voxels. */
-  shape: readonly [number, number, number];
+  shape: XYZ;
   /** [sx, sy, sz] mm. */
-  spacing: readonly [number, number, number];
+  spacing: XYZ;
   /** Task id; only the channels it annotates are drawn. */
   task: number;
   /** Ground truth in the task dataset's own label values (as evaluateCase takes it), same order as hu. */

@@ -13,9 +13,7 @@ import { tidy } from '../autograd/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../autograd/tensor.js';
 import { isGridSide, TOTAL_STRIDE, type TGNet } from '../tgnet/model.js';
-
-/** [D, H, W] sizes of a volume or a tile. */
-export type Shape3D = readonly [number, number, number];
+import type { DHW } from '../common/shape.js';
 
 /** What `predictTiles` returns per tile and channel: probabilities in [0, 1], or logits (sigmoid applied here). */
 export type TileOutputKind = 'probabilities' | 'logits';
@@ -24,7 +22,7 @@ export type TileOutputKind = 'probabilities' | 'logits';
  * Predicts `n` tiles at once. `tiles` holds n tiles of `tileShape`, one after another ([n, d, h, w]); the
  * result must hold [n, channels, d, h, w] values.
  */
-export type PredictTiles = (tiles: Float32Array, n: number, tileShape: Shape3D) => Promise<Float32Array>;
+export type PredictTiles = (tiles: Float32Array, n: number, tileShape: DHW) => Promise<Float32Array>;
 
 export interface SlidingWindowProgress {
   /** Predictor inputs finished (a tile counts once per mirroring when flips are on). */
@@ -37,7 +35,7 @@ export interface SlidingWindowProgress {
 
 export interface SlidingWindowOptions {
   /** Tile size [D, H, W], the training crop size. */
-  tileShape: Shape3D;
+  tileShape: DHW;
   /** Fraction of a tile shared with its neighbour along each axis, in [0, 1); default 0.5. */
   overlap?: number;
   /** Average the probabilities over all 8 combinations of mirroring D, H and W (test-time augmentation). */
@@ -64,10 +62,10 @@ export interface SlidingWindowResult {
   probabilities: Float32Array;
   /** One binary mask [D, H, W] per channel: probability > threshold. */
   masks: Uint8Array[];
-  shape: Shape3D;
+  shape: DHW;
   channels: number;
   /** Tile origins [d, h, w] in volume coordinates (negative where a volume smaller than the tile is padded). */
-  tileOrigins: Shape3D[];
+  tileOrigins: DHW[];
   /** Number of `predictTiles` calls made. */
   predictorCalls: number;
 }
@@ -77,7 +75,7 @@ const ALL_FLIPS = [0, 1, 2, 3, 4, 5, 6, 7] as const;
 
 const where = 'slidingWindowInference';
 
-function checkShape3(shape: Shape3D, what: string, context = where): void {
+function checkShape3(shape: DHW, what: string, context = where): void {
   if (!Array.isArray(shape) || shape.length !== 3 || shape.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error(`${context}: ${what} is [${String(shape)}]; expected three positive integers [D, H, W]`);
   }
@@ -111,7 +109,7 @@ function roundHalfEven(v: number): number {
  * per axis, scaled to a maximum of 1. Values that underflow to 0 are raised to the smallest positive one,
  * so that every voxel of every tile keeps some weight and no normaliser can be 0.
  */
-export function gaussianImportanceMap(tileShape: Shape3D, sigmaScale = 1 / 8): Float32Array {
+export function gaussianImportanceMap(tileShape: DHW, sigmaScale = 1 / 8): Float32Array {
   checkShape3(tileShape, 'tileShape', 'gaussianImportanceMap');
   if (!(sigmaScale > 0 && Number.isFinite(sigmaScale))) throw new Error(`gaussianImportanceMap: sigmaScale is ${sigmaScale}; expected a positive number`);
   const axes = tileShape.map((t) => {
@@ -146,7 +144,7 @@ export function gaussianImportanceMap(tileShape: Shape3D, sigmaScale = 1 / 8): F
  * Copies `src` ([channels, d, h, w]) into `dst` mirrored along the axes whose bits are set in `flip`
  * (bit 0 D, bit 1 H, bit 2 W). Mirroring is its own inverse, so the same call undoes it.
  */
-export function mirrorTile(src: Float32Array, dst: Float32Array, tileShape: Shape3D, flip: number, channels = 1): void {
+export function mirrorTile(src: Float32Array, dst: Float32Array, tileShape: DHW, flip: number, channels = 1): void {
   const [d, h, w] = tileShape;
   const vox = d * h * w;
   if (src.length < channels * vox || dst.length < channels * vox) {
@@ -174,7 +172,7 @@ export function mirrorTile(src: Float32Array, dst: Float32Array, tileShape: Shap
 }
 
 interface WorkItem {
-  origin: Shape3D;
+  origin: DHW;
   flip: number;
 }
 
@@ -184,7 +182,7 @@ interface WorkItem {
  * padded (centred, with `padValue`) up to the tile there; the padding never reaches the outputs.
  */
 export async function slidingWindowInference(
-  volume: Float32Array, shape: Shape3D, predictTiles: PredictTiles, options: SlidingWindowOptions,
+  volume: Float32Array, shape: DHW, predictTiles: PredictTiles, options: SlidingWindowOptions,
 ): Promise<SlidingWindowResult> {
   checkShape3(shape, 'volume shape');
   checkShape3(options?.tileShape, 'tileShape');
@@ -216,7 +214,7 @@ export async function slidingWindowInference(
   // origins are kept in volume coordinates, so the crop below pads and the accumulation clips.
   const padBefore = shape.map((s, a) => Math.max(0, Math.floor((tile[a] - s) / 2)));
   const starts = shape.map((s, a) => tileStarts(Math.max(s, tile[a]), tile[a], overlap).map((p) => p - padBefore[a]));
-  const tileOrigins: Shape3D[] = [];
+  const tileOrigins: DHW[] = [];
   for (const z of starts[0]) for (const y of starts[1]) for (const x of starts[2]) tileOrigins.push([z, y, x]);
   const flips = options.flips ? ALL_FLIPS : [0];
   const items: WorkItem[] = [];
@@ -268,8 +266,8 @@ export async function slidingWindowInference(
 }
 
 interface AccumulateArgs {
-  shape: Shape3D;
-  tile: Shape3D;
+  shape: DHW;
+  tile: DHW;
   channels: number;
   weights: Float32Array;
   acc: Float32Array;
@@ -310,11 +308,11 @@ function accumulateTile(probs: Float32Array, item: WorkItem, a: AccumulateArgs):
 
 export interface PredictVolumeOptions extends Omit<SlidingWindowOptions, 'tileShape' | 'channels' | 'output'> {
   /** Tile size [D, H, W], multiples of 16; default the training crop 64 x 192 x 192. */
-  tileShape?: Shape3D;
+  tileShape?: DHW;
 }
 
 /** The training crop size [D, H, W] (DESIGN: 64 x 192 x 192), the default tile. */
-export const DEFAULT_TILE_SHAPE: Shape3D = [64, 192, 192];
+export const DEFAULT_TILE_SHAPE: DHW = [64, 192, 192];
 
 export interface VolumePrediction extends SlidingWindowResult {
   /** masks[0] and masks[1]. */
@@ -328,7 +326,7 @@ export interface VolumePrediction extends SlidingWindowResult {
  * and only the probabilities are read back.
  */
 export async function predictVolume(
-  model: TGNet, volume: Float32Array, shape: Shape3D, taskId: number, options: PredictVolumeOptions = {},
+  model: TGNet, volume: Float32Array, shape: DHW, taskId: number, options: PredictVolumeOptions = {},
 ): Promise<VolumePrediction> {
   if (!Number.isInteger(taskId) || taskId < 0 || taskId >= model.numTasks) {
     throw new Error(`predictVolume: task id is ${taskId}; expected an integer in [0, ${model.numTasks - 1}]`);

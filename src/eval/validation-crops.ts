@@ -4,14 +4,14 @@
  * It is a learning signal for the curves, not the evaluation: that runs the sliding window over whole volumes,
  * post-processes and measures Dice and HD95 on the input grid.
  */
-import { dhwFromXyz, extractCrop, IMAGE_PAD_VALUE, LABEL_PAD_VALUE, type DHW } from '../data/augment.js';
-import type { Shape3 } from '../data/nifti.js';
+import { extractCrop, IMAGE_PAD_VALUE, LABEL_PAD_VALUE } from '../data/augment.js';
 import { labelToTarget, taskById, TASKS } from '../data/tasks.js';
 import { sigmoid } from '../autograd/ops/elementwise.js';
 import { tidy } from '../autograd/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../autograd/tensor.js';
 import type { TGNet } from '../tgnet/model.js';
+import { type DHW, type XYZ, dhwFromXyz } from '../common/shape.js';
 
 export interface ValidationCrop {
   caseId: string;
@@ -28,7 +28,7 @@ export interface ValidationCase {
   task: number;
   image: Float32Array;
   label: Uint8Array;
-  shape: Shape3;
+  shape: XYZ;
 }
 
 /** The crop of `crop` [D, H, W] centred on the bounding box of the case's labelled voxels (the volume centre when none). */
@@ -56,7 +56,7 @@ export function validationCrop(c: ValidationCase, crop: DHW): ValidationCrop {
     const centre = hi[a] < 0 ? Math.floor(shape[a] / 2) : Math.floor((lo[a] + hi[a]) / 2);
     const s = centre - Math.floor(size / 2);
     return shape[a] >= size ? Math.min(shape[a] - size, Math.max(0, s)) : Math.floor((shape[a] - size) / 2);
-  }) as DHW;
+  }) as [number, number, number];
   const image = extractCrop(c.image, shape, start, crop, IMAGE_PAD_VALUE);
   const label = extractCrop(c.label, shape, start, crop, LABEL_PAD_VALUE);
   return { caseId: c.id, task: c.task, image, target: labelToTarget(label, c.task) };

@@ -12,12 +12,13 @@ import { predictVolume } from './sliding-window.js';
 import type { PipelineRequest } from '../kernels/runtime/gpu.js';
 import { Adam, SGD, type OptimizerKind } from '../nn/optim.js';
 import { isGridSide, TOTAL_STRIDE, type TGNet } from '../tgnet/model.js';
+import type { DHW } from '../common/shape.js';
 
 export interface WarmUpOptions {
   /** Crops per training step (default 2). */
   batch?: number;
   /** Training crop and inference tile [D, H, W], multiples of 16. */
-  crop: readonly [number, number, number];
+  crop: DHW;
   /** The training run's optimiser; null: inference only (default 'sgd'). */
   optimizer?: OptimizerKind | null;
   /** Also the sliding-window inference of one tile (validation, predict; default true). */

@@ -9,10 +9,9 @@
  * the poly decay, whole-volume crops, and no mirroring (the phantoms, like real CT, have a fixed orientation: mirroring left-right would
  * make the liver and spleen trade places, which a real scanner never does). The report states both.
  */
-import type { DHW } from '../data/augment.js';
-import type { Shape3 } from '../data/nifti.js';
 import { phantomFieldSpacing } from '../data/phantom.js';
 import type { OptimizerKind } from '../nn/optim.js';
+import type { DHW, XYZ } from '../common/shape.js';
 
 export const DEMO_PROFILES = ['software', 'gpu', 'tiny'] as const;
 export type DemoProfile = (typeof DEMO_PROFILES)[number];
@@ -57,7 +56,7 @@ export interface DemoConfig {
 export { PHANTOM_FIELD_MM } from '../data/phantom.js';
 
 /** Voxel size [x, y, z] mm at which a phantom volume [D, H, W] covers the whole phantom world (phantomFieldSpacing). */
-export function phantomSpacing(volume: DHW): Shape3 {
+export function phantomSpacing(volume: DHW): XYZ {
   return phantomFieldSpacing(volume);
 }
 

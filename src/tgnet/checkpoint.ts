@@ -16,7 +16,8 @@
 import { OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { describeLayoutMismatch, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from './model.js';
-import { nodeModule, syncFolder } from '../io/node-files.js';
+import { nodeModule, syncFolder } from '../common/node-files.js';
+import type { DHW } from '../common/shape.js';
 
 /** Identifies the file kind (a safetensors file of model weights alone is not a training checkpoint). */
 export const CHECKPOINT_FORMAT = 'tgnet-checkpoint';
@@ -44,7 +45,7 @@ export interface CheckpointMeta {
   width: number;
   numTasks: number;
   /** Training crop [D, H, W]. */
-  crop: [number, number, number];
+  crop: DHW;
   /** Optimiser steps completed. */
   step: number;
   totalSteps: number;

@@ -31,6 +31,7 @@ import {
   type CheckpointSamplerPosition, type CheckpointTensor,
 } from './checkpoint.js';
 import type { TGNet } from './model.js';
+import type { DHW } from '../common/shape.js';
 
 /** One batch of crops: what `tgnet/data`'s BatchSampler.next() returns (extra fields are ignored). */
 export interface TrainingBatch {
@@ -108,7 +109,7 @@ export interface TrainerOptions {
   /** Recorded in checkpoints so a run can be reproduced. */
   seed?: number;
   /** Training crop [D, H, W] recorded in checkpoints; default: the first batch's. */
-  crop?: readonly [number, number, number];
+  crop?: DHW;
   /** Crops per step, recorded in checkpoints and checked on every batch; default: the first batch's. */
   batchSize?: number;
   /** Recorded in checkpoints as it is, for the command line to continue the run (data folder, split, ...). */
@@ -165,7 +166,7 @@ export class Trainer {
   private readonly batches: BatchSource;
   private readonly onLog: TrainerOptions['onLog'];
   private readonly onCheckpoint: TrainerOptions['onCheckpoint'];
-  private crop: [number, number, number] | null;
+  private crop: DHW | null;
   private batchSize: number | null;
   private readonly runInfo: CheckpointRunInfo | undefined;
   private stepCount = 0;

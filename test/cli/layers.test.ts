@@ -1,6 +1,6 @@
 /**
  * The layer order, as a test: web/ and bench/ on top, then src/cli, src/session, src/eval, src/tgnet, src/nn,
- * src/autograd, src/kernels, src/io (file helpers every room may use), with src/data beside (a leaf the upper rooms
+ * src/autograd, src/kernels, src/common (the shape vocabulary and file helpers every room may use), with src/data beside (a leaf the upper rooms
  * use). No import may climb, and the package's source never depends on the benchmarks.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -56,8 +56,8 @@ it('no file under src/ imports from bench/', () => {
 });
 
 /** Rooms from the top; a file may import its own room and any room below it (data: see DATA_USERS). */
-const ROOMS = ['web', 'bench', 'cli', 'session', 'eval', 'tgnet', 'nn', 'autograd', 'kernels', 'io'] as const;
-/** src/data sits beside the stack: it imports no other room but io, and these may import it. */
+const ROOMS = ['web', 'bench', 'cli', 'session', 'eval', 'tgnet', 'nn', 'autograd', 'kernels', 'common'] as const;
+/** src/data sits beside the stack: it imports no other room but common, and these may import it. */
 const DATA_USERS = new Set(['web', 'bench', 'cli', 'session', 'eval', 'src']);
 
 /** The room of a file: web, bench, src/<room>, or 'src' for the package's entry files (src/index.ts, src/browser.ts). */
@@ -78,7 +78,7 @@ function level(room: string): number {
 /** Whether a file of room `from` may import a file of room `to`. */
 function mayImport(from: string, to: string): boolean {
   if (from === to) return true;
-  if (to === 'io') return true;
+  if (to === 'common') return true;
   if (to === 'data') return DATA_USERS.has(from);
   if (from === 'data') return false;
   if (to === 'web') return false;
@@ -99,9 +99,9 @@ it('the rule: imports go down the stack, data is a leaf beside it', () => {
   expect(mayImport('data', 'kernels')).toBe(false);
   expect(mayImport('eval', 'data')).toBe(true);
   expect(mayImport('cli', 'bench')).toBe(false);
-  expect(mayImport('data', 'io')).toBe(true);
-  expect(mayImport('tgnet', 'io')).toBe(true);
-  expect(mayImport('io', 'kernels')).toBe(false);
+  expect(mayImport('data', 'common')).toBe(true);
+  expect(mayImport('tgnet', 'common')).toBe(true);
+  expect(mayImport('common', 'kernels')).toBe(false);
 });
 
 it('no import climbs the layers (src, web/src, bench)', () => {

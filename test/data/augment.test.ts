@@ -1,16 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import {
-  DEFAULT_AUGMENT,
-  NO_AUGMENT,
-  adjustContrast,
-  adjustGamma,
-  augmentIntensity,
-  extractCrop,
-  flipAxis,
-  type DHW,
-} from '../../src/data/augment.js';
+import { DEFAULT_AUGMENT, NO_AUGMENT, adjustContrast, adjustGamma, augmentIntensity, extractCrop, flipAxis } from '../../src/data/augment.js';
 import { BatchSampler, foregroundIndex, sampleCrop, type TrainingCase } from '../../src/data/sampler.js';
 import { Random } from '../../src/data/random.js';
+import type { DHW } from '../../src/common/shape.js';
 
 /** value = 100 d + 10 h + w, so every voxel tells where it came from. */
 function coded(shape: DHW): Float32Array {

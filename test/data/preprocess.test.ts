@@ -11,7 +11,7 @@ import {
   windowHu,
   type ScalarVolume,
 } from '../../src/data/preprocess.js';
-import type { Shape3 } from '../../src/data/nifti.js';
+import type { XYZ } from '../../src/common/shape.js';
 
 function applyAffine(a: number[], p: number[]): number[] {
   return [0, 1, 2].map((r) => a[4 * r] * p[0] + a[4 * r + 1] * p[1] + a[4 * r + 2] * p[2] + a[4 * r + 3]);
@@ -36,8 +36,8 @@ describe('resampling', () => {
   });
 
   it('linear equals direct trilinear interpolation in 3D', () => {
-    const shape: Shape3 = [5, 4, 3];
-    const out: Shape3 = [7, 3, 5];
+    const shape: XYZ = [5, 4, 3];
+    const out: XYZ = [7, 3, 5];
     const src = new Float32Array(60).map((_, i) => Math.sin(i * 1.7) * 100);
     const got = resampleToShape(src, shape, out, 'linear');
     const coord = (i: number, nIn: number, nOut: number) => Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
@@ -99,11 +99,11 @@ describe('intensity window', () => {
 describe('axis order', () => {
   it('sliceAxisLast moves a slice-first (KiTS-like) volume so world positions are unchanged', () => {
     // Slice axis stored first: array axis 0 runs along world z.
-    const shape: Shape3 = [3, 4, 5];
+    const shape: XYZ = [3, 4, 5];
     const data = new Float32Array(60).map((_, i) => i);
     const affine = [0, 0, 0.8, 1, 0, 0.7, 0, 2, 3, 0, 0, 3, 0, 0, 0, 1];
     expect(sliceAxisOf(affine)).toBe(0);
-    const vol = { data, shape, spacing: [3, 0.7, 0.8] as Shape3, affine };
+    const vol = { data, shape, spacing: [3, 0.7, 0.8] as XYZ, affine };
     const moved = sliceAxisLast(vol);
     expect(moved.shape).toEqual([4, 5, 3]);
     expect(moved.spacing).toEqual([0.7, 0.8, 3]);
@@ -123,7 +123,7 @@ describe('axis order', () => {
 
 describe('preprocessVolumes', () => {
   it('resamples image (linear, windowed) and label (nearest) onto one grid', () => {
-    const shape: Shape3 = [8, 8, 4];
+    const shape: XYZ = [8, 8, 4];
     const n = 256;
     const image = new Float32Array(n).map((_, i) => (i % 2 ? 1000 : -1000));
     const label = new Float32Array(n).map((_, i) => (i % 3 === 0 ? 2 : i % 3 === 1 ? 1 : 0));

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { evaluateCommand, parseEvaluateArgs } from '../../src/cli/evaluate.js';
 import { parsePredictArgs, predictCommand } from '../../src/cli/predict.js';
-import { dhwFromXyz } from '../../src/data/augment.js';
 import { readNiftiFile } from '../../src/data/nifti-file.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { labelComponents, tumourMaxDroppedVoxelsFor } from '../../src/eval/postprocess.js';
@@ -14,6 +13,7 @@ import type { EvaluationReportJson } from '../../src/eval/report.js';
 import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import { TGNet } from '../../src/tgnet/model.js';
 import { useGpu } from '../helpers/gpu.js';
+import { dhwFromXyz } from '../../src/common/shape.js';
 
 /** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
 const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };

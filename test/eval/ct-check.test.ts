@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { generatePhantom } from '../../src/data/phantom.js';
 import { ctWarnings } from '../../web/src/core/ct-check.js';
+import type { XYZ } from '../../src/common/shape.js';
 
-const volume = (data: Float32Array, shape: [number, number, number], spacing: [number, number, number]) =>
+const volume = (data: Float32Array, shape: XYZ, spacing: XYZ) =>
   ({ data, shape, spacing, affine: [spacing[0], 0, 0, 0, 0, spacing[1], 0, 0, 0, 0, spacing[2], 0, 0, 0, 0, 1] });
 
 describe('ctWarnings', () => {

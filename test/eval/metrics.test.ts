@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   dice, distanceTransform, EMPTY_MASK_CONVENTION, hd95, percentile, segmentationMetrics, squaredDistanceTransform, surfaceDistances, surfaceMask,
 } from '../../src/eval/metrics.js';
-import type { Shape3D } from '../../src/eval/sliding-window.js';
 import { rng } from '../helpers/gpu.js';
+import type { DHW } from '../../src/common/shape.js';
 
 type Pred = (z: number, y: number, x: number, i: number) => boolean;
 
-function makeMask(shape: Shape3D, f: Pred): Uint8Array {
+function makeMask(shape: DHW, f: Pred): Uint8Array {
   const [D, H, W] = shape;
   const m = new Uint8Array(D * H * W);
   let i = 0;
@@ -16,18 +16,18 @@ function makeMask(shape: Shape3D, f: Pred): Uint8Array {
   return m;
 }
 
-function randomMask(shape: Shape3D, seed: number, density: number): Uint8Array {
+function randomMask(shape: DHW, seed: number, density: number): Uint8Array {
   const r = rng(seed);
   return makeMask(shape, () => r() < density);
 }
 
-function coords(i: number, shape: Shape3D): [number, number, number] {
+function coords(i: number, shape: DHW): [number, number, number] {
   const [, H, W] = shape;
   return [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W];
 }
 
 /** min over feature voxels of the spaced Euclidean distance, by enumeration. */
-function bruteForceEdt(features: Uint8Array, shape: Shape3D, spacing: Shape3D): Float64Array {
+function bruteForceEdt(features: Uint8Array, shape: DHW, spacing: DHW): Float64Array {
   const pts = [...features.keys()].filter((i) => features[i]).map((i) => coords(i, shape));
   return Float64Array.from(features, (_, i) => {
     const [z, y, x] = coords(i, shape);
@@ -38,7 +38,7 @@ function bruteForceEdt(features: Uint8Array, shape: Shape3D, spacing: Shape3D): 
 }
 
 /** Surface by definition: in the mask with a 6-neighbour outside the mask or the volume. */
-function bruteForceSurface(mask: Uint8Array, shape: Shape3D): Uint8Array {
+function bruteForceSurface(mask: Uint8Array, shape: DHW): Uint8Array {
   const [D, H, W] = shape;
   return Uint8Array.from(mask, (v, i) => {
     if (!v) return 0;
@@ -69,7 +69,7 @@ describe('dice', () => {
 
 describe('distance transform', () => {
   it('matches brute force on random small volumes, isotropic and anisotropic', () => {
-    const cases: [Shape3D, Shape3D, number][] = [[[5, 6, 7], [1, 1, 1], 0.05], [[4, 9, 3], [2.5, 0.8, 0.7], 0.1], [[1, 8, 11], [3, 1, 0.5], 0.02], [[6, 1, 5], [1, 2, 1], 0.3]];
+    const cases: [DHW, DHW, number][] = [[[5, 6, 7], [1, 1, 1], 0.05], [[4, 9, 3], [2.5, 0.8, 0.7], 0.1], [[1, 8, 11], [3, 1, 0.5], 0.02], [[6, 1, 5], [1, 2, 1], 0.3]];
     for (const [k, [shape, spacing, density]] of cases.entries()) {
       const features = randomMask(shape, 100 + k, density);
       features[(shape[0] * shape[1] * shape[2]) >> 1] = 1;
@@ -95,7 +95,7 @@ describe('distance transform', () => {
 describe('surfaces', () => {
   it('surfaceMask equals the 6-neighbour definition (volume edge counts as outside)', () => {
     for (let seed = 0; seed < 4; seed++) {
-      const shape: Shape3D = [4 + seed, 5, 6];
+      const shape: DHW = [4 + seed, 5, 6];
       const m = randomMask(shape, seed, 0.7);
       expect(surfaceMask(m, shape)).toEqual(bruteForceSurface(m, shape));
     }
@@ -128,7 +128,7 @@ describe('percentile (numpy linear)', () => {
 
 describe('hd95', () => {
   it('of two single voxels is their distance in mm (and in voxels with spacing 1)', () => {
-    const shape: Shape3D = [4, 4, 6];
+    const shape: DHW = [4, 4, 6];
     const a = makeMask(shape, (z, y, x) => z === 1 && y === 2 && x === 1);
     const b = makeMask(shape, (z, y, x) => z === 2 && y === 2 && x === 4);
     expect(hd95(a, b, shape, [2, 1, 1])).toBeCloseTo(Math.sqrt(4 + 9), 12);
@@ -137,7 +137,7 @@ describe('hd95', () => {
 
   it('of two cubes offset by k voxels along W: directed distances are 0 or k, HD95 = k once more than 5% differ', () => {
     // Two 1-voxel-thick plates (surface = the plate) of 4x4 voxels, k apart along W: every surface voxel is k from the other.
-    const shape: Shape3D = [6, 6, 12];
+    const shape: DHW = [6, 6, 12];
     for (const k of [1, 3, 5]) {
       const a = makeMask(shape, (z, y, x) => z >= 1 && z < 5 && y >= 1 && y < 5 && x === 2);
       const b = makeMask(shape, (z, y, x) => z >= 1 && z < 5 && y >= 1 && y < 5 && x === 2 + k);
@@ -155,7 +155,7 @@ describe('hd95', () => {
   });
 
   it('equals medpy.metric.binary.hd95 on the golden masks (test/eval/hd95_golden.py)', () => {
-    const shape: Shape3D = [9, 11, 13];
+    const shape: DHW = [9, 11, 13];
     const masks: Record<string, Uint8Array> = {
       ellipsoid: makeMask(shape, (z, y, x) => ((z - 4) / 3.5) ** 2 + ((y - 5) / 4) ** 2 + ((x - 6) / 5) ** 2 <= 1),
       box: makeMask(shape, (z, y, x) => z >= 2 && z < 7 && y >= 3 && y < 10 && x >= 1 && x < 9),
@@ -175,7 +175,7 @@ describe('hd95', () => {
     };
     for (const [key, expected] of Object.entries(golden)) {
       const [a, b, s] = key.split('|');
-      const spacing: Shape3D = s === '1.0' ? [1, 1, 1] : [2.5, 0.8, 0.7];
+      const spacing: DHW = s === '1.0' ? [1, 1, 1] : [2.5, 0.8, 0.7];
       expect(hd95(masks[a], masks[b], shape, spacing), key).toBeCloseTo(expected, 10);
       expect(hd95(masks[b], masks[a], shape, spacing), `${key} (swapped)`).toBeCloseTo(expected, 10);
     }
@@ -183,8 +183,8 @@ describe('hd95', () => {
 
   it('matches a brute-force surface-distance HD95 on random masks', () => {
     for (let seed = 0; seed < 5; seed++) {
-      const shape: Shape3D = [5 + seed, 7, 6];
-      const spacing: Shape3D = [1.5 + seed * 0.5, 0.8, 0.7];
+      const shape: DHW = [5 + seed, 7, 6];
+      const spacing: DHW = [1.5 + seed * 0.5, 0.8, 0.7];
       const a = randomMask(shape, 10 + seed, 0.15 + 0.1 * seed);
       const b = randomMask(shape, 20 + seed, 0.1);
       const da = bruteForceEdt(bruteForceSurface(b, shape), shape, spacing);
@@ -197,7 +197,7 @@ describe('hd95', () => {
   });
 
   it('follows the empty-mask convention: both empty 0, one empty NaN', () => {
-    const shape: Shape3D = [3, 3, 3];
+    const shape: DHW = [3, 3, 3];
     const empty = new Uint8Array(27);
     const one = new Uint8Array(27);
     one[4] = 1;
@@ -211,7 +211,7 @@ describe('hd95', () => {
   });
 
   it('segmentationMetrics gives HD95 in mm and in voxels', () => {
-    const shape: Shape3D = [4, 4, 6];
+    const shape: DHW = [4, 4, 6];
     const a = makeMask(shape, (z, y, x) => z === 1 && y === 2 && x === 1);
     const b = makeMask(shape, (z, y, x) => z === 1 && y === 2 && x === 4);
     const m = segmentationMetrics(a, b, shape, [2, 1, 0.5]);

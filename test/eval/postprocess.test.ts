@@ -4,13 +4,13 @@ import {
   keepLargestComponents, labelComponents, labelMapToMasks, masksToLabelMap, organComponentsFor, postprocessTask, removeSmallComponents,
   TUMOUR_MAX_DROPPED_VOXELS,
 } from '../../src/eval/postprocess.js';
-import type { Shape3D } from '../../src/eval/sliding-window.js';
 import { rng } from '../helpers/gpu.js';
+import type { DHW } from '../../src/common/shape.js';
 
-const vox = (s: Shape3D): number => s[0] * s[1] * s[2];
+const vox = (s: DHW): number => s[0] * s[1] * s[2];
 
 /** Reference labelling: union-find over every pair of face-adjacent foreground voxels, numbered by first voxel. */
-function referenceLabels(mask: Uint8Array, shape: Shape3D): Int32Array {
+function referenceLabels(mask: Uint8Array, shape: DHW): Int32Array {
   const [D, H, W] = shape;
   const parent = Int32Array.from(mask, (_, i) => i);
   const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])));
@@ -32,7 +32,7 @@ function referenceLabels(mask: Uint8Array, shape: Shape3D): Int32Array {
 }
 
 /** A mask with axis-aligned boxes [z0, z1) x [y0, y1) x [x0, x1) set. */
-function boxes(shape: Shape3D, list: [number, number, number, number, number, number][]): Uint8Array {
+function boxes(shape: DHW, list: [number, number, number, number, number, number][]): Uint8Array {
   const [, H, W] = shape;
   const m = new Uint8Array(vox(shape));
   for (const [z0, z1, y0, y1, x0, x1] of list) for (let z = z0; z < z1; z++) for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m[(z * H + y) * W + x] = 1;
@@ -44,7 +44,7 @@ const count = (m: Uint8Array): number => m.reduce((s, v) => s + v, 0);
 describe('labelComponents', () => {
   it('equals a brute-force union-find on random small volumes (same labels, same raster numbering, sizes)', () => {
     for (let seed = 0; seed < 12; seed++) {
-      const shape: Shape3D = [3 + (seed % 4), 4 + (seed % 3), 5 + (seed % 5)];
+      const shape: DHW = [3 + (seed % 4), 4 + (seed % 3), 5 + (seed % 5)];
       const r = rng(seed);
       const density = 0.2 + 0.05 * seed;
       const mask = Uint8Array.from({ length: vox(shape) }, () => (r() < density ? 1 : 0));
@@ -57,13 +57,13 @@ describe('labelComponents', () => {
   });
 
   it('uses 6-connectivity: diagonal neighbours are separate components', () => {
-    const shape: Shape3D = [2, 2, 2];
+    const shape: DHW = [2, 2, 2];
     const mask = Uint8Array.from([1, 0, 0, 1, 0, 1, 1, 0]); // (0,0,0), (0,1,1), (1,0,1), (1,1,0)
     expect(labelComponents(mask, shape).count).toBe(4);
   });
 
   it('labels a component filling a large volume without recursion', () => {
-    const shape: Shape3D = [40, 64, 64];
+    const shape: DHW = [40, 64, 64];
     const c = labelComponents(new Uint8Array(vox(shape)).fill(1), shape);
     expect(c.count).toBe(1);
     expect(c.sizes[0]).toBe(vox(shape));
@@ -75,7 +75,7 @@ describe('labelComponents', () => {
 });
 
 describe('post-processing rules', () => {
-  const shape: Shape3D = [8, 12, 12];
+  const shape: DHW = [8, 12, 12];
   // Three separate blobs of 36, 24 and 12 voxels.
   const organ = boxes(shape, [[0, 3, 0, 3, 0, 4], [5, 8, 0, 2, 0, 4], [0, 1, 6, 9, 6, 10]]);
 

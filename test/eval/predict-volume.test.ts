@@ -7,11 +7,12 @@ import { noGrad } from '../../src/autograd/tape.js';
 import { permuteAxes, windowHu } from '../../src/data/preprocess.js';
 import { configFromMetadata, loadModelFromCheckpoint } from '../../src/eval/load-model.js';
 import { segmentCt } from '../../src/eval/pipeline.js';
-import { mirrorTile, predictVolume, type Shape3D } from '../../src/eval/sliding-window.js';
+import { mirrorTile, predictVolume } from '../../src/eval/sliding-window.js';
 import { writeSafetensors, type SafeTensorInput } from '../../src/nn/safetensors.js';
 import { encodeCheckpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet } from '../../src/tgnet/model.js';
 import { expectClose, randomArray, useGpu } from '../helpers/gpu.js';
+import type { DHW } from '../../src/common/shape.js';
 
 useGpu();
 
@@ -25,7 +26,7 @@ async function checkpointBytes(model: TGNet, metadata?: Record<string, string>):
 describe('predictVolume', () => {
   it('segments a 20x24x18 volume with 16^3 tiles: deterministic, batch-independent, no leaks', async () => {
     const model = TGNet.create({ variant: 'tgnet', width: 2, seed: 3 });
-    const shape: Shape3D = [20, 24, 18];
+    const shape: DHW = [20, 24, 18];
     const volume = randomArray(shape[0] * shape[1] * shape[2], 5, -1, 1);
     const live = liveTensorCount();
     const t0 = performance.now();
@@ -50,7 +51,7 @@ describe('predictVolume', () => {
 
   it('with one tile and flips, equals the mean of the 8 mirrored forward passes', async () => {
     const model = TGNet.create({ variant: 'dodnet', width: 2, seed: 1 });
-    const tile: Shape3D = [16, 16, 16];
+    const tile: DHW = [16, 16, 16];
     const volume = randomArray(4096, 6, -1, 1);
     const r = await predictVolume(model, volume, tile, 2, { tileShape: tile, flips: true, batchSize: 8 });
     expect(r.predictorCalls).toBe(1);
@@ -100,7 +101,7 @@ describe('segmentCt', () => {
       bias[160 + c] -= Math.log(p / (1 - p));
     }
     model.loadStateDict(new Map([['controller.bias', { shape: [bias.length], data: bias }]]), { strict: false });
-    const options = { tileShape: [16, 16, 16] as Shape3D, targetSpacingZYX: null, batchSize: 4, postprocess: false };
+    const options = { tileShape: [16, 16, 16] as DHW, targetSpacingZYX: null, batchSize: 4, postprocess: false };
     const a = await segmentCt(model, sliceFirst, 0, options);
     const b = await segmentCt(model, sliceLast, 0, options);
     expect(a.inferenceShape).toEqual([8, 32, 16]);

@@ -1,11 +1,10 @@
 /** Sliding-window inference with fake predictors on the CPU: tiling, weighting, padding, flips, errors. */
 import { describe, expect, it } from 'vitest';
-import {
-  gaussianImportanceMap, mirrorTile, slidingWindowInference, tileStarts, type PredictTiles, type Shape3D,
-} from '../../src/eval/sliding-window.js';
+import { gaussianImportanceMap, mirrorTile, slidingWindowInference, tileStarts, type PredictTiles } from '../../src/eval/sliding-window.js';
 import { expectClose, randomArray } from '../helpers/gpu.js';
+import type { DHW } from '../../src/common/shape.js';
 
-const vox = (s: Shape3D): number => s[0] * s[1] * s[2];
+const vox = (s: DHW): number => s[0] * s[1] * s[2];
 
 /** Returns each tile unchanged in every channel. */
 function identityPredictor(channels = 2): PredictTiles {
@@ -37,7 +36,7 @@ describe('tileStarts', () => {
 
 describe('gaussianImportanceMap', () => {
   it('peaks at 1 in the tile centre with sigma = tile / 8 per axis and no zeros', () => {
-    const tile: Shape3D = [8, 16, 12];
+    const tile: DHW = [8, 16, 12];
     const g = gaussianImportanceMap(tile);
     const at = (z: number, y: number, x: number) => g[(z * 16 + y) * 12 + x];
     expect(at(4, 8, 6)).toBe(1);
@@ -52,7 +51,7 @@ describe('gaussianImportanceMap', () => {
 
 describe('mirrorTile', () => {
   it('mirrors the chosen axes and is its own inverse', () => {
-    const tile: Shape3D = [2, 3, 4];
+    const tile: DHW = [2, 3, 4];
     const src = Float32Array.from({ length: 2 * vox(tile) }, (_, i) => i);
     const once = new Float32Array(src.length);
     const twice = new Float32Array(src.length);
@@ -70,7 +69,7 @@ describe('mirrorTile', () => {
 
 describe('slidingWindowInference', () => {
   it('gives back the input exactly with an identity predictor (weights normalised), Gaussian or constant', async () => {
-    const shape: Shape3D = [20, 24, 18];
+    const shape: DHW = [20, 24, 18];
     const volume = randomArray(vox(shape), 1, 0, 1);
     for (const importance of ['gaussian', 'constant'] as const) {
       const r = await slidingWindowInference(volume, shape, identityPredictor(), { tileShape: [8, 16, 8], importance, batchSize: 3 });
@@ -84,8 +83,8 @@ describe('slidingWindowInference', () => {
   });
 
   it('feeds every tile the volume crop at its origin, and the tiles cover every voxel', async () => {
-    const shape: Shape3D = [11, 9, 14];
-    const tile: Shape3D = [4, 4, 6];
+    const shape: DHW = [11, 9, 14];
+    const tile: DHW = [4, 4, 6];
     const n = vox(shape);
     const volume = Float32Array.from({ length: n }, (_, i) => i);
     const coverage = new Int32Array(n);
@@ -110,7 +109,7 @@ describe('slidingWindowInference', () => {
   });
 
   it('pads a volume smaller than a tile (centred, with padValue) and never lets the padding into the output', async () => {
-    const shape: Shape3D = [5, 20, 3];
+    const shape: DHW = [5, 20, 3];
     const volume = randomArray(vox(shape), 2, 0, 1);
     let padSeen = 0;
     const identity = identityPredictor();
@@ -129,7 +128,7 @@ describe('slidingWindowInference', () => {
   it('undoes the mirroring of every flip: position-dependent predictor averaged over 8 flips', async () => {
     // One tile = the whole volume, constant weights: out(p) = in(p) * g(p in the tile it saw). Undone correctly,
     // the result is in(p) times the mean of g over p's 8 mirror images, a product of per-axis means.
-    const shape: Shape3D = [4, 6, 5];
+    const shape: DHW = [4, 6, 5];
     const [D, H, W] = shape;
     const gz = (z: number) => 1 + z;
     const gy = (y: number) => 1 + y * y;
@@ -162,7 +161,7 @@ describe('slidingWindowInference', () => {
   });
 
   it('applies a sigmoid to logits before averaging', async () => {
-    const shape: Shape3D = [6, 6, 6];
+    const shape: DHW = [6, 6, 6];
     const p = randomArray(vox(shape), 4, 0.05, 0.95);
     const logits = Float32Array.from(p, (v) => Math.log(v / (1 - v)));
     const r = await slidingWindowInference(logits, shape, identityPredictor(), { tileShape: [4, 4, 4], output: 'logits', flips: true });
@@ -170,9 +169,9 @@ describe('slidingWindowInference', () => {
   });
 
   it('names bad inputs and bad predictor output', async () => {
-    const shape: Shape3D = [4, 4, 4];
+    const shape: DHW = [4, 4, 4];
     const volume = new Float32Array(64);
-    const opts = { tileShape: [4, 4, 4] as Shape3D };
+    const opts = { tileShape: [4, 4, 4] as DHW };
     await expect(slidingWindowInference(new Float32Array(63), shape, identityPredictor(), opts)).rejects.toThrow(/volume has 63 values; expected a Float32Array of 64/);
     await expect(slidingWindowInference(volume, [4, 4, 0], identityPredictor(), opts)).rejects.toThrow(/volume shape is \[4,4,0\]; expected three positive integers/);
     await expect(slidingWindowInference(volume, shape, identityPredictor(), { tileShape: [4, 4, 4], overlap: -0.1 })).rejects.toThrow(/overlap is -0.1/);

@@ -11,7 +11,7 @@
  */
 import type { Gpu } from '../runtime/gpu.js';
 import { isSoftwareAdapter } from '../runtime/gpu.js';
-import { nodeModule } from '../../io/node-files.js';
+import { nodeModule } from '../../common/node-files.js';
 import { fillUniform } from '../runtime/fill.js';
 import { conv3dBackwardData } from './backward-data.js';
 import { conv3dBackwardWeight } from './backward-weight.js';

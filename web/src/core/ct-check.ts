@@ -2,7 +2,8 @@
  * Whether a volume looks like a CT the model can read, before anything runs (the Segment tab shows the reasons and
  * runs only when the user accepts them). Pure: no DOM, so Node tests call it too.
  */
-import type { NiftiVolume, Shape3 } from '../../../src/data/nifti.js';
+import type { NiftiVolume } from '../../../src/data/nifti.js';
+import type { XYZ } from '../../../src/common/shape.js';
 
 const fmtShape = (s: readonly number[]) => s.join('×');
 const fmtMm = (s: readonly number[]) => s.map((v) => (Math.round(v * 100) / 100).toString()).join('×');
@@ -18,7 +19,7 @@ const TAB_VOXEL_BUDGET = 512 * 512 * 1000;
  * values (HU has air at about -1000 and little below -1024 or above 3071) and the size (a few voxels, or voxels far
  * from the model's when it is not resampled).
  */
-export function ctWarnings(v: NiftiVolume, modality: string | undefined, modelSpacing: Shape3 | null, resampled: boolean): string[] {
+export function ctWarnings(v: NiftiVolume, modality: string | undefined, modelSpacing: XYZ | null, resampled: boolean): string[] {
   const out: string[] = [];
   if (modality !== undefined && modality !== 'CT') out.push(`the DICOM series is ${modality || 'of no stated modality'}, not CT: the model knows CT values in HU only`);
   let min = Infinity, max = -Infinity, outside = 0, air = 0;

@@ -4,9 +4,7 @@
  * The committed default model ships one beside its .safetensors (`scripts/make-web-model.mjs` writes both);
  * architecture (variant, width, tasks) is always read from the checkpoint, never from here.
  */
-import type { Shape3 } from '../../../src/data/nifti.js';
-
-export type Dhw = [number, number, number];
+import type { DHW, XYZ } from '../../../src/common/shape.js';
 
 export interface WebModelInfo {
   /** The .safetensors file, relative to the JSON's URL. */
@@ -14,9 +12,9 @@ export interface WebModelInfo {
   /** A line for the page: what this model is. */
   title: string;
   /** Phantom volume [D, H, W] it was trained on (also the Train tab's default). */
-  volume: Dhw;
+  volume: DHW;
   /** Voxel size it was trained at, [x, y, z] mm: inputs are resampled to it. */
-  spacing: Shape3;
+  spacing: XYZ;
   /** Training steps, for the description. */
   steps?: number;
   /** Held-out Dice per task key (organ / tumour, 0..1) from the run's summary, for the description. */
@@ -50,17 +48,17 @@ export function parseWebModelInfo(json: unknown, where: string): WebModelInfo {
 }
 
 /** DoDNet's voxel size, [x, y, z] mm: its checkpoints do not record it, its preprocessing (re_spacing.py) fixes it. */
-export const DODNET_SPACING: Shape3 = [0.8, 0.8, 1.5];
+export const DODNET_SPACING: XYZ = [0.8, 0.8, 1.5];
 
 /**
  * What the page knows about DoDNet's own weights (a .pth from its train.py): trained on CT resampled to
  * 1.5 x 0.8 x 0.8 mm with 64x192x192 crops.
  */
-export function dodnetModelInfo(name: string, crop: Dhw): WebModelInfo {
+export function dodnetModelInfo(name: string, crop: DHW): WebModelInfo {
   return { file: name, title: `DoDNet (jianpengz/DoDNet) weights ${name}`, volume: crop, spacing: DODNET_SPACING };
 }
 
 /** [x, y, z] -> [z, y, x], the order segmentCt's target spacing is given in. */
-export function zyx(spacing: Shape3): Shape3 {
+export function zyx(spacing: XYZ): XYZ {
   return [spacing[2], spacing[1], spacing[0]];
 }

@@ -3,12 +3,12 @@
  * its phantom collection (slice axis last, resampled to the phantoms' own spacing, i.e. unchanged, HU window
  * [-325, 325] / 325), so the page and Node train on the same arrays for the same seed.
  */
-import type { NiftiVolume, Shape3 } from '../../../src/data/nifti.js';
+import type { NiftiVolume } from '../../../src/data/nifti.js';
 import { generatePhantom, phantomCaseSeed, phantomTaskLabel, tumourOfTask } from '../../../src/data/phantom.js';
 import { preprocessVolumes } from '../../../src/data/preprocess.js';
 import type { TrainingCase } from '../../../src/data/sampler.js';
 import { taskById } from '../../../src/data/tasks.js';
-import type { Dhw } from './model-info.js';
+import type { DHW, XYZ } from '../../../src/common/shape.js';
 
 export interface PhantomCase {
   id: string;
@@ -20,7 +20,7 @@ export interface PhantomCase {
 }
 
 /** Case `index` of task `task` in a phantom collection made with `seed`, as `tgnet synth` / the demo draw it. */
-export function phantomCase(task: number, index: number, seed: number, volume: Dhw, spacing: Shape3): PhantomCase {
+export function phantomCase(task: number, index: number, seed: number, volume: DHW, spacing: XYZ): PhantomCase {
   const info = taskById(task);
   const tumour = tumourOfTask(task);
   const p = generatePhantom({ size: [...volume], seed: phantomCaseSeed(seed, task, index), spacing, requireTumours: tumour ? [tumour] : [] });
@@ -34,7 +34,7 @@ export function phantomCase(task: number, index: number, seed: number, volume: D
 }
 
 /** A phantom case as the trainer sees it: windowed image and dataset label on the training grid. */
-export function trainingCase(c: PhantomCase, spacing: Shape3): TrainingCase {
+export function trainingCase(c: PhantomCase, spacing: XYZ): TrainingCase {
   const p = preprocessVolumes(c.ct, c.label, c.id, { targetSpacingZYX: [spacing[2], spacing[1], spacing[0]] });
   return { id: c.id, task: c.task, image: p.image, label: p.label, shape: p.shape };
 }

@@ -6,16 +6,17 @@
  * voxel (the browser test checks it).
  */
 import { warmUpPipelines } from '../../../src/eval/warm-up.js';
-import type { NiftiVolume, Shape3 } from '../../../src/data/nifti.js';
+import type { NiftiVolume } from '../../../src/data/nifti.js';
 import { writeNifti } from '../../../src/data/nifti.js';
 import { labelToTarget, taskById } from '../../../src/data/tasks.js';
 import { loadModelFromCheckpoint, type CheckpointConfig } from '../../../src/eval/load-model.js';
 import { segmentationMetrics } from '../../../src/eval/metrics.js';
 import { segmentCt, type CtSegmentation } from '../../../src/eval/pipeline.js';
 import { labelMapToMasks } from '../../../src/eval/postprocess.js';
-import { DEFAULT_TILE_SHAPE, type Shape3D, type SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
+import { DEFAULT_TILE_SHAPE, type SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
 import { isGridSide, TOTAL_STRIDE, type TGNet } from '../../../src/tgnet/model.js';
-import { dodnetModelInfo, type Dhw, type WebModelInfo } from './model-info.js';
+import { dodnetModelInfo, type WebModelInfo } from './model-info.js';
+import type { DHW } from '../../../src/common/shape.js';
 
 export interface LoadedWeights {
   model: TGNet;
@@ -33,7 +34,7 @@ export interface LoadedWeights {
  */
 export function loadWeights(bytes: Uint8Array, name: string, info: WebModelInfo | null): LoadedWeights {
   const { model, config, metadata } = loadModelFromCheckpoint(bytes, name);
-  const known = info ?? (metadata.importedFrom?.startsWith('DoDNet') ? dodnetModelInfo(name, [...tileShapeOf(config)] as Dhw) : null);
+  const known = info ?? (metadata.importedFrom?.startsWith('DoDNet') ? dodnetModelInfo(name, [...tileShapeOf(config)] as DHW) : null);
   return { model, config, name, info: known, parameters: model.parameterCount() };
 }
 
@@ -48,7 +49,7 @@ export interface SegmentRequest {
   volume: NiftiVolume;
   task: number;
   /** Spacing [z, y, x] mm to run at (the model's training spacing), or null for the input grid. */
-  spacingZYX: Shape3 | null;
+  spacingZYX: DHW | null;
   flips: boolean;
   onProgress?: (p: SlidingWindowProgress) => void;
   /** The kernels compiled before the first tile (the first run of a model only). */
@@ -58,7 +59,7 @@ export interface SegmentRequest {
 }
 
 /** The tile the CLI would use: the checkpoint's training crop, else the sliding window's default. */
-export function tileShapeOf(config: CheckpointConfig): Shape3D {
+export function tileShapeOf(config: CheckpointConfig): DHW {
   return config.crop ?? DEFAULT_TILE_SHAPE;
 }
 
@@ -122,8 +123,8 @@ export function scoreStructures(volume: NiftiVolume, seg: CtSegmentation, task: 
     truth = { organ, tumour };
   }
   const pred = labelMapToMasks(seg.labelMap, info);
-  const dhw: Shape3D = [volume.shape[2], volume.shape[1], volume.shape[0]];
-  const spacingDhw: Shape3D = [sz, sy, sx];
+  const dhw: DHW = [volume.shape[2], volume.shape[1], volume.shape[0]];
+  const spacingDhw: DHW = [sz, sy, sx];
   const out: StructureScore[] = [];
   for (const channel of ['organ', 'tumour'] as const) {
     const labelled = channel === 'organ' ? info.organLabelled : info.tumourLabelled;

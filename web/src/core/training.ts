@@ -6,7 +6,6 @@
  */
 import { DEMO_CONFIGS, phantomSpacing } from '../../../src/session/recipes.js';
 import { NO_AUGMENT } from '../../../src/data/augment.js';
-import type { Shape3 } from '../../../src/data/nifti.js';
 import { BatchSampler } from '../../../src/data/sampler.js';
 import { TASKS } from '../../../src/data/tasks.js';
 import { validationCrop, validationDice, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
@@ -15,15 +14,15 @@ import type { OptimizerKind } from '../../../src/nn/optim.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
 import { isGridSide, TGNet, TOTAL_STRIDE, type TGNetVariant } from '../../../src/tgnet/model.js';
 import { Trainer } from '../../../src/tgnet/train.js';
-import type { Dhw } from './model-info.js';
 import { phantomCase, trainingCase } from './phantoms.js';
+import type { DHW, XYZ } from '../../../src/common/shape.js';
 
 export interface TrainSettings {
   seed: number;
   variant: TGNetVariant;
   width: number;
   /** Phantom volume [D, H, W], also the crop (multiples of 16). */
-  volume: Dhw;
+  volume: DHW;
   steps: number;
   batch: number;
   /** Phantoms per task; the last `valCasesPerTask` of each are held out for the Dice curve. */
@@ -76,7 +75,7 @@ export interface RunProgress {
 const yieldToUi = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class TrainingRun {
-  readonly spacing: Shape3;
+  readonly spacing: XYZ;
   private constructor(
     readonly settings: TrainSettings,
     readonly model: TGNet,

@@ -1,7 +1,7 @@
 /** The Segment tab: weights, task, a CT (file, drop or phantom), sliding-window inference, overlays, scores, download. */
 import { DEMO_CONFIGS, phantomSpacing } from '../../../src/session/recipes.js';
 import { describeDicomSeries, isDicomPart10, isZip, listDicomSeries, readDicomSeries, unzipDicomFiles, type DicomFileBytes } from '../../../src/data/dicom.js';
-import { readNifti, readNiftiHeader, type NiftiVolume, type Shape3 } from '../../../src/data/nifti.js';
+import { readNifti, readNiftiHeader, type NiftiVolume } from '../../../src/data/nifti.js';
 import { TASKS, taskById } from '../../../src/data/tasks.js';
 import type { CtSegmentation } from '../../../src/eval/pipeline.js';
 import type { SlidingWindowProgress } from '../../../src/eval/sliding-window.js';
@@ -14,6 +14,7 @@ import {
 import { byId, downloadBytes, errorText, fileBytes, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
 import { Viewer } from './viewer.js';
+import type { XYZ } from '../../../src/common/shape.js';
 
 interface LoadedCt {
   name: string;
@@ -405,7 +406,7 @@ export class SegmentTab {
     }
     const task = Number(this.el.task.value);
     const volume = this.weights?.info?.volume ?? DEMO_CONFIGS.software.volume;
-    const spacing: Shape3 = this.weights?.info?.spacing ?? phantomSpacing(volume);
+    const spacing: XYZ = this.weights?.info?.spacing ?? phantomSpacing(volume);
     const c = phantomCase(task, 0, seed, volume, spacing);
     this.setCt({ name: `phantom ${taskById(task).key} seed ${seed}`, volume: c.ct, label: c.label, labelName: `its ${taskById(task).datasetName} label` });
   }

@@ -1,12 +1,13 @@
 /** The Train tab: settings, the run (pause/resume), the live plot, and handing the model to the Segment tab or a file. */
 import { phantomSpacing } from '../../../src/session/recipes.js';
-import { parseWebModelInfo, type Dhw, type WebModelInfo } from '../core/model-info.js';
+import { parseWebModelInfo, type WebModelInfo } from '../core/model-info.js';
 import { checkTrainSettings, defaultTrainSettings, TrainingRun, type TrainSettings } from '../core/training.js';
 import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
 import { LossDicePlot } from './plot.js';
+import type { DHW } from '../../../src/common/shape.js';
 
-const VOLUMES: Dhw[] = [[16, 32, 32], [32, 32, 32], [32, 64, 64]];
+const VOLUMES: DHW[] = [[16, 32, 32], [32, 32, 32], [32, 64, 64]];
 
 export class TrainTab {
   private run: TrainingRun | null = null;

@@ -9,14 +9,15 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
 import { isDicomInput, readDicomInput } from './dicom-file.js';
-import { cacheStem, preprocessCaseCached, readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
+import { readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
+import { preprocessCollection, type CaseSummary } from './case-cache.js';
+import { CROP_READ_MODES, CachedFileReader, caseFilesOf, renderCropFromFiles, type CropReadMode } from './crop-reader.js';
 import { Random } from './random.js';
 import { CropWorkerPool, defaultCropWorkerScript } from './crop-workers.js';
 import {
-  BatchBuilder, CasePicker, checkSamplerPosition, foregroundIndex, planCrop, renderCrop, type Batch, type BatchSamplerOptions, type CropPlan, type SamplerPosition,
+  BatchBuilder, CasePicker, checkSamplerPosition, planCrop, renderCrop, type Batch, type BatchSamplerOptions, type CropPlan, type SamplerPosition,
   type TrainingCase,
 } from './sampler.js';
-import type { XYZ } from '../common/shape.js';
 
 /**
  * The first bytes of a NIfTI file, gunzipped as far as they go: enough for the header without reading (or
@@ -87,20 +88,10 @@ export async function checkCaseGeometry(cases: readonly DatasetCase[], tolerance
   }
 }
 
-/** Default cap on foreground positions kept per label value and case. */
-export const DEFAULT_FOREGROUND_SAMPLES = 4096;
+export { compactForegroundIndex, DEFAULT_FOREGROUND_SAMPLES } from './case-cache.js';
 
-/** What the store keeps in memory for every case: enough to pick a case and a crop centre. */
-export interface StoredCaseInfo {
-  id: string;
-  task: number;
-  /** NIfTI [x, y, z]. */
-  shape: XYZ;
-  /** Cache path without extension (see cacheStem). */
-  stem: string;
-  /** Up to `foregroundSamples` voxel indices per foreground label value, evenly spread over all of them. */
-  foreground: ReadonlyMap<number, Int32Array>;
-}
+/** What the store keeps in memory for every case: enough to pick a case and a crop centre (see CaseSummary). */
+export type StoredCaseInfo = CaseSummary;
 
 export interface CaseStoreOptions {
   /** Most cases held in memory at once, counting one being read (default 16). */
@@ -121,27 +112,6 @@ export interface CaseStoreStats {
   /** Most cases ever held or being read at once. */
   peakLive: number;
   liveBytes: number;
-}
-
-/**
- * A foreground index with at most `maxPerValue` positions per label value. Below the cap it is the full
- * index, so crops are then exactly those of BatchSampler; above it, an even stride keeps the spread
- * of centres over the whole structure while the summary stays small for ~1000 cases.
- */
-export function compactForegroundIndex(label: Uint8Array, maxPerValue = DEFAULT_FOREGROUND_SAMPLES): Map<number, Int32Array> {
-  if (!Number.isInteger(maxPerValue) || maxPerValue < 1) throw new Error(`compactForegroundIndex: maxPerValue is ${maxPerValue}; expected a positive integer`);
-  const out = new Map<number, Int32Array>();
-  for (const [value, list] of foregroundIndex(label)) {
-    if (list.length <= maxPerValue) {
-      // A copy, so the summary does not keep the full index (and the label it is cached on) alive.
-      out.set(value, list.slice());
-    } else {
-      const kept = new Int32Array(maxPerValue);
-      for (let k = 0; k < maxPerValue; k++) kept[k] = list[Math.floor((k * list.length) / maxPerValue)];
-      out.set(value, kept);
-    }
-  }
-  return out;
 }
 
 function caseBytes(info: StoredCaseInfo): number {
@@ -185,6 +155,11 @@ export class CaseStore {
     const info = this.byId.get(id);
     if (!info) throw new Error(`CaseStore: no case with id ${JSON.stringify(id)}`);
     return info;
+  }
+
+  /** True when every case fits in the store at once (its case and byte bounds), so none is ever read twice. */
+  get holdsAll(): boolean {
+    return this.cases.length <= this.maxCases && this.cases.reduce((n, c) => n + caseBytes(c), 0) <= this.maxBytes;
   }
 
   get stats(): CaseStoreStats {
@@ -247,23 +222,20 @@ export class CaseStore {
 export interface StoreOptions extends PreprocessCacheOptions, CaseStoreOptions {
   /** Foreground positions kept per label value and case (default DEFAULT_FOREGROUND_SAMPLES). */
   foregroundSamples?: number;
+  /** Worker threads preprocessing the cases not cached yet (default 0: this thread; see preprocessCollection). */
+  preprocessWorkers?: number;
+  /** With preprocessWorkers: the built preprocess-worker.js (default: defaultPreprocessWorkerScript()). */
+  preprocessWorkerScript?: URL | string;
 }
 
 /**
- * Preprocesses (or finds in the cache) every case one at a time and keeps only its summary, so peak
- * memory is one case rather than the dataset.
+ * Preprocesses the cases not in the cache yet (one at a time, or one per worker) and keeps only every case's
+ * summary, so peak memory is a case per preprocessing thread rather than the dataset; cached cases are summarised
+ * without reading their volumes.
  */
 export async function preprocessDatasetToStore(cases: readonly DatasetCase[], cacheDir: string, options: StoreOptions = {}): Promise<CaseStore> {
-  const infos: StoredCaseInfo[] = [];
-  for (let i = 0; i < cases.length; i++) {
-    const t0 = performance.now();
-    const c = await preprocessCaseCached(cases[i], cacheDir, options);
-    infos.push({
-      id: c.id, task: c.task, shape: c.shape, stem: cacheStem(cacheDir, c.id),
-      foreground: compactForegroundIndex(c.label, options.foregroundSamples ?? DEFAULT_FOREGROUND_SAMPLES),
-    });
-    options.onProgress?.({ done: i + 1, total: cases.length, id: cases[i].id, cached: c.cached, seconds: (performance.now() - t0) / 1000 });
-  }
+  const { preprocessWorkers, preprocessWorkerScript, ...rest } = options;
+  const infos = await preprocessCollection(cases, cacheDir, { ...rest, workers: preprocessWorkers, workerScript: preprocessWorkerScript });
   return new CaseStore(infos, options);
 }
 
@@ -279,6 +251,15 @@ export interface StreamingBatchSamplerOptions extends BatchSamplerOptions {
   queue?: number;
   /** With workers: the built crop-worker.js (default: defaultCropWorkerScript()). */
   workerScript?: URL | string;
+  /**
+   * Where crops are cut from: 'memory', whole cases held in the store's LRU; 'files', the cache files by positioned
+   * reads of only the rows a crop needs (see crop-reader.ts), by the workers themselves when there are any, so
+   * memory follows the crops in flight, not the cases; 'auto', 'memory' while the store can hold every case at
+   * once, else 'files'. Default 'memory'. The batches are the same bytes whichever it is.
+   */
+  cropSource?: 'auto' | 'memory' | 'files';
+  /** With 'files': what a crop reads, rows (default) or whole slices (see CropReadMode). */
+  read?: CropReadMode;
 }
 
 /** A batch's random draws, made before any of its crops is built: the cases, the plans and where the stream ends. */
@@ -312,6 +293,10 @@ export class StreamingBatchSampler {
   private startBatches = 0;
   private readonly pool: CropWorkerPool | null;
   private readonly queue: number;
+  /** With cropSource 'files': this thread's reader (no workers), else null. */
+  private readonly reader: CachedFileReader | null;
+  /** Crops are cut from the cache files rather than from whole cases in the store. */
+  readonly fromFiles: boolean;
 
   constructor(
     private readonly store: CaseStore,
@@ -324,8 +309,13 @@ export class StreamingBatchSampler {
     if (!Number.isInteger(this.queue) || this.queue < 1) throw new Error(`StreamingBatchSampler: queue is ${this.queue}; expected a positive integer (batches built ahead)`);
     this.rng = new Random(options.seed);
     this.consumed = { batches: 0, state: this.rng.currentState };
+    const source = options.cropSource ?? 'memory';
+    if (!['auto', 'memory', 'files'].includes(source)) throw new Error(`StreamingBatchSampler: cropSource is ${JSON.stringify(source)}; expected 'auto', 'memory' or 'files'`);
+    if (options.read !== undefined && !CROP_READ_MODES.includes(options.read)) throw new Error(`StreamingBatchSampler: read is ${JSON.stringify(options.read)}; expected 'rows' or 'slabs'`);
+    this.fromFiles = source === 'files' || (source === 'auto' && !store.holdsAll);
+    this.reader = this.fromFiles && workers === 0 ? new CachedFileReader() : null;
     if (workers > 0) {
-      store.shareMemory();
+      if (!this.fromFiles) store.shareMemory();
       this.pool = new CropWorkerPool(workers, options.workerScript ?? defaultCropWorkerScript());
     } else {
       this.pool = null;
@@ -335,6 +325,11 @@ export class StreamingBatchSampler {
   /** Worker threads building crops (0: this thread). */
   get workers(): number {
     return this.pool?.count ?? 0;
+  }
+
+  /** Bytes read from the cache files for crops so far (cropSource 'files'; 0 otherwise). */
+  get bytesRead(): number {
+    return this.pool?.bytesRead ?? this.reader?.bytesRead ?? 0;
   }
 
   next(): Promise<Batch> {
@@ -381,6 +376,7 @@ export class StreamingBatchSampler {
   async close(): Promise<void> {
     this.ahead.length = 0;
     await this.pool?.close();
+    await this.reader?.close();
   }
 
   /** A prefetched batch that fails after training stops must not be an unhandled rejection; a caller that asks for it still gets the error. */
@@ -404,8 +400,12 @@ export class StreamingBatchSampler {
     const { items, end } = this.plan();
     const batch = new BatchBuilder(this.options.batchSize, this.options.cropSize);
     for (const { ref, plan } of items) {
-      const c = await this.store.load(ref.id);
-      batch.add(c, renderCrop(c, this.options.cropSize, plan, this.options));
+      if (this.reader) {
+        batch.add(ref, await renderCropFromFiles(caseFilesOf(ref.id, ref.stem, ref.shape), this.options.cropSize, plan, this.reader, this.options));
+      } else {
+        const c = await this.store.load(ref.id);
+        batch.add(c, renderCrop(c, this.options.cropSize, plan, this.options));
+      }
     }
     return { batch: batch.finish(), end };
   }
@@ -414,9 +414,11 @@ export class StreamingBatchSampler {
   private submit(): Promise<BuiltBatch> {
     const pool = this.pool as CropWorkerPool;
     const { items, end } = this.plan();
+    const { cropSize, imagePadValue, read } = this.options;
     const crops = items.map(async ({ ref, plan }) => {
-      const c = await this.store.load(ref.id);
-      const { image, label, target } = await pool.render(c, this.options.cropSize, plan, this.options.imagePadValue);
+      const { image, label, target } = this.fromFiles
+        ? await pool.renderFromFiles({ ...caseFilesOf(ref.id, ref.stem, ref.shape), task: ref.task }, cropSize, plan, { imagePadValue, read })
+        : await pool.render(await this.store.load(ref.id), cropSize, plan, imagePadValue);
       return { crop: { image, label, start: plan.start, regionSize: plan.regionSize, flipped: plan.flipped, foregroundCentred: plan.foregroundCentred }, target };
     });
     return Promise.all(crops).then((built) => {

@@ -10,28 +10,25 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_AUGMENT, NO_AUGMENT } from '../data/augment.js';
 import { writeFileAtomic } from '../common/node-files.js';
-import { preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
+import type { DHW } from '../common/shape.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
-import { preprocessCaseCached } from '../data/preprocess-cache.js';
 import { PHANTOM_GENERATOR_VERSION } from '../data/phantom.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
 import { summariseByTask } from '../eval/report.js';
 import { reportHtml } from '../eval/report-html.js';
-import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
-import { TGNet, TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
-import { Trainer } from '../tgnet/train.js';
-import { DEMO_CONFIGS, DEMO_PROFILES, phantomSpacing, type DemoConfig } from '../session/recipes.js';
+import { TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
+import { datasetData, type DatasetData } from '../session/dataset-data.js';
+import { DEMO_CONFIGS, DEMO_PROFILES, demoRecipe, describeAugmentation, fitWarmup, phantomSpacing, type DemoConfig } from '../session/recipes.js';
+import { createTrainingSession } from '../session/training-session.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, toggle, triple, type OptionValues } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
 import { predictValidationCases } from './validation-cases.js';
-import type { DHW } from '../common/shape.js';
 
 const DEMO_OPTIONS = {
   out: option('DIR', 'run folder (default runs/demo-<time>)', pathValue, { default: null }),
@@ -97,9 +94,9 @@ interface VariantResult {
 interface DemoData {
   train: DatasetCase[];
   val: DatasetCase[];
-  cacheDir: string;
   spacingZYX: DHW;
-  crops: ValidationCrop[];
+  /** The training cases in the preprocessing cache, and one validation crop per task for the curve. */
+  training: DatasetData;
 }
 
 async function prepareData(config: DemoConfig, seed: number, runDir: string, cacheRoot: string, log: (s: string) => void): Promise<DemoData> {
@@ -112,33 +109,21 @@ async function prepareData(config: DemoConfig, seed: number, runDir: string, cac
   const cacheDir = join(cacheRoot, 'preprocessed', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12));
   // The phantoms are made at the training spacing: preprocessing windows the HU and resamples nothing.
   // One validation case per task keeps the curve cheap (a forward pass per two crops); the table uses them all.
-  const crops: ValidationCrop[] = [];
   const curveCases = TASKS.map((t) => split.val.find((c) => c.task === t.id)).filter((c): c is DatasetCase => c !== undefined);
-  for (const c of curveCases) {
-    const p = await preprocessCaseCached(c, cacheDir, { targetSpacingZYX: spacingZYX });
-    crops.push(validationCrop({ id: c.id, task: c.task, image: p.image, label: p.label, shape: p.shape }, config.crop));
-  }
+  const training = await datasetData(split.train, curveCases, { cacheDir, crop: config.crop, targetSpacingZYX: spacingZYX, maxCases: split.train.length });
   log(`split: ${split.train.length} training / ${split.val.length} validation cases (${split.loaded ? 'read from' : 'written to'} ${join(runDir, 'split.json')})`);
-  return { train: split.train, val: split.val, cacheDir, spacingZYX, crops };
+  return { train: split.train, val: split.val, spacingZYX, training };
 }
 
 async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, variant: TGNetVariant, checkpointActivations: boolean, seed: number, dir: string, log: (s: string) => void): Promise<VariantResult> {
   const folder = await RunFolder.open(dir);
-  const store = await preprocessDatasetToStore(data.train, data.cacheDir, { targetSpacingZYX: data.spacingZYX, maxCases: data.train.length });
-  const sampler = new StreamingBatchSampler(store, {
-    batchSize: config.batch, cropSize: config.crop, seed, augment: config.augment === 'none' ? NO_AUGMENT : { ...DEFAULT_AUGMENT, mirror: false }, foregroundFraction: config.foregroundFraction,
-  });
-  const model = TGNet.create({ variant, width: config.width, seed, checkpointActivations });
-  const trainer = new Trainer({
-    model, batches: sampler, totalSteps: config.steps, optimizer: config.optimizer, lr0: config.lr, warmupSteps: config.warmupSteps,
-    weightDecay: config.weightDecay, logEvery: config.logEvery, checkpointPath: folder.path('checkpoint.safetensors'), seed, crop: config.crop,
-  });
+  const recipe = demoRecipe(config, { variant, seed, checkpointActivations });
+  const session = createTrainingSession(recipe, data.training, { checkpointPath: folder.path('checkpoint.safetensors') });
+  const { model } = session;
   const settings = {
     variant, width: config.width, parameters: model.parameterCount(), crop: config.crop.join('x'), batch: config.batch, steps: config.steps,
     optimizer: `${config.optimizer}, lr ${config.lr}, ${config.warmupSteps}-step linear warm-up, poly 0.9 decay, weight decay ${config.weightDecay}`,
-    augmentation: config.augment === 'none'
-      ? 'none (a run this short does not overfit the training cases); no mirroring (fixed anatomical orientation)'
-      : 'scaling, noise, brightness, contrast, gamma (DoDNet\'s); no mirroring (fixed anatomical orientation)',
+    augmentation: describeAugmentation(config.augment),
     'foreground crops': `${Math.round(config.foregroundFraction * 100)}% of crops centred on a labelled voxel (DoDNet: 80%)`,
     phantoms: `${config.volume.join('x')} voxels, ${phantomSpacing(config.volume).map((s) => s.toFixed(2)).join('x')} mm, ${config.casesPerTask} per task`,
     profile: config.profile, reason: config.reason, adapter: gpu.name, seed,
@@ -147,8 +132,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
   log(`${variant}: width ${config.width} (${model.parameterCount().toLocaleString('en-US')} parameters), ${config.steps} steps of batch ${config.batch} at ${config.crop.join('x')}, ${config.optimizer} lr ${config.lr}`);
   try {
     const { seconds: trainSeconds } = await runTrainingLoop({
-      trainer, folder, label: variant, curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
-      crops: data.crops, crop: config.crop, batch: config.batch, valEvery: config.valEvery,
+      session, folder, label: variant, curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
     });
 
     const t1 = performance.now();
@@ -178,8 +162,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
     }));
     return { variant, folder: dir, results, trainSeconds, evalSeconds };
   } finally {
-    trainer.dispose();
-    model.dispose();
+    await session.close();
     await folder.close();
   }
 }
@@ -201,7 +184,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
       volume, crop: args.volume ? volume : base.crop, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
       valCases: args.cases ? Math.max(1, Math.round((args.cases * base.valCases) / base.casesPerTask)) : base.valCases, lr: args.lr ?? base.lr,
     };
-    if (config.warmupSteps >= config.steps) config.warmupSteps = Math.floor(config.steps / 10);
+    config.warmupSteps = fitWarmup(config.warmupSteps, config.steps);
     log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
     log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
     const overrides = [

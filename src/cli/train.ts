@@ -10,31 +10,29 @@ import { createHash } from 'node:crypto';
 import { access, constants, readdir, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../common/node-files.js';
+import type { DHW } from '../common/shape.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
-import { checkCaseGeometry, preprocessDatasetToStore, StreamingBatchSampler } from '../data/case-store.js';
+import { checkCaseGeometry } from '../data/case-store.js';
 import { defaultCropWorkerScript } from '../data/crop-workers.js';
-import { preprocessCaseCached } from '../data/preprocess-cache.js';
-import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
-import { OPTIMIZER_KINDS } from '../nn/optim.js';
-import { choiceValue, CommandLine, flag, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
-import { RunFolder } from './run-folder.js';
-import { runTrainingLoop } from './training-loop.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
-import { writeFileAtomic } from '../common/node-files.js';
+import { OPTIMIZER_KINDS } from '../nn/optim.js';
+import { datasetData } from '../session/dataset-data.js';
+import { AUGMENTATIONS, defaultLearningRate, describeAugmentation, recipeProblems, TRAIN_RECIPE, type Augmentation, type TrainingRecipe } from '../session/recipes.js';
+import { createTrainingSession, type TrainingSession } from '../session/training-session.js';
 import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/checkpoint.js';
-import { isGridSide, TGNet, TGNET_VARIANTS, TOTAL_STRIDE, type TGNetVariant } from '../tgnet/model.js';
-import { Trainer } from '../tgnet/train.js';
-import type { DHW } from '../common/shape.js';
+import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
+import { choiceValue, CommandLine, flag, flagName, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
+import { RunFolder } from './run-folder.js';
+import { runTrainingLoop } from './training-loop.js';
 
-/** Small enough that the default run takes about two minutes on lavapipe (CPU); see the report in the usage. */
-const DEFAULTS = {
-  steps: 24, batch: 2, crop: [16, 32, 32] as DHW, width: 4, variant: 'tgnet' as TGNetVariant,
-  lr: 0.01, weightDecay: 3e-5, logEvery: 4, valEvery: 12, seed: 0, cacheCases: 16,
-};
+const DEFAULTS = TRAIN_RECIPE;
 /** The embedded phantom collection used without --data. */
 const PHANTOMS = { cases: 2, size: [32, 64, 64] as DHW };
+/** Preprocessed cases held in memory at once. */
+const CACHE_CASES = 16;
 const CACHE_ROOT = '.tgnet-cache';
 /** A crop side: an integer first, then a multiple of the network's total stride. */
 const cropSide = (text: string | undefined, name: string, at: ValueContext): number => {
@@ -54,21 +52,23 @@ const TRAIN_OPTIONS = {
   crop: option('D H W', `crop size, multiples of ${TOTAL_STRIDE} (default ${DEFAULTS.crop.join(' ')})`, triple(cropSide), { default: null }),
   width: option('W', `channels of the first stage (default ${DEFAULTS.width})`, integerValue(1), { default: null }),
   variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default ${DEFAULTS.variant})`, choiceValue(TGNET_VARIANTS), { default: null }),
-  optimizer: option('O', 'sgd (the paper\'s: momentum 0.99 Nesterov), adam or adamw (default sgd)', choiceValue(OPTIMIZER_KINDS), { default: null }),
-  lr: option('LR', `peak learning rate (default ${DEFAULTS.lr} for sgd, 0.001 for adam/adamw)`, numberValue(), { default: null }),
-  warmup: option('N', 'steps of linear warm-up before the poly 0.9 decay (default 0)', integerValue(0), { default: null }),
+  optimizer: option('O', `sgd (the paper's: momentum 0.99 Nesterov), adam or adamw (default ${DEFAULTS.optimizer})`, choiceValue(OPTIMIZER_KINDS), { default: null }),
+  lr: option('LR', `peak learning rate (default ${defaultLearningRate('sgd')} for sgd, ${defaultLearningRate('adam')} for adam/adamw)`, numberValue(), { default: null }),
+  warmup: option('N', `steps of linear warm-up before the poly 0.9 decay (default ${DEFAULTS.warmupSteps})`, integerValue(0), { default: null }),
+  augment: option('A', `augmentation of the training crops: ${AUGMENTATIONS.join(' | ')} (default ${DEFAULTS.augment}: ${describeAugmentation(DEFAULTS.augment)}; dodnet: ${describeAugmentation('dodnet')})`,
+    choiceValue(AUGMENTATIONS), { default: null }),
   weightDecay: option('WD', `weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})`, numberValue(), { default: null }),
   logEvery: option('N', `read the loss back and log it every N steps (default ${DEFAULTS.logEvery})`, integerValue(1), { default: null }),
   valEvery: option('N', `validation Dice on one fixed crop per validation case every N steps and at the end (default ${DEFAULTS.valEvery}; 0: only at the end)`,
     integerValue(0), { default: null }),
-  checkpointEvery: option('N', 'also checkpoint every N steps (default: only at the end)', integerValue(0), { default: null }),
+  checkpointEvery: option('N', `also checkpoint every N steps (default ${DEFAULTS.checkpointEvery}: only at the end)`, integerValue(0), { default: null }),
   checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients); not recorded in the checkpoint (give it again on --resume)'),
   resume: option('CKPT', 'continue exactly where the checkpoint stands: data folder, split, batch, crop, schedule, seed and the crop stream come from it (a run killed at any moment and resumed ends with the same weights as one never stopped); --steps may extend the run, --data may point at the moved data folder, and the logging, validation, checkpoint and cache options may change; any other option that disagrees with the checkpoint is an error',
     pathValue, { default: null }),
   seed: option('S', `seed of weights, split, crops and phantoms (default ${DEFAULTS.seed})`, integerValue(0), { default: null }),
   cache: option('DIR', `preprocessing cache (default ${CACHE_ROOT}/preprocessed/<hash of the data folder>)`, pathValue, { default: null }),
-  cacheCases: option('N', `preprocessed cases held in memory at once; others are read from the cache when a crop needs them (default ${DEFAULTS.cacheCases})`,
-    integerValue(1), { default: DEFAULTS.cacheCases }),
+  cacheCases: option('N', `preprocessed cases held in memory at once; others are read from the cache when a crop needs them (default ${CACHE_CASES})`,
+    integerValue(1), { default: CACHE_CASES }),
   workers: option('N', 'worker threads that cut and augment the training crops while the GPU trains; the batches are the same for any N, so a run may resume with another (default: cores - 1, at least 1; 0: build them on the main thread)',
     integerValue(0), { default: null }),
 };
@@ -151,13 +151,16 @@ function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: str
     ['--seed', args.seed, meta.seed], ['--variant', args.variant, meta.variant], ['--width', args.width, meta.width],
     ['--crop', args.crop?.join(' ') ?? null, meta.crop.join(' ')], ['--batch', args.batch, meta.batchSize ?? null],
     ['--optimizer', args.optimizer, meta.optimizer ?? 'sgd'], ['--lr', args.lr, meta.lr0], ['--warmup', args.warmup, meta.warmupSteps ?? 0],
-    ['--weight-decay', args.weightDecay, meta.weightDecay],
+    ['--weight-decay', args.weightDecay, meta.weightDecay], ['--augment', args.augment, meta.run?.augment ?? null],
   ];
   for (const [flag, value, recorded] of given) {
     if (value === null || recorded === null || value === recorded) continue;
     fail(`${flag} ${String(value)} contradicts the checkpoint ${path}, which was trained with ${flag} ${String(recorded)}; leave ${flag} out to continue that run exactly (or start a new run without --resume)`);
   }
 }
+
+/** The flag of each recipe field whose flag is not its name. */
+const RECIPE_FLAGS: Partial<Record<keyof TrainingRecipe, string>> = { warmupSteps: 'warmup', foregroundFraction: 'foreground-fraction' };
 
 /** Batches built ahead of training by the crop workers (StreamingBatchSampler's queue). */
 const SAMPLER_QUEUE = 2;
@@ -194,20 +197,28 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const resumed: Checkpoint | null = args.resume ? await loadCheckpoint(args.resume) : null;
   const meta = resumed?.meta;
   if (meta && args.resume) checkAgainstCheckpoint(args, meta, args.resume);
-  const seed = args.seed ?? meta?.seed ?? DEFAULTS.seed;
-  const variant = args.variant ?? meta?.variant ?? DEFAULTS.variant;
-  const width = args.width ?? meta?.width ?? DEFAULTS.width;
-  const crop = args.crop ?? meta?.crop ?? DEFAULTS.crop;
-  const steps = args.steps ?? meta?.totalSteps ?? DEFAULTS.steps;
-  const batch = args.batch ?? meta?.batchSize ?? DEFAULTS.batch;
-  const logEvery = args.logEvery ?? meta?.logEvery ?? DEFAULTS.logEvery;
-  const valEvery = args.valEvery ?? meta?.run?.valEvery ?? DEFAULTS.valEvery;
-  const checkpointEvery = args.checkpointEvery ?? meta?.checkpointEvery ?? 0;
-  const optimizer = args.optimizer ?? meta?.optimizer ?? 'sgd';
-  const lr = args.lr ?? meta?.lr0 ?? (optimizer === 'sgd' ? DEFAULTS.lr : 1e-3);
-  const warmup = args.warmup ?? meta?.warmupSteps ?? 0;
-  if (warmup >= steps) fail(`--warmup is ${warmup}; expected fewer warm-up steps than --steps ${steps}`);
-  const weightDecay = args.weightDecay ?? meta?.weightDecay ?? DEFAULTS.weightDecay;
+  const optimizer = args.optimizer ?? meta?.optimizer ?? DEFAULTS.optimizer;
+  const recipe: TrainingRecipe = {
+    variant: args.variant ?? meta?.variant ?? DEFAULTS.variant,
+    width: args.width ?? meta?.width ?? DEFAULTS.width,
+    crop: args.crop ?? meta?.crop ?? DEFAULTS.crop,
+    batch: args.batch ?? meta?.batchSize ?? DEFAULTS.batch,
+    steps: args.steps ?? meta?.totalSteps ?? DEFAULTS.steps,
+    optimizer,
+    lr: args.lr ?? meta?.lr0 ?? defaultLearningRate(optimizer),
+    warmupSteps: args.warmup ?? meta?.warmupSteps ?? DEFAULTS.warmupSteps,
+    weightDecay: args.weightDecay ?? meta?.weightDecay ?? DEFAULTS.weightDecay,
+    foregroundFraction: meta?.run?.foregroundFraction ?? DEFAULTS.foregroundFraction,
+    augment: args.augment ?? (meta?.run?.augment as Augmentation | undefined) ?? DEFAULTS.augment,
+    seed: args.seed ?? meta?.seed ?? DEFAULTS.seed,
+    logEvery: args.logEvery ?? meta?.logEvery ?? DEFAULTS.logEvery,
+    valEvery: args.valEvery ?? meta?.run?.valEvery ?? DEFAULTS.valEvery,
+    checkpointEvery: args.checkpointEvery ?? meta?.checkpointEvery ?? DEFAULTS.checkpointEvery,
+    checkpointActivations: args.checkpointActivations,
+  };
+  const problems = recipeProblems(recipe, (field) => flagName(RECIPE_FLAGS[field] ?? field));
+  if (problems.length) fail(problems[0]);
+  const { seed, steps, crop, batch } = recipe;
   if (meta && meta.step >= steps) {
     fail(`${args.resume} is at step ${meta.step}, which already reaches --steps ${steps}; pass a larger --steps to train further`);
   }
@@ -241,63 +252,51 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`data: ${cases.length} cases of ${new Set(cases.map((c) => c.task)).size} tasks in ${dataDir}; ${split.train.length} train / ${split.val.length} val (${split.loaded ? 'split read from' : 'split written to'} ${join(out, 'split.json')})`);
   // Headers only, before any preprocessing: a 2-D image or a label off its image's grid is refused up front.
   await checkCaseGeometry([...split.train, ...split.val]);
-  const t0 = performance.now();
-  const store = await preprocessDatasetToStore(split.train, cacheDir, { maxCases: args.cacheCases });
-  log(`preprocessed ${store.cases.length} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-
-  const startStep = meta?.step ?? 0;
   // On resume the Trainer moves the sampler to where the checkpoint's run stood (the crops it had not used yet).
   const workers = cropWorkers(args.workers, log);
-  const sampler = new StreamingBatchSampler(store, { batchSize: batch, cropSize: crop, seed, workers, queue: SAMPLER_QUEUE });
+  const data = await datasetData(split.train, split.val, { cacheDir, crop, maxCases: args.cacheCases, workers, queue: SAMPLER_QUEUE });
+  log(`preprocessed ${data.trainCases} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${data.preprocessSeconds.toFixed(1)} s`);
   log(workers > 0 ? `batches: built by ${workers} worker thread${workers > 1 ? 's' : ''}, ${SAMPLER_QUEUE} ahead` : 'batches: built on the main thread, one ahead');
 
-  // Validation crops: one fixed crop per validation case (preprocessed through the same cache).
-  const crops: ValidationCrop[] = [];
-  for (const c of split.val) {
-    const p = await preprocessCaseCached(c, cacheDir);
-    crops.push(validationCrop({ id: c.id, task: c.task, image: p.image, label: p.label, shape: p.shape }, crop));
-  }
-
+  const startStep = meta?.step ?? 0;
   const ownGpu = !hasGpu();
   const gpu = ownGpu ? await initGpu() : getGpu();
-  let model: TGNet | null = null;
-  let trainer: Trainer | null = null;
+  let session: TrainingSession | null = null;
   const folder = await RunFolder.open(out, resumed ? { resumeFromStep: resumed.meta.step } : {});
   try {
-    model = TGNet.create({ variant, width, seed, checkpointActivations: args.checkpointActivations });
     const checkpointPath = join(out, 'checkpoint.safetensors');
-    trainer = new Trainer({
-      model, batches: sampler, totalSteps: steps, optimizer, lr0: lr, warmupSteps: warmup, weightDecay, logEvery,
-      checkpointEvery, checkpointPath, seed, crop, batchSize: batch,
-      runInfo: { data: dataArg ? resolve(dataDir) : null, split: { train: split.split.train, val: split.split.val }, valEvery, cache: resolve(cacheDir) },
+    session = createTrainingSession(recipe, data, {
+      checkpointPath,
+      runInfo: {
+        data: dataArg ? resolve(dataDir) : null, split: { train: split.split.train, val: split.split.val }, valEvery: recipe.valEvery, cache: resolve(cacheDir),
+        augment: recipe.augment, foregroundFraction: recipe.foregroundFraction,
+      },
     });
+    const { model, trainer } = session;
     if (resumed && args.resume) {
       trainer.restore(resumed, args.resume);
       log(`resumed from ${args.resume} at step ${resumed.meta.step}`);
       if (!resumed.meta.sampler) log('note: this checkpoint predates exact resume (no sampler position): crops are drawn from the start of the stream, so the run will not match an uninterrupted one');
     }
-    const recipe = optimizer === 'sgd' ? `SGD momentum 0.99 Nesterov, lr ${lr}` : `${optimizer === 'adam' ? 'Adam' : 'AdamW'}, lr ${lr}`;
+    const { variant, width, lr, warmupSteps: warmup, weightDecay } = recipe;
+    const recipeText = optimizer === 'sgd' ? `SGD momentum 0.99 Nesterov, lr ${lr}` : `${optimizer === 'adam' ? 'Adam' : 'AdamW'}, lr ${lr}`;
     const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;
     await folder.writeJson('config.json', {
       data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch, steps, optimizer, lr, warmupSteps: warmup,
-      schedule, weightDecay, seed, logEvery, valEvery, checkpointEvery, checkpointActivations: args.checkpointActivations, adapter: gpu.name,
+      schedule, weightDecay, augment: recipe.augment, foregroundFraction: recipe.foregroundFraction, seed, logEvery: recipe.logEvery, valEvery: recipe.valEvery,
+      checkpointEvery: recipe.checkpointEvery, checkpointActivations: args.checkpointActivations, adapter: gpu.name,
       trainCases: split.train.length, valCases: split.val.length, resumedFrom: args.resume ?? null,
     });
     log(`model ${variant} width ${width} (${model.parameterCount().toLocaleString('en-US')} parameters) on ${gpu.name}; tasks ${tasks.map((t) => TASKS[t].key).join(', ')}`);
-    log(`training ${steps - startStep} steps (to ${steps}): batch ${batch}, crop ${crop.join('x')}, ${recipe}, ${schedule}, weight decay ${weightDecay}`);
+    log(`training ${steps - startStep} steps (to ${steps}): batch ${batch}, crop ${crop.join('x')}, ${recipeText}, ${schedule}, weight decay ${weightDecay}, augmentation ${recipe.augment}`);
     if (width < 32 || crop.some((c, i) => c < [64, 192, 192][i])) {
       log('note: these are small settings for a quick run; a real run uses --width 32 --crop 64 192 192 (the paper\'s) on a GPU');
     }
-    const result = await runTrainingLoop({
-      trainer, folder, label: 'train', curvesTitle: `${variant}: training loss and validation Dice (fixed crops)`,
-      crops, crop, batch, valEvery,
-    });
+    const result = await runTrainingLoop({ session, folder, label: 'train', curvesTitle: `${variant}: training loss and validation Dice (fixed crops)` });
     log(`done: step ${trainer.step}/${steps} in ${result.seconds.toFixed(1)} s; checkpoint ${checkpointPath}; curves ${folder.path('curves.svg')}`);
   } finally {
-    await sampler.close();
+    await session?.close();
     await folder.close();
-    trainer?.dispose();
-    model?.dispose();
     if (ownGpu) gpu.destroy();
   }
 }

@@ -4,27 +4,17 @@
  * fixed crops every `valEvery` steps (logged and shown), and curves.svg redrawn whenever validation runs, so
  * a person can open it while the run goes on.
  */
-import { validationDice, type ValidationCrop } from '../eval/validation-crops.js';
-import type { Trainer } from '../tgnet/train.js';
-import { warmUpPipelines } from '../eval/warm-up.js';
+import type { TrainingSession } from '../session/training-session.js';
 import { ProgressReporter } from './progress.js';
 import type { RunFolder } from './run-folder.js';
-import type { DHW } from '../common/shape.js';
 
 export interface TrainingLoopOptions {
-  trainer: Trainer;
+  session: TrainingSession;
   folder: RunFolder;
   /** Progress label, e.g. the variant. */
   label: string;
   /** Title of curves.svg. */
   curvesTitle: string;
-  /** Validation crops (none: no validation). */
-  crops: readonly ValidationCrop[];
-  crop: DHW;
-  /** Crops per validation forward pass. */
-  batch: number;
-  /** Validate every this many steps and at the last one (0: only at the end). */
-  valEvery: number;
 }
 
 export interface TrainingLoopResult {
@@ -34,9 +24,11 @@ export interface TrainingLoopResult {
 }
 
 export async function runTrainingLoop(options: TrainingLoopOptions): Promise<TrainingLoopResult> {
-  const { trainer, folder, crops } = options;
+  const { session, folder } = options;
+  const { trainer, validation } = session;
+  const { valEvery } = session.recipe;
   const total = trainer.totalSteps;
-  await compileKernels(options);
+  await compileKernels(session);
   const startStep = trainer.step;
   const progress = new ProgressReporter({ total, label: options.label });
   const t0 = performance.now();
@@ -49,9 +41,9 @@ export async function runTrainingLoop(options: TrainingLoopOptions): Promise<Tra
       const elapsedSeconds = (performance.now() - t0) / 1000;
       await folder.appendLog({ step: r.step, loss: r.loss, lr: r.lr, elapsedSeconds, stepsPerSecond: (r.step - startStep) / elapsedSeconds });
     }
-    const valDue = crops.length > 0 && ((options.valEvery > 0 && r.step % options.valEvery === 0) || r.step === total);
+    const valDue = validation.length > 0 && ((valEvery > 0 && r.step % valEvery === 0) || r.step === total);
     if (valDue) {
-      const val = await validationDice(trainer.model, crops, options.crop, options.batch);
+      const val = await session.validate();
       lastValDice = val.mean;
       await folder.appendLog({ step: r.step, val });
       await folder.writeCurves(options.curvesTitle);
@@ -69,14 +61,11 @@ export async function runTrainingLoop(options: TrainingLoopOptions): Promise<Tra
  * Compiles the step's and validation's pipelines before the first step, with their own progress line ("compiling
  * kernels 12/84"), so the first step's time is the step's and a person sees why the start takes a while.
  */
-async function compileKernels(options: TrainingLoopOptions): Promise<void> {
+async function compileKernels(session: TrainingSession): Promise<void> {
   let progress: ProgressReporter | null = null;
-  const { pipelines, ms } = await warmUpPipelines(options.trainer.model, {
-    crop: options.crop, batch: options.batch, optimizer: options.trainer.optimizerKind, inference: options.crops.length > 0,
-    onProgress: (done, total) => {
-      progress ??= new ProgressReporter({ total, label: 'compiling kernels', unit: 'kernel' });
-      progress.update(done);
-    },
+  const { pipelines, ms } = await session.warmUp((done, total) => {
+    progress ??= new ProgressReporter({ total, label: 'compiling kernels', unit: 'kernel' });
+    progress.update(done);
   });
   if (progress) (progress as ProgressReporter).finish(`compiled ${pipelines} kernels in ${(ms / 1000).toFixed(1)} s`);
 }

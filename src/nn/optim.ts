@@ -14,6 +14,9 @@ import { Tensor } from '../autograd/tensor.js';
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
 export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['sgd', 'adam', 'adamw'];
 
+/** The default peak learning rate of each optimiser: TGNet's 0.01 for SGD, PyTorch's 1e-3 for Adam and AdamW. */
+export const DEFAULT_LEARNING_RATES: Readonly<Record<OptimizerKind, number>> = { sgd: 0.01, adam: 1e-3, adamw: 1e-3 };
+
 /**
  * An optimiser's state on the host, for checkpoints: the step count and, per state slot, one Float32Array per
  * parameter in parameter order. Slots: SGD `momentum`; Adam and AdamW `expAvg`, `expAvgSq` (PyTorch's
@@ -170,7 +173,7 @@ export class SGD implements Optimizer {
   private disposed = false;
 
   constructor(readonly params: readonly Tensor[], config: SgdConfig = {}) {
-    this.lr = config.lr ?? 0.01;
+    this.lr = config.lr ?? DEFAULT_LEARNING_RATES.sgd;
     this.momentum = config.momentum ?? 0.99;
     this.nesterov = config.nesterov ?? true;
     this.weightDecay = config.weightDecay ?? 0;
@@ -316,7 +319,7 @@ export class Adam implements Optimizer {
 
   constructor(readonly params: readonly Tensor[], config: AdamConfig = {}) {
     const name = config.decoupled ? 'AdamW' : 'Adam';
-    this.lr = config.lr ?? 1e-3;
+    this.lr = config.lr ?? DEFAULT_LEARNING_RATES[config.decoupled ? 'adamw' : 'adam'];
     this.betas = config.betas ? [config.betas[0], config.betas[1]] : [0.9, 0.999];
     this.eps = config.eps ?? 1e-8;
     this.weightDecay = config.weightDecay ?? 0;

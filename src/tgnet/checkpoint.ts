@@ -93,6 +93,9 @@ export interface CheckpointRunInfo {
   valEvery?: number;
   /** The preprocessing cache folder (absolute; does not change the weights, only saves preprocessing again). */
   cache?: string;
+  /** The crops' augmentation by name (session/recipes' Augmentation) and their foreground share: the crop stream depends on both. */
+  augment?: string;
+  foregroundFraction?: number;
 }
 
 export interface CheckpointTensor {
@@ -159,13 +162,15 @@ const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'samp
       && Number.isSafeInteger((v as CheckpointSamplerPosition).state) && Math.abs((v as CheckpointSamplerPosition).state) <= 0x80000000,
   },
   {
-    key: 'run', expected: '{"data"?: string | null, "split"?: {"train": [ids], "val": [ids]}, "valEvery"?: integer >= 0, "cache"?: string}',
+    key: 'run', expected: '{"data"?: string | null, "split"?: {"train": [ids], "val": [ids]}, "valEvery"?: integer >= 0, "cache"?: string, "augment"?: string, "foregroundFraction"?: number in [0, 1]}',
     ok: (v) => {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
       const r = v as CheckpointRunInfo;
       if (r.data !== undefined && r.data !== null && typeof r.data !== 'string') return false;
       if (r.valEvery !== undefined && !isCount(r.valEvery, 0)) return false;
       if (r.cache !== undefined && typeof r.cache !== 'string') return false;
+      if (r.augment !== undefined && typeof r.augment !== 'string') return false;
+      if (r.foregroundFraction !== undefined && !(typeof r.foregroundFraction === 'number' && r.foregroundFraction >= 0 && r.foregroundFraction <= 1)) return false;
       return r.split === undefined || (typeof r.split === 'object' && r.split !== null && isStringList(r.split.train) && isStringList(r.split.val));
     },
   },

@@ -25,7 +25,7 @@ import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { checkFinite } from '../kernels/partial-label-loss.js';
 import { scheduledLr } from '../nn/lr-schedule.js';
-import { Adam, OPTIMIZER_KINDS, SGD, type Optimizer, type OptimizerKind, type OptimizerState } from '../nn/optim.js';
+import { Adam, DEFAULT_LEARNING_RATES, OPTIMIZER_KINDS, SGD, type Optimizer, type OptimizerKind, type OptimizerState } from '../nn/optim.js';
 import {
   CHECKPOINT_SLOTS, checkCheckpointFits, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointRunInfo,
   type CheckpointSamplerPosition, type CheckpointTensor,
@@ -188,7 +188,7 @@ export class Trainer {
       throw new RangeError(`Trainer: optimizer must be one of ${OPTIMIZER_KINDS.join(', ')}, got ${JSON.stringify(this.optimizerKind)}`);
     }
     const sgd = this.optimizerKind === 'sgd';
-    this.lr0 = nonNegative('lr0', options.lr0 ?? (sgd ? 0.01 : 1e-3));
+    this.lr0 = nonNegative('lr0', options.lr0 ?? DEFAULT_LEARNING_RATES[this.optimizerKind]);
     this.warmupSteps = options.warmupSteps ?? 0;
     if (!Number.isSafeInteger(this.warmupSteps) || this.warmupSteps < 0 || this.warmupSteps >= this.totalSteps) {
       throw new RangeError(`Trainer: warmupSteps must be an integer in [0, totalSteps) = [0, ${this.totalSteps}), got ${this.warmupSteps}`);

@@ -1,21 +1,19 @@
 /**
- * A training run on phantoms made in the page: the demo's recipe (src/session/recipes.ts, software profile:
- * Adam, warm-up then poly decay, whole-volume crops, no augmentation) on a smaller collection, with the
- * library's Trainer, BatchSampler and validation Dice. Nothing here touches the DOM, so Node runs the very same
- * code for the browser test's loss comparison.
+ * A training run on phantoms made in the page: the demo's recipe (src/session/recipes.ts, software profile: Adam,
+ * warm-up then poly decay, whole-volume crops, no augmentation) on a smaller collection, as a training session
+ * (src/session/training-session.ts) like the command line's. Nothing here touches the DOM, so Node runs the very
+ * same code for the browser test's loss comparison.
  */
-import { DEMO_CONFIGS, phantomSpacing } from '../../../src/session/recipes.js';
-import { NO_AUGMENT } from '../../../src/data/augment.js';
-import { BatchSampler } from '../../../src/data/sampler.js';
+import { DEMO_CONFIGS, demoRecipe, fitWarmup, phantomSpacing, recipeProblems, type TrainingRecipe } from '../../../src/session/recipes.js';
+import { createTrainingSession, inMemoryData, type TrainingSession } from '../../../src/session/training-session.js';
+import type { DHW, XYZ } from '../../../src/common/shape.js';
 import { TASKS } from '../../../src/data/tasks.js';
-import { validationCrop, validationDice, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
-import { warmUpPipelines } from '../../../src/eval/warm-up.js';
+import { validationCrop, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
 import type { OptimizerKind } from '../../../src/nn/optim.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
-import { isGridSide, TGNet, TOTAL_STRIDE, type TGNetVariant } from '../../../src/tgnet/model.js';
-import { Trainer } from '../../../src/tgnet/train.js';
+import type { TGNet, TGNetVariant } from '../../../src/tgnet/model.js';
+import type { Trainer } from '../../../src/tgnet/train.js';
 import { phantomCase, trainingCase } from './phantoms.js';
-import type { DHW, XYZ } from '../../../src/common/shape.js';
 
 export interface TrainSettings {
   seed: number;
@@ -45,17 +43,26 @@ export function defaultTrainSettings(): TrainSettings {
   };
 }
 
+/** The session recipe of the page's settings: the demo's software profile with the form's values. */
+export function trainRecipe(s: TrainSettings): TrainingRecipe {
+  return {
+    ...demoRecipe(DEMO_CONFIGS.software, { variant: s.variant, seed: s.seed }),
+    width: s.width, crop: s.volume, steps: s.steps, batch: s.batch, optimizer: s.optimizer, lr: s.lr,
+    warmupSteps: fitWarmup(s.warmupSteps, s.steps), weightDecay: s.weightDecay, foregroundFraction: s.foregroundFraction,
+    // Every loss is read back: the page plots each step (a readback per step costs little at these sizes).
+    logEvery: 1,
+  };
+}
+
+/** The form's word for each recipe field the page lets a person set. */
+const FIELD_NAMES: Partial<Record<keyof TrainingRecipe, string>> = { crop: 'volume', lr: 'learning rate', warmupSteps: 'warm-up steps', weightDecay: 'weight decay' };
+
 /** Why a setting cannot be used, or null. */
 export function checkTrainSettings(s: TrainSettings): string | null {
-  if (!s.volume.every(isGridSide)) return `volume ${s.volume.join('x')}: every side must be a multiple of ${TOTAL_STRIDE} (the network halves the grid four times)`;
-  if (!Number.isInteger(s.width) || s.width < 1) return `width ${s.width}: expected a positive integer`;
-  if (!Number.isInteger(s.steps) || s.steps < 1) return `steps ${s.steps}: expected a positive integer`;
-  if (!Number.isInteger(s.batch) || s.batch < 1) return `batch ${s.batch}: expected a positive integer`;
   if (!Number.isInteger(s.casesPerTask) || s.casesPerTask < 2) return `cases per task ${s.casesPerTask}: expected at least 2 (one is held out)`;
   if (!Number.isInteger(s.valCasesPerTask) || s.valCasesPerTask < 1 || s.valCasesPerTask >= s.casesPerTask) return `held-out cases ${s.valCasesPerTask}: expected 1..${s.casesPerTask - 1}`;
-  if (!(s.lr > 0)) return `learning rate ${s.lr}: expected a positive number`;
-  if (!Number.isSafeInteger(s.seed) || s.seed < 0) return `seed ${s.seed}: expected a non-negative integer`;
-  return null;
+  const [problem] = recipeProblems(trainRecipe(s), (field) => FIELD_NAMES[field] ?? field);
+  return problem ?? null;
 }
 
 export interface StepRecord {
@@ -76,16 +83,21 @@ const yieldToUi = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class TrainingRun {
   readonly spacing: XYZ;
+  readonly model: TGNet;
+  readonly trainer: Trainer;
+  readonly validationCrops: readonly ValidationCrop[];
+  readonly trainCases: number;
   private constructor(
     readonly settings: TrainSettings,
-    readonly model: TGNet,
-    readonly trainer: Trainer,
-    readonly validationCrops: ValidationCrop[],
-    readonly trainCases: number,
+    private readonly session: TrainingSession,
     /** Seconds spent compiling the step's and validation's pipelines before the first step. */
     readonly compileSeconds: number,
   ) {
     this.spacing = phantomSpacing(settings.volume);
+    this.model = session.model;
+    this.trainer = session.trainer;
+    this.validationCrops = session.validation;
+    this.trainCases = session.trainCases;
   }
 
   /** Makes the phantom collection, the model (seeded) and the trainer; the GPU must be initialised. */
@@ -106,31 +118,16 @@ export class TrainingRun {
       }
     }
     onProgress?.({ phase: 'making phantoms', done: total, total });
-    const sampler = new BatchSampler(train, {
-      batchSize: settings.batch, cropSize: settings.volume, seed: settings.seed, augment: NO_AUGMENT, foregroundFraction: settings.foregroundFraction,
-    });
-    const model = TGNet.create({ variant: settings.variant, width: settings.width, seed: settings.seed });
-    let trainer: Trainer;
-    let compileSeconds: number;
+    const session = createTrainingSession(trainRecipe(settings), inMemoryData(train, val));
     try {
-      trainer = new Trainer({
-        model, batches: sampler, totalSteps: settings.steps, optimizer: settings.optimizer, lr0: settings.lr,
-        warmupSteps: Math.min(settings.warmupSteps, settings.steps - 1), weightDecay: settings.weightDecay,
-        // Every loss is read back: the page plots each step (a readback per step costs little at these sizes).
-        logEvery: 1, seed: settings.seed, crop: settings.volume, batchSize: settings.batch,
-      });
       // Every pipeline of a step and of validation, compiled asynchronously and several at a time before the first
       // step: the tab stays responsive and shows the count instead of hanging in the first step.
-      const warm = await warmUpPipelines(model, {
-        crop: settings.volume, batch: settings.batch, optimizer: settings.optimizer, inference: true,
-        onProgress: (done, total) => onProgress?.({ phase: 'compiling kernels', done, total }),
-      });
-      compileSeconds = warm.ms / 1000;
+      const warm = await session.warmUp((done, total) => onProgress?.({ phase: 'compiling kernels', done, total }));
+      return new TrainingRun(settings, session, warm.ms / 1000);
     } catch (e) {
-      model.dispose();
+      await session.close();
       throw e;
     }
-    return new TrainingRun(settings, model, trainer, val, train.length, compileSeconds);
   }
 
   get step(): number {
@@ -151,7 +148,7 @@ export class TrainingRun {
 
   /** Thresholded Dice on one fixed crop per held-out phantom. */
   validate(): Promise<ValidationDice> {
-    return validationDice(this.model, this.validationCrops, this.settings.volume, 2);
+    return this.session.validate();
   }
 
   /** The run as the CLI's checkpoint file (weights, optimiser state, metadata): `tgnet predict --model` reads it. */
@@ -160,7 +157,6 @@ export class TrainingRun {
   }
 
   dispose(): void {
-    this.trainer.dispose();
-    this.model.dispose();
+    void this.session.close();
   }
 }

@@ -15,6 +15,7 @@ import { table } from './timing.js';
 import { benchStepCost } from './step-cost.js';
 import { benchCompile, type CompileBenchOptions } from './compile.js';
 import { FULL_STEP, SOFTWARE_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
+import { benchLoader, type LoaderBenchOptions } from './loader.js';
 
 interface BenchArgs {
   out: string;
@@ -25,15 +26,23 @@ interface BenchArgs {
   tuned: boolean;
   /** The compile benchmark's settings (it runs only when named in --only). */
   compile: CompileBenchOptions;
+  /** The loader benchmark's settings (it runs only when named in --only). */
+  loader: LoaderBenchOptions;
 }
 
 const USAGE = `usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned]
-                       [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile]
+                       [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile,loader]
   compile (only when named): every pipeline of a TGNet step, inference and the kernel tests, compiled cold
     --adapters lavapipe,swiftshader|current   default: the software adapters installed, else the current one
     --no-kernel-tests                         only the model's pipelines (the kernel tests take minutes)
     --compile-limit S                         kill a compile after S seconds (default 120)
-    --shaders-out FILE / --shaders FILE       write the collected shaders / compile these instead`;
+    --shaders-out FILE / --shaders FILE       write the collected shaders / compile these instead
+  loader (only when named): crops/s of batch-2 64x192x192 DoDNet-augmented crops from an MSD-like phantom collection
+    --loader-dir DIR          collection, cache and case list (default bench/out/loader; made once, then reused)
+    --loader-cases N          cases per task, 7 tasks (default 2)
+    --loader-workers 1,2,4    crop worker counts (default 1, 2 and the cores)
+    --loader-batches N        batches timed per setting (default 20)
+    --no-torch                skip the PyTorch DataLoader yardstick (bench/torch/dodnet_loader.py)`;
 
 /** Thrown for --help: the usage goes to stdout and the exit code is 0. */
 class HelpRequested extends Error {}
@@ -42,6 +51,12 @@ function parseArgs(argv: string[]): BenchArgs {
   const args: BenchArgs = {
     out: 'bench/out/latest.json', scale: null, quick: false, only: null, tuned: false,
     compile: { kernelTests: true, limitSeconds: 120, memoryGiB: 8 },
+    loader: { dir: 'bench/out/loader' },
+  };
+  const count = (name: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`bench: ${name} must be a positive integer, got ${v}`);
+    return n;
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -66,6 +81,11 @@ function parseArgs(argv: string[]): BenchArgs {
       args.compile.limitSeconds = s;
     } else if (a === '--shaders-out') args.compile.shadersOut = resolve(value());
     else if (a === '--shaders') args.compile.shadersIn = resolve(value());
+    else if (a === '--loader-dir') args.loader.dir = value();
+    else if (a === '--loader-cases') args.loader.casesPerTask = count(a, value());
+    else if (a === '--loader-workers') args.loader.workers = value().split(',').map((v) => count(a, v));
+    else if (a === '--loader-batches') args.loader.batches = count(a, value());
+    else if (a === '--no-torch') args.loader.torchBatches = false;
     else if (a === '--help' || a === '-h') throw new HelpRequested(USAGE);
     else throw new Error(`bench: unknown option '${a}'\n${USAGE}`);
   }
@@ -86,7 +106,7 @@ export async function benchMain(argv: string[]): Promise<void> {
       iterations: args.quick ? 2 : 5,
     };
     // The compile benchmark takes minutes and spawns its own processes: only when asked for.
-    const want = (name: string) => (!args.only && name !== 'compile') || (args.only?.includes(name) ?? false);
+    const want = (name: string) => (!args.only && name !== 'compile' && name !== 'loader') || (args.only?.includes(name) ?? false);
     const results: Record<string, unknown> = {
       adapter: gpu.name, vendor: gpu.adapter.vendor, software, scale, date: new Date().toISOString(),
       node: process.version, ...(tunedShapes !== null ? { conv3dTuned: tunedShapes } : {}),
@@ -129,6 +149,13 @@ export async function benchMain(argv: string[]): Promise<void> {
       const t0 = performance.now();
       console.log('cold compile of every pipeline (a TGNet step, inference and the kernel tests), slowest ten per adapter');
       results.compile = await benchCompile(gpu, args.compile);
+      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    }
+    // No GPU in it: the data layer's crops on the CPU cores, and PyTorch's DataLoader beside them.
+    if (want('loader')) {
+      const t0 = performance.now();
+      console.log('training-crop loader (positioned reads from the preprocessing cache, crop workers) against a PyTorch DataLoader doing what DoDNet\'s dataset does');
+      results.loader = await benchLoader(args.loader);
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
     const out = resolve(args.out);

@@ -280,6 +280,11 @@ export class Gpu {
   readonly limits: GpuLimits;
   readonly features: ReadonlySet<string>;
   readonly adapter: AdapterDescription;
+  /**
+   * The subgroup size when the device has the 'subgroups' feature and the adapter reports one fixed size (lavapipe:
+   * 8, the SIMD width; SwiftShader: 4), else null. Kernels that broadcast lane values by constant lane index need it.
+   */
+  readonly subgroupSize: number | null;
   readonly pool: BufferPool;
   /** Dispatches recorded since creation (a cheap counter for overhead tests and benches). */
   dispatchCount = 0;
@@ -330,6 +335,9 @@ export class Gpu {
       vendor: info?.vendor ?? '', architecture: info?.architecture ?? '',
       device: info?.device ?? '', description: info?.description ?? '',
     };
+    const sizes = info as (GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number }) | undefined;
+    this.subgroupSize = this.features.has('subgroups') && sizes?.subgroupMinSize && sizes.subgroupMinSize === sizes.subgroupMaxSize
+      ? sizes.subgroupMinSize : null;
     this.pool = new BufferPool(device, limits.maxBufferSize);
     this.paramSlot = Math.max(PARAM_SLOT_MAX, limits.minUniformBufferOffsetAlignment);
     this.arena = device.createBuffer({

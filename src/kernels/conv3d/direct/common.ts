@@ -72,11 +72,12 @@ export function accumulators(rows: number, cols: number): string[] {
 
 /**
  * The entry point of a direct kernel: `lin` is the workgroup's linear index (the launcher folds the count into
- * y/z past the per-dimension limit) and `lid` the lane; the body follows and closes the function.
+ * y/z past the per-dimension limit) and `lid` the lane (with `subgroups`, `sgl` its lane in the subgroup); the body
+ * follows and closes the function.
  */
-export function directMain(wg: number): string {
+export function directMain(wg: number, subgroups = false): string {
   return /* wgsl */ `@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   let lin = wid.x + nwg.x * (wid.y + nwg.y * wid.z);`;
 }

@@ -22,7 +22,13 @@ const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct ba
 /** Target workgroups per weight-gradient dispatch (a few per CPU thread, for load balance). */
 const WGRAD_TARGET_WORKGROUPS = 48;
 
-function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, wg: number): string {
+/**
+ * `sg` > 0 (the subgroup size): the CT x VW gradOut values of a step, the same for all lanes, are loaded once per
+ * subgroup, each lane a different one, and broadcast by constant lane index: on lavapipe a load costs per lane
+ * whether or not the lanes share its address, so this is ceil(CT * VW / sg) loads per lane and step instead of
+ * CT * VW. Same FMAs in the same order either way.
+ */
+function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, wg: number, sg: number): string {
   const { k, s } = g;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
@@ -32,10 +38,20 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, w
     const value = `xs[select(0u, u32(rowBase + ${i}), ok${i})]`;
     body.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
+  const pairs = ct * vw;
+  if (sg > 0) {
+    for (let m = 0; m < Math.ceil(pairs / sg); m++) {
+      body.push(`let gp${m} = min(sgl + ${m * sg}u, ${pairs - 1}u); let gc${m} = gp${m} / ${vw}u; let gv${m} = gp${m} % ${vw}u;`);
+      body.push(`let gr${m} = select(0.0, gs[min(gRow + gc${m} * DHWO + gv${m}, p.gLast)], (ow0 + gv${m} < p.Wo) & (c0 + gc${m} < p.Cout));`);
+    }
+  }
   for (let v = 0; v < vw; v++) {
-    body.push(`let vOk${v} = ow0 + ${v}u < p.Wo;`);
+    if (sg === 0) body.push(`let vOk${v} = ow0 + ${v}u < p.Wo;`);
     for (let c = 0; c < ct; c++) {
-      body.push(`let g${c}_${v} = select(0.0, gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)], vOk${v} & (c0 + ${c}u < p.Cout));`);
+      const pair = c * vw + v;
+      body.push(sg > 0
+        ? `let g${c}_${v} = subgroupBroadcast(gr${Math.floor(pair / sg)}, ${pair % sg}u);`
+        : `let g${c}_${v} = select(0.0, gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)], vOk${v} & (c0 + ${c}u < p.Cout));`);
       for (let kw = 0; kw < k; kw++) body.push(`a${c}_${kw} = fma(g${c}_${v}, x${v * s + kw}, a${c}_${kw});`);
     }
   }
@@ -47,7 +63,7 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, w
   }
   return /* wgsl */ `
 ${normRelu ? NORM_RELU_WGSL : ''}
-${directMain(wg)}
+${directMain(wg, sg > 0)}
   if (lin >= p.total) { return; }
   let lb = lin % p.nLB; let rest = lin / p.nLB; let cb = rest % p.nCB; let sp = rest / p.nCB;
   let c0 = cb * ${ct}u;
@@ -116,8 +132,11 @@ export function planDirectWeightGrad(
   if (slots * wSize > budget) return null;
   const coef = options.coef ?? null;
   const sig = weightSignature(coef !== null);
-  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}${coef ? ':n' : ''}`;
-  const pipeline = sig.pipeline(gpu, key, () => weightShader(g, b, coef !== null, wg));
+  const sg = gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0 ? gpu.subgroupSize : 0;
+  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}${coef ? ':n' : ''}${sg ? `:sg${sg}` : ''}`;
+  const pipeline = sg
+    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${weightShader(g, b, coef !== null, wg, sg)}`, sig.access)
+    : sig.pipeline(gpu, key, () => weightShader(g, b, coef !== null, wg, 0));
   return {
     slots,
     run: (partial) => {

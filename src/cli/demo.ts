@@ -19,11 +19,12 @@ import { TASKS } from '../data/tasks.js';
 import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
 import { summariseByTask } from '../eval/report.js';
 import { reportHtml } from '../eval/report-html.js';
-import { getGpu, hasGpu, initGpu, isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
+import { isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { datasetData, type DatasetData } from '../session/dataset-data.js';
 import { DEMO_CONFIGS, DEMO_PROFILES, demoRecipe, describeAugmentation, fitWarmup, phantomSpacing, type DemoConfig } from '../session/recipes.js';
 import { createTrainingSession } from '../session/training-session.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, toggle, triple, type OptionValues } from './args.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
@@ -51,14 +52,16 @@ const DEMO_OPTIONS = {
 };
 
 export const DEMO_CLI = new CommandLine('demo', DEMO_OPTIONS);
-export const DEMO_USAGE = DEMO_CLI.usage;
 
 export type DemoArgs = OptionValues<typeof DEMO_OPTIONS>;
 
-export function parseDemoArgs(argv: readonly string[]): DemoArgs {
-  const { values, given } = DEMO_CLI.parse(argv);
+function checkDemoArgs({ values, given }: { values: DemoArgs; given: ReadonlySet<keyof DemoArgs> }): DemoArgs {
   if (values.compare && given.has('variant')) DEMO_CLI.fail('--compare trains dodnet, tgnet-a and tgnet; leave out --variant');
   return values;
+}
+
+export function parseDemoArgs(argv: readonly string[]): DemoArgs {
+  return checkDemoArgs(DEMO_CLI.parse(argv));
 }
 
 const COMPARE_VARIANTS: readonly TGNetVariant[] = ['dodnet', 'tgnet-a', 'tgnet'];
@@ -167,54 +170,49 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
   }
 }
 
-export async function demoCommand(argv: string[]): Promise<void> {
-  if (DEMO_CLI.printHelp(argv)) return;
-  const args = parseDemoArgs(argv);
+export const demoCommand = defineCommand({ cli: DEMO_CLI, check: checkDemoArgs, run: runDemo });
+
+async function runDemo(args: DemoArgs, context: CommandContext): Promise<void> {
   const log = (s: string) => console.log(s);
   const t0 = performance.now();
-  const ownGpu = !hasGpu();
-  const gpu = ownGpu ? await initGpu() : getGpu();
-  try {
-    const software = isSoftwareAdapter(gpu);
-    const profile = args.profile ?? (software ? 'software' : 'gpu');
-    const base = DEMO_CONFIGS[profile];
-    const volume = args.volume ?? base.volume;
-    const config: DemoConfig = {
-      ...base, steps: args.steps ?? base.steps, width: args.width ?? base.width, flips: args.flips ?? base.flips,
-      volume, crop: args.volume ? volume : base.crop, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
-      valCases: args.cases ? Math.max(1, Math.round((args.cases * base.valCases) / base.casesPerTask)) : base.valCases, lr: args.lr ?? base.lr,
-    };
-    config.warmupSteps = fitWarmup(config.warmupSteps, config.steps);
-    log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
-    log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
-    const overrides = [
-      args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.volume !== null && `--volume ${config.volume.join(' ')}`,
-      args.batch !== null && `--batch ${config.batch}`, args.cases !== null && `--cases ${config.casesPerTask} (${config.valCases} held out)`, args.lr !== null && `--lr ${config.lr}`,
-      args.flips !== null && `--${config.flips ? '' : 'no-'}flips`,
-    ].filter(Boolean);
-    if (overrides.length) {
-      log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width}, volume ${base.volume.join('x')}, batch ${base.batch}, `
-        + `${base.casesPerTask} cases per task, lr ${base.lr})`);
-    }
-    const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
-    const data = await prepareData(config, args.seed, runDir, args.cache, log);
-    const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
-    const results: VariantResult[] = [];
-    for (const variant of variants) {
-      results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, args.seed, args.compare ? join(runDir, variant) : runDir, log));
-    }
-    const table = buildPaperTable(results.map((r) => r.results));
-    log('');
-    log(`Validation results (${data.val.length} held-out phantoms; Dice %, HD95 in voxels; ${TASKS.length} tasks):`);
-    log(formatPaperTableText(table));
-    for (const r of results) log(`${r.variant}: trained in ${formatDuration(r.trainSeconds)}, evaluated in ${formatDuration(r.evalSeconds)}; report ${join(r.folder, 'report.html')}`);
-    if (args.compare) {
-      await writeFileAtomic(join(runDir, 'compare.json'), `${JSON.stringify({ table: paperTableToJson(table), seconds: results.map((r) => ({ variant: r.variant, train: r.trainSeconds, evaluate: r.evalSeconds })) }, null, 2)}\n`);
-      await writeFileAtomic(join(runDir, 'compare.md'), `${formatPaperTableMarkdown(table)}\n`);
-    }
-    log(`total time ${formatDuration((performance.now() - t0) / 1000)}`);
-    log(resolve(runDir));
-  } finally {
-    if (ownGpu) gpu.destroy();
+  const gpu = await context.gpu();
+  const software = isSoftwareAdapter(gpu);
+  const profile = args.profile ?? (software ? 'software' : 'gpu');
+  const base = DEMO_CONFIGS[profile];
+  const volume = args.volume ?? base.volume;
+  const config: DemoConfig = {
+    ...base, steps: args.steps ?? base.steps, width: args.width ?? base.width, flips: args.flips ?? base.flips,
+    volume, crop: args.volume ? volume : base.crop, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
+    valCases: args.cases ? Math.max(1, Math.round((args.cases * base.valCases) / base.casesPerTask)) : base.valCases, lr: args.lr ?? base.lr,
+  };
+  config.warmupSteps = fitWarmup(config.warmupSteps, config.steps);
+  log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
+  log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
+  const overrides = [
+    args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.volume !== null && `--volume ${config.volume.join(' ')}`,
+    args.batch !== null && `--batch ${config.batch}`, args.cases !== null && `--cases ${config.casesPerTask} (${config.valCases} held out)`, args.lr !== null && `--lr ${config.lr}`,
+    args.flips !== null && `--${config.flips ? '' : 'no-'}flips`,
+  ].filter(Boolean);
+  if (overrides.length) {
+    log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width}, volume ${base.volume.join('x')}, batch ${base.batch}, `
+      + `${base.casesPerTask} cases per task, lr ${base.lr})`);
   }
+  const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
+  const data = await prepareData(config, args.seed, runDir, args.cache, log);
+  const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
+  const results: VariantResult[] = [];
+  for (const variant of variants) {
+    results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, args.seed, args.compare ? join(runDir, variant) : runDir, log));
+  }
+  const table = buildPaperTable(results.map((r) => r.results));
+  log('');
+  log(`Validation results (${data.val.length} held-out phantoms; Dice %, HD95 in voxels; ${TASKS.length} tasks):`);
+  log(formatPaperTableText(table));
+  for (const r of results) log(`${r.variant}: trained in ${formatDuration(r.trainSeconds)}, evaluated in ${formatDuration(r.evalSeconds)}; report ${join(r.folder, 'report.html')}`);
+  if (args.compare) {
+    await writeFileAtomic(join(runDir, 'compare.json'), `${JSON.stringify({ table: paperTableToJson(table), seconds: results.map((r) => ({ variant: r.variant, train: r.trainSeconds, evaluate: r.evalSeconds })) }, null, 2)}\n`);
+    await writeFileAtomic(join(runDir, 'compare.md'), `${formatPaperTableMarkdown(table)}\n`);
+  }
+  log(`total time ${formatDuration((performance.now() - t0) / 1000)}`);
+  log(resolve(runDir));
 }

@@ -23,11 +23,11 @@ import {
 } from '../eval/paper-table.js';
 import { formatReport, reportToJson, summariseByTask, type CaseEvaluation } from '../eval/report.js';
 import { DEFAULT_TILE_SHAPE } from '../eval/sliding-window.js';
-import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { isGridSide, TOTAL_STRIDE } from '../tgnet/model.js';
 import {
   choiceValue, CommandLine, flag, flagName, formatOptions, formatSynopsis, gridSide, integerValue, option, pathValue, repeated, textValue, triple, type OptionValues,
 } from './args.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { loadCheckpointFile, taskValue } from './predict.js';
 import { ProgressReporter } from './progress.js';
 import { segmentAndEvaluateCase } from './validation-cases.js';
@@ -412,20 +412,13 @@ export function evaluateModelsJson(args: EvaluateModelsArgs, cases: readonly Dat
   };
 }
 
-export async function evaluateModelsCommand(argv: readonly string[]): Promise<void> {
-  const args = parseEvaluateModelsArgs(argv);
+async function runEvaluateModels(args: EvaluateModelsArgs, context: CommandContext): Promise<void> {
   const log = args.quiet ? () => undefined : (s: string) => console.log(s);
   for (const model of args.models) await statOrFail(model, '--model');
   const cases = await selectEvaluationCases(args.data, args.cases);
   log(`tgnet evaluate: ${protocolText(args, cases)}`);
-  const ownsGpu = !hasGpu();
-  const gpu = ownsGpu ? await initGpu() : getGpu();
-  let models: EvaluatedModel[];
-  try {
-    models = await evaluateModels(args, cases, log);
-  } finally {
-    if (ownsGpu) gpu.destroy();
-  }
+  await context.gpu();
+  const models = await evaluateModels(args, cases, log);
   const table = buildPaperTable(models.map((m) => ({ model: m.name, tasks: summariseByTask(m.cases) })));
   log('');
   log(formatPaperTableText(table, { layout: args.layout }));
@@ -440,10 +433,16 @@ export async function evaluateModelsCommand(argv: readonly string[]): Promise<vo
   if (args.json) await writeFileAtomic(args.json, JSON.stringify(evaluateModelsJson(args, cases, models, table), null, 2) + '\n');
 }
 
-export async function evaluateCommand(argv: string[]): Promise<void> {
-  if (EVALUATE_MODELS_CLI.printHelp(argv)) return;
-  if (isModelsMode(argv)) return evaluateModelsCommand(argv);
-  const args = parseEvaluateArgs(argv);
+/** `tgnet evaluate` has two forms: models on a dataset (--model), or masks against the truth (--pred, --truth). */
+type EvaluateForm = { models: EvaluateModelsArgs } | { masks: EvaluateArgs };
+
+export const evaluateCommand = defineCommand<EvaluateForm>({
+  usage: EVALUATE_USAGE,
+  parse: (argv) => (isModelsMode(argv) ? { models: parseEvaluateModelsArgs(argv) } : { masks: parseEvaluateArgs(argv) }),
+  run: (form, context) => ('models' in form ? runEvaluateModels(form.models, context) : runEvaluateMasks(form.masks)),
+});
+
+async function runEvaluateMasks(args: EvaluateArgs): Promise<void> {
   const pairs = await matchCases(args.pred, args.truth);
   const results = await evaluateFiles(pairs, args.task);
   if (!args.quiet) console.log(formatReport(results));

@@ -13,6 +13,7 @@ import { writePth, type PthTensorInput } from '../nn/pth/index.js';
 import { writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { TGNET_VARIANTS } from '../tgnet/model.js';
 import { choiceValue, CommandLine, option, pathValue } from './args.js';
+import { defineCommand } from './command.js';
 
 const FORMATS = ['pth', 'safetensors'] as const;
 type ExportFormat = (typeof FORMATS)[number];
@@ -26,7 +27,6 @@ const EXPORT_OPTIONS = {
 };
 
 export const EXPORT_CLI = new CommandLine('export', EXPORT_OPTIONS);
-export const EXPORT_USAGE = EXPORT_CLI.usage;
 
 export interface ExportArgs {
   model: string;
@@ -67,9 +67,9 @@ export function exportCheckpoint(bytes: Uint8Array, source: string, format: Expo
   return { bytes: writeSafetensors(tensors, { ...strings, exportedFrom: source }), config: strings, tensors: floats.size, parameters };
 }
 
-export async function exportCommand(argv: string[]): Promise<void> {
-  if (EXPORT_CLI.printHelp(argv)) return;
-  const args = parseExportArgs(argv);
+export const exportCommand = defineCommand({ usage: EXPORT_CLI.usage, parse: parseExportArgs, run: runExport });
+
+async function runExport(args: ExportArgs): Promise<void> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(args.model);

@@ -10,6 +10,7 @@ import { isPth, readPthStateDict } from '../nn/pth/index.js';
 import { readSafetensorsFile, writeSafetensors, type SafeTensorInput } from '../nn/safetensors.js';
 import { importDodnetStateDict, type NamedTensor } from '../tgnet/dodnet.js';
 import { CommandLine, gridSide, option, pathValue, triple } from './args.js';
+import { defineCommand } from './command.js';
 import type { DHW } from '../common/shape.js';
 
 const IMPORT_DODNET_OPTIONS = {
@@ -21,7 +22,6 @@ const IMPORT_DODNET_OPTIONS = {
 };
 
 export const IMPORT_DODNET_CLI = new CommandLine('import-dodnet', IMPORT_DODNET_OPTIONS);
-export const IMPORT_DODNET_USAGE = IMPORT_DODNET_CLI.usage;
 
 export interface ImportDodnetArgs {
   input: string;
@@ -66,9 +66,9 @@ export function convertDodnetCheckpoint(bytes: Uint8Array, source: string, crop:
   return { bytes: writeSafetensors(tensors, metadata), width: imported.width, numTasks: imported.numTasks, parameters };
 }
 
-export async function importDodnetCommand(argv: string[]): Promise<void> {
-  if (IMPORT_DODNET_CLI.printHelp(argv)) return;
-  const args = parseImportDodnetArgs(argv);
+export const importDodnetCommand = defineCommand({ usage: IMPORT_DODNET_CLI.usage, parse: parseImportDodnetArgs, run: runImportDodnet });
+
+async function runImportDodnet(args: ImportDodnetArgs): Promise<void> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(args.input);

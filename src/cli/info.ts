@@ -1,7 +1,7 @@
 /** `tgnet info`: the adapter, its limits and features; with `--model-sizes`, the parameter count of every variant. */
-import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { TGNet, TGNET_VARIANTS, type TaskGuidedBlocks, type TGNetVariant } from '../tgnet/model.js';
 import { NUM_TASKS } from '../tgnet/tasks.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { CommandLine, flag, integerValue, option, type OptionValues } from './args.js';
 
 const INFO_OPTIONS = {
@@ -11,7 +11,6 @@ const INFO_OPTIONS = {
 };
 
 export const INFO_CLI = new CommandLine('info', INFO_OPTIONS);
-export const INFO_USAGE = INFO_CLI.usage;
 
 export interface ModelSize {
   variant: TGNetVariant;
@@ -64,40 +63,30 @@ export function formatModelSizes(sizes: readonly ModelSize[], width: number, num
   return [`TGNet parameters at width ${width} (${numTasks} tasks)`, ...lines].join('\n');
 }
 
-async function printModelSizes(args: InfoArgs): Promise<void> {
-  // Parameters live on the GPU: reuse one already opened (tests, embedding), else open one for this command.
-  const ownsGpu = !hasGpu();
-  const gpu = ownsGpu ? await initGpu() : getGpu();
-  try {
-    const sizes = modelSizes(args.width);
-    console.log(args.json ? JSON.stringify({ width: args.width, numTasks: NUM_TASKS, models: sizes }, null, 2) : formatModelSizes(sizes, args.width));
-  } finally {
-    if (ownsGpu) gpu.destroy();
-  }
+function printModelSizes(args: InfoArgs): void {
+  const sizes = modelSizes(args.width);
+  console.log(args.json ? JSON.stringify({ width: args.width, numTasks: NUM_TASKS, models: sizes }, null, 2) : formatModelSizes(sizes, args.width));
 }
 
-export async function infoCommand(argv: string[]): Promise<void> {
-  if (INFO_CLI.printHelp(argv)) return;
-  const args = parseInfoArgs(argv);
+export const infoCommand = defineCommand({ usage: INFO_CLI.usage, parse: parseInfoArgs, run: runInfo });
+
+async function runInfo(args: InfoArgs, context: CommandContext): Promise<void> {
+  // Parameters live on the GPU too.
+  const gpu = await context.gpu();
   if (args.modelSizes) return printModelSizes(args);
-  const gpu = await initGpu();
-  try {
-    const report = {
-      adapter: gpu.adapter,
-      name: gpu.name,
-      limits: gpu.limits,
-      features: [...gpu.features].sort(),
-    };
-    if (args.json) {
-      console.log(JSON.stringify(report, null, 2));
-      return;
-    }
-    console.log(`adapter      ${gpu.name}`);
-    if (gpu.adapter.vendor) console.log(`vendor       ${gpu.adapter.vendor}${gpu.adapter.architecture ? ` (${gpu.adapter.architecture})` : ''}`);
-    console.log('limits');
-    for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k.padEnd(36)} ${v.toLocaleString('en-US')}`);
-    console.log(`features     ${report.features.join(', ')}`);
-  } finally {
-    gpu.destroy();
+  const report = {
+    adapter: gpu.adapter,
+    name: gpu.name,
+    limits: gpu.limits,
+    features: [...gpu.features].sort(),
+  };
+  if (args.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
   }
+  console.log(`adapter      ${gpu.name}`);
+  if (gpu.adapter.vendor) console.log(`vendor       ${gpu.adapter.vendor}${gpu.adapter.architecture ? ` (${gpu.adapter.architecture})` : ''}`);
+  console.log('limits');
+  for (const [k, v] of Object.entries(gpu.limits)) console.log(`  ${k.padEnd(36)} ${v.toLocaleString('en-US')}`);
+  console.log(`features     ${report.features.join(', ')}`);
 }

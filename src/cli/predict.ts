@@ -12,8 +12,8 @@ import { TASKS, taskFromName } from '../data/tasks.js';
 import { loadModelFromCheckpoint, type CheckpointConfig, type LoadedModelCheckpoint } from '../eval/load-model.js';
 import { segmentCt } from '../eval/pipeline.js';
 import { DEFAULT_TILE_SHAPE } from '../eval/sliding-window.js';
-import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, option, pathValue, textValue, triple, type ReadValue } from './args.js';
 import type { DHW } from '../common/shape.js';
 
@@ -51,7 +51,6 @@ const PREDICT_OPTIONS = {
 };
 
 export const PREDICT_CLI = new CommandLine('predict', PREDICT_OPTIONS);
-export const PREDICT_USAGE = PREDICT_CLI.usage;
 
 export interface PredictArgs {
   model: string;
@@ -144,14 +143,12 @@ export function checkVolumeIs3d(shape: readonly number[], path: string, command:
   }
 }
 
-export async function predictCommand(argv: string[]): Promise<void> {
-  if (PREDICT_CLI.printHelp(argv)) return;
-  const args = parsePredictArgs(argv);
+export const predictCommand = defineCommand({ usage: PREDICT_CLI.usage, parse: parsePredictArgs, run: runPredict });
+
+async function runPredict(args: PredictArgs, context: CommandContext): Promise<void> {
   const log = args.quiet ? () => undefined : (s: string) => console.log(s);
   await checkOutputFile(args.out, 'predict');
-  // Reuse a GPU someone already opened (tests, embedding); otherwise own one for this command.
-  const ownsGpu = !hasGpu();
-  const gpu = ownsGpu ? await initGpu() : getGpu();
+  await context.gpu();
   let phase = 'reading the input';
   try {
     const input = await readCtInputChecked(args.input, { series: args.series, allowNonCt: args.allowNonCt, allowTilt: args.allowTilt }, 'predict');
@@ -186,7 +183,5 @@ export async function predictCommand(argv: string[]): Promise<void> {
     const message = (e as Error).message ?? String(e);
     if (!/GPU device lost|GPU runtime was destroyed/.test(message)) throw e;
     throw new Error(`tgnet predict: the GPU device was lost during ${phase} (${message}); ${args.out} was not written`, { cause: e });
-  } finally {
-    if (ownsGpu) gpu.destroy();
   }
 }

@@ -7,8 +7,9 @@
 import { PHANTOM_FIELD_MM } from '../data/phantom.js';
 import { caseGrid, synthesizeDatasets } from '../data/synth.js';
 import { TASKS, taskFromName } from '../data/tasks.js';
+import { defineCommand } from './command.js';
 import { choiceValue, CommandLine, flag, integerValue, option, pathValue, textValue, triple, type OptionValues, type ReadValue } from './args.js';
-import { xyzFromDhw } from '../common/shape.js';
+import { type DHW, xyzFromDhw } from '../common/shape.js';
 
 /** Comma-separated task keys, dataset names or ids -> task ids. */
 const taskList: ReadValue<number[]> = (words, at) => {
@@ -36,7 +37,6 @@ const SYNTH_OPTIONS = {
 };
 
 export const SYNTH_CLI = new CommandLine('synth', SYNTH_OPTIONS);
-export const SYNTH_USAGE = SYNTH_CLI.usage;
 
 export type SynthArgs = OptionValues<typeof SYNTH_OPTIONS>;
 
@@ -46,12 +46,12 @@ export function parseSynthArgs(argv: readonly string[]): SynthArgs {
   return values;
 }
 
-export async function synthCommand(argv: string[]): Promise<void> {
-  if (SYNTH_CLI.printHelp(argv)) return;
-  const args = parseSynthArgs(argv);
+export const synthCommand = defineCommand({ usage: SYNTH_CLI.usage, parse: parseSynthArgs, run: runSynth });
+
+async function runSynth(args: SynthArgs): Promise<void> {
   const t0 = performance.now();
   const grid = {
-    size: args.size ?? (args.spacing || args.like ? undefined : [32, 64, 64] as [number, number, number]),
+    size: args.size ?? (args.spacing || args.like ? undefined : [32, 64, 64] as DHW),
     spacing: args.spacing ? xyzFromDhw(args.spacing) : undefined,
     like: args.like,
   };

@@ -17,7 +17,6 @@ import { checkCaseGeometry } from '../data/case-store.js';
 import { defaultCropWorkerScript } from '../data/crop-workers.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
-import { getGpu, hasGpu, initGpu } from '../kernels/runtime/gpu.js';
 import { OPTIMIZER_KINDS } from '../nn/optim.js';
 import { datasetData } from '../session/dataset-data.js';
 import { AUGMENTATIONS, defaultLearningRate, describeAugmentation, recipeProblems, TRAIN_RECIPE, type Augmentation, type TrainingRecipe } from '../session/recipes.js';
@@ -25,6 +24,7 @@ import { createTrainingSession, type TrainingSession } from '../session/training
 import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/checkpoint.js';
 import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
 import { choiceValue, CommandLine, flag, flagName, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { RunFolder } from './run-folder.js';
 import { runTrainingLoop } from './training-loop.js';
 
@@ -76,7 +76,6 @@ const TRAIN_OPTIONS = {
 export const TRAIN_CLI = new CommandLine('train', TRAIN_OPTIONS, {
   notes: 'The defaults fit a CPU (software GPU); a real run uses --width 32 --crop 64 192 192 on a GPU (the paper\'s).',
 });
-export const TRAIN_USAGE = TRAIN_CLI.usage;
 
 export type TrainArgs = OptionValues<typeof TRAIN_OPTIONS>;
 
@@ -190,9 +189,9 @@ async function checkOutputFolder(dir: string): Promise<void> {
   await access(probe, constants.W_OK).catch(() => fail(`--out ${dir}: ${probe} is not writable; expected a folder this user can write to`));
 }
 
-export async function trainCommand(argv: string[]): Promise<void> {
-  if (TRAIN_CLI.printHelp(argv)) return;
-  const args = parseTrainArgs(argv);
+export const trainCommand = defineCommand({ cli: TRAIN_CLI, run: runTrain });
+
+async function runTrain(args: TrainArgs, context: CommandContext): Promise<void> {
   const log = (s: string) => console.log(s);
   const resumed: Checkpoint | null = args.resume ? await loadCheckpoint(args.resume) : null;
   const meta = resumed?.meta;
@@ -259,8 +258,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(workers > 0 ? `batches: built by ${workers} worker thread${workers > 1 ? 's' : ''}, ${SAMPLER_QUEUE} ahead` : 'batches: built on the main thread, one ahead');
 
   const startStep = meta?.step ?? 0;
-  const ownGpu = !hasGpu();
-  const gpu = ownGpu ? await initGpu() : getGpu();
+  const gpu = await context.gpu();
   let session: TrainingSession | null = null;
   const folder = await RunFolder.open(out, resumed ? { resumeFromStep: resumed.meta.step } : {});
   try {
@@ -297,6 +295,5 @@ export async function trainCommand(argv: string[]): Promise<void> {
   } finally {
     await session?.close();
     await folder.close();
-    if (ownGpu) gpu.destroy();
   }
 }

@@ -10,8 +10,9 @@ import { Tensor } from '../autograd/tensor.js';
 import {
   defaultTuningFile, recordConv3dShapes, tuneConv3d, type Conv3dShapePass, type TuneResult,
 } from '../kernels/conv3d/autotune.js';
-import { getGpu, hasGpu, initGpu, isSoftwareAdapter } from '../kernels/runtime/gpu.js';
+import { isSoftwareAdapter } from '../kernels/runtime/gpu.js';
 import { TGNet } from '../tgnet/model.js';
+import { defineCommand, type CommandContext } from './command.js';
 import { CommandLine, flag, gridSide, integerValue, option, pathValue, triple, type OptionValues } from './args.js';
 import type { DHW } from '../common/shape.js';
 
@@ -61,50 +62,45 @@ const shapeText = (s: Conv3dShapePass) => {
   return `${n}x${ci}->${co} ${d}x${h}x${w} k${k}${(s.shape.stride ?? 1) > 1 ? ` s${s.shape.stride}` : ''}`;
 };
 
-export async function tuneCommand(argv: string[]): Promise<void> {
-  if (TUNE_CLI.printHelp(argv)) return;
-  const args = parseTuneArgs(argv);
-  const ownGpu = !hasGpu();
-  const gpu = ownGpu ? await initGpu() : getGpu();
-  try {
-    const software = isSoftwareAdapter(gpu);
-    const base = software ? SOFTWARE_DEFAULT : HARDWARE_DEFAULT;
-    const batch = args.batch ?? base.batch;
-    const crop = args.crop ?? base.crop;
-    const width = args.width ?? base.width;
-    const file = args.file ?? await defaultTuningFile();
-    console.log(`tgnet tune on ${gpu.name}: TGNet step, batch ${batch}, crop ${crop.join('x')}, width ${width}; cache ${file}`);
-    const shapes = stepConvShapes(batch, crop, width);
-    await gpu.sync();
-    console.log(`${shapes.length} conv3d (shape, pass) pairs in a step`);
-    const rows: Record<string, string>[] = [];
-    let defaultTotal = 0;
-    let tunedTotal = 0;
-    for (const [i, s] of shapes.entries()) {
-      const t0 = performance.now();
-      const r: TuneResult = await tuneConv3d(gpu, s.shape, s.pass, {
-        file, force: args.force, log: args.verbose ? (m) => console.log(m) : undefined,
-      });
-      const rejected = r.candidates.filter((c) => c.rejected);
-      for (const c of rejected) console.log(`  rejected ${c.label}: ${c.rejected}`);
-      defaultTotal += r.entry.defaultMs;
-      tunedTotal += r.entry.ms;
-      const row = {
-        shape: shapeText(s), pass: s.pass, defaultMs: r.entry.defaultMs.toFixed(3), tunedMs: r.entry.ms.toFixed(3),
-        speedup: `${(r.entry.defaultMs / r.entry.ms).toFixed(2)}x`, choice: r.entry.choice,
-        note: r.cached ? 'cached' : `${r.candidates.length} tried${rejected.length ? `, ${rejected.length} rejected` : ''}, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-      };
-      rows.push(row);
-      console.log(`[${i + 1}/${shapes.length}] ${Object.values(row).join('  ')}`);
-    }
-    console.log('');
-    console.log(formatTable(rows));
-    console.log(`\nsum over the step's conv3d launches: default ${defaultTotal.toFixed(2)} ms, tuned ${tunedTotal.toFixed(2)} ms ` +
-      `(${(defaultTotal / tunedTotal).toFixed(2)}x; ${gpu.features.has('timestamp-query') ? 'GPU timestamps' : 'wall time'}); written to ${file}`);
-    console.log('The launchers use these choices once enableConv3dTuning(gpu) has loaded the cache (npm run bench -- --tuned).');
-  } finally {
-    if (ownGpu) gpu.destroy();
+export const tuneCommand = defineCommand({ usage: TUNE_CLI.usage, parse: parseTuneArgs, run: runTune });
+
+async function runTune(args: TuneArgs, context: CommandContext): Promise<void> {
+  const gpu = await context.gpu();
+  const software = isSoftwareAdapter(gpu);
+  const base = software ? SOFTWARE_DEFAULT : HARDWARE_DEFAULT;
+  const batch = args.batch ?? base.batch;
+  const crop = args.crop ?? base.crop;
+  const width = args.width ?? base.width;
+  const file = args.file ?? await defaultTuningFile();
+  console.log(`tgnet tune on ${gpu.name}: TGNet step, batch ${batch}, crop ${crop.join('x')}, width ${width}; cache ${file}`);
+  const shapes = stepConvShapes(batch, crop, width);
+  await gpu.sync();
+  console.log(`${shapes.length} conv3d (shape, pass) pairs in a step`);
+  const rows: Record<string, string>[] = [];
+  let defaultTotal = 0;
+  let tunedTotal = 0;
+  for (const [i, s] of shapes.entries()) {
+    const t0 = performance.now();
+    const r: TuneResult = await tuneConv3d(gpu, s.shape, s.pass, {
+      file, force: args.force, log: args.verbose ? (m) => console.log(m) : undefined,
+    });
+    const rejected = r.candidates.filter((c) => c.rejected);
+    for (const c of rejected) console.log(`  rejected ${c.label}: ${c.rejected}`);
+    defaultTotal += r.entry.defaultMs;
+    tunedTotal += r.entry.ms;
+    const row = {
+      shape: shapeText(s), pass: s.pass, defaultMs: r.entry.defaultMs.toFixed(3), tunedMs: r.entry.ms.toFixed(3),
+      speedup: `${(r.entry.defaultMs / r.entry.ms).toFixed(2)}x`, choice: r.entry.choice,
+      note: r.cached ? 'cached' : `${r.candidates.length} tried${rejected.length ? `, ${rejected.length} rejected` : ''}, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    };
+    rows.push(row);
+    console.log(`[${i + 1}/${shapes.length}] ${Object.values(row).join('  ')}`);
   }
+  console.log('');
+  console.log(formatTable(rows));
+  console.log(`\nsum over the step's conv3d launches: default ${defaultTotal.toFixed(2)} ms, tuned ${tunedTotal.toFixed(2)} ms ` +
+    `(${(defaultTotal / tunedTotal).toFixed(2)}x; ${gpu.features.has('timestamp-query') ? 'GPU timestamps' : 'wall time'}); written to ${file}`);
+  console.log('The launchers use these choices once enableConv3dTuning(gpu) has loaded the cache (npm run bench -- --tuned).');
 }
 
 function formatTable(rows: Record<string, string>[]): string {

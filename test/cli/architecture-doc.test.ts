@@ -59,11 +59,11 @@ describe('docs/ARCHITECTURE.md', () => {
 
   it('a new command: a module per command, registered in COMMANDS', () => {
     const text = section('Walkthrough: a new command');
-    expect(namedPaths(text)).toEqual(expect.arrayContaining(['src/cli/commands.ts', 'src/cli/export.ts']));
+    expect(namedPaths(text)).toEqual(expect.arrayContaining(['src/cli/commands.ts', 'src/cli/command.ts', 'src/cli/export.ts']));
     const registry = read('src/cli/commands.ts');
     for (const m of registry.matchAll(/import\('\.\/([\w-]+)\.js'\)\)\.(\w+)Command/g)) {
       expect(existsSync(join(ROOT, 'src', 'cli', `${m[1]}.ts`)), `src/cli/${m[1]}.ts`).toBe(true);
-      expect(read(`src/cli/${m[1]}.ts`)).toMatch(new RegExp(`export async function ${m[2]}Command\\(`));
+      expect(read(`src/cli/${m[1]}.ts`)).toMatch(new RegExp(`export const ${m[2]}Command = defineCommand(<\\w+>)?\\(`));
     }
   });
 });

@@ -177,6 +177,8 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: torch.save files in, torch.l
     const got = new Float32Array(new Uint8Array(readFileSync(join(dir, 'ref-logits.bin'))).buffer);
     const want = g.get('logits')!.data as Float32Array;
     console.log(`tgnet export -> torch.load -> tgnet_torch.py: max |logits - golden| / max|logit| ${relError(got, want).toExponential(2)}`);
-    expect(relError(got, want)).toBeLessThan(1e-6);
+    // PyTorch's CPU convolutions sum in an order that depends on its thread count and the machine's load (measured
+    // 1.7e-6 on a busy 2-core machine); a wrong name or layout would be off by O(1).
+    expect(relError(got, want)).toBeLessThan(1e-5);
   });
 });

@@ -9,7 +9,7 @@ import { linearMain } from '../../runtime/wgsl.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { NORM_RELU_WGSL, residualKind, residualTerm, type Conv3dOptions, type ResidualKind } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
 /** The largest kernel side that takes the subgroup-broadcast form of the weights (see convShader). */
@@ -74,24 +74,24 @@ function convShader(
   // (kd) slice of this source channel's filter and the taps reach every lane by constant-index broadcasts, so a
   // lane issues ceil(k^2 / sg) weight loads per slice instead of k^2; the kh loop is unrolled for the constant lane
   // indices (unrolling kd too made the code outgrow the instruction cache: slower). Same FMAs in the same order.
-  const broadcast = sg > 0 && !foldChannels && NV === 1;
+  const broadcast = sg > 0 && !foldChannels;
   let taps: string;
   if (broadcast) {
     const K2 = k * k;
-    const regs = Math.ceil(K2 / sg);
-    const loads = Array.from({ length: regs }, (_, m) => `let wr${m} = ws[min(wSlice + min(sgl + ${m * sg}u, ${K2 - 1}u), p.wLast)];`);
+    const regs = Math.ceil(K2 * NV / sg);
+    const loads = Array.from({ length: regs }, (_, m) => `let wr${m} = ws[min(wSlice + min(sgl + ${m * sg}u, ${K2 * NV - 1}u), p.wLast)];`);
     const blocks: string[] = [];
     for (let kh = 0; kh < k; kh++) {
       blocks.push(`{
         let ih = ih0 + ${kh};
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
-        ${row((kw) => `subgroupBroadcast(wr${Math.floor((kh * k + kw) / sg)}, ${(kh * k + kw) % sg}u)`).join('\n        ')}
+        ${row((kw, jv) => { const q = (kh * k + kw) * NV + jv; return `subgroupBroadcast(wr${Math.floor(q / sg)}, ${q % sg}u)`; }).join('\n        ')}
       }`);
     }
     taps = `for (var kd = 0u; kd < K; kd++) {
       let id = id0 + i32(kd);
-      let wSlice = wRow + kd * ${K2}u;
+      let wSlice = (wRow + kd * ${K2}u) * ${NV}u;
       ${loads.join('\n      ')}
       ${blocks.join('\n      ')}
     }`;
@@ -164,7 +164,8 @@ function runConv(
   const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
   const groups = batchGroups(j.N, srcSample + slack, dstSample + slack, budget);
   if (!groups) return false;
-  const b = blocking ?? directBlocking(j.Cd);
+  const canBroadcast = gpu.subgroupSize !== null && j.k <= BROADCAST_MAX_KERNEL && j.Do * j.Ho * Math.ceil(j.Wo / 4) >= FOLD_BELOW;
+  const b = blocking ?? broadcastBlocking(j.Cd, canBroadcast);
   const hasBias = bias !== null;
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
@@ -173,9 +174,9 @@ function runConv(
   const { wg, blocks: nVB } = laneBlocks(foldChannels ? nGroups * nCB : nGroups, 64);
   const kind = residualKind(residual);
   const sig = convSignature(hasBias, coef !== null, kind);
-  // Subgroups must not straddle workgroups, and the broadcast form is only for uniform channel blocks of one vec4 and
-  // kernels up to 3 (its kh loop is unrolled: k = 5 and 7 would pass the WGSL size budget, and no model uses them).
-  const sg = !foldChannels && packedVectors(b.ct) === 1 && j.k <= BROADCAST_MAX_KERNEL && gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0
+  // Subgroups must not straddle workgroups, and the broadcast form is only for uniform channel blocks and kernels up
+  // to 3 (its kh loop is unrolled: k = 5 and 7 would pass the WGSL size budget, and no model uses them).
+  const sg = !foldChannels && j.k <= BROADCAST_MAX_KERNEL && gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0
     ? gpu.subgroupSize : 0;
   const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}${sg ? `:sg${sg}` : ''}`;
   const pipeline = sg

@@ -8,7 +8,7 @@ import { alignedWindow } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { NORM_RELU_WGSL } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct backward weight:${normRelu}`, () => kernelSignature('conv3d direct backward weight', {
   uniforms: {
@@ -117,7 +117,7 @@ export function planDirectWeightGrad(
   const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
   const groups = batchGroups(g.N, xSample + slack, gSample + slack, budget);
   if (!groups) return null;
-  const b = options.blocking ?? directBlocking(g.Cout);
+  const b = options.blocking ?? broadcastBlocking(g.Cout, gpu.subgroupSize !== null);
   const lanes = g.Cin * g.k * g.k;
   const { wg, blocks: nLB } = laneBlocks(lanes, 72);
   const nCB = Math.ceil(g.Cout / b.ct);

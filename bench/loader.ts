@@ -59,6 +59,8 @@ export interface LoaderSetting {
   cropsPerS: number;
   /** Peak resident memory of this process (all its threads) while the setting ran, MB. */
   peakRssMB: number;
+  /** Resident memory just before it started (the process without crops in flight: runtime, GPU if any, summaries), MB. */
+  baseRssMB: number;
   /** Bytes read from the cache files per crop, MB. */
   readMBPerCrop: number;
   /** Digest of the first batches: the same for every worker count. */
@@ -130,7 +132,8 @@ async function timeSetting(summaries: CaseSummary[], workers: number, o: Require
     // Enough batches in flight to keep every worker busy while this thread takes them.
     queue: Math.max(2, workers + 1), ...(o.cropWorkerScript ? { workerScript: o.cropWorkerScript } : {}),
   });
-  let peak = process.memoryUsage.rss();
+  const base = process.memoryUsage.rss();
+  let peak = base;
   const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 20);
   try {
     const hash = createHash('sha256');
@@ -151,7 +154,7 @@ async function timeSetting(summaries: CaseSummary[], workers: number, o: Require
     peak = Math.max(peak, process.memoryUsage.rss());
     // Batches built ahead were read too; per crop the average is close enough, and they are the same for any count.
     const readMBPerCrop = (sampler.bytesRead - bytes0) / crops / 1e6;
-    return { workers, cropsPerS: crops / seconds, peakRssMB: peak / 1e6, readMBPerCrop, digest: hash.digest('hex').slice(0, 16) };
+    return { workers, cropsPerS: crops / seconds, peakRssMB: peak / 1e6, baseRssMB: base / 1e6, readMBPerCrop, digest: hash.digest('hex').slice(0, 16) };
   } finally {
     clearInterval(sample);
     await sampler.close();
@@ -217,7 +220,7 @@ export async function benchLoader(options: LoaderBenchOptions): Promise<LoaderBe
   for (const w of workerCounts) {
     const r = await timeSetting(summaries, w, { ...o, cropWorkerScript: options.cropWorkerScript });
     tgnet.push(r);
-    log(`  tgnet workers=${w}: ${r.cropsPerS.toFixed(2)} crops/s, peak RSS ${r.peakRssMB.toFixed(0)} MB, ${r.readMBPerCrop.toFixed(1)} MB read per crop`);
+    log(`  tgnet workers=${w}: ${r.cropsPerS.toFixed(2)} crops/s, peak RSS ${r.peakRssMB.toFixed(0)} MB (${r.baseRssMB.toFixed(0)} MB before), ${r.readMBPerCrop.toFixed(1)} MB read per crop`);
   }
   const sameBatches = tgnet.every((r) => r.digest === tgnet[0].digest);
 

@@ -216,16 +216,21 @@ export async function preprocessCollection(cases: readonly DatasetCase[], cacheD
     if (!existsSync(script)) throw new Error(`preprocessCollection: worker script ${String(script)} does not exist; expected a built preprocess-worker.js`);
     const count = Math.min(workers, missing.length);
     let next = 0;
+    let failed = false;
     const run = async (): Promise<void> => {
       const worker = new Worker(script);
       try {
-        while (next < missing.length) {
+        // After a failure the others finish the case in hand and take no more: the caller already has the error.
+        while (next < missing.length && !failed) {
           const i = missing[next++];
           const t0 = performance.now();
           const { cached, ...summary } = await ask(worker, { job: i, case: cases[i], cacheDir, options: rest });
           out[i] = summary;
           report(i, cached, t0);
         }
+      } catch (e) {
+        failed = true;
+        throw e;
       } finally {
         await worker.terminate();
       }

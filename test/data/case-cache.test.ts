@@ -120,6 +120,13 @@ describe('preprocessCollection', () => {
     await expect(preprocessCollection(cases, freshCache(), { workers: -1 })).rejects.toThrow(/preprocessCollection: workers is -1; expected a non-negative integer/);
     await expect(preprocessCollection(cases, freshCache(), { foregroundSamples: 0 })).rejects.toThrow(/foregroundSamples is 0; expected a positive integer/);
     await expect(preprocessCollection(cases, freshCache(), { workers: 1, workerScript: join(dir, 'nope.mjs') })).rejects.toThrow(/worker script .*nope\.mjs does not exist/);
+    // A broken source fails the run with the file's name, from a worker as from this thread.
+    await writeFile(join(dir, 'garbage.nii'), 'not a NIfTI file at all');
+    const broken = [...cases.slice(0, 3), { ...cases[3], label: join(dir, 'garbage.nii') }];
+    for (const workers of [0, 2]) {
+      await expect(preprocessCollection(broken, freshCache(), { workers, workerScript })).rejects.toThrow(/garbage\.nii/);
+    }
+    await expect(preprocessCollection([{ ...cases[0], label: join(dir, 'missing.nii.gz') }], freshCache())).rejects.toThrow(/missing\.nii\.gz: cannot stat source file/);
     const store = await preprocessDatasetToStore(cases, freshCache(), { preprocessWorkers: 2, preprocessWorkerScript: workerScript, foregroundSamples: 1 << 30, maxCases: 2 });
     expectSummaries([...store.cases], 1 << 30);
     expect(store.holdsAll).toBe(false);

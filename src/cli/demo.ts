@@ -29,7 +29,7 @@ import { choiceValue, CommandLine, flag, gridSide, integerValue, numberValue, op
 import { formatDuration, ProgressReporter } from './progress.js';
 import { runTrainingLoop } from './training-loop.js';
 import { RunFolder } from './run-folder.js';
-import { predictValidationCases } from './validation-cases.js';
+import { evaluateHeldOutCases } from './held-out-evaluation.js';
 
 const DEMO_OPTIONS = {
   out: option('DIR', 'run folder (default runs/demo-<time>)', pathValue, { default: null }),
@@ -140,7 +140,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
 
     const t1 = performance.now();
     const evalProgress = new ProgressReporter({ total: data.val.length, label: `${variant} evaluate` });
-    const cases = await predictValidationCases(model, data.val, {
+    const cases = await evaluateHeldOutCases(model, data.val, {
       tileShape: config.crop, targetSpacingZYX: data.spacingZYX, predictionsDir: folder.path('predictions'), flips: config.flips,
       batchSize: config.batch, onCase: (done) => evalProgress.update(done),
     });

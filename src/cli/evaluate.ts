@@ -30,7 +30,7 @@ import {
 import { defineCommand, type CommandContext } from './command.js';
 import { loadCheckpointFile, taskValue } from './predict.js';
 import { ProgressReporter } from './progress.js';
-import { segmentAndEvaluateCase } from './validation-cases.js';
+import { segmentAndEvaluateCase } from './held-out-evaluation.js';
 import { type DHW, type XYZ, dhwFromXyz } from '../common/shape.js';
 
 /** DoDNet's preprocessing spacing [z, y, x] mm, the paper's. */

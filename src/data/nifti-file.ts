@@ -1,15 +1,11 @@
 /** Node-only file helpers around the in-memory NIfTI codec. */
 import { readFile } from 'node:fs/promises';
-import { readNifti, readNiftiHeader, writeNifti, type NiftiHeader, type NiftiVolume, type NiftiWritable, type ReadNiftiOptions, type WriteNiftiOptions } from './nifti.js';
+import { readNifti, writeNifti, type NiftiVolume, type NiftiWritable, type ReadNiftiOptions, type WriteNiftiOptions } from './nifti.js';
 import { writeFileAtomic } from '../common/node-files.js';
 
 export async function readNiftiFile(path: string, options: ReadNiftiOptions = {}): Promise<NiftiVolume> {
   const bytes = await readFileNamed(path);
   return readNifti(bytes, path, options);
-}
-
-export async function readNiftiHeaderFile(path: string): Promise<NiftiHeader> {
-  return readNiftiHeader(await readFileNamed(path), path);
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * The evaluation protocol on a run's validation cases, as `tgnet predict` + `tgnet evaluate` would run it on
- * each: read the CT and its label, segment with the sliding window (the training crop as the tile) and the
- * post-processing, write the mask as NIfTI in the input's geometry, measure Dice and HD95, and render the
- * slices the report shows.
+ * The held-out evaluation: the evaluation protocol on whole volumes of a run's held-out cases, as `tgnet predict`
+ * + `tgnet evaluate` would run it on each: read the CT and its label, segment with the sliding window (the training
+ * crop as the tile) and the post-processing, write the mask as NIfTI in the input's geometry, measure Dice and
+ * HD95, and render the slices the report shows. Not to be confused with the training signal, Dice on one fixed
+ * crop per case while training (eval/validation-crops.ts).
  */
 import { basename, join } from 'node:path';
 import type { DatasetCase } from '../data/datasets.js';
@@ -17,7 +18,7 @@ import { renderCaseSlices, type CaseSlices } from '../eval/slices.js';
 import type { TGNet } from '../tgnet/model.js';
 import type { DHW } from '../common/shape.js';
 
-export interface ValidationCaseResult {
+export interface HeldOutCaseResult {
   name: string;
   task: number;
   evaluation: CaseEvaluation;
@@ -36,10 +37,10 @@ export interface SegmentCaseOptions {
   batchSize?: number;
 }
 
-export interface ValidationCaseOptions extends SegmentCaseOptions {
+export interface HeldOutEvaluationOptions extends SegmentCaseOptions {
   /** Folder for `<case>.nii.gz` predictions. */
   predictionsDir: string;
-  onCase?: (done: number, total: number, result: ValidationCaseResult) => void;
+  onCase?: (done: number, total: number, result: HeldOutCaseResult) => void;
 }
 
 const caseName = (c: DatasetCase): string => basename(c.image.replace(/[\\/]+$/, '')).replace(/\.(nii(\.gz)?|zip)$/i, '');
@@ -74,8 +75,8 @@ export async function segmentAndEvaluateCase(model: TGNet, c: DatasetCase, optio
   return { name, task: info.id, evaluation, image, label, labelMap: segmentation.labelMap, seconds: (performance.now() - t0) / 1000 };
 }
 
-export async function predictValidationCases(model: TGNet, cases: readonly DatasetCase[], options: ValidationCaseOptions): Promise<ValidationCaseResult[]> {
-  const results: ValidationCaseResult[] = [];
+export async function evaluateHeldOutCases(model: TGNet, cases: readonly DatasetCase[], options: HeldOutEvaluationOptions): Promise<HeldOutCaseResult[]> {
+  const results: HeldOutCaseResult[] = [];
   for (const c of cases) {
     const t0 = performance.now();
     const { name, task, evaluation, image, label, labelMap } = await segmentAndEvaluateCase(model, c, options);

@@ -41,30 +41,24 @@ export function extractCrop<T extends Float32Array | Uint8Array>(source: T, shap
 export function flipAxis(data: Float32Array | Uint8Array, shape: DHW, axis: 0 | 1 | 2): void {
   const [D, H, W] = shape;
   if (data.length !== D * H * W) throw new Error(`flipAxis: data length is ${data.length}; expected ${D * H * W}`);
-  const swap = (i: number, j: number) => {
-    const t = data[i];
-    data[i] = data[j];
-    data[j] = t;
-  };
+  // Native reverse and block copies: a crop of millions of voxels flips in a few milliseconds, not tens.
   if (axis === 2) {
-    for (let r = 0; r < D * H; r++) {
-      const base = r * W;
-      for (let w = 0; w < W >> 1; w++) swap(base + w, base + W - 1 - w);
-    }
-  } else if (axis === 1) {
-    for (let d = 0; d < D; d++) {
-      for (let h = 0; h < H >> 1; h++) {
-        const a = (d * H + h) * W;
-        const b = (d * H + H - 1 - h) * W;
-        for (let w = 0; w < W; w++) swap(a + w, b + w);
-      }
-    }
-  } else {
-    const plane = H * W;
-    for (let d = 0; d < D >> 1; d++) {
-      const a = d * plane;
-      const b = (D - 1 - d) * plane;
-      for (let i = 0; i < plane; i++) swap(a + i, b + i);
+    for (let base = 0; base < data.length; base += W) data.subarray(base, base + W).reverse();
+    return;
+  }
+  // Axis 1 swaps rows within each slice, axis 0 whole slices: blocks of `block` values, `count` of them per group.
+  const block = axis === 1 ? W : H * W;
+  const count = axis === 1 ? H : D;
+  const groups = axis === 1 ? D : 1;
+  const temp = data instanceof Uint8Array ? new Uint8Array(block) : new Float32Array(block);
+  for (let g = 0; g < groups; g++) {
+    const origin = g * count * block;
+    for (let k = 0; k < count >> 1; k++) {
+      const a = origin + k * block;
+      const b = origin + (count - 1 - k) * block;
+      temp.set(data.subarray(a, a + block));
+      data.copyWithin(a, b, b + block);
+      data.set(temp, b);
     }
   }
 }

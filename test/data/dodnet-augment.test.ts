@@ -4,7 +4,7 @@
  * are refused. Proportions are checked over many draws of a fixed seed, within a few standard deviations.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_AUGMENT, DODNET_AUGMENT, planFlips, resolveAugment, type AugmentRecipe } from '../../src/data/augment.js';
+import { DEFAULT_AUGMENT, DODNET_AUGMENT, flipAxis, planFlips, resolveAugment, type AugmentRecipe } from '../../src/data/augment.js';
 import { Random } from '../../src/data/random.js';
 import { BatchSampler, foregroundIndex, planCrop, sampleCrop, type CropSource, type TrainingCase } from '../../src/data/sampler.js';
 
@@ -92,5 +92,31 @@ describe("augment: 'dodnet'", () => {
     const resumed = new BatchSampler([c], { batchSize: 2, cropSize: [8, 16, 16], seed: 99, augment: 'dodnet' });
     resumed.restorePosition(position);
     expect(Buffer.from(resumed.next().image.buffer).equals(Buffer.from(want.image.buffer))).toBe(true);
+  });
+});
+
+describe('flipAxis (the flips of every recipe)', () => {
+  it('reverses each axis of float and byte arrays, odd and even lengths, as a per-voxel reference does', () => {
+    for (const shape of [[3, 4, 5], [4, 5, 6], [1, 1, 7], [2, 1, 1], [5, 3, 2]] as [number, number, number][]) {
+      const [D, H, W] = shape;
+      for (const axis of [0, 1, 2] as const) {
+        const f = Float32Array.from({ length: D * H * W }, (_, i) => i * 0.5 - 3);
+        const b = Uint8Array.from({ length: D * H * W }, (_, i) => (i * 7) % 256);
+        const want = (src: ArrayLike<number>) => {
+          const out: number[] = [];
+          for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
+            const [sd, sh, sw] = [axis === 0 ? D - 1 - d : d, axis === 1 ? H - 1 - h : h, axis === 2 ? W - 1 - w : w];
+            out.push(src[(sd * H + sh) * W + sw]);
+          }
+          return out;
+        };
+        const [wf, wb] = [want(f), want(b)];
+        flipAxis(f, shape, axis);
+        flipAxis(b, shape, axis);
+        expect(Array.from(f), `${shape.join('x')} axis ${axis}`).toEqual(wf);
+        expect(Array.from(b), `${shape.join('x')} axis ${axis}`).toEqual(wb);
+      }
+    }
+    expect(() => flipAxis(new Float32Array(5), [1, 2, 3], 0)).toThrow(/flipAxis: data length is 5; expected 6/);
   });
 });

@@ -16,7 +16,14 @@ const port = parentPort;
 /** Open cache files, kept between jobs (a case's files are read again by its later crops). */
 const reader = new CachedFileReader();
 
-port.on('message', (job: CropJob) => void build(job));
+port.on('message', (message: CropJob | { close: true }) => {
+  if ('close' in message) {
+    // The pool is about to terminate this thread: close the cache files rather than leave them to the collector.
+    void reader.close().finally(() => port.postMessage({ closed: true }));
+  } else {
+    void build(message);
+  }
+});
 
 async function build(job: CropJob): Promise<void> {
   let reply: CropReply;

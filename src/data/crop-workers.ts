@@ -66,7 +66,7 @@ export class CropWorkerPool {
     if (!existsSync(script)) throw new Error(`CropWorkerPool: worker script ${String(script)} does not exist; expected a built crop-worker.js`);
     for (let i = 0; i < count; i++) {
       const worker = new Worker(script);
-      worker.on('message', (reply: CropReply) => this.settle(reply));
+      worker.on('message', (reply: CropReply | { closed: true }) => this.settle(reply));
       worker.on('error', (e) => this.fail(i, new Error(`crop worker ${i} failed: ${e.message}`)));
       worker.on('exit', (code) => { if (!this.closed) this.fail(i, new Error(`crop worker ${i} exited with code ${code}`)); });
       // An idle pool must not keep the process alive; a worker with jobs in hand does (see render).
@@ -117,10 +117,24 @@ export class CropWorkerPool {
       this.pending.delete(job);
       p.reject(new Error('CropWorkerPool: closed while the crop was being built'));
     }
+    // Each live worker closes its open cache files first (terminating would leave them to the garbage collector).
+    await Promise.all(this.workers.map((w, i) => (this.dead[i] ? Promise.resolve() : new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        w.off('message', onMessage);
+        resolve();
+      };
+      const onMessage = (reply: unknown) => { if ((reply as { closed?: boolean }).closed) done(); };
+      const timer = setTimeout(done, 2000);
+      w.on('message', onMessage);
+      w.ref();
+      w.postMessage({ close: true });
+    }))));
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
-  private settle(reply: CropReply): void {
+  private settle(reply: CropReply | { closed: true }): void {
+    if ('closed' in reply) return;
     const p = this.pending.get(reply.job);
     if (!p) return;
     this.pending.delete(reply.job);

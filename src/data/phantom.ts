@@ -302,21 +302,46 @@ function minRadius(cv: Canvas, voxels: number): number {
   return Math.max((cv.uSpan * voxels) / cv.nx, (cv.vSpan * voxels) / cv.ny, (cv.sSpan * voxels) / cv.nz);
 }
 
-/** Generates one phantom; the same options always give the same bytes. */
-export function generatePhantom(options: PhantomOptions): Phantom {
-  const [nz, ny, nx] = options.size;
-  for (const [i, n] of options.size.entries()) {
-    if (!Number.isInteger(n) || n < 4 || n > 4096) throw new Error(`generatePhantom: size[${i}] ([D, H, W]) is ${n}; expected an integer in [4, 4096]`);
-  }
-  const rng = new Random(options.seed);
-  const spacing: XYZ = options.spacing ?? phantomFieldSpacing(options.size);
-  spacing.forEach((mm, i) => {
-    if (!(mm > 0 && Number.isFinite(mm))) throw new Error(`generatePhantom: spacing[${i}] ([x, y, z] mm) is ${mm}; expected a positive number of mm`);
-  });
-  const cv = makeCanvas(nx, ny, nz, options.fitToGrid ? phantomFieldSpacing(options.size) : spacing, rng);
-  const { hu, structures: S, u, v, s } = cv;
+/** The body's outline: the semi-axes of its ellipse and where the subcutaneous fat ends, shared by the ribs. */
+interface Body {
+  a: number;
+  b: number;
+  fatFraction: number;
+}
 
-  // Body outline and fat layer: ellipses whose size drifts slowly along z.
+/** Where the vertebral bodies are, shared by the great vessels. */
+interface Spine {
+  u: number;
+  v: number;
+  r: number;
+}
+
+/** The anatomy the tumours grow in. */
+interface Organs {
+  lungs: Blob[];
+  colonPath: PointXYZ[];
+  liver: Blob;
+  kidneys: Blob[];
+  pancreasPath: PointXYZ[];
+}
+
+/** Texture of an organ: `base` HU plus `amplitude` times the noise at the voxel. */
+function organTexture(cv: Canvas, noise: LatticeNoise, base: number, amplitude: number): (i: number) => number {
+  const { nx, ny, u, v, s } = cv;
+  return (i) => {
+    const x = i % nx;
+    const y = Math.floor(i / nx) % ny;
+    const z = Math.floor(i / (nx * ny));
+    return base + amplitude * noise.sample((u[x] + 1) / 2, (v[y] + 1) / 2, s[z] / 2);
+  };
+}
+
+/** What a solid organ may grow over: fat, soft tissue, bowel and lung, never bone or vessels. */
+const softOrBowel = (id: number) => id === Structure.fat || id === Structure.softTissue || id === Structure.colon || id === Structure.lung;
+
+/** Body outline and fat layer: ellipses whose size drifts slowly along z; muscle wall and a mottle of visceral fat inside. */
+function paintBody(cv: Canvas): Body {
+  const { hu, structures: S, u, v, s, nx, ny, nz, rng } = cv;
   const bodyA = rng.uniform(0.84, 0.93);
   const bodyB = rng.uniform(0.62, 0.72);
   const fatFraction = rng.uniform(0.8, 0.9);
@@ -361,9 +386,12 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     }
   }
-  const inBody = (id: number) => id !== Structure.air;
+  return { a: bodyA, b: bodyB, fatFraction };
+}
 
-  // Spine: vertebral bodies with cortical rim and discs, spinal canal, posterior elements.
+/** Spine: vertebral bodies with cortical rim and discs, spinal canal, posterior elements. */
+function paintSpine(cv: Canvas): Spine {
+  const { hu, structures: S, u, v, s, nx, ny, nz, rng } = cv;
   const spineU = rng.uniform(-0.03, 0.03);
   const spineV = rng.uniform(0.36, 0.42);
   const spineR = rng.uniform(0.11, 0.14);
@@ -395,8 +423,12 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     }
   }
+  return { u: spineU, v: spineV, r: spineR };
+}
 
-  // Ribs: small bony cross-sections just inside the abdominal wall in the upper slices.
+/** Ribs: small bony cross-sections just inside the abdominal wall in the upper slices. */
+function paintRibs(cv: Canvas, body: Body): void {
+  const { hu, structures: S, u, v, s, nx, ny, nz, rng } = cv;
   const ribPhase = rng.uniform(0, 1);
   const ribs: PointXYZ[] = [];
   for (const side of [-1, 1]) {
@@ -406,8 +438,8 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     }
   }
   for (const [ru, rv, k] of ribs) {
-    const cu = ru * bodyA * fatFraction * 0.93;
-    const cvv = 0.03 + rv * bodyB * fatFraction * 0.9;
+    const cu = ru * body.a * body.fatFraction * 0.93;
+    const cvv = 0.03 + rv * body.b * body.fatFraction * 0.9;
     for (let z = 0; z < nz; z++) {
       if (s[z] < 0.95 + 0.04 * k) continue;
       if ((s[z] / 0.2 + ribPhase + k * 0.13) % 1 > 0.55) continue;
@@ -425,8 +457,11 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     }
   }
+}
 
-  // Small bowel loops: wandering soft-tissue tubes with fluid inside, in the lower abdomen.
+/** Small bowel loops: wandering soft-tissue tubes with fluid inside, in the lower abdomen. */
+function paintSmallBowel(cv: Canvas): void {
+  const { hu, structures: S, rng } = cv;
   const loops = rng.int(6, 10);
   for (let k = 0; k < loops; k++) {
     const points: PointXYZ[] = [[rng.uniform(-0.45, 0.45), rng.uniform(-0.45, 0.15), rng.uniform(0.15, 0.85)]];
@@ -442,34 +477,42 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     });
   }
+}
 
-  // Great vessels: aorta to the left of the spine, IVC to the right, both contrast-enhanced.
+/** Great vessels: aorta to the left of the spine, IVC to the right, both contrast-enhanced. */
+function paintGreatVessels(cv: Canvas, spine: Spine): void {
+  const { hu, structures: S, rng } = cv;
   const aortaR = rng.uniform(0.045, 0.06);
-  forTube(cv, [[spineU + 0.09, spineV - spineR - aortaR - 0.01, 0], [spineU + 0.08, spineV - spineR - aortaR, 2]], aortaR, (i) => {
+  forTube(cv, [[spine.u + 0.09, spine.v - spine.r - aortaR - 0.01, 0], [spine.u + 0.08, spine.v - spine.r - aortaR, 2]], aortaR, (i) => {
     S[i] = Structure.vessel;
     hu[i] = 170;
   });
-  forTube(cv, [[spineU - 0.13, spineV - spineR - 0.04, 0], [spineU - 0.14, spineV - spineR - 0.03, 2]], aortaR * 0.9, (i) => {
+  forTube(cv, [[spine.u - 0.13, spine.v - spine.r - 0.04, 0], [spine.u - 0.14, spine.v - spine.r - 0.03, 2]], aortaR * 0.9, (i) => {
     S[i] = Structure.vessel;
     hu[i] = 115;
   });
+}
 
-  // Lungs: upper slices only, air-filled parenchyma with faint vessel texture.
+/** Lungs: upper slices only, air-filled parenchyma with faint vessel texture. */
+function paintLungs(cv: Canvas): Blob[] {
+  const { hu, structures: S, rng } = cv;
   const lungTexture = new LatticeNoise(rng, 12);
+  const texture = organTexture(cv, lungTexture, -850, 60);
   const lungBlobs = [-1, 1].map((side) => makeBlob(rng, [side * 0.42, 0.1, 2.05], [0.34, 0.5, 0.5], 0.12, 0.03));
   for (const lung of lungBlobs) {
     forBlob(cv, lung, (i) => {
       if (S[i] === Structure.fat || S[i] === Structure.softTissue) {
         S[i] = Structure.lung;
-        const x = i % nx;
-        const y = Math.floor(i / nx) % ny;
-        const z = Math.floor(i / (nx * ny));
-        hu[i] = -850 + 60 * lungTexture.sample((u[x] + 1) / 2, (v[y] + 1) / 2, s[z] / 2);
+        hu[i] = texture(i);
       }
     });
   }
+  return lungBlobs;
+}
 
-  // Colon: a tube framing the abdomen (ascending, transverse, descending, sigmoid); gas or stool inside.
+/** Colon: a tube framing the abdomen (ascending, transverse, descending, sigmoid); gas or stool inside. */
+function paintColon(cv: Canvas): PointXYZ[] {
+  const { hu, structures: S, rng } = cv;
   const colonPath: PointXYZ[] = (
     [
       [-0.58, 0.05, 0.12],
@@ -483,40 +526,42 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     ] as PointXYZ[]
   ).map((p) => [p[0] + rng.uniform(-0.04, 0.04), p[1] + rng.uniform(-0.04, 0.04), p[2] + rng.uniform(-0.05, 0.05)] as PointXYZ);
   const colonR = rng.uniform(0.075, 0.095);
-  const colonContent = new LatticeNoise(rng, 10);
+  const content = organTexture(cv, new LatticeNoise(rng, 10), 0, 1);
   forTube(cv, colonPath, colonR, (i, t) => {
-    if (!inBody(S[i]) || S[i] === Structure.bone || S[i] === Structure.vessel) return;
+    if (S[i] === Structure.air || S[i] === Structure.bone || S[i] === Structure.vessel) return;
     S[i] = Structure.colon;
     if (t > 0.72) {
       hu[i] = 45;
     } else {
-      const x = i % nx;
-      const y = Math.floor(i / nx) % ny;
-      const z = Math.floor(i / (nx * ny));
-      const c = colonContent.sample((u[x] + 1) / 2, (v[y] + 1) / 2, s[z] / 2);
+      const c = content(i);
       hu[i] = c > 0.1 ? -900 : -150 + 200 * c; // gas pockets and mottled stool
     }
   });
+  return colonPath;
+}
 
-  const organTexture = (noise: LatticeNoise, base: number, amplitude: number) => (i: number) => {
-    const x = i % nx;
-    const y = Math.floor(i / nx) % ny;
-    const z = Math.floor(i / (nx * ny));
-    return base + amplitude * noise.sample((u[x] + 1) / 2, (v[y] + 1) / 2, s[z] / 2);
-  };
-  const softOrBowel = (id: number) => id === Structure.fat || id === Structure.softTissue || id === Structure.colon || id === Structure.lung;
-
-  // Liver: large blob on the patient's right, its dome reaching into the lung bases.
-  const liver = makeBlob(rng, [-0.4, -0.02, 1.35], [0.42, 0.46, 0.42], 0.2);
-  const liverHu = organTexture(new LatticeNoise(rng, 8), rng.uniform(95, 110), 6);
-  forBlob(cv, liver, (i) => {
+/** A solid organ: `blob` painted with `texture` wherever it may grow (softOrBowel). */
+function paintSolidOrgan(cv: Canvas, blob: Blob, id: number, texture: (i: number) => number): void {
+  const { hu, structures: S } = cv;
+  forBlob(cv, blob, (i) => {
     if (softOrBowel(S[i])) {
-      S[i] = Structure.liver;
-      hu[i] = liverHu(i);
+      S[i] = id;
+      hu[i] = texture(i);
     }
   });
+}
 
-  // Hepatic vessels: branching tubes from the hilum, only inside the liver.
+/** Liver: large blob on the patient's right, its dome reaching into the lung bases. */
+function paintLiver(cv: Canvas): Blob {
+  const { rng } = cv;
+  const liver = makeBlob(rng, [-0.4, -0.02, 1.35], [0.42, 0.46, 0.42], 0.2);
+  paintSolidOrgan(cv, liver, Structure.liver, organTexture(cv, new LatticeNoise(rng, 8), rng.uniform(95, 110), 6));
+  return liver;
+}
+
+/** Hepatic vessels: branching tubes from the hilum, only inside the liver. */
+function paintHepaticVessels(cv: Canvas, liver: Blob): void {
+  const { hu, structures: S, rng } = cv;
   const hilum: PointXYZ = [liver.centre[0] + 0.12, liver.centre[1] + 0.1, liver.centre[2] - 0.05];
   const branches = rng.int(4, 6);
   const vesselR = Math.max(rng.uniform(0.022, 0.03), minRadius(cv, 0.75));
@@ -534,18 +579,18 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     }, (k, along) => vesselR * (1.3 - 0.5 * ((k + along) / 2)));
   }
+}
 
-  // Spleen: posterior left upper quadrant.
+/** Spleen: posterior left upper quadrant. */
+function paintSpleen(cv: Canvas): void {
+  const { rng } = cv;
   const spleen = makeBlob(rng, [0.55, 0.28, 1.32], [0.15, 0.2, 0.22], 0.15);
-  const spleenHu = organTexture(new LatticeNoise(rng, 6), rng.uniform(110, 125), 5);
-  forBlob(cv, spleen, (i) => {
-    if (softOrBowel(S[i])) {
-      S[i] = Structure.spleen;
-      hu[i] = spleenHu(i);
-    }
-  });
+  paintSolidOrgan(cv, spleen, Structure.spleen, organTexture(cv, new LatticeNoise(rng, 6), rng.uniform(110, 125), 5));
+}
 
-  // Kidneys: bean-ish blobs beside the spine, enhancing cortex and darker sinus.
+/** Kidneys: bean-ish blobs beside the spine, enhancing cortex and darker sinus. */
+function paintKidneys(cv: Canvas): Blob[] {
+  const { hu, structures: S, rng } = cv;
   const kidneys = [-1, 1].map((side) => makeBlob(rng, [side * 0.36, 0.36, side < 0 ? 0.82 : 0.9], [0.11, 0.13, 0.24], 0.12, 0.03));
   for (const kidney of kidneys) {
     forBlob(cv, kidney, (i, t) => {
@@ -555,8 +600,12 @@ export function generatePhantom(options: PhantomOptions): Phantom {
       }
     });
   }
+  return kidneys;
+}
 
-  // Pancreas: a lobulated tube from the head (near the duodenum, patient's right) to the tail at the spleen.
+/** Pancreas: a lobulated tube from the head (near the duodenum, patient's right) to the tail at the spleen. */
+function paintPancreas(cv: Canvas): PointXYZ[] {
+  const { hu, structures: S, rng } = cv;
   const pancreasPath: PointXYZ[] = [
     [-0.2 + rng.uniform(-0.03, 0.03), 0.05 + rng.uniform(-0.03, 0.03), 0.95],
     [0.02, 0.1 + rng.uniform(-0.03, 0.03), 1.02 + rng.uniform(-0.04, 0.04)],
@@ -564,74 +613,113 @@ export function generatePhantom(options: PhantomOptions): Phantom {
     [0.42 + rng.uniform(-0.03, 0.03), 0.22, 1.18],
   ];
   const pancreasR = rng.uniform(0.045, 0.055);
-  const pancreasLobules = new LatticeNoise(rng, 14);
+  const lobules = organTexture(cv, new LatticeNoise(rng, 14), 80, 25);
   forTube(cv, pancreasPath, pancreasR, (i) => {
     if (softOrBowel(S[i])) {
       S[i] = Structure.pancreas;
-      const x = i % nx;
-      const y = Math.floor(i / nx) % ny;
-      const z = Math.floor(i / (nx * ny));
-      hu[i] = 80 + 25 * pancreasLobules.sample((u[x] + 1) / 2, (v[y] + 1) / 2, s[z] / 2);
+      hu[i] = lobules(i);
     }
   }, (k, along) => Math.max(pancreasR * (1.35 - 0.15 * (k + along)), minRadius(cv, 0.75)));
+  return pancreasPath;
+}
 
-  // Tumours: the required ones always, others at random; each grows only inside its organ.
+/** Lesions of `radius` (normalised units) grown from random voxels of `organIds[0]` near `hint`, only inside the organ. */
+function placeLesions(cv: Canvas, organIds: readonly number[], hint: Blob, id: number, radius: [number, number], huFn: (t: number) => number, count: number): void {
+  const { hu, structures: S, rng } = cv;
+  // At least 1.5 voxels along each axis, so a lesion stays visible on a coarse grid; per axis, because one
+  // radius from the coarsest axis (22 mm slices on the demo's 16-slice phantoms) blew every lesion up to a
+  // 34 mm-radius ball, larger in-plane than the kidney it grows from.
+  const minR: PointXYZ = [(2 * 1.5) / cv.nx, (2 * 1.5) / cv.ny, (2 * 1.5) / cv.nz];
+  for (let n = 0; n < count; n++) {
+    const centre = randomVoxelOf(cv, organIds[0], hint);
+    if (!centre) continue;
+    const r = rng.uniform(radius[0], radius[1]);
+    const lesion = makeBlob(rng, centre, [Math.max(minR[0], r), Math.max(minR[1], r), Math.max(minR[2], r)], 0.15, 0, 0.1);
+    forBlob(cv, lesion, (i, t) => {
+      if (organIds.includes(S[i])) {
+        S[i] = id;
+        hu[i] = huFn(t);
+      }
+    });
+  }
+}
+
+/** Tumours: the required ones always, others at random; each grows only inside its organ. */
+function paintTumours(cv: Canvas, organs: Organs, options: PhantomOptions): void {
+  const { rng } = cv;
   const required = new Set(options.requireTumours ?? []);
   const otherP = options.otherTumourProbability ?? 0.35;
   const wants = (kind: TumourKind) => required.has(kind) || rng.chance(otherP);
-  const placeLesions = (organIds: readonly number[], hint: Blob, id: number, radius: [number, number], huFn: (t: number) => number, count: number) => {
-    // At least 1.5 voxels along each axis, so a lesion stays visible on a coarse grid; per axis, because one
-    // radius from the coarsest axis (22 mm slices on the demo's 16-slice phantoms) blew every lesion up to a
-    // 34 mm-radius ball, larger in-plane than the kidney it grows from.
-    const minR: PointXYZ = [(2 * 1.5) / cv.nx, (2 * 1.5) / cv.ny, (2 * 1.5) / cv.nz];
-    for (let n = 0; n < count; n++) {
-      const centre = randomVoxelOf(cv, organIds[0], hint);
-      if (!centre) continue;
-      const r = rng.uniform(radius[0], radius[1]);
-      const lesion = makeBlob(rng, centre, [Math.max(minR[0], r), Math.max(minR[1], r), Math.max(minR[2], r)], 0.15, 0, 0.1);
-      forBlob(cv, lesion, (i, t) => {
-        if (organIds.includes(S[i])) {
-          S[i] = id;
-          hu[i] = huFn(t);
-        }
-      });
-    }
-  };
   if (wants('liver')) {
-    placeLesions([Structure.liver, Structure.hepaticVessel], liver, Structure.liverTumour, [0.05, 0.11], (t) => (t > 0.8 ? 70 : 35), rng.int(1, 3));
+    placeLesions(cv, [Structure.liver, Structure.hepaticVessel], organs.liver, Structure.liverTumour, [0.05, 0.11], (t) => (t > 0.8 ? 70 : 35), rng.int(1, 3));
   }
   if (wants('kidney')) {
-    const kidney = rng.pick(kidneys);
-    placeLesions([Structure.kidney, Structure.fat, Structure.softTissue], kidney, Structure.kidneyTumour, [0.05, 0.08], (t) => 70 + 40 * t, 1);
+    const kidney = rng.pick(organs.kidneys);
+    placeLesions(cv, [Structure.kidney, Structure.fat, Structure.softTissue], kidney, Structure.kidneyTumour, [0.05, 0.08], (t) => 70 + 40 * t, 1);
   }
   if (wants('pancreas')) {
-    const hint = makeBlob(rng, pancreasPath[1], [0.3, 0.12, 0.2], 0);
-    placeLesions([Structure.pancreas], hint, Structure.pancreasTumour, [0.035, 0.055], () => 40, 1);
+    const hint = makeBlob(rng, organs.pancreasPath[1], [0.3, 0.12, 0.2], 0);
+    placeLesions(cv, [Structure.pancreas], hint, Structure.pancreasTumour, [0.035, 0.055], () => 40, 1);
   }
   if (wants('colon')) {
-    const k = rng.int(0, colonPath.length - 2);
-    const mid: PointXYZ = [(colonPath[k][0] + colonPath[k + 1][0]) / 2, (colonPath[k][1] + colonPath[k + 1][1]) / 2, (colonPath[k][2] + colonPath[k + 1][2]) / 2];
+    const path = organs.colonPath;
+    const k = rng.int(0, path.length - 2);
+    const mid: PointXYZ = [(path[k][0] + path[k + 1][0]) / 2, (path[k][1] + path[k + 1][1]) / 2, (path[k][2] + path[k + 1][2]) / 2];
     const hint = makeBlob(rng, mid, [0.25, 0.25, 0.3], 0, 0);
-    placeLesions([Structure.colon], hint, Structure.colonTumour, [0.05, 0.075], () => 55, 1);
+    placeLesions(cv, [Structure.colon], hint, Structure.colonTumour, [0.05, 0.075], () => 55, 1);
   }
   if (wants('lung')) {
-    placeLesions([Structure.lung], rng.pick(lungBlobs), Structure.lungTumour, [0.03, 0.05], () => 25, rng.int(1, 2));
+    placeLesions(cv, [Structure.lung], rng.pick(organs.lungs), Structure.lungTumour, [0.03, 0.05], () => 25, rng.int(1, 2));
   }
+}
 
-  // Scanner noise (approximately Gaussian, sigma ~ 12 HU), then integer HU.
+/** Scanner noise (approximately Gaussian, sigma ~ 12 HU, half in air), then integer HU in the CT range. */
+function scannerNoise(cv: Canvas): Int16Array {
+  const { hu, structures: S, rng } = cv;
   const huOut = new Int16Array(hu.length);
   for (let i = 0; i < hu.length; i++) {
     const noise = (rng.next() + rng.next() + rng.next() - 1.5) * 2 * 12;
     const value = S[i] === Structure.air ? hu[i] + noise * 0.5 : hu[i] + noise;
     huOut[i] = Math.max(-1024, Math.min(3071, Math.round(value)));
   }
+  return huOut;
+}
+
+/**
+ * A phantom abdomen: each structure painted in turn over the last (the order, and each painter's random draws,
+ * fix the bytes of a seed), then scanner noise.
+ */
+export function generatePhantom(options: PhantomOptions): Phantom {
+  const [nz, ny, nx] = options.size;
+  for (const [i, n] of options.size.entries()) {
+    if (!Number.isInteger(n) || n < 4 || n > 4096) throw new Error(`generatePhantom: size[${i}] ([D, H, W]) is ${n}; expected an integer in [4, 4096]`);
+  }
+  const rng = new Random(options.seed);
+  const spacing: XYZ = options.spacing ?? phantomFieldSpacing(options.size);
+  spacing.forEach((mm, i) => {
+    if (!(mm > 0 && Number.isFinite(mm))) throw new Error(`generatePhantom: spacing[${i}] ([x, y, z] mm) is ${mm}; expected a positive number of mm`);
+  });
+  const cv = makeCanvas(nx, ny, nz, options.fitToGrid ? phantomFieldSpacing(options.size) : spacing, rng);
+  const body = paintBody(cv);
+  const spine = paintSpine(cv);
+  paintRibs(cv, body);
+  paintSmallBowel(cv);
+  paintGreatVessels(cv, spine);
+  const lungs = paintLungs(cv);
+  const colonPath = paintColon(cv);
+  const liver = paintLiver(cv);
+  paintHepaticVessels(cv, liver);
+  paintSpleen(cv);
+  const kidneys = paintKidneys(cv);
+  const pancreasPath = paintPancreas(cv);
+  paintTumours(cv, { lungs, colonPath, liver, kidneys, pancreasPath }, options);
+  const hu = scannerNoise(cv);
   // RAS affine of a typical axial CT converted from DICOM (LPS): x and y indices run towards the
   // patient's left and back, z towards the head; origin at the volume centre.
   const [sx, sy, sz] = spacing;
   const affine = [-sx, 0, 0, (sx * (nx - 1)) / 2, 0, -sy, 0, (sy * (ny - 1)) / 2, 0, 0, sz, (-sz * (nz - 1)) / 2, 0, 0, 0, 1];
-  return { hu: huOut, structures: S, shape: [nx, ny, nz], spacing, affine };
+  return { hu, structures: cv.structures, shape: [nx, ny, nz], spacing, affine };
 }
-
 
 /**
  * The label volume a task's dataset would hold for this phantom: only that task's structures, in

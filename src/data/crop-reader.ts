@@ -3,6 +3,7 @@
  * slices) its region overlaps, by positioned reads, so memory follows the crops being built and not the size or
  * number of the cases. The crop is bit for bit the one cut from the whole case in memory (renderCropFromBox).
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { renderCropFromBox, type CaseBox, type Crop, type CropOptions, type CropPlan } from './sampler.js';
 import { dhwFromXyz, type DHW, type XYZ } from '../common/shape.js';
@@ -133,6 +134,70 @@ export class CachedFileReader implements PositionedReader {
 
   private closeFile(f: OpenFile): void {
     f.opening.then(({ file }) => file.close(), () => undefined).catch(() => undefined);
+  }
+}
+
+/**
+ * Blocking positioned reads (readSync) through a small LRU of open files, for worker threads: a worker has nothing
+ * else to do meanwhile, and skipping the thread pool's round trips reads a crop's rows in about half the time.
+ */
+export class SyncFileReader implements PositionedReader {
+  bytesRead = 0;
+  reads = 0;
+  private readonly files = new Map<string, { fd: number; size: number }>();
+
+  constructor(private readonly maxOpen = 64) {
+    if (!Number.isInteger(maxOpen) || maxOpen < 1) throw new Error(`SyncFileReader: maxOpen is ${maxOpen}; expected a positive integer`);
+  }
+
+  async size(path: string): Promise<number> {
+    return this.open(path).size;
+  }
+
+  async read(path: string, into: Uint8Array, position: number): Promise<void> {
+    const { fd } = this.open(path);
+    let done = 0;
+    while (done < into.byteLength) {
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(fd, into, done, into.byteLength - done, position + done);
+      } catch (e) {
+        throw new Error(`${path}: read of ${into.byteLength} bytes at offset ${position} failed (${(e as Error).message})`);
+      }
+      if (bytesRead === 0) throw new Error(`${path}: ended after ${position + done} bytes; expected ${into.byteLength} bytes at offset ${position} (truncated cache file?)`);
+      done += bytesRead;
+    }
+    this.bytesRead += into.byteLength;
+    this.reads++;
+  }
+
+  async close(): Promise<void> {
+    for (const { fd } of this.files.values()) closeSync(fd);
+    this.files.clear();
+  }
+
+  private open(path: string): { fd: number; size: number } {
+    const hit = this.files.get(path);
+    if (hit) {
+      this.files.delete(path);
+      this.files.set(path, hit);
+      return hit;
+    }
+    let f: { fd: number; size: number };
+    try {
+      const fd = openSync(path, 'r');
+      f = { fd, size: fstatSync(fd).size };
+    } catch (e) {
+      throw new Error(`${path}: cannot read cached case file (${(e as Error).message})`);
+    }
+    this.files.set(path, f);
+    // Nothing else holds a descriptor between calls (they are synchronous), so the oldest can close at once.
+    for (const [oldest, g] of this.files) {
+      if (this.files.size <= this.maxOpen) break;
+      this.files.delete(oldest);
+      closeSync(g.fd);
+    }
+    return f;
   }
 }
 

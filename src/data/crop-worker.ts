@@ -6,15 +6,15 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { renderCrop, type Crop } from './sampler.js';
-import { CachedFileReader, renderCropFromFiles, type PositionedReader } from './crop-reader.js';
+import { SyncFileReader, renderCropFromFiles, type PositionedReader } from './crop-reader.js';
 import { labelToTarget } from './tasks.js';
 import type { CropJob, CropReply } from './crop-workers.js';
 
 if (!parentPort) throw new Error('crop-worker.js runs as a worker thread (new Worker), not as a program');
 const port = parentPort;
 
-/** Open cache files, kept between jobs (a case's files are read again by its later crops). */
-const reader = new CachedFileReader();
+/** Open cache files, kept between jobs (a case's files are read again by its later crops); blocking reads, see SyncFileReader. */
+const reader = new SyncFileReader();
 
 port.on('message', (message: CropJob | { close: true }) => {
   if ('close' in message) {

@@ -13,7 +13,7 @@ import { dhwFromXyz, type DHW } from '../../src/common/shape.js';
 import { DEFAULT_AUGMENT, NO_AUGMENT, type AugmentOptions, type AugmentRecipe } from '../../src/data/augment.js';
 import { preprocessCollection, type CaseSummary } from '../../src/data/case-cache.js';
 import { CaseStore, StreamingBatchSampler, type StreamingBatchSamplerOptions } from '../../src/data/case-store.js';
-import { CachedFileReader, caseFilesOf, cropReadBox, readCaseBox, renderCropFromFiles, type PositionedReader } from '../../src/data/crop-reader.js';
+import { CachedFileReader, SyncFileReader, caseFilesOf, cropReadBox, readCaseBox, renderCropFromFiles, type PositionedReader } from '../../src/data/crop-reader.js';
 import { loadMsdCollection, type DatasetCase } from '../../src/data/datasets.js';
 import { preprocessDataset, type CachedCase } from '../../src/data/preprocess-cache.js';
 import { Random } from '../../src/data/random.js';
@@ -72,7 +72,8 @@ function countingReader(): PositionedReader & { bytes: number; reads: number; in
 
 describe('renderCropFromFiles', () => {
   it('is renderCrop of the whole case bit for bit, with every augmentation off and on, rows or slabs, padded or not', async () => {
-    const reader = new CachedFileReader(2);
+    // Both readers, each with fewer open files than cases, so their LRUs close and reopen files along the way.
+    const readers = [new CachedFileReader(2), new SyncFileReader(3)];
     let padded = 0;
     for (const [what, augment] of SETTINGS) {
       for (const cropSize of [[8, 16, 16], [24, 32, 32], [3, 5, 7]] as DHW[]) {
@@ -85,8 +86,8 @@ describe('renderCropFromFiles', () => {
           const shape = dhwFromXyz(c.shape);
           if (plan.start.some((p, a) => p < 0 || p + plan.regionSize[a] > shape[a])) padded++;
           const want = renderCrop(c, cropSize, plan);
-          for (const read of ['rows', 'slabs'] as const) {
-            const got = await renderCropFromFiles(caseFilesOf(s.id, s.stem, s.shape), cropSize, plan, reader, { read });
+          for (const [r, read] of [[0, 'rows'], [1, 'slabs'], [1, 'rows']] as const) {
+            const got = await renderCropFromFiles(caseFilesOf(s.id, s.stem, s.shape), cropSize, plan, readers[r], { read });
             expect(bytes(got.image).equals(bytes(want.image)), `${what} ${cropSize.join('x')} #${k} ${read}: image`).toBe(true);
             expect(bytes(got.label).equals(bytes(want.label)), `${what} ${cropSize.join('x')} #${k} ${read}: label`).toBe(true);
             expect(got.flipped).toEqual(want.flipped);
@@ -96,7 +97,7 @@ describe('renderCropFromFiles', () => {
     }
     // The padded regions (crops larger than the case, zooms near the edges) were part of it.
     expect(padded).toBeGreaterThan(20);
-    await reader.close();
+    await Promise.all(readers.map((r) => r.close()));
   });
 
   it('reads only the rows of the slices its region overlaps (or those whole slices with slabs), once each', async () => {
@@ -136,8 +137,14 @@ describe('renderCropFromFiles', () => {
     await preprocessCollection([cases[0]], shortDir);
     const short = caseFilesOf(cases[0].id, join(shortDir, ...cases[0].id.split('/')), s.shape);
     await truncate(short.image, 100);
-    await expect(renderCropFromFiles(short, [8, 16, 16], planCrop(s, [8, 16, 16], new Random(1)), reader)).rejects.toThrow(
-      `${short.image}: 100 bytes; expected ${voxels * 4} for shape [x, y, z] = [${s.shape.join(', ')}] (truncated or stale cache file?)`);
+    const sync = new SyncFileReader();
+    for (const r of [reader, sync]) {
+      await expect(renderCropFromFiles(short, [8, 16, 16], planCrop(s, [8, 16, 16], new Random(1)), r)).rejects.toThrow(
+        `${short.image}: 100 bytes; expected ${voxels * 4} for shape [x, y, z] = [${s.shape.join(', ')}] (truncated or stale cache file?)`);
+      await expect(r.read(short.image, new Uint8Array(50), 80)).rejects.toThrow(`${short.image}: ended after 100 bytes; expected 50 bytes at offset 80 (truncated cache file?)`);
+    }
+    await expect(renderCropFromFiles(broken, [8, 16, 16], planCrop(s, [8, 16, 16], new Random(1)), sync)).rejects.toThrow(`${broken.label}: cannot read cached case file (ENOENT`);
+    await sync.close();
     const [D, H, W] = dhwFromXyz(s.shape);
     await expect(readCaseBox(files, { origin: [D - 1, 0, 0], shape: [2, H, W] }, reader)).rejects.toThrow(/does not fit case Task03_Liver\/liver_000/);
     expect(() => cropReadBox([D, H, W], { start: [0, 0, 0], regionSize: [1, 1, 1] }, 'columns' as 'rows')).toThrow(/mode is "columns"; expected 'rows' or 'slabs'/);

@@ -16,8 +16,9 @@ import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/
 import { PHANTOM_GENERATOR_VERSION } from '../data/phantom.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
-import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
+import { buildPaperTable, formatPaperTableMarkdown, formatPaperTableText, jsonNumbers, paperTableToJson, summaryJson, type ModelResults } from '../eval/paper-table.js';
 import { summariseByTask } from '../eval/report.js';
+import { compareOverSeeds, formatSeedComparisonMarkdown, formatSeedComparisonText } from '../eval/seed-comparison.js';
 import { reportHtml } from '../eval/report-html.js';
 import { isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
 import { TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
@@ -45,6 +46,8 @@ const DEMO_OPTIONS = {
   lr: option('LR', 'peak learning rate (default: the profile\'s)', numberValue((n) => Number.isFinite(n) && n > 0, 'a positive learning rate'), { default: null }),
   variant: option('V', `${TGNET_VARIANTS.join(' | ')} (default tgnet)`, choiceValue(TGNET_VARIANTS), { default: 'tgnet' as TGNetVariant }),
   compare: flag('train dodnet, tgnet-a and tgnet with the same seed and budget; print them side by side'),
+  seeds: option('N', 'train each model with N seeds (--seed, --seed + 1, ...: the weights and the crop stream; the phantoms and the split stay those of --seed) and report the mean and spread of every task channel, and which differences between models exceed the seed-to-seed spread (default 1)',
+    integerValue(1), { default: 1 }),
   checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients)'),
   flips: toggle('average the 8 mirrorings at evaluation (default: on for the gpu profile)'),
   cache: option('DIR', 'where the phantom collection and its preprocessed cases are kept (default .tgnet-cache); synthesised once per seed and size, then reused',
@@ -88,6 +91,8 @@ function timestamp(): string {
 
 interface VariantResult {
   variant: TGNetVariant;
+  /** The training seed (weights and crops). */
+  seed: number;
   folder: string;
   results: ModelResults;
   trainSeconds: number;
@@ -163,7 +168,7 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
       ],
       generatedAt: new Date().toISOString(),
     }));
-    return { variant, folder: dir, results, trainSeconds, evalSeconds };
+    return { variant, seed, folder: dir, results, trainSeconds, evalSeconds };
   } finally {
     await session.close();
     await folder.close();
@@ -200,18 +205,29 @@ async function runDemo(args: DemoArgs, context: CommandContext): Promise<void> {
   const runDir = args.out ?? join('runs', `demo-${timestamp()}`);
   const data = await prepareData(config, args.seed, runDir, args.cache, log);
   const variants = args.compare ? COMPARE_VARIANTS : [args.variant];
+  const seeds = Array.from({ length: args.seeds }, (_, k) => args.seed + k);
   const results: VariantResult[] = [];
   for (const variant of variants) {
-    results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, args.seed, args.compare ? join(runDir, variant) : runDir, log));
+    for (const seed of seeds) {
+      const dir = join(runDir, ...(args.compare ? [variant] : []), ...(seeds.length > 1 ? [`seed-${seed}`] : []));
+      results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, seed, dir, log));
+    }
   }
-  const table = buildPaperTable(results.map((r) => r.results));
+  const rowName = (r: VariantResult) => (seeds.length > 1 ? `${r.variant}@${r.seed}` : r.variant);
+  const table = buildPaperTable(results.map((r) => ({ ...r.results, model: rowName(r) })));
   log('');
   log(`Validation results (${data.val.length} held-out phantoms; Dice %, HD95 in voxels; ${TASKS.length} tasks):`);
   log(formatPaperTableText(table));
-  for (const r of results) log(`${r.variant}: trained in ${formatDuration(r.trainSeconds)}, evaluated in ${formatDuration(r.evalSeconds)}; report ${join(r.folder, 'report.html')}`);
-  if (args.compare) {
-    await writeFileAtomic(join(runDir, 'compare.json'), `${JSON.stringify({ table: paperTableToJson(table), seconds: results.map((r) => ({ variant: r.variant, train: r.trainSeconds, evaluate: r.evalSeconds })) }, null, 2)}\n`);
-    await writeFileAtomic(join(runDir, 'compare.md'), `${formatPaperTableMarkdown(table)}\n`);
+  for (const r of results) log(`${rowName(r)}: trained in ${formatDuration(r.trainSeconds)}, evaluated in ${formatDuration(r.evalSeconds)}; report ${join(r.folder, 'report.html')}`);
+  const overSeeds = seeds.length > 1 ? compareOverSeeds(results.map((r) => ({ model: r.variant, seed: r.seed, tasks: r.results.tasks }))) : null;
+  if (overSeeds) {
+    log('');
+    log(formatSeedComparisonText(overSeeds));
+  }
+  if (args.compare || overSeeds) {
+    const seconds = results.map((r) => ({ variant: r.variant, seed: r.seed, train: r.trainSeconds, evaluate: r.evalSeconds }));
+    await writeFileAtomic(join(runDir, 'compare.json'), `${JSON.stringify({ table: paperTableToJson(table), seeds: overSeeds && jsonNumbers(overSeeds), seconds }, null, 2)}\n`);
+    await writeFileAtomic(join(runDir, 'compare.md'), `${formatPaperTableMarkdown(table)}\n${overSeeds ? `\n${formatSeedComparisonMarkdown(overSeeds)}\n` : ''}`);
   }
   log(`total time ${formatDuration((performance.now() - t0) / 1000)}`);
   log(resolve(runDir));

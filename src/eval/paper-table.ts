@@ -199,7 +199,7 @@ export function formatPaperTableMarkdown(table: PaperTable): string {
 }
 
 /** JSON-safe copy: NaN written as null. */
-function jsonNumbers<T>(value: T): T {
+export function jsonNumbers<T>(value: T): T {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as T;
 }
 

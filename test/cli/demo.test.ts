@@ -85,7 +85,26 @@ describe('tgnet demo', () => {
     expect(checkpoint.meta).toMatchObject({ variant: 'tgnet', width: 2, step: 4, optimizer: 'adam' });
   });
 
+  it('--seeds 2 trains each seed into its own folder and reports the mean and spread over the seeds', async () => {
+    const out = join(dir, 'seeds');
+    const lines = captureOutput();
+    await demoCommand(['--profile', 'tiny', '--out', out, '--cache', join(dir, 'cache'), '--seed', '2', '--seeds', '2', '--steps', '2']);
+    const text = lines.join('\n');
+    expect(readdirSync(out).sort()).toEqual(['compare.json', 'compare.md', 'seed-2', 'seed-3', 'split.json']);
+    for (const seed of [2, 3]) {
+      const config = JSON.parse(readFileSync(join(out, `seed-${seed}`, 'config.json'), 'utf8')) as Record<string, unknown>;
+      expect(config).toMatchObject({ variant: 'tgnet', seed });
+    }
+    expect(text).toMatch(/tgnet@2 .*\n(.|\n)*tgnet@3/);
+    expect(text).toMatch(/Dice % over 2 training seeds \(2, 3\): mean ± sample standard deviation/);
+    const json = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8')) as { seeds: { seeds: number[]; rows: { model: string }[] } };
+    expect(json.seeds.seeds).toEqual([2, 3]);
+    expect(json.seeds.rows.map((r) => r.model)).toEqual(['tgnet']);
+    expect(readFileSync(join(out, 'compare.md'), 'utf8')).toMatch(/over 2 training seeds/);
+  });
+
   it('refuses bad arguments with the flag, the value and what was expected', () => {
+    expect(() => parseDemoArgs(['--seeds', '0'])).toThrow(/--seeds is "0"; expected an integer >= 1/);
     expect(() => parseDemoArgs(['--profile', 'huge'])).toThrow(/--profile is "huge"; expected one of software, gpu, tiny/);
     expect(() => parseDemoArgs(['--steps', '0'])).toThrow(/--steps is "0"; expected an integer >= 1/);
     expect(() => parseDemoArgs(['--variant', 'unet'])).toThrow(/--variant is "unet"; expected one of tgnet/);

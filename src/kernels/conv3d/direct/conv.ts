@@ -5,7 +5,6 @@
 import type { Gpu } from '../../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
 import { alignedWindow } from '../../runtime/windows.js';
-import { linearMain } from '../../runtime/wgsl.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { NORM_RELU_WGSL, residualKind, residualTerm, type Conv3dOptions, type ResidualKind } from '../options.js';
 import { whole } from '../slabs.js';
@@ -22,10 +21,10 @@ const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKi
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
-    srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32', gateBase: 'u32',
+    sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32', gateBase: 'u32',
   },
   storage: {
-    src: readOnly('f32'), ws: readOnly('vec4f'), ...(hasBias ? { bs: readOnly('f32') } : {}),
+    src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
     ...(normRelu ? { cfs: readOnly('vec4f') } : {}),
     ...(residual !== 'none' ? { rs: readOnly('f32') } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
     dst: readWrite('f32'),
@@ -53,45 +52,49 @@ function convShader(
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
   const K3 = k ** 3;
-  const NV = packedVectors(ct);
-  /** One source row's loads and FMAs; `weight(kw, jv)` is the WGSL of the vec4 of taps kw, channels 4jv.. of this row. */
-  const row = (weight: (kw: number, jv: number) => string): string[] => {
+  /** One source row's loads and FMAs; `weight(kw, c)` is the WGSL of the weight of tap kw of this row, channel c0 + c. */
+  const row = (weight: (kw: number, c: number) => string): string[] => {
     const lines: string[] = [];
     for (let i = 0; i < L; i++) {
       const value = `src[select(0u, u32(rowBase + ${i}), ok${i})]`;
       lines.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
     }
     for (let kw = 0; kw < k; kw++) {
-      for (let jv = 0; jv < NV; jv++) lines.push(`let wv${jv}_${kw} = ${weight(kw, jv)};`);
       for (let c = 0; c < ct; c++) {
-        const w = `wv${c >> 2}_${kw}.${'xyzw'[c & 3]}`;
-        for (let v = 0; v < vw; v++) lines.push(`a${c}_${v} = fma(${w}, x${v * s + kw}, a${c}_${v});`);
+        // One line per weight: its FMAs are straight-line code, no branch.
+        const fmas = Array.from({ length: vw }, (_, v) => `a${c}_${v} = fma(w${c}_${kw}, x${v * s + kw}, a${c}_${v});`);
+        lines.push(`let w${c}_${kw} = ${weight(kw, c)}; ${fmas.join(' ')}`);
       }
     }
     return lines;
   };
-  // With subgroups (channel blocks uniform per workgroup, one vec4 per tap): each lane loads distinct taps of this
-  // (kd) slice of this source channel's filter and the taps reach every lane by constant-index broadcasts, so a
-  // lane issues ceil(k^2 / sg) weight loads per slice instead of k^2; the kh loop is unrolled for the constant lane
-  // indices (unrolling kd too made the code outgrow the instruction cache: slower). Same FMAs in the same order.
+  const tap = (t: string) => (j.flip ? `${K3 - 1}u - (${t})` : t);
+  // With subgroups (channel blocks uniform per workgroup): the CT x k^2 weights of a (kd) slice of this source
+  // channel's filters are the same for all lanes, and lavapipe loads lane by lane even then, so each lane loads
+  // different ones (ceil(CT k^2 / sg) loads instead of CT k^2) and they reach every lane by constant-index
+  // broadcasts; the kh loop is unrolled for the constant lane indices (unrolling kd too made the code outgrow the
+  // instruction cache: slower). Same FMAs in the same order as the loop form.
   const broadcast = sg > 0 && !foldChannels;
   let taps: string;
   if (broadcast) {
     const K2 = k * k;
-    const regs = Math.ceil(K2 * NV / sg);
-    const loads = Array.from({ length: regs }, (_, m) => `let wr${m} = ws[min(wSlice + min(sgl + ${m * sg}u, ${K2 * NV - 1}u), p.wLast)];`);
+    const values = ct * K2;
+    const loads: string[] = [];
+    for (let m = 0; m < Math.ceil(values / sg); m++) {
+      loads.push(`let we${m} = min(sgl + ${m * sg}u, ${values - 1}u); let wc${m} = we${m} / ${K2}u;`);
+      loads.push(`let wr${m} = select(0.0, ws[min((c0 + wc${m}) * p.sDst + ci * p.sSrc + ${tap(`kd * ${K2}u + we${m} % ${K2}u`)}, p.wLast)], c0 + wc${m} < p.Cd);`);
+    }
     const blocks: string[] = [];
     for (let kh = 0; kh < k; kh++) {
       blocks.push(`{
         let ih = ih0 + ${kh};
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
-        ${row((kw, jv) => { const q = (kh * k + kw) * NV + jv; return `subgroupBroadcast(wr${Math.floor(q / sg)}, ${q % sg}u)`; }).join('\n        ')}
+        ${row((kw, c) => { const e = c * K2 + kh * k + kw; return `subgroupBroadcast(wr${Math.floor(e / sg)}, ${e % sg}u)`; }).join('\n        ')}
       }`);
     }
     taps = `for (var kd = 0u; kd < K; kd++) {
       let id = id0 + i32(kd);
-      let wSlice = (wRow + kd * ${K2}u) * ${NV}u;
       ${loads.join('\n      ')}
       ${blocks.join('\n      ')}
     }`;
@@ -103,7 +106,7 @@ function convShader(
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
         let tapRow = (kd * K + kh) * K;
-        ${row((kw, jv) => `ws[min((wRow + tapRow + ${kw}u) * ${NV}u + ${jv}u, p.wLast)]`).join('\n        ')}
+        ${row((kw, c) => `ws[min(wBase + ${c}u * p.sDst + ${tap(`tapRow + ${kw}u`)}, p.wLast)]`).join('\n        ')}
       }
     }`;
   }
@@ -143,7 +146,7 @@ ${directMain(wg, broadcast)}
   ${accumulators(ct, vw).join('\n  ')}
   for (var ci = 0u; ci < p.Cs; ci++) {
     let cBase = i32(p.srcBase + n * p.srcNS + ci * DHW);
-    let wRow = ((c0 / ${ct}u) * p.Cs + ci) * K3;
+    let wBase = c0 * p.sDst + ci * p.sSrc;
     ${normRelu ? 'let cf = cfs[p.cfBase + n * p.Cs + ci];' : ''}
     ${taps}
   }
@@ -165,7 +168,8 @@ function runConv(
   const groups = batchGroups(j.N, srcSample + slack, dstSample + slack, budget);
   if (!groups) return false;
   const canBroadcast = gpu.subgroupSize !== null && j.k <= BROADCAST_MAX_KERNEL && j.Do * j.Ho * Math.ceil(j.Wo / 4) >= FOLD_BELOW;
-  const b = blocking ?? broadcastBlocking(j.Cd, canBroadcast);
+  // Stride 2 reads (vw - 1) * 2 + k source values a row: 8 channels would pass the WGSL size budget there.
+  const b = blocking ?? broadcastBlocking(j.Cd, canBroadcast && j.s === 1);
   const hasBias = bias !== null;
   const nWg = Math.ceil(j.Wo / b.vw);
   const nGroups = j.Do * j.Ho * nWg;
@@ -182,11 +186,8 @@ function runConv(
   const pipeline = sg
     ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, sg)}`, sig.access)
     : sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, 0));
-  const packedSize = nCB * packedVectors(b.ct) * 4 * j.Cs * j.k ** 3;
-  if (packedSize > budget) return false;
-  const packed = gpu.pool.acquire(packedSize * 4, `${label} packed weights`);
-  packWeights(gpu, w, packed, j, b.ct, nCB);
-  const weights = whole(packed, packedSize);
+  const wSize = j.Cd * j.Cs * j.k ** 3;
+  const weights = whole(w, wSize);
   for (const [n0, nc] of groups) {
     const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample);
     const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample);
@@ -196,7 +197,7 @@ function runConv(
     const total = foldChannels ? nVB * nc : nVB * nCB * nc;
     const uniforms = {
       total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
-      srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: packedSize / 4 - 1,
+      sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
       cfBase: n0 * j.Cs, gateBase: n0 * j.Cd,
     };
     const buffers = {
@@ -207,56 +208,7 @@ function runConv(
     const flops = 2 * nc * j.Cd * j.Cs * j.k ** 3 * j.Do * j.Ho * j.Wo;
     gpu.dispatch({ pipeline, label, workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }
-  // Pooled buffers are reused in stream order: the next user's dispatches run after these.
-  gpu.pool.release(packed);
   return true;
-}
-
-/** vec4s per (channel block, source channel, tap) of the packed weights: CT channels, four to a vec4. */
-function packedVectors(ct: number): number {
-  return Math.ceil(ct / 4);
-}
-
-const packSignature = () => cachedSignature('conv3d direct weight packing', () => kernelSignature('conv3d direct weight packing', {
-  uniforms: { total: 'u32', Cs: 'u32', Cd: 'u32', K3: 'u32', ct: 'u32', nv: 'u32', sDst: 'u32', sSrc: 'u32', flip: 'u32', wLast: 'u32' },
-  storage: { ws: readOnly('f32'), packed: readWrite('vec4f') },
-}));
-
-const PACK_WG = 64;
-
-/**
- * The weights in the order the conv kernel reads them: vec4 ((cb * Cs + ci) * k^3 + t) * nv + jv holds taps t (in
- * loop order, flipped for the data gradient) of destination channels cb * CT + 4 * jv + (0..3) (zero past CT or Cd).
- * lavapipe's Mesa 25.0 loads a storage element with an address computed from anything but constants lane by lane
- * (a loop over the eight SIMD lanes with a bounds branch each), even when all lanes read the same weight: one vec4
- * load brings four channels' weights for the cost of one scalar weight load, which was two thirds of the kernel's time.
- */
-function packWeights(gpu: Gpu, w: GPUBuffer, packed: GPUBuffer, j: ConvJob, ct: number, nCB: number): void {
-  const K3 = j.k ** 3;
-  const nv = packedVectors(ct);
-  const total = nCB * j.Cs * K3 * nv;
-  const sig = packSignature();
-  const loads: string[] = [];
-  for (let c = 0; c < 4; c++) {
-    loads.push(`let d${c} = cb * p.ct + jv * 4u + ${c}u; let ok${c} = (jv * 4u + ${c}u < p.ct) & (d${c} < p.Cd);`);
-    loads.push(`let v${c} = select(0.0, ws[min(select(0u, d${c} * p.sDst + src, ok${c}), p.wLast)], ok${c});`);
-  }
-  const pipeline = sig.pipeline(gpu, `conv3d:direct:pack:${PACK_WG}`, () => /* wgsl */ `
-${linearMain(PACK_WG)}
-  if (gid >= p.total) { return; }
-  let jv = gid % p.nv; let r = gid / p.nv; let t = r % p.K3; let r2 = r / p.K3; let ci = r2 % p.Cs; let cb = r2 / p.Cs;
-  let src = ci * p.sSrc + select(t, p.K3 - 1u - t, p.flip == 1u);
-  ${loads.join('\n  ')}
-  packed[gid] = vec4f(v0, v1, v2, v3);
-}`);
-  const wSize = j.Cd * j.Cs * K3;
-  gpu.dispatch({
-    pipeline, label: 'conv3d:pack', workgroups: Math.ceil(total / PACK_WG),
-    ...sig.bind(
-      { total, Cs: j.Cs, Cd: j.Cd, K3, ct, nv, sDst: j.sDst, sSrc: j.sSrc, flip: j.flip ? 1 : 0, wLast: wSize - 1 },
-      { ws: whole(w, wSize), packed: whole(packed, total * 4) },
-    ),
-  });
 }
 
 /**

@@ -20,7 +20,11 @@ const stridedSignature = kernelSignature('conv3d direct backward data', {
   storage: { gs: readOnly('f32'), ws: readOnly('f32'), gxs: readWrite('f32') },
 });
 
-function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string {
+/**
+ * `sg` > 0 (the subgroup size): a row's CT x k weights, the same for all lanes, are loaded once per subgroup (each
+ * lane different ones) and broadcast by constant lane index, as in the convolution kernel (see conv.ts).
+ */
+function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number, sg: number): string {
   const { k, s, p: pad } = g;
   const { ct, vw } = b;
   const K3 = k ** 3;
@@ -38,11 +42,20 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string
     const name = yName(o);
     body.push(`let ok_${name} = rowOk & (u32(q0 + ${o}) < p.Wo); let ${name} = select(0.0, gs[select(0u, u32(rowBase + ${o}), ok_${name})], ok_${name});`);
   }
+  const values = ct * k;
+  if (sg > 0) {
+    for (let m = 0; m < Math.ceil(values / sg); m++) {
+      body.push(`let we${m} = min(sgl + ${m * sg}u, ${values - 1}u); let wr${m} = ws[min(wBase + (we${m} / ${k}u) * ${K3}u + tapRow + we${m} % ${k}u, p.wLast)];`);
+    }
+  }
   for (let kw = 0; kw < k; kw++) {
     const uses = pairs.filter((q) => q.kw === kw);
     if (uses.length === 0) continue;
     for (let c = 0; c < ct; c++) {
-      body.push(`let w${c}_${kw} = ws[min(wBase + ${c}u * ${K3}u + tapRow + ${kw}u, p.wLast)];`);
+      const e = c * k + kw;
+      body.push(sg > 0
+        ? `let w${c}_${kw} = subgroupBroadcast(wr${Math.floor(e / sg)}, ${e % sg}u);`
+        : `let w${c}_${kw} = ws[min(wBase + ${c}u * ${K3}u + tapRow + ${kw}u, p.wLast)];`);
       for (const q of uses) body.push(`a${c}_${q.v} = fma(w${c}_${kw}, ${yName(q.o)}, a${c}_${q.v});`);
     }
   }
@@ -56,7 +69,7 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number): string
 const K = ${k}u;
 const S = ${s}u;
 
-${directMain(wg)}
+${directMain(wg, sg > 0)}
   if (lin >= p.total) { return; }
   let vb = lin % p.nVB; var rest = lin / p.nVB; let cb = rest % p.nCB; rest = rest / p.nCB;
   let ah = rest % S; rest = rest / S; let ad = rest % S; let n = rest / S;
@@ -111,8 +124,11 @@ export function directStridedBackwardData(
   const nJh = Math.ceil(g.H / g.s);
   const nGroups = nJd * nJh * nWg;
   const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
-  const key = `conv3d:direct:dgradS:k${g.k}s${g.s}p${g.p}:${b.ct}x${b.vw}:${wg}`;
-  const pipeline = stridedSignature.pipeline(gpu, key, () => stridedShader(g, b, wg));
+  const sg = gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0 ? gpu.subgroupSize : 0;
+  const key = `conv3d:direct:dgradS:k${g.k}s${g.s}p${g.p}:${b.ct}x${b.vw}:${wg}${sg ? `:sg${sg}` : ''}`;
+  const pipeline = sg
+    ? gpu.pipeline(key, () => `enable subgroups;\n${stridedSignature.wgsl}\n${stridedShader(g, b, wg, sg)}`, stridedSignature.access)
+    : stridedSignature.pipeline(gpu, key, () => stridedShader(g, b, wg, 0));
   const nCB = Math.ceil(g.Cin / b.ct);
   const wSize = g.Cout * g.Cin * g.k ** 3;
   const weights = whole(w, wSize);

@@ -20,7 +20,7 @@
 import { forEachWindow } from './runtime/windows.js';
 import type { Binding, Gpu } from './runtime/gpu.js';
 import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
-import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
+import { blockedMain, checkBuffer, invocationBlock, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 
 export interface SgdOptions {
   /** Learning rate of this step (e.g. `polyLr(0.01, step, total)`). */
@@ -75,6 +75,34 @@ const SGD = kernelSignature('sgd', {
   storage: { ps: readWrite('f32'), gs: readOnly('f32'), ms: readWrite('f32') },
 });
 
+const SGD4 = kernelSignature('sgd', {
+  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32' },
+  storage: { ps: readWrite('vec4f'), gs: readOnly('vec4f'), ms: readWrite('vec4f') },
+});
+
+/**
+ * Software adapters, n % 4 == 0: 4 vec4s per invocation (`n` counts vec4s), as the element-wise kernels there
+ * (lavapipe pays per invocation and per load instruction); the same arithmetic on each element.
+ */
+function sgdPipeline4(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number; per: number } {
+  const wg = linearWorkgroupSize(gpu);
+  const per = invocationBlock(gpu);
+  const pipeline = SGD4.pipeline(gpu, `sgd4:${wg}:${per}`, () => `
+${blockedMain(wg, per)}
+  if (gid >= p.n) { return; }
+  let w = ps[gid];
+  var g = gs[gid] + p.wd * w;
+  if (p.mom != 0.0) {
+    var b = g;
+    if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
+    ms[gid] = b;
+    g = select(b, g + p.mom * b, p.nesterov != 0u);
+  }
+  ps[gid] = w - p.lr * g;
+}`);
+  return { pipeline, wg, per };
+}
+
 function sgdPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
   const wg = linearWorkgroupSize(gpu);
   const pipeline = SGD.pipeline(gpu, `sgd:${wg}`, () => `
@@ -114,6 +142,14 @@ export function sgdStep(gpu: Gpu, buffers: SgdBuffers, options: SgdOptions): voi
   const { pipeline, wg } = sgdPipeline(gpu);
   forEachWindow(gpu, count, (start, n) => {
     const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: n * 4 });
+    if (invocationBlock(gpu) > 1 && n % 4 === 0) {
+      const v = sgdPipeline4(gpu);
+      gpu.dispatch({
+        pipeline: v.pipeline, label: 'sgd', workgroups: Math.ceil(n / 4 / (v.wg * v.per)), params: packed(n / 4, o),
+        bindings: SGD4.bindings({ ps: win(params), gs: win(grads), ms: win(momentum) }),
+      });
+      return;
+    }
     gpu.dispatch({
       pipeline, label: 'sgd', workgroups: Math.ceil(n / wg), params: packed(n, o),
       bindings: SGD.bindings({ ps: win(params), gs: win(grads), ms: win(momentum) }),

@@ -35,6 +35,10 @@ describe('fused SGD vs CPU twin over several steps', () => {
   it('momentum 0.99, Nesterov, weight decay (the TGNet recipe), odd length', async () => {
     await compareSteps(1000 + 37, { momentum: 0.99, nesterov: true, weightDecay: 3e-2 }, 5, 1);
   });
+  it('a length divisible by 4 (software adapters: the vec4 kernel), Nesterov and classic momentum', async () => {
+    await compareSteps(4 * 301, { momentum: 0.99, nesterov: true, weightDecay: 3e-2 }, 3, 5);
+    await compareSteps(4 * 129, { momentum: 0.9, nesterov: false, dampening: 0.1, weightDecay: 0 }, 3, 6);
+  });
   it('classic momentum with dampening', async () => {
     await compareSteps(517, { momentum: 0.9, nesterov: false, dampening: 0.1, weightDecay: 0 }, 4, 2);
   });

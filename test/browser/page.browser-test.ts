@@ -254,6 +254,9 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     const later = h.train.records.slice(1).map((r) => r.seconds);
     timings.browserTrainStepS = later.reduce((a, b) => a + b, 0) / later.length;
     expect(h.train.records.map((r) => r.step)).toEqual(Array.from({ length: PAGE_STEPS }, (_, i) => i + 1));
+    // The page made its phantoms and cut its crops in Web Workers; Node below uses BatchSampler in one thread, so the
+    // losses agreeing step by step shows the workers' batches are BatchSampler's.
+    expect(h.train.workers).toBeGreaterThanOrEqual(1);
 
     const settings: TrainSettings = { ...defaultTrainSettings(), seed: 0, steps: PAGE_STEPS };
     const node = await nodeLosses(settings, COMPARED_STEPS);

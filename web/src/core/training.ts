@@ -7,12 +7,14 @@
 import { DEMO_CONFIGS, demoRecipe, fitWarmup, phantomSpacing, recipeProblems, type TrainingRecipe } from '../../../src/session/recipes.js';
 import { createTrainingSession, inMemoryData, type TrainingSession } from '../../../src/session/training-session.js';
 import type { DHW, XYZ } from '../../../src/common/shape.js';
+import type { TrainingCase } from '../../../src/data/sampler.js';
 import { TASKS } from '../../../src/data/tasks.js';
 import { validationCrop, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
 import type { OptimizerKind } from '../../../src/nn/optim.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
 import type { TGNet, TGNetVariant } from '../../../src/tgnet/model.js';
 import type { Trainer } from '../../../src/tgnet/train.js';
+import { CropWorkers } from './crop-workers.js';
 import { phantomCase, trainingCase } from './phantoms.js';
 
 export interface TrainSettings {
@@ -81,6 +83,17 @@ export interface RunProgress {
 /** Lets the page repaint between phantoms (generation is synchronous CPU work). */
 const yieldToUi = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
+/** The phantom cases made in this thread, yielding to the page between them. */
+async function makePhantomsHere(specs: readonly { task: number; index: number }[], settings: TrainSettings, spacing: XYZ, progress: (done: number) => void): Promise<TrainingCase[]> {
+  const cases: TrainingCase[] = [];
+  for (const s of specs) {
+    await yieldToUi();
+    cases.push(trainingCase(phantomCase(s.task, s.index, settings.seed, settings.volume, spacing), spacing));
+    progress(cases.length);
+  }
+  return cases;
+}
+
 export class TrainingRun {
   readonly spacing: XYZ;
   readonly model: TGNet;
@@ -100,25 +113,27 @@ export class TrainingRun {
     this.trainCases = session.trainCases;
   }
 
-  /** Makes the phantom collection, the model (seeded) and the trainer; the GPU must be initialised. */
-  static async create(settings: TrainSettings, onProgress?: (p: RunProgress) => void): Promise<TrainingRun> {
+  /**
+   * Makes the phantom collection, the model (seeded) and the trainer; the GPU must be initialised. With `workers`
+   * (the page: CropWorkers) the phantoms are made and the crops cut in Web Workers, else in this thread (Node).
+   */
+  static async create(settings: TrainSettings, onProgress?: (p: RunProgress) => void, options: { workers?: CropWorkers } = {}): Promise<TrainingRun> {
     const problem = checkTrainSettings(settings);
     if (problem) throw new Error(`training settings: ${problem}`);
     const spacing = phantomSpacing(settings.volume);
-    const train = [];
-    const val: ValidationCrop[] = [];
     const total = TASKS.length * settings.casesPerTask;
-    for (const task of TASKS) {
-      for (let i = 0; i < settings.casesPerTask; i++) {
-        onProgress?.({ phase: 'making phantoms', done: task.id * settings.casesPerTask + i, total });
-        await yieldToUi();
-        const c = trainingCase(phantomCase(task.id, i, settings.seed, settings.volume, spacing), spacing);
-        if (i < settings.casesPerTask - settings.valCasesPerTask) train.push(c);
-        else val.push(validationCrop(c, settings.volume));
-      }
-    }
-    onProgress?.({ phase: 'making phantoms', done: total, total });
-    const session = createTrainingSession(trainRecipe(settings), inMemoryData(train, val));
+    const specs = TASKS.flatMap((task) => Array.from({ length: settings.casesPerTask }, (_, index) => ({ task: task.id, index })));
+    const progress = (done: number) => onProgress?.({ phase: 'making phantoms', done, total });
+    progress(0);
+    const { workers } = options;
+    const cases = workers
+      ? await workers.makePhantoms(specs, settings.seed, settings.volume, spacing, progress)
+      : await makePhantomsHere(specs, settings, spacing, progress);
+    const held = (i: number) => specs[i].index >= settings.casesPerTask - settings.valCasesPerTask;
+    const train = cases.filter((_, i) => !held(i));
+    const val: ValidationCrop[] = cases.filter((_, i) => held(i)).map((c) => validationCrop(c, settings.volume));
+    const data = inMemoryData(train, val);
+    const session = createTrainingSession(trainRecipe(settings), workers ? { ...data, sampler: (sampling) => workers.sampler(train, sampling) } : data);
     try {
       // Every pipeline of a step and of validation, compiled asynchronously and several at a time before the first
       // step: the tab stays responsive and shows the count instead of hanging in the first step.

@@ -14,7 +14,7 @@ export interface PageHooks {
   adapter: string;
   segment: { runs: number; seconds: number; tiles: number; organVoxels: number; tumourVoxels: number } | null;
   /** compileSeconds: the kernels compiled before the first step of the last run started. */
-  train: { records: StepRecord[]; done: boolean; running: boolean; dice: { step: number; organ: number; tumour: number }[]; compileSeconds?: number };
+  train: { records: StepRecord[]; done: boolean; running: boolean; dice: { step: number; organ: number; tumour: number }[]; compileSeconds?: number; workers?: number };
   deviceLost: string | null;
 }
 

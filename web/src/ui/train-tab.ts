@@ -1,6 +1,7 @@
 /** The Train tab: settings, the run (pause/resume), the live plot, and handing the model to the Segment tab or a file. */
 import { phantomSpacing } from '../../../src/session/recipes.js';
 import { parseWebModelInfo, type WebModelInfo } from '../core/model-info.js';
+import { CropWorkers } from '../core/crop-workers.js';
 import { checkTrainSettings, defaultTrainSettings, TrainingRun, type TrainSettings } from '../core/training.js';
 import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } from './dom.js';
 import { hooks } from './hooks.js';
@@ -11,6 +12,8 @@ const VOLUMES: DHW[] = [[16, 32, 32], [32, 32, 32], [32, 64, 64]];
 
 export class TrainTab {
   private run: TrainingRun | null = null;
+  /** Web Workers making the phantoms and cutting the crops, started with the first run and kept for the next. */
+  private workers: CropWorkers | null = null;
   private running = false;
   private pauseRequested = false;
   private gpuReady = false;
@@ -125,12 +128,15 @@ export class TrainTab {
     this.running = true;
     this.refresh();
     try {
+      this.workers ??= new CropWorkers();
+      const workers = this.workers;
       this.run = await TrainingRun.create(settings, (p) => {
         this.el.progress.value = p.total ? p.done / p.total : 0;
         setStatus(this.el.status, p.phase === 'compiling kernels'
           ? `compiling the GPU kernels of a training step: ${p.done} of ${p.total}`
-          : `making ${p.total} phantoms (${settings.volume.join('×')}): ${p.done} of ${p.total}`);
-      });
+          : `making ${p.total} phantoms (${settings.volume.join('×')}) in ${workers.count} worker${workers.count > 1 ? 's' : ''}: ${p.done} of ${p.total}`);
+      }, { workers });
+      hooks.train.workers = workers.count;
       hooks.train.compileSeconds = this.run.compileSeconds;
       setStatus(this.el.status, `TGNet width ${settings.width} (${this.run.model.parameterCount().toLocaleString('en-US')} parameters), ${this.run.trainCases} training phantoms: the first step…`);
       this.el.progress.value = 0;

@@ -16,6 +16,7 @@ import { benchStepCost } from './step-cost.js';
 import { benchCompile, type CompileBenchOptions } from './compile.js';
 import { FULL_STEP, SOFTWARE_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
 import { benchLoader, type LoaderBenchOptions } from './loader.js';
+import { benchFullConfigMemory } from './full-config-memory.js';
 
 interface BenchArgs {
   out: string;
@@ -31,12 +32,14 @@ interface BenchArgs {
 }
 
 const USAGE = `usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned]
-                       [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile,loader]
+                       [--only dispatch,elementwise,reduce,matmul,conv3d,groupNorm,tgnetStep,stepCost,compile,loader,fullMemory]
   compile (only when named): every pipeline of a TGNet step, inference and the kernel tests, compiled cold
     --adapters lavapipe,swiftshader|current   default: the software adapters installed, else the current one
     --no-kernel-tests                         only the model's pipelines (the kernel tests take minutes)
     --compile-limit S                         kill a compile after S seconds (default 120)
     --shaders-out FILE / --shaders FILE       write the collected shaders / compile these instead
+  fullMemory (only when named): one step of the paper's configuration (width 32, batch 2, 64x192x192), its
+    measured pool peak and process peak RSS beside the small-crop extrapolation (software adapter: tens of minutes)
   loader (only when named): crops/s of batch-2 64x192x192 DoDNet-augmented crops from an MSD-like phantom collection
     --loader-dir DIR          collection, cache and case list (default bench/out/loader; made once, then reused)
     --loader-cases N          cases per task, 7 tasks (default 2)
@@ -106,7 +109,7 @@ export async function benchMain(argv: string[]): Promise<void> {
       iterations: args.quick ? 2 : 5,
     };
     // The compile benchmark takes minutes and spawns its own processes: only when asked for.
-    const want = (name: string) => (!args.only && name !== 'compile' && name !== 'loader') || (args.only?.includes(name) ?? false);
+    const want = (name: string) => (!args.only && !['compile', 'loader', 'fullMemory'].includes(name)) || (args.only?.includes(name) ?? false);
     const results: Record<string, unknown> = {
       adapter: gpu.name, vendor: gpu.adapter.vendor, software, scale, date: new Date().toISOString(),
       node: process.version, ...(tunedShapes !== null ? { conv3dTuned: tunedShapes } : {}),
@@ -149,6 +152,12 @@ export async function benchMain(argv: string[]): Promise<void> {
       const t0 = performance.now();
       console.log('cold compile of every pipeline (a TGNet step, inference and the kernel tests), slowest ten per adapter');
       results.compile = await benchCompile(gpu, args.compile);
+      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    }
+    if (want('fullMemory')) {
+      const t0 = performance.now();
+      console.log('the paper\'s configuration, one step measured: pool peak and process peak RSS');
+      results.fullMemory = await benchFullConfigMemory(gpu, software);
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
     // No GPU in it: the data layer's crops on the CPU cores, and PyTorch's DataLoader beside them.

@@ -73,18 +73,17 @@ function forwardMath(): string {
 }
 
 /**
- * WGSL that loads the sample's 162 parameters into `w` (all invocations reach the barrier), then copies them into
- * the function's `wv`, which the math reads: on lavapipe the copy, made outside any branch or loop, reads each
- * parameter once for all lanes, where a read of `w` after the early return or inside the voxel loop is a load per
- * lane (a third of the head's time at width 4).
+ * WGSL that loads the sample's 162 parameters into `w` (all invocations reach the barrier); with `copy`, then into
+ * the function's `wv`, which the backward's voxel loop reads: on lavapipe the copy, made outside any branch or loop,
+ * reads each parameter once for all lanes, where a read of `w` inside the loop (or after an early return) is a
+ * load per lane. The forward has neither and reads `w` itself (the copy cost SwiftShader more than it saved).
  */
-function loadParams(wg: number): string {
+function loadParams(wg: number, copy: boolean): string {
   return `
   if (valid) {
     for (var i = lid; i < ${HEAD_PARAMS}u; i += ${wg}u) { w[i] = prm[p.pBase + n * ${HEAD_PARAMS}u + i]; }
   }
-  workgroupBarrier();
-  let wv = w;`;
+  workgroupBarrier();${copy ? '\n  let wv = w;' : ''}`;
 }
 
 /** The math's parameter reads, from the function's copy (see loadParams). */
@@ -113,14 +112,17 @@ ${linearMain(wg)}
   let n = wgi / p.blocks;
   let v = (wgi % p.blocks) * ${wg}u + lid;
   let valid = n < p.count;
-  ${loadParams(wg)}
-  if (!valid | (v >= p.V)) { return; }
-  let hb = p.hBase + n * 8u * p.V + v;
-  ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[hb + ${c}u * p.V];`).join('\n  ')}
-  ${fromCopy(forwardMath())}
-  let yb = p.yBase + n * 2u * p.V + v;
-  ys[yb] = y0;
-  ys[yb + p.V] = y1;
+  ${loadParams(wg, false)}
+  // No early return before the math: its parameter reads stay outside any branch (see loadParams).
+  let ok = valid & (v < p.V);
+  let hb = select(0u, p.hBase + n * 8u * p.V + v, ok);
+  ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[select(0u, hb + ${c}u * p.V, ok)];`).join('\n  ')}
+  ${forwardMath()}
+  if (ok) {
+    let yb = p.yBase + n * 2u * p.V + v;
+    ys[yb] = y0;
+    ys[yb + p.V] = y1;
+  }
 }`);
   const blocks = Math.ceil(v / wg);
   forEachSampleChunk(gpu, 'dynamicHead', n, [
@@ -251,7 +253,7 @@ ${linearMain(wg)}
   let n = wgi / p.blocks;
   let b = wgi % p.blocks;
   let valid = n < p.count;
-  ${loadParams(wg)}
+  ${loadParams(wg, true)}
   ${Array.from({ length: HEAD_PARAMS }, (_, j) => `var acc${j} = 0.0;`).join(' ')}
   let vStart = b * p.blockVoxels;
   let vEnd = select(vStart, min(vStart + p.blockVoxels, p.V), valid);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { conv3dBackwardData, conv3dBackwardWeight, conv3dForward, conv3dOutputShape, type Conv3dOptions } from '../../src/kernels/conv3d/index.js';
 import { binary, unary } from '../../src/kernels/elementwise.js';
 import { matmul } from '../../src/kernels/matmul.js';
-import type { DispatchCost } from '../../src/kernels/runtime/gpu.js';
+import type { DispatchCost } from '../../src/kernels/runtime/dispatch-counter.js';
 import { randomArray, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();

@@ -6,6 +6,8 @@
  * submissions instead of one per op.
  */
 import { BufferPool, type PoolStats } from './buffer-pool.js';
+import { DispatchCounter, type DispatchCost } from './dispatch-counter.js';
+import { TimestampProfiler, type KernelTiming } from './timestamp-profiler.js';
 
 export interface InitGpuOptions {
   /** Adopt a device the caller owns (embedding). The caller keeps ownership: `destroy()` will not destroy it. */
@@ -65,34 +67,6 @@ export interface DispatchSpec {
 
 export type BindingAccess = 'read' | 'read_write';
 
-/** What the dispatches of one kernel label cost while counting (see `Gpu.startCounting`). */
-export interface KernelCost {
-  label: string;
-  dispatches: number;
-  bytesRead: number;
-  bytesWritten: number;
-  flops: number;
-}
-
-/** What was recorded between `startCounting` and `stopCounting`: totals and one entry per kernel label. */
-export interface DispatchCost {
-  dispatches: number;
-  submits: number;
-  bytesRead: number;
-  bytesWritten: number;
-  flops: number;
-  /** Buffer-to-buffer copies (`gpu.copy`) and the bytes they moved (each byte is read once and written once). */
-  copies: number;
-  copyBytes: number;
-  /** Per kernel label, in first-dispatch order. */
-  kernels: KernelCost[];
-}
-
-export interface KernelTiming {
-  label: string;
-  ms: number;
-}
-
 const LIMIT_NAMES: (keyof GpuLimits)[] = [
   'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
   'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
@@ -108,7 +82,6 @@ const PARAM_SLOT_MAX = 256;
  */
 const DISPATCHES_PER_SUBMIT = 256;
 const ARENA_BYTES = 1 << 20;
-const MAX_TIMESTAMP_PAIRS = 2048;
 const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
 /** A module's bindings as its WGSL declares them (for priming a pipeline with stand-in buffers). */
 const BINDING_DECLARATION = /@binding\((\d+)\)\s*var<(uniform|storage)/g;
@@ -306,15 +279,12 @@ export class Gpu {
   private readonly lost: Promise<never>;
   private readonly errors: string[] = [];
   private destroyed = false;
-  private profiling = false;
-  private querySet: GPUQuerySet | null = null;
-  private pendingLabels: string[] = [];
-  private readonly timingReads: Promise<KernelTiming[]>[] = [];
-  private counting = false;
-  private readonly costs = new Map<string, KernelCost>();
-  private countSubmits0 = 0;
-  private copies = 0;
-  private copyBytes = 0;
+  /** Per-dispatch timestamps while profiling (see `startProfiling`), else null. */
+  private profiler: TimestampProfiler | null = null;
+  /** Kept between profiling sessions: its query set is made once. */
+  private timestampProfiler: TimestampProfiler | null = null;
+  /** The cost counter while counting (see `startCounting`), else null. */
+  private counter: DispatchCounter | null = null;
   /** Binding access of each pipeline built through a kernel signature, for dispatches that do not pass `access`. */
   private readonly pipelineAccess = new WeakMap<GPUComputePipeline, readonly BindingAccess[]>();
 
@@ -557,8 +527,8 @@ export class Gpu {
     pass.setPipeline(spec.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.profiling) this.closePass();
-    if (this.counting) this.countDispatch(spec);
+    if (this.profiler) this.closePass();
+    if (this.counter) this.countDispatch(this.counter, spec);
     this.dispatchCount++;
     if (++this.batchDispatches >= DISPATCHES_PER_SUBMIT) this.flush();
   }
@@ -597,35 +567,22 @@ export class Gpu {
    * (`spec.flops`; 0 when it states none). Uniform parameters are not counted.
    */
   startCounting(): void {
-    this.costs.clear();
-    this.countSubmits0 = this.submitCount;
-    this.copies = 0;
-    this.copyBytes = 0;
-    this.counting = true;
+    this.counter = new DispatchCounter(this.submitCount);
   }
 
   /** Stops counting and returns the cost of the dispatches recorded since `startCounting` (see there). */
   stopCounting(): DispatchCost {
-    this.counting = false;
-    const kernels = [...this.costs.values()];
-    this.costs.clear();
-    const total = { dispatches: 0, bytesRead: 0, bytesWritten: 0, flops: 0 };
-    for (const k of kernels) {
-      total.dispatches += k.dispatches;
-      total.bytesRead += k.bytesRead;
-      total.bytesWritten += k.bytesWritten;
-      total.flops += k.flops;
-    }
-    return {
-      ...total, submits: this.submitCount - this.countSubmits0, copies: this.copies, copyBytes: this.copyBytes, kernels,
-    };
+    const counter = this.counter ?? new DispatchCounter(this.submitCount);
+    this.counter = null;
+    return counter.finish(this.submitCount);
   }
 
   get isCounting(): boolean {
-    return this.counting;
+    return this.counter !== null;
   }
 
-  private countDispatch(spec: DispatchSpec): void {
+  /** A dispatch's bytes for the counter: `spec.traffic`, else each binding's bytes by its access. */
+  private countDispatch(counter: DispatchCounter, spec: DispatchSpec): void {
     let read = 0;
     let written = 0;
     if (spec.traffic) {
@@ -639,15 +596,7 @@ export class Gpu {
         else read += bytes;
       }
     }
-    let cost = this.costs.get(spec.label);
-    if (!cost) {
-      cost = { label: spec.label, dispatches: 0, bytesRead: 0, bytesWritten: 0, flops: 0 };
-      this.costs.set(spec.label, cost);
-    }
-    cost.dispatches++;
-    cost.bytesRead += read;
-    cost.bytesWritten += written;
-    cost.flops += spec.flops ?? 0;
+    counter.dispatch(spec.label, read, written, spec.flops ?? 0);
   }
 
   /** Bytes a binding covers: a window's size, or the logical size of a (pooled) buffer from its offset on. */
@@ -663,10 +612,7 @@ export class Gpu {
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.checkUsable('copy');
     if (bytes === 0 || this.discovered) return;
-    if (this.counting) {
-      this.copies++;
-      this.copyBytes += bytes;
-    }
+    this.counter?.copy(bytes);
     this.closePass();
     this.openEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
@@ -684,16 +630,7 @@ export class Gpu {
   flush(): void {
     if (!this.encoder) return;
     this.closePass();
-    let resolve: { buffer: GPUBuffer; read: GPUBuffer; labels: string[] } | null = null;
-    if (this.profiling && this.querySet && this.pendingLabels.length) {
-      const n = this.pendingLabels.length * 2;
-      const buffer = this.device.createBuffer({ size: n * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
-      const read = this.device.createBuffer({ size: n * 8, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST });
-      this.encoder.resolveQuerySet(this.querySet, 0, n, buffer, 0);
-      this.encoder.copyBufferToBuffer(buffer, 0, read, 0, n * 8);
-      resolve = { buffer, read, labels: this.pendingLabels };
-      this.pendingLabels = [];
-    }
+    const timings = this.profiler?.resolve(this.encoder) ?? null;
     if (this.arenaCursor > 0) {
       this.device.queue.writeBuffer(this.arena, 0, this.arenaData.buffer, 0, this.arenaCursor);
       this.arenaCursor = 0;
@@ -702,7 +639,7 @@ export class Gpu {
     this.submitCount++;
     this.encoder = null;
     this.batchDispatches = 0;
-    if (resolve) this.timingReads.push(this.readTimestamps(resolve));
+    if (timings) this.profiler?.submitted(timings, (work) => this.settle(work));
   }
 
   /** Copies `bytes` bytes from `buffer` back to the host. Fails cleanly when the device is lost. */
@@ -737,17 +674,17 @@ export class Gpu {
   startProfiling(): boolean {
     if (!this.features.has('timestamp-query')) return false;
     this.flush();
-    this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: MAX_TIMESTAMP_PAIRS * 2 });
-    this.profiling = true;
+    this.timestampProfiler ??= new TimestampProfiler(this.device);
+    this.profiler = this.timestampProfiler;
     return true;
   }
 
   /** Stops profiling and returns the timings of every dispatch since `startProfiling`. */
   async stopProfiling(): Promise<KernelTiming[]> {
     this.flush();
-    this.profiling = false;
-    const all = await Promise.all(this.timingReads.splice(0));
-    return all.flat();
+    const profiler = this.profiler;
+    this.profiler = null;
+    return profiler ? profiler.timings() : [];
   }
 
   poolStats(): PoolStats {
@@ -766,7 +703,7 @@ export class Gpu {
     this.pool.destroyAll();
     for (const b of this.standIns.values()) b.destroy();
     this.arena.destroy();
-    this.querySet?.destroy();
+    this.timestampProfiler?.destroy();
     if (this.ownsDevice) this.device.destroy();
     if (current === this) current = null;
     void this.keepAlive;
@@ -784,16 +721,13 @@ export class Gpu {
   private openPass(label: string): GPUComputePassEncoder {
     if (this.pass) return this.pass;
     const enc = this.openEncoder();
-    if (this.profiling && this.querySet) {
-      if (this.pendingLabels.length >= MAX_TIMESTAMP_PAIRS) {
+    if (this.profiler) {
+      const pass = this.profiler.beginPass(enc, label);
+      if (!pass) {
         this.flush();
         return this.openPass(label);
       }
-      const i = this.pendingLabels.length;
-      this.pendingLabels.push(label);
-      this.pass = enc.beginComputePass({
-        timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
-      });
+      this.pass = pass;
     } else {
       this.pass = enc.beginComputePass();
     }
@@ -805,14 +739,6 @@ export class Gpu {
       this.pass.end();
       this.pass = null;
     }
-  }
-
-  private async readTimestamps(r: { buffer: GPUBuffer; read: GPUBuffer; labels: string[] }): Promise<KernelTiming[]> {
-    await this.settle(r.read.mapAsync(1));
-    const t = new BigUint64Array(r.read.getMappedRange().slice(0));
-    r.read.destroy();
-    r.buffer.destroy();
-    return r.labels.map((label, i) => ({ label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
   }
 
   /** Waits for a Dawn promise (or the device's loss) without spinning a core, see `sleepCell`. */

@@ -2,7 +2,9 @@
  * On-disk cache of preprocessed cases (Node only), so training resamples each CT once.
  * Per case: `<id>.image.f32` (raw little-endian float32), `<id>.label.u8`, and `<id>.json` with the
  * shape, spacing, affine and the settings and source files it was made from; a cache entry whose
- * settings or source files (size, mtime) differ is rebuilt.
+ * settings or source files (size, mtime) differ is rebuilt. case-cache.ts adds `<id>.fg.bin` (the case's compact
+ * foreground index) and summarises a collection from these without reading the volumes; crop-reader.ts cuts crops
+ * from the raw files by positioned reads.
  */
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';

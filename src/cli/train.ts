@@ -15,6 +15,7 @@ import type { DHW } from '../common/shape.js';
 import { loadMsdCollection, loadOrCreateSplit, type DatasetCase } from '../data/datasets.js';
 import { checkCaseGeometry } from '../data/case-store.js';
 import { defaultCropWorkerScript } from '../data/crop-workers.js';
+import { defaultPreprocessWorkerScript } from '../data/case-cache.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
 import { OPTIMIZER_KINDS } from '../nn/optim.js';
@@ -25,6 +26,7 @@ import { loadCheckpoint, type Checkpoint, type CheckpointMeta } from '../tgnet/c
 import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE } from '../tgnet/model.js';
 import { choiceValue, CommandLine, flag, flagName, integerValue, numberValue, option, pathValue, triple, type OptionValues, type ValueContext } from './args.js';
 import { defineCommand, type CommandContext } from './command.js';
+import { ProgressReporter } from './progress.js';
 import { RunFolder } from './run-folder.js';
 import { runTrainingLoop } from './training-loop.js';
 
@@ -253,7 +255,17 @@ async function runTrain(args: TrainArgs, context: CommandContext): Promise<void>
   await checkCaseGeometry([...split.train, ...split.val]);
   // On resume the Trainer moves the sampler to where the checkpoint's run stood (the crops it had not used yet).
   const workers = cropWorkers(args.workers, log);
-  const data = await datasetData(split.train, split.val, { cacheDir, crop, maxCases: args.cacheCases, workers, queue: SAMPLER_QUEUE });
+  let preprocessing: ProgressReporter | null = null;
+  const data = await datasetData(split.train, split.val, {
+    cacheDir, crop, maxCases: args.cacheCases, workers, queue: SAMPLER_QUEUE,
+    // The same threads preprocess the cases not cached yet, when the worker script is built (else this thread does).
+    preprocessWorkers: defaultPreprocessWorkerScript() ? workers : 0,
+    onPreprocess: (p) => {
+      preprocessing ??= new ProgressReporter({ total: p.total, label: 'preprocessing', unit: 'case' });
+      preprocessing.update(p.done);
+    },
+  });
+  (preprocessing as ProgressReporter | null)?.finish();
   log(`preprocessed ${data.trainCases} training cases (cache ${cacheDir}, at most ${args.cacheCases} in memory) in ${data.preprocessSeconds.toFixed(1)} s`);
   log(workers > 0 ? `batches: built by ${workers} worker thread${workers > 1 ? 's' : ''}, ${SAMPLER_QUEUE} ahead` : 'batches: built on the main thread, one ahead');
 

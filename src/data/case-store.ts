@@ -9,7 +9,7 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { affineFromHeader, isGzip, readNiftiHeader, type NiftiHeader } from './nifti.js';
 import type { DatasetCase } from './datasets.js';
 import { isDicomInput, readDicomInput } from './dicom-file.js';
-import { readCachedVolumes, type PreprocessCacheOptions } from './preprocess-cache.js';
+import { readCachedVolumes, type PreprocessCacheOptions, type PreprocessProgress } from './preprocess-cache.js';
 import { preprocessCollection, type CaseSummary } from './case-cache.js';
 import { CROP_READ_MODES, CachedFileReader, caseFilesOf, renderCropFromFiles, type CropReadMode } from './crop-reader.js';
 import { Random } from './random.js';
@@ -226,6 +226,8 @@ export interface StoreOptions extends PreprocessCacheOptions, CaseStoreOptions {
   preprocessWorkers?: number;
   /** With preprocessWorkers: the built preprocess-worker.js (default: defaultPreprocessWorkerScript()). */
   preprocessWorkerScript?: URL | string;
+  /** After each case, cached or made. */
+  onProgress?: (progress: PreprocessProgress) => void;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { preprocessDatasetToStore, StreamingBatchSampler, type CaseStore } from '../data/case-store.js';
 import type { DatasetCase } from '../data/datasets.js';
-import { preprocessCaseCached } from '../data/preprocess-cache.js';
+import { preprocessCaseCached, type PreprocessProgress } from '../data/preprocess-cache.js';
 import type { DHW } from '../common/shape.js';
 import { validationCrop, type ValidationCrop } from '../eval/validation-crops.js';
 import type { TrainingData } from './training-session.js';
@@ -23,6 +23,16 @@ export interface DatasetDataOptions {
   workers?: number;
   /** With workers: batches built ahead (default 2). */
   queue?: number;
+  /** Worker threads preprocessing the cases not cached yet (default 0: this thread). */
+  preprocessWorkers?: number;
+  /** After each training case is preprocessed or found in the cache. */
+  onPreprocess?: (progress: PreprocessProgress) => void;
+  /**
+   * Where crops are cut from: 'memory' (cases read whole into the LRU), 'files' (only the rows a crop needs, read
+   * from the cache files, by the workers when there are some) or 'auto' (files when the LRU cannot hold every case;
+   * default).
+   */
+  cropSource?: 'auto' | 'memory' | 'files';
 }
 
 export interface DatasetData extends TrainingData {
@@ -34,7 +44,9 @@ export interface DatasetData extends TrainingData {
 export async function datasetData(train: readonly DatasetCase[], validation: readonly DatasetCase[], options: DatasetDataOptions): Promise<DatasetData> {
   const spacing = options.targetSpacingZYX ? { targetSpacingZYX: options.targetSpacingZYX } : {};
   const t0 = performance.now();
-  const store = await preprocessDatasetToStore(train, options.cacheDir, { ...spacing, maxCases: options.maxCases });
+  const store = await preprocessDatasetToStore(train, options.cacheDir, {
+    ...spacing, maxCases: options.maxCases, preprocessWorkers: options.preprocessWorkers, onProgress: options.onPreprocess,
+  });
   const preprocessSeconds = (performance.now() - t0) / 1000;
   const crops: ValidationCrop[] = [];
   for (const c of validation) {
@@ -43,6 +55,6 @@ export async function datasetData(train: readonly DatasetCase[], validation: rea
   }
   return {
     store, preprocessSeconds, validation: crops, trainCases: store.cases.length,
-    sampler: (sampling) => new StreamingBatchSampler(store, { ...sampling, workers: options.workers ?? 0, queue: options.queue }),
+    sampler: (sampling) => new StreamingBatchSampler(store, { ...sampling, workers: options.workers ?? 0, queue: options.queue, cropSource: options.cropSource ?? 'auto' }),
   };
 }

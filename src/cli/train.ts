@@ -57,7 +57,7 @@ const TRAIN_OPTIONS = {
   optimizer: option('O', `sgd (the paper's: momentum 0.99 Nesterov), adam or adamw (default ${DEFAULTS.optimizer})`, choiceValue(OPTIMIZER_KINDS), { default: null }),
   lr: option('LR', `peak learning rate (default ${defaultLearningRate('sgd')} for sgd, ${defaultLearningRate('adam')} for adam/adamw)`, numberValue(), { default: null }),
   warmup: option('N', `steps of linear warm-up before the poly 0.9 decay (default ${DEFAULTS.warmupSteps})`, integerValue(0), { default: null }),
-  augment: option('A', `augmentation of the training crops: ${AUGMENTATIONS.join(' | ')} (default ${DEFAULTS.augment}: ${describeAugmentation(DEFAULTS.augment)}; dodnet: ${describeAugmentation('dodnet')})`,
+  augment: option('A', `augmentation of the training crops: ${AUGMENTATIONS.join(' | ')} (default '${DEFAULTS.augment}': ${describeAugmentation(DEFAULTS.augment)}; 'dodnet': ${describeAugmentation('dodnet')})`,
     choiceValue(AUGMENTATIONS), { default: null }),
   weightDecay: option('WD', `weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})`, numberValue(), { default: null }),
   logEvery: option('N', `read the loss back and log it every N steps (default ${DEFAULTS.logEvery})`, integerValue(1), { default: null }),

@@ -91,7 +91,7 @@ async function profileStep(gpu: Gpu, step: () => void): Promise<{ totalMs: numbe
     byLabel.set(t.label, e);
   }
   const totalMs = timings.reduce((a, t) => a + t.ms, 0);
-  const top = [...byLabel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)
+  const top = [...byLabel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)
     .map(([label, e]) => `${label} ${e.ms.toFixed(1)}ms/${e.n}`).join('; ');
   return { totalMs, top };
 }

@@ -6,10 +6,10 @@
  * adapters the workgroup is one 8-lane SIMD vector reading vec4s (lavapipe pays per invocation and per barrier,
  * and a 256-invocation workgroup on a filter of a few hundred weights mostly idles): 3-5x less CPU there.
  */
-import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
+import type { Gpu } from './runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import { checkBuffer, checkShape, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
-import { treeSum, workgroupMain } from './runtime/reduction.js';
+import { laneSums, reductionLanes, treeSum, workgroupMain } from './runtime/reduction.js';
 
 /** The epsilon added to the unbiased variance (bench/torch/tgnet_torch.py `standardize`). */
 export const WS_EPS = 1e-12;
@@ -55,34 +55,12 @@ const backwardSignature = (T: Elem) => cachedSignature(`weightStandardizeBackwar
 function layout(gpu: Gpu, k: number, narrow: boolean): { wg: number; V: number; T: Elem; kv: number; hsum: (e: string) => string; lanes: number } {
   const wg = narrow ? Math.min(8, gpu.limits.maxComputeInvocationsPerWorkgroup) : linearWorkgroupSize(gpu);
   const V = narrow && k % 4 === 0 ? 4 : 1;
-  const lanes = !narrow && isSoftwareAdapter(gpu) && wg % SIMD_LANES === 0 ? SIMD_LANES : wg;
+  const lanes = narrow ? wg : reductionLanes(gpu, wg);
   return {
     wg, V, T: V === 4 ? 'vec4f' : 'f32', kv: k / V,
     hsum: (e) => (V === 4 ? `dot(${e}, vec4f(1.0))` : e),
     lanes,
   };
-}
-
-/** The invocations that play a wide workgroup's sums on software adapters: lavapipe's SIMD width (AVX2). */
-const SIMD_LANES = 8;
-
-/**
- * WGSL: part[0] of invocation `lid` (< lanes) ends as sh[lid] would after the first log2(wg / lanes) steps of
- * `treeSum(wg)` in a wg-invocation workgroup whose invocation v summed elements v, v + wg, ... (`body` adds element
- * i to `acc`): invocation lid plays v = lid + lanes * j, and those steps only combine v with v + lanes * h.
- */
-function laneSums(wg: number, lanes: number, type: 'f32' | 'vec2f', body: string): string {
-  const per = wg / lanes;
-  return `for (var j = 0u; j < ${per}u; j = j + 1u) {
-    var acc = ${type}(0.0);
-    for (var i = lid + ${lanes}u * j; i < p.kv; i = i + ${wg}u) {
-      ${body}
-    }
-    part[j] = acc;
-  }
-  for (var h = ${per / 2}u; h > 0u; h = h >> 1u) {
-    for (var j = 0u; j < h; j = j + 1u) { part[j] = part[j] + part[j + h]; }
-  }`;
 }
 
 /** what = standardised w; saves per-filter mean and rstd = 1/sqrt(var + 1e-12) (buffers of Cout f32). */
@@ -104,14 +82,11 @@ var<workgroup> sh: array<f32, ${lanes}>;
 ${workgroupMain(lanes)}
   if (w >= p.cout) { return; }
   let base = w * p.kv;
-  var part: array<f32, ${wg / lanes}>;
-  ${laneSums(wg, lanes, 'f32', 'acc = acc + ws[base + i];')}
-  sh[lid] = part[0];
+  ${laneSums(wg, lanes, 'f32', 'i', '0u', 'p.kv', 'acc = acc + ws[base + i];')}
   ${treeSum(lanes)}
   let m = sh[0] / f32(p.k);
   workgroupBarrier();
-  ${laneSums(wg, lanes, 'f32', 'let d = ws[base + i] - m;\n      acc = acc + d * d;')}
-  sh[lid] = part[0];
+  ${laneSums(wg, lanes, 'f32', 'i', '0u', 'p.kv', 'let d = ws[base + i] - m;\n      acc = acc + d * d;')}
   ${treeSum(lanes)}
   let r = 1.0 / sqrt(sh[0] / f32(p.k - 1u) + p.eps);
   for (var i = lid; i < p.kv; i = i + ${lanes}u) { outs[base + i] = (ws[base + i] - m) * r; }
@@ -172,9 +147,7 @@ ${workgroupMain(lanes)}
   let base = w * p.kv;
   let m = mean[w];
   let r = rstd[w];
-  var part: array<vec2f, ${wg / lanes}>;
-  ${laneSums(wg, lanes, 'vec2f', 'let g = gs[base + i];\n      acc = acc + vec2f(g, g * (ws[base + i] - m) * r);')}
-  sh[lid] = part[0];
+  ${laneSums(wg, lanes, 'vec2f', 'i', '0u', 'p.kv', 'let g = gs[base + i];\n      acc = acc + vec2f(g, g * (ws[base + i] - m) * r);')}
   ${treeSum(lanes)}
   let gm = sh[0].x / f32(p.k);
   let gw = sh[0].y / f32(p.k - 1u);

@@ -6,7 +6,7 @@
  * - Channel maps: y[ch, s] = f(inputs[ch, s], per-channel values[ch]) over [channels, spatial] tensors, vec4
  *   when the spatial size allows, in binding windows.
  */
-import type { Binding, Gpu } from './gpu.js';
+import { isSoftwareAdapter, type Binding, type Gpu } from './gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite, type KernelSignature, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
 import { alignElements, flatWindows } from './windows.js';
 import { linearMain, linearWorkgroupSize } from './wgsl.js';
@@ -84,6 +84,44 @@ export function treeSum(wg: number): string {
   }`;
 }
 
+/** The invocations that play a wide workgroup's sums on software adapters (see laneSums): lavapipe's SIMD width (AVX2). */
+export const SIMD_LANES = 8;
+
+/**
+ * Invocations that compute a `wg`-invocation reduction's sums on this adapter: SIMD_LANES on software adapters
+ * (when wg is a multiple), else wg. Fewer than wg: the kernel uses laneSums, bit for bit the wide kernel's result
+ * without its barriers across wg / 8 SIMD vectors (lavapipe runs a wide workgroup's barriers as coroutine switches,
+ * SwiftShader as fiber switches).
+ */
+export function reductionLanes(gpu: Gpu, wg: number): number {
+  return isSoftwareAdapter(gpu) && wg % SIMD_LANES === 0 && wg > SIMD_LANES ? SIMD_LANES : wg;
+}
+
+/**
+ * WGSL for a `lanes`-invocation workgroup that plays a `wg`-invocation one summing into `sh` by `treeSum(wg)`:
+ * wide invocation v would sum `body` (which adds element `index` to `acc`) over index = first + v, first + v + wg,
+ * ... while index < end; invocation lid plays v = lid + lanes * j (j < wg / lanes), adds its virtual invocations
+ * with the first log2(wg / lanes) tree steps (which only combine v with v + lanes * h), and stores the result in
+ * sh[lid]. `treeSum(lanes)` then finishes exactly as the wide tree would. A block of its own (one kernel may use it twice).
+ */
+export function laneSums(wg: number, lanes: number, type: 'f32' | 'vec2f', index: string, first: string, end: string, body: string): string {
+  const per = wg / lanes;
+  return `{
+    var vparts: array<${type}, ${per}>;
+    for (var j = 0u; j < ${per}u; j = j + 1u) {
+      var acc = ${type}(0.0);
+      for (var ${index} = ${first} + lid + ${lanes}u * j; ${index} < ${end}; ${index} = ${index} + ${wg}u) {
+        ${body}
+      }
+      vparts[j] = acc;
+    }
+    for (var h = ${per / 2}u; h > 0u; h = h >> 1u) {
+      for (var j = 0u; j < h; j = j + 1u) { vparts[j] = vparts[j] + vparts[j + h]; }
+    }
+    sh[lid] = vparts[0];
+  }`;
+}
+
 export interface SegmentedReduceSpec {
   /** Op name for labels and errors. */
   label: string;
@@ -153,22 +191,24 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const direct = plan.chunksPerSeg === 1;
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
-  const key = `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`;
+  const lanes = reductionLanes(gpu, wg);
+  const key = `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}${lanes < wg ? `:in${lanes}` : ''}`;
   const sig = reduceSignature(key, spec, T, CHUNK_UNIFORMS);
+  const element = `let i = gi - p.base;
+      ${spec.inputs.map((_, q) => `let v${q} = in${q}[i];`).join(' ')}
+      acc = acc + (${spec.value});`;
   const pipeline = sig.pipeline(gpu, key, () => `
-var<workgroup> sh: array<${T}, ${wg}>;
-${workgroupMain(wg)}
+var<workgroup> sh: array<${T}, ${lanes}>;
+${workgroupMain(lanes)}
   if (w >= p.nchunks) { return; }
   ${chunkBounds()}
   ${spec.prelude ?? ''}
-  var acc = ${T}(0.0);
+  ${lanes < wg ? laneSums(wg, lanes, T, 'gi', 'start', 'end', element) : `var acc = ${T}(0.0);
   for (var gi = start + lid; gi < end; gi = gi + ${wg}u) {
-    let i = gi - p.base;
-    ${spec.inputs.map((_, q) => `let v${q} = in${q}[i];`).join(' ')}
-    acc = acc + (${spec.value});
+    ${element}
   }
-  sh[lid] = acc;
-  ${treeSum(wg)}
+  sh[lid] = acc;`}
+  ${treeSum(lanes)}
   if (lid == 0u) { dst[k] = sh[0] * p.scale; }
 }`);
   for (const win of plan.windows) {
@@ -182,14 +222,15 @@ ${workgroupMain(wg)}
   }
   if (direct) return;
   const merge = MERGE[T];
-  const mergePipeline = merge.pipeline(gpu, `segmerge:${T}:${wg}`, () => `
-var<workgroup> sh: array<${T}, ${wg}>;
-${workgroupMain(wg)}
+  const mergeLanes = reductionLanes(gpu, wg);
+  const mergePipeline = merge.pipeline(gpu, `segmerge:${T}:${wg}${mergeLanes < wg ? `:in${mergeLanes}` : ''}`, () => `
+var<workgroup> sh: array<${T}, ${mergeLanes}>;
+${workgroupMain(mergeLanes)}
   if (w >= p.nsegs) { return; }
-  var acc = ${T}(0.0);
-  for (var j = lid; j < p.cps; j = j + ${wg}u) { acc = acc + part[w * p.cps + j]; }
-  sh[lid] = acc;
-  ${treeSum(wg)}
+  ${mergeLanes < wg ? laneSums(wg, mergeLanes, T, 'q', '0u', 'p.cps', 'acc = acc + part[w * p.cps + q];') : `var acc = ${T}(0.0);
+  for (var q = lid; q < p.cps; q = q + ${wg}u) { acc = acc + part[w * p.cps + q]; }
+  sh[lid] = acc;`}
+  ${treeSum(mergeLanes)}
   if (lid == 0u) { dst[w] = sh[0] * p.scale; }
 }`);
   gpu.dispatch({

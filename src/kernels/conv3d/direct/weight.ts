@@ -22,8 +22,12 @@ const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct ba
 /** Invocations per weight-gradient workgroup at most: nine SIMD vectors, the (kd, kh) lanes of 8 input channels at k = 3. */
 const WGRAD_MAX_LANES = 72;
 
-/** Target workgroups per weight-gradient dispatch (a few per CPU thread, for load balance). */
-const WGRAD_TARGET_WORKGROUPS = 48;
+/**
+ * Target workgroups per weight-gradient dispatch (a few per CPU thread, for load balance). 16 rather than 48 since
+ * the subgroup broadcast: the row chunks' partial gradients and their sum cost more than the balance gained
+ * (width-4 step on lavapipe: weight gradient 20-27 -> 16 ms, the partials' sums 10 -> 6-8 ms).
+ */
+const WGRAD_TARGET_WORKGROUPS = 16;
 
 /**
  * `sg` > 0 (the subgroup size): the CT x VW gradOut values of a step, the same for all lanes, are loaded once per

@@ -1,12 +1,16 @@
 /**
  * Direct conv3d kernels for software adapters (lavapipe, SwiftShader), which run a workgroup's invocations
  * as the SIMD lanes of one CPU thread: there every workgroupBarrier and workgroup-memory round trip is costly,
- * a load whose address differs between lanes is a per-lane gather, and a load whose address is the same in all
- * lanes (derived only from the workgroup id, constants and uniform loop counters) is one scalar load.
+ * and a storage load is done lane by lane (Mesa 25.0's llvmpipe: a loop over the 8 lanes with a bounds branch
+ * each) unless its address is a compile-time constant, even when all lanes read the same address (derived from
+ * the workgroup id and uniform loop counters): measured, such "uniform" weight loads were two thirds of the
+ * forward's time.
  *
  * So these kernels use no workgroup memory and no barriers, and arrange the loops so that weights (or, in
  * the weight gradient, the output gradient) are lane-uniform while the other operand is read once per lane
- * and reused from registers across several taps and channels:
+ * and reused from registers across several taps and channels; where the adapter has subgroups of a fixed size
+ * (`Gpu.subgroupSize`), the lane-uniform values are loaded once per subgroup, each lane a different one, and
+ * handed to all lanes by `subgroupBroadcast` with constant lane indices:
  *
  *   conv:    one invocation owns CT destination channels x VW consecutive voxels along W; it loops over source
  *            channels and (kd, kh), loads the (VW - 1) * s + k source values of its row once and applies them

@@ -19,7 +19,7 @@ const FOLD_BELOW = 8;
 
 const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d direct convolution', {
   uniforms: {
-    total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32',
+    total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32', kdLo: 'u32', kdHi: 'u32', khLo: 'u32', khHi: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
     sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32', gateBase: 'u32',
   },
@@ -86,22 +86,22 @@ function convShader(
     }
     const blocks: string[] = [];
     for (let kh = 0; kh < k; kh++) {
-      blocks.push(`{
+      blocks.push(`if ((${kh}u >= p.khLo) & (${kh}u <= p.khHi)) {
         let ih = ih0 + ${kh};
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
         ${row((kw, c) => { const e = c * K2 + kh * k + kw; return `subgroupBroadcast(wr${Math.floor(e / sg)}, ${e % sg}u)`; }).join('\n        ')}
       }`);
     }
-    taps = `for (var kd = 0u; kd < K; kd++) {
+    taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
       let id = id0 + i32(kd);
       ${loads.join('\n      ')}
       ${blocks.join('\n      ')}
     }`;
   } else {
-    taps = `for (var kd = 0u; kd < K; kd++) {
+    taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
       let id = id0 + i32(kd);
-      for (var kh = 0u; kh < K; kh++) {
+      for (var kh = p.khLo; kh <= p.khHi; kh++) {
         let ih = ih0 + i32(kh);
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
@@ -188,6 +188,8 @@ function runConv(
     : sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, 0));
   const wSize = j.Cd * j.Cs * j.k ** 3;
   const weights = whole(w, wSize);
+  const kd = tapRange(j.D, j.Do, j);
+  const kh = tapRange(j.H, j.Ho, j);
   for (const [n0, nc] of groups) {
     const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample);
     const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample);
@@ -196,7 +198,8 @@ function runConv(
     if (rw && rw.base !== dw.base) throw new Error(`${label}: the residual buffer's window does not line up with the output's`);
     const total = foldChannels ? nVB * nc : nVB * nCB * nc;
     const uniforms = {
-      total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
+      total, nVB, nCB, nGroups, nWg, Cs: j.Cs, Cd: j.Cd, kdLo: kd[0], kdHi: kd[1], khLo: kh[0], khHi: kh[1],
+      D: j.D, H: j.H, W: j.W, Do: j.Do, Ho: j.Ho, Wo: j.Wo,
       sDst: j.sDst, sSrc: j.sSrc, srcBase: sw.base, dstBase: dw.base, srcNS: srcSample, dstNS: dstSample, pad: j.p, wLast: wSize - 1,
       cfBase: n0 * j.Cs, gateBase: n0 * j.Cd,
     };
@@ -209,6 +212,17 @@ function runConv(
     gpu.dispatch({ pipeline, label, workgroups: total, flops, ...sig.bind(uniforms, buffers) });
   }
   return true;
+}
+
+/**
+ * The taps along one axis (source size `n`, output size `no`) that reach the source for some output: [lo, hi] (empty
+ * when lo > hi). Others multiply only padding zeros, so the kd and kh loops skip them for all lanes: on a 1x3x3 grid
+ * (TGNet's deepest layers) two of the three kd planes. Skipping fma(w, 0, a) changes no result (finite weights).
+ */
+function tapRange(n: number, no: number, j: ConvJob): [number, number] {
+  const lo = Math.max(0, j.p - (no - 1) * j.s);
+  const hi = Math.min(j.k - 1, n - 1 + j.p);
+  return lo > hi ? [1, 0] : [lo, hi];
 }
 
 /**

@@ -48,6 +48,18 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
     gpu.pool.trim();
     gpu.pool.resetHighWater();
     const train = await timeGpu(gpu, step, { iterations, warmup: 1 });
+    // CPU time of the whole process (Node's thread, the driver's: a software adapter's kernels run on them) per step,
+    // beside the wall time: on a machine shared with other work it moves far less. Its own steps, after the timed
+    // ones, so that no pipeline compile (the warm-up's) is counted; the median step.
+    const cpuMs: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const cpu0 = process.cpuUsage();
+      step();
+      await gpu.sync();
+      const cpu = process.cpuUsage(cpu0);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
+    }
+    const cpuMsPerStep = cpuMs.sort((a, b) => a - b)[cpuMs.length >> 1];
     const peak = gpu.poolStats().highWaterBytes;
     const forward = await timeGpu(gpu, () => { noGrad(() => tidy(() => { setup.forward(); })); }, { iterations, warmup: 1 });
     // One step counted (dispatches, submissions, bytes, FLOPs against the op-graph minimum; see step-cost.ts).
@@ -59,11 +71,14 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
       config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}${config.fused === false ? ', unfused' : ''}`,
       params: model.parameterCount(),
       stepMs: train.medianMs,
+      stepCpuMs: cpuMsPerStep,
       forwardMs: forward.medianMs,
       poolPeakGiB: peak / 2 ** 30,
       ...(torch ? {
         torchCpuStepMs: torch.stepMs ?? 'n/a',
         ratioToTorch: torch.stepMs ? train.medianMs / torch.stepMs : 'n/a',
+        torchStepCpuMs: torch.stepCpuMs ?? 'n/a',
+        cpuRatioToTorch: torch.stepCpuMs ? cpuMsPerStep / torch.stepCpuMs : 'n/a',
         torchCpu: torch.note,
       } : {}),
       ...stepCostRow(cost),

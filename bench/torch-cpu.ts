@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 export interface TorchCpuStep {
   /** Median ms per training step, when it ran. */
   stepMs?: number;
+  /** Median CPU ms of the process per step (all its threads): steadier than wall time on a shared machine. */
+  stepCpuMs?: number;
   forwardMs?: number;
   threads?: number;
   /** Why there is no figure (missing python or torch), or the torch version. */
@@ -42,9 +44,9 @@ export function torchCpuStep(config: { batch: number; crop: [number, number, num
   const run = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: 30 * 60_000 });
   const line = run.stdout.trim().split('\n').pop() ?? '';
   try {
-    const r = JSON.parse(line) as { ok: boolean; reason?: string; stepMs?: number; forwardMs?: number; threads?: number; torch?: string };
+    const r = JSON.parse(line) as { ok: boolean; reason?: string; stepMs?: number; stepCpuMs?: number; forwardMs?: number; threads?: number; torch?: string };
     if (!r.ok) return { note: `skipped: ${r.reason ?? 'unknown reason'}` };
-    return { stepMs: r.stepMs, forwardMs: r.forwardMs, threads: r.threads, note: `torch ${r.torch ?? '?'} CPU` };
+    return { stepMs: r.stepMs, stepCpuMs: r.stepCpuMs, forwardMs: r.forwardMs, threads: r.threads, note: `torch ${r.torch ?? '?'} CPU` };
   } catch {
     return { note: `failed: exit ${run.status ?? 'signal'}; ${(run.stderr || line).trim().split('\n').pop() ?? ''}` };
   }

@@ -2,7 +2,7 @@
 `npm run bench` to compare against.
 
 Usage: /usr/bin/python3 bench/torch_cpu_step.py --batch 2 --crop 16 32 32 --width 8 [--variant tgnet]
-Prints one JSON line: {"ok": true, "stepMs": ..., "forwardMs": ..., "threads": ..., "torch": ...}, or
+Prints one JSON line: {"ok": true, "stepMs": ..., "stepCpuMs": ..., "forwardMs": ..., "threads": ..., "torch": ...}, or
 {"ok": false, "reason": "..."} when torch or the twin is missing (exit status 0 either way, so the bench can
 report why it has no PyTorch figure).
 """
@@ -72,10 +72,13 @@ def main():
 
     step()
     times = []
+    cpu = []
     for _ in range(a.iters):
         s = time.perf_counter()
+        c = time.process_time()
         step()
         times.append(1000 * (time.perf_counter() - s))
+        cpu.append(1000 * (time.process_time() - c))
     fw = []
     with torch.no_grad():
         net(x, t)
@@ -84,7 +87,7 @@ def main():
             net(x, t)
             fw.append(1000 * (time.perf_counter() - s))
     print(json.dumps({
-        "ok": True, "stepMs": median(times), "forwardMs": median(fw), "threads": torch.get_num_threads(),
+        "ok": True, "stepMs": median(times), "stepCpuMs": median(cpu), "forwardMs": median(fw), "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }), flush=True)
 

@@ -80,6 +80,19 @@ const SGD4 = kernelSignature('sgd', {
   storage: { ps: readWrite('vec4f'), gs: readOnly('vec4f'), ms: readWrite('vec4f') },
 });
 
+/** One element's update (f32 or, in the blocked kernel, vec4: the same arithmetic on each lane). */
+const SGD_UPDATE = `  if (gid >= p.n) { return; }
+  let w = ps[gid];
+  var g = gs[gid] + p.wd * w;
+  if (p.mom != 0.0) {
+    var b = g;
+    if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
+    ms[gid] = b;
+    g = select(b, g + p.mom * b, p.nesterov != 0u);
+  }
+  ps[gid] = w - p.lr * g;
+}`;
+
 /**
  * Software adapters, n % 4 == 0: 4 vec4s per invocation (`n` counts vec4s), as the element-wise kernels there
  * (lavapipe pays per invocation and per load instruction); the same arithmetic on each element.
@@ -89,17 +102,7 @@ function sgdPipeline4(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number; per
   const per = invocationBlock(gpu);
   const pipeline = SGD4.pipeline(gpu, `sgd4:${wg}:${per}`, () => `
 ${blockedMain(wg, per)}
-  if (gid >= p.n) { return; }
-  let w = ps[gid];
-  var g = gs[gid] + p.wd * w;
-  if (p.mom != 0.0) {
-    var b = g;
-    if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
-    ms[gid] = b;
-    g = select(b, g + p.mom * b, p.nesterov != 0u);
-  }
-  ps[gid] = w - p.lr * g;
-}`);
+${SGD_UPDATE}`);
   return { pipeline, wg, per };
 }
 
@@ -107,17 +110,7 @@ function sgdPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
   const wg = linearWorkgroupSize(gpu);
   const pipeline = SGD.pipeline(gpu, `sgd:${wg}`, () => `
 ${linearMain(wg)}
-  if (gid >= p.n) { return; }
-  let w = ps[gid];
-  var g = gs[gid] + p.wd * w;
-  if (p.mom != 0.0) {
-    var b = g;
-    if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
-    ms[gid] = b;
-    g = select(b, g + p.mom * b, p.nesterov != 0u);
-  }
-  ps[gid] = w - p.lr * g;
-}`);
+${SGD_UPDATE}`);
   return { pipeline, wg };
 }
 

@@ -48,6 +48,8 @@ export interface SeedDifference {
 export interface SeedComparison {
   seeds: number[];
   columns: PaperTableColumn[];
+  /** A name per column: its channel name, with the task where two tasks' channels share one (liver tumour). */
+  names: string[];
   rows: SeedComparisonRow[];
   differences: SeedDifference[];
 }
@@ -79,7 +81,8 @@ export function compareOverSeeds(runs: readonly SeedRun[]): SeedComparison {
     average: spread(seeds.map((seed) => rowOf(model, seed).averageDice)),
   }));
   const differences: SeedDifference[] = [];
-  const channels = [...table.columns.map((c) => `${c.channelName}`), 'average'];
+  const names = table.columns.map((c) => (table.columns.filter((o) => o.channelName === c.channelName).length > 1 ? `${c.channelName} (${c.taskKey})` : c.channelName));
+  const channels = [...names, 'average'];
   for (let a = 0; a < rows.length; a++) {
     for (let b = a + 1; b < rows.length; b++) {
       channels.forEach((channel, j) => {
@@ -91,7 +94,7 @@ export function compareOverSeeds(runs: readonly SeedRun[]): SeedComparison {
       });
     }
   }
-  return { seeds, columns: table.columns, rows, differences };
+  return { seeds, columns: table.columns, names, rows, differences };
 }
 
 const cell = (s: SeedSpread): string => (Number.isFinite(s.mean) ? `${s.mean.toFixed(1)} ± ${Number.isFinite(s.sd) ? s.sd.toFixed(1) : '-'}` : '-');
@@ -100,7 +103,7 @@ const cell = (s: SeedSpread): string => (Number.isFinite(s.mean) ? `${s.mean.toF
 export function formatSeedComparisonText(c: SeedComparison): string {
   const header = ['task channel', ...c.rows.map((r) => r.model)];
   const body = [
-    ...c.columns.map((col, j) => [col.channelName, ...c.rows.map((r) => cell(r.cells[j]))]),
+    ...c.names.map((name, j) => [name, ...c.rows.map((r) => cell(r.cells[j]))]),
     ['average', ...c.rows.map((r) => cell(r.average))],
   ];
   const widths = header.map((h, j) => Math.max(h.length, ...body.map((r) => r[j].length)));
@@ -122,7 +125,7 @@ export function formatSeedComparisonMarkdown(c: SeedComparison): string {
   return [
     `Dice % over ${c.seeds.length} training seeds (${c.seeds.join(', ')}), mean ± sample standard deviation:`, '',
     row(['task channel', ...c.rows.map((r) => r.model)]), row([':---', ...c.rows.map(() => '---:')]),
-    ...c.columns.map((col, j) => row([col.channelName, ...c.rows.map((r) => cell(r.cells[j]))])),
+    ...c.names.map((name, j) => row([name, ...c.rows.map((r) => cell(r.cells[j]))])),
     row(['**average**', ...c.rows.map((r) => cell(r.average))]), '',
     real.length
       ? `Differences larger than the seed-to-seed spread (ranges over the seeds do not overlap):\n\n${real.map((d) => `- ${d.channel}: ${d.better} over ${d.worse} by ${d.difference.toFixed(1)} points`).join('\n')}`

@@ -60,6 +60,13 @@ describe('compareOverSeeds', () => {
     expect(formatSeedComparisonText(compareOverSeeds(close))).toMatch(/no difference between the models is larger than the seed-to-seed spread/);
   });
 
+  it('names a channel with its task where two tasks share the channel\'s name (the liver tumour of liver and hepatic vessel)', () => {
+    const vessel = (tumour: number): TaskSummary => ({ task: 2, taskKey: 'hepatic_vessel', cases: 1, organ: channel(0.8), tumour: channel(tumour) });
+    const c = compareOverSeeds(runs.map((r) => ({ ...r, tasks: [...r.tasks, vessel(0.1 * (r.seed + 1))] })));
+    expect(c.names).toEqual(['liver', 'liver tumour (liver)', 'hepatic vessel', 'liver tumour (hepatic_vessel)']);
+    expect(formatSeedComparisonText(c)).toMatch(/liver tumour \(hepatic_vessel\)\s+20\.0 ± 10\.0/);
+  });
+
   it('refuses a model without every seed, or a seed twice', () => {
     expect(() => compareOverSeeds(runs.slice(0, 5))).toThrow(/model 'tgnet' has 0 runs with seed 2; expected exactly one per model and seed/);
     expect(() => compareOverSeeds([...runs, runs[0]])).toThrow(/model 'dodnet' has 2 runs with seed 0/);

@@ -187,13 +187,8 @@ export async function readCachedVolumes(stemPath: string, shape: XYZ, options: {
 }
 
 async function tryLoad(stemPath: string, want: CacheKey): Promise<CachedCase | undefined> {
-  let meta: CacheMeta;
-  try {
-    meta = JSON.parse(await readFile(`${stemPath}.json`, 'utf8')) as CacheMeta;
-  } catch {
-    return undefined;
-  }
-  if (!sameSettings(meta, want)) return undefined;
+  const meta = await findCacheEntry(stemPath, want);
+  if (!meta) return undefined;
   let volumes: { image: Float32Array; label: Uint8Array };
   try {
     volumes = await readCachedVolumes(stemPath, meta.shape);

@@ -121,8 +121,8 @@ export class TrainingRun {
     const problem = checkTrainSettings(settings);
     if (problem) throw new Error(`training settings: ${problem}`);
     const spacing = phantomSpacing(settings.volume);
-    const total = TASKS.length * settings.casesPerTask;
     const specs = TASKS.flatMap((task) => Array.from({ length: settings.casesPerTask }, (_, index) => ({ task: task.id, index })));
+    const total = specs.length;
     const progress = (done: number) => onProgress?.({ phase: 'making phantoms', done, total });
     progress(0);
     const { workers } = options;

@@ -5,10 +5,11 @@
 import { getGpu, type Gpu } from '../kernels/runtime/gpu.js';
 import { unary } from '../kernels/elementwise.js';
 import { sizeOf } from '../kernels/runtime/wgsl.js';
+import { bytesPerElement, checkDType, fromHalfBits, requireDType, toHalfBits, type DType } from '../kernels/runtime/precision.js';
 import { keep, track } from './scope.js';
 import { backward as runBackward, recordOp, type GraphNode } from './tape.js';
 
-export type DType = 'f32';
+export type { DType } from '../kernels/runtime/precision.js';
 
 /** A GPU buffer with a reference count: tensors (views) and graph nodes (saved tensors) hold references. */
 export class Storage {
@@ -28,14 +29,8 @@ export class Storage {
 
 export interface TensorOptions {
   requiresGrad?: boolean;
-  /** Only 'f32' is supported; given to make a wrong dtype an error rather than a silent conversion. */
+  /** Element type of the storage: 'f32' (default) or 'f16' (needs the adapter's 'shader-f16'). */
   dtype?: DType;
-}
-
-function checkDtype(dtype: unknown, what: string): void {
-  if (dtype !== undefined && dtype !== 'f32') {
-    throw new TypeError(`${what}: dtype '${String(dtype)}' is not supported; tgnet tensors are 'f32'`);
-  }
 }
 
 function checkShape(shape: readonly number[], what: string): void {
@@ -49,7 +44,8 @@ let liveTensors = 0;
 export class Tensor {
   readonly shape: readonly number[];
   readonly size: number;
-  readonly dtype: DType = 'f32';
+  /** Element type of the storage; host data goes in and comes out as f32 numbers either way. */
+  readonly dtype: DType;
   requiresGrad: boolean;
   /** Accumulated gradient of a leaf after `backward()` (PyTorch semantics: summed over calls). */
   grad: Tensor | null = null;
@@ -58,12 +54,14 @@ export class Tensor {
   private storageRef: Storage | null;
 
   /** Internal: wraps a storage. Use the static constructors or ops instead. */
-  constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
+  constructor(storage: Storage, shape: readonly number[], requiresGrad = false, dtype: DType = 'f32') {
     checkShape(shape, 'Tensor');
+    checkDType(dtype, 'Tensor');
     this.shape = Object.freeze([...shape]);
     this.size = sizeOf(shape);
-    if (storage.bytes < this.size * 4) {
-      throw new RangeError(`Tensor: storage of ${storage.bytes} bytes is too small for shape [${shape.join(', ')}]`);
+    this.dtype = dtype;
+    if (storage.bytes < this.size * bytesPerElement(dtype)) {
+      throw new RangeError(`Tensor: storage of ${storage.bytes} bytes is too small for ${dtype} shape [${shape.join(', ')}]`);
     }
     this.storageRef = storage;
     this.requiresGrad = requiresGrad;
@@ -72,17 +70,20 @@ export class Tensor {
   }
 
   /** An uninitialised tensor from the buffer pool. */
-  static empty(shape: readonly number[], gpu: Gpu = getGpu()): Tensor {
+  static empty(shape: readonly number[], gpu: Gpu = getGpu(), dtype: DType = 'f32'): Tensor {
     checkShape(shape, 'Tensor.empty');
-    const bytes = Math.max(4, sizeOf(shape) * 4);
+    if (dtype !== 'f32') requireDType(gpu, dtype, 'Tensor.empty');
+    // Bindings are whole 4-byte words, so an odd-length f16 tensor owns the half word after its last element.
+    const bytes = Math.max(4, Math.ceil((sizeOf(shape) * bytesPerElement(dtype)) / 4) * 4);
     const buffer = gpu.pool.acquire(bytes, `tensor [${shape.join(', ')}]`);
-    return new Tensor(new Storage(gpu, buffer, bytes), shape);
+    return new Tensor(new Storage(gpu, buffer, bytes), shape, false, dtype);
   }
 
   /** Uploads host data. `data.length` must equal the product of `shape`. */
   static fromArray(data: ArrayLike<number>, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape, 'Tensor.fromArray');
-    checkDtype(options.dtype, 'Tensor.fromArray');
+    const dtype = options.dtype ?? 'f32';
+    checkDType(dtype, 'Tensor.fromArray');
     if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
       throw new TypeError('Tensor.fromArray: 64-bit integer data is not supported; convert to Float32Array (tensors are f32)');
     }
@@ -93,17 +94,17 @@ export class Tensor {
     if (data.length !== n) {
       throw new RangeError(`Tensor.fromArray: ${data.length} values do not fill shape [${shape.join(', ')}] (${n} elements)`);
     }
-    const t = Tensor.empty(shape);
-    const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
-    if (n > 0) t.gpu.write(t.buffer, f32);
+    const t = Tensor.empty(shape, getGpu(), dtype);
+    if (n > 0) t.gpu.write(t.buffer, dtype === 'f16' ? halfWords(data) : data instanceof Float32Array ? data : Float32Array.from(data));
     t.requiresGrad = options.requiresGrad ?? false;
     return t;
   }
 
   static full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
-    checkDtype(options.dtype, 'Tensor.full');
-    const t = Tensor.empty(shape);
-    unary(t.gpu, 'fill', null, t.buffer, t.size, value);
+    const dtype = options.dtype ?? 'f32';
+    checkDType(dtype, 'Tensor.full');
+    const t = Tensor.empty(shape, getGpu(), dtype);
+    unary(t.gpu, 'fill', null, t.buffer, t.size, value, dtype);
     t.requiresGrad = options.requiresGrad ?? false;
     return t;
   }
@@ -137,9 +138,13 @@ export class Tensor {
     return this.storageRef === null;
   }
 
-  /** Reads the values back to the host. */
+  /** Reads the values back to the host (as f32 numbers whatever the dtype). */
   async toArray(): Promise<Float32Array> {
     if (this.size === 0) return new Float32Array(0);
+    if (this.dtype === 'f16') {
+      const words = await this.gpu.read(this.buffer, Math.ceil(this.size / 2) * 4);
+      return fromHalfBits(new Uint16Array(words, 0, this.size));
+    }
     return new Float32Array(await this.gpu.read(this.buffer, this.size * 4));
   }
 
@@ -161,7 +166,7 @@ export class Tensor {
       throw new RangeError(`reshape: cannot view [${this.shape.join(', ')}] (${this.size} elements) as [${shape.join(', ')}] (${n} elements)`);
     }
     this.storage.retain();
-    return new Tensor(this.storage, shape);
+    return new Tensor(this.storage, shape, false, this.dtype);
   }
 
   /** Reverse-mode gradient of this tensor (a scalar unless `gradOutput` is given) into every leaf. */
@@ -189,6 +194,15 @@ export class Tensor {
   toString(): string {
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
+}
+
+/** `data` rounded to f16 bits, padded to whole 4-byte words (writes and bindings are in words). */
+function halfWords(data: ArrayLike<number>): Uint16Array {
+  const bits = toHalfBits(data);
+  if (bits.length % 2 === 0) return bits;
+  const padded = new Uint16Array(bits.length + 1);
+  padded.set(bits);
+  return padded;
 }
 
 /** Number of tensors alive (created and not disposed), for leak tests. */

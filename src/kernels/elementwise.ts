@@ -3,7 +3,8 @@
  * Tensors larger than one storage binding are processed in windows of the binding size.
  */
 import type { Gpu } from './runtime/gpu.js';
-import { f32Bits, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, f32Bits, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { bytesPerElement, computeType, requireDType, storageType, type DType } from './runtime/precision.js';
 import {
   blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
@@ -49,36 +50,34 @@ export const BINARY_OPS = {
 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
 
-type Elem = 'f32' | 'vec4f';
-
-/** ys = op(xs, s): `s` travels as f32 bits, so fills and bounds may be infinite or NaN. */
-const unarySignature = (T: Elem, withInput: boolean) => kernelSignature('unary', {
+/** ys = op(xs, s): `s` travels as f32 bits, so fills and bounds may be infinite or NaN. Loads convert to f32. */
+const unarySignature = (x: DType | null, y: DType, V: 1 | 4) => cachedSignature(`unary:${x}:${y}:${V}`, () => kernelSignature('unary', {
   uniforms: { n: 'u32', s: 'u32' },
-  storage: { ...(withInput ? { xs: readOnly(T) } : {}), ys: readWrite(T) },
-});
-const UNARY = {
-  f32: { map: unarySignature('f32', true), fill: unarySignature('f32', false) },
-  vec4f: { map: unarySignature('vec4f', true), fill: unarySignature('vec4f', false) },
-};
+  storage: { ...(x ? { xs: readOnly(storageType(x, V)) } : {}), ys: readWrite(storageType(y, V)) },
+}));
 
-/** ys[i] = op(as_[ia], bs[ib]) for output indices i = base + gid (inputs f32 unless both have the output's shape). */
-const binarySignature = (T: Elem) => kernelSignature('binary', {
+/** ys[i] = op(as_[ia], bs[ib]) for output indices i = base + gid (both inputs of the output's dtype). */
+const binarySignature = (T: DType, V: 1 | 4) => cachedSignature(`binary:${T}:${V}`, () => kernelSignature('binary', {
   uniforms: { n: 'u32', base: 'u32' },
-  storage: { as_: readOnly(T), bs: readOnly(T), ys: readWrite(T) },
-});
-const BINARY = { f32: binarySignature('f32'), vec4f: binarySignature('vec4f') };
+  storage: { as_: readOnly(storageType(T, V)), bs: readOnly(storageType(T, V)), ys: readWrite(storageType(T, V)) },
+}));
 
 /** acc[i] += gs[i]: one read-write binding, since WebGPU refuses a buffer bound both read-only and writable. */
-const addInPlaceSignature = (T: Elem) => kernelSignature('addInPlace', {
+const addInPlaceSignature = (T: DType, V: 1 | 4) => cachedSignature(`addInPlace:${T}:${V}`, () => kernelSignature('addInPlace', {
   uniforms: { n: 'u32' },
-  storage: { gs: readOnly(T), acc: readWrite(T) },
-});
-const ADD_IN_PLACE = { f32: addInPlaceSignature('f32'), vec4f: addInPlaceSignature('vec4f') };
+  storage: { gs: readOnly(storageType(T, V)), acc: readWrite(storageType(T, V)) },
+}));
 
-const EXPAND = kernelSignature('expand', {
+const expandSignature = (T: DType) => cachedSignature(`expand:${T}`, () => kernelSignature('expand', {
   uniforms: { n: 'u32', base: 'u32' },
-  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
-});
+  storage: { xs: readOnly(T), ys: readWrite(T) },
+}));
+
+/** A binding window over elements [start, start + count) of a `dtype` buffer (windows start at aligned elements). */
+function elementWindow(buffer: GPUBuffer, start: number, count: number, dtype: DType) {
+  const eb = bytesPerElement(dtype);
+  return { buffer, offset: start * eb, size: Math.ceil((count * eb) / 4) * 4 };
+}
 
 /** The broadcast of two shapes (NumPy rules), or an error naming both. */
 export function broadcastShapes(a: readonly number[], b: readonly number[], what = 'broadcast'): number[] {
@@ -95,35 +94,48 @@ export function broadcastShapes(a: readonly number[], b: readonly number[], what
   return out;
 }
 
-/** out[i] = op(x[i], scalar) for i < n. `x` may be omitted for `fill`. */
-export function unary(gpu: Gpu, op: UnaryOp, x: GPUBuffer | null, out: GPUBuffer, n: number, scalar = 0): void {
+/**
+ * out[i] = op(x[i], scalar) for i < n, computed in f32. `x` may be omitted for `fill`. `dtype` is the element
+ * type of both buffers unless `outDType` differs: `unary(gpu, 'copy', x, out, n, 0, 'f32', 'f16')` is a cast.
+ */
+export function unary(
+  gpu: Gpu, op: UnaryOp, x: GPUBuffer | null, out: GPUBuffer, n: number, scalar = 0, dtype: DType = 'f32', outDType: DType = dtype,
+): void {
   if (!(op in UNARY_OPS)) throw new RangeError(`unary: unknown op '${op}', expected one of ${Object.keys(UNARY_OPS).join(', ')}`);
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`unary ${op}: element count must be a non-negative integer, got ${n}`);
+  requireDType(gpu, dtype, `unary ${op}`);
+  requireDType(gpu, outDType, `unary ${op} output`);
   const needsInput = op !== 'fill';
   if (needsInput && !x) throw new TypeError(`unary ${op}: input buffer is required`);
-  if (x && needsInput) checkBuffer(x, n, `unary ${op} input`);
-  checkBuffer(out, n, `unary ${op} output`);
+  if (x && needsInput) checkBuffer(x, n, `unary ${op} input`, dtype);
+  checkBuffer(out, n, `unary ${op} output`, outDType);
   const wg = linearWorkgroupSize(gpu);
   const { V, per } = vectorBlock(gpu, n);
-  const T = V === 4 ? 'vec4f' : 'f32';
-  const sig = UNARY[T][needsInput ? 'map' : 'fill'];
-  const pipeline = sig.pipeline(gpu, `unary:${op}:${wg}:${V}:${per}`, () => `
+  const C = computeType(V);
+  const sig = unarySignature(needsInput ? dtype : null, outDType, V);
+  const pipeline = sig.pipeline(gpu, `unary:${op}:${wg}:${V}:${per}:${needsInput ? dtype : ''}>${outDType}`, () => `
 fn unaryOp(x: f32) -> f32 {
   let s = bitcast<f32>(p.s);
   return ${UNARY_OPS[op]};
 }
 ${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
-  ${needsInput ? 'let x = xs[gid];' : `let x = ${T}(0.0);`}
-  ys[gid] = ${V === 4 ? 'vec4f(unaryOp(x.x), unaryOp(x.y), unaryOp(x.z), unaryOp(x.w))' : 'unaryOp(x)'};
+  ${needsInput ? `let x = ${C}(xs[gid]);` : `let x = ${C}(0.0);`}
+  ys[gid] = ${storageType(outDType, V)}(${V === 4 ? 'vec4f(unaryOp(x.x), unaryOp(x.y), unaryOp(x.z), unaryOp(x.w))' : 'unaryOp(x)'});
 }`);
   forEachWindow(gpu, n, (start, count) => {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
     gpu.dispatch({
       pipeline, label: `unary:${op}`, workgroups: Math.ceil(count / V / (wg * per)),
-      ...sig.bind({ n: count / V, s: f32Bits(scalar) }, { xs: needsInput && x ? win(x) : undefined, ys: win(out) }),
+      ...sig.bind({ n: count / V, s: f32Bits(scalar) }, {
+        xs: needsInput && x ? elementWindow(x, start, count, dtype) : undefined, ys: elementWindow(out, start, count, outDType),
+      }),
     });
   });
+}
+
+/** out = x converted to `outDType` (f16 stores round to nearest even; beyond 65504 they become infinite). */
+export function cast(gpu: Gpu, x: GPUBuffer, dtype: DType, out: GPUBuffer, outDType: DType, n: number): void {
+  unary(gpu, 'copy', x, out, n, 0, dtype, outDType);
 }
 
 /**
@@ -135,27 +147,29 @@ function vectorBlock(gpu: Gpu, n: number): { V: 1 | 4; per: number } {
   return { V: per > 1 && n % 4 === 0 ? 4 : 1, per };
 }
 
-/** out = op(a, b) with broadcasting; `out` holds broadcastShapes(aShape, bShape) elements. */
+/** out = op(a, b) with broadcasting, computed in f32; `out` holds broadcastShapes(aShape, bShape) elements, all three of `dtype`. */
 export function binary(
   gpu: Gpu, op: BinaryOp, a: GPUBuffer, aShape: readonly number[], b: GPUBuffer, bShape: readonly number[], out: GPUBuffer,
+  dtype: DType = 'f32',
 ): number[] {
   if (!(op in BINARY_OPS)) throw new RangeError(`binary: unknown op '${op}', expected one of ${Object.keys(BINARY_OPS).join(', ')}`);
   checkShape(aShape, `${op} first input`);
   checkShape(bShape, `${op} second input`);
   const outShape = broadcastShapes(aShape, bShape, op);
   const n = sizeOf(outShape);
-  checkBuffer(a, sizeOf(aShape), `${op} first input`);
-  checkBuffer(b, sizeOf(bShape), `${op} second input`);
-  checkBuffer(out, n, `${op} output`);
+  requireDType(gpu, dtype, op);
+  checkBuffer(a, sizeOf(aShape), `${op} first input`, dtype);
+  checkBuffer(b, sizeOf(bShape), `${op} second input`, dtype);
+  checkBuffer(out, n, `${op} output`, dtype);
   const wg = linearWorkgroupSize(gpu);
   const aIndex = broadcastIndexExpr(aShape, outShape);
   const bIndex = broadcastIndexExpr(bShape, outShape);
   const same = aIndex === 'i' && bIndex === 'i';
-  const { V, per } = same ? vectorBlock(gpu, n) : { V: 1, per: invocationBlock(gpu) };
-  const T = V === 4 ? 'vec4f' : 'f32';
+  const { V, per } = same ? vectorBlock(gpu, n) : { V: 1 as const, per: invocationBlock(gpu) };
+  const C = computeType(V);
   // Shape-specialised only when broadcasting; same-shape ops share one pipeline per op.
-  const key = `binary:${op}:${wg}:${V}:${per}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
-  const sig = BINARY[T];
+  const key = `binary:${op}:${dtype}:${wg}:${V}:${per}:${aIndex === 'i' ? '' : aShape.join('x') + '>' + outShape.join('x')}:${bIndex === 'i' ? '' : bShape.join('x') + '>' + outShape.join('x')}`;
+  const sig = binarySignature(dtype, V);
   const pipeline = sig.pipeline(gpu, key, () => `
 fn binaryOp(a: f32, b: f32) -> f32 {
   return ${BINARY_OPS[op]};
@@ -163,22 +177,20 @@ fn binaryOp(a: f32, b: f32) -> f32 {
 ${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
   let i = gid + p.base;
-  let a = as_[${aIndex === 'i' ? 'gid' : aIndex}];
-  let b = bs[${bIndex === 'i' ? 'gid' : bIndex}];
-  ys[gid] = ${V === 4 ? 'vec4f(binaryOp(a.x, b.x), binaryOp(a.y, b.y), binaryOp(a.z, b.z), binaryOp(a.w, b.w))' : 'binaryOp(a, b)'};
+  let a = ${C}(as_[${aIndex === 'i' ? 'gid' : aIndex}]);
+  let b = ${C}(bs[${bIndex === 'i' ? 'gid' : bIndex}]);
+  ys[gid] = ${storageType(dtype, V)}(${V === 4 ? 'vec4f(binaryOp(a.x, b.x), binaryOp(a.y, b.y), binaryOp(a.z, b.z), binaryOp(a.w, b.w))' : 'binaryOp(a, b)'});
 }`);
   forEachWindow(gpu, n, (start, count) => {
     // Inputs with the output's shape are windowed like the output; broadcast ones are bound whole.
-    const bind = (buf: GPUBuffer, expr: string) => expr === 'i'
-      ? { buffer: buf, offset: start * 4, size: count * 4 }
-      : { buffer: buf };
+    const bind = (buf: GPUBuffer, expr: string) => expr === 'i' ? elementWindow(buf, start, count, dtype) : { buffer: buf };
     gpu.dispatch({
       pipeline, label: `binary:${op}`, workgroups: Math.ceil(count / V / (wg * per)),
       ...sig.bind({ n: count / V, base: start / V }, {
-        as_: bind(a, aIndex), bs: bind(b, bIndex), ys: { buffer: out, offset: start * 4, size: count * 4 },
+        as_: bind(a, aIndex), bs: bind(b, bIndex), ys: elementWindow(out, start, count, dtype),
       }),
     });
-  });
+  }, dtype);
   return outShape;
 }
 
@@ -186,30 +198,33 @@ ${blockedMain(wg, per)}
  * acc[i] += g[i] for i < n, in place: gradient accumulation without a third buffer (one activation-sized
  * tensor less at the peak of backward and a third less traffic than `binary('add')` into a new one).
  */
-export function addInPlace(gpu: Gpu, acc: GPUBuffer, g: GPUBuffer, n: number): void {
+export function addInPlace(gpu: Gpu, acc: GPUBuffer, g: GPUBuffer, n: number, dtype: DType = 'f32'): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`addInPlace: element count must be a non-negative integer, got ${n}`);
   if (acc === g) throw new RangeError('addInPlace: the accumulator and the addend must be different buffers');
-  checkBuffer(acc, n, 'addInPlace accumulator');
-  checkBuffer(g, n, 'addInPlace addend');
+  requireDType(gpu, dtype, 'addInPlace');
+  checkBuffer(acc, n, 'addInPlace accumulator', dtype);
+  checkBuffer(g, n, 'addInPlace addend', dtype);
   const wg = linearWorkgroupSize(gpu);
   const { V, per } = vectorBlock(gpu, n);
-  const sig = ADD_IN_PLACE[V === 4 ? 'vec4f' : 'f32'];
-  const pipeline = sig.pipeline(gpu, `addInPlace:${wg}:${V}:${per}`, () => `
+  const sig = addInPlaceSignature(dtype, V);
+  const C = computeType(V);
+  const pipeline = sig.pipeline(gpu, `addInPlace:${dtype}:${wg}:${V}:${per}`, () => `
 ${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
-  acc[gid] = acc[gid] + gs[gid];
+  acc[gid] = ${storageType(dtype, V)}(${C}(acc[gid]) + ${C}(gs[gid]));
 }`);
   forEachWindow(gpu, n, (start, count) => {
-    const win = (b: GPUBuffer) => ({ buffer: b, offset: start * 4, size: count * 4 });
     gpu.dispatch({
       pipeline, label: 'addInPlace', workgroups: Math.ceil(count / V / (wg * per)),
-      ...sig.bind({ n: count / V }, { gs: win(g), acc: win(acc) }),
+      ...sig.bind({ n: count / V }, { gs: elementWindow(g, start, count, dtype), acc: elementWindow(acc, start, count, dtype) }),
     });
-  });
+  }, dtype);
 }
 
 /** out = x broadcast to `outShape` (the forward of expand, the backward of a sum). */
-export function expand(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outShape: readonly number[], out: GPUBuffer): void {
+export function expand(
+  gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outShape: readonly number[], out: GPUBuffer, dtype: DType = 'f32',
+): void {
   checkShape(xShape, 'expand input');
   checkShape(outShape, 'expand output');
   const target = broadcastShapes(xShape, outShape, 'expand');
@@ -217,12 +232,14 @@ export function expand(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], outSha
     throw new RangeError(`expand: [${xShape.join(', ')}] cannot be expanded to [${outShape.join(', ')}]`);
   }
   const n = sizeOf(outShape);
-  checkBuffer(x, sizeOf(xShape), 'expand input');
-  checkBuffer(out, n, 'expand output');
+  requireDType(gpu, dtype, 'expand');
+  checkBuffer(x, sizeOf(xShape), 'expand input', dtype);
+  checkBuffer(out, n, 'expand output', dtype);
   const wg = linearWorkgroupSize(gpu);
   const index = broadcastIndexExpr(xShape, outShape);
   const per = invocationBlock(gpu);
-  const pipeline = EXPAND.pipeline(gpu, `expand:${wg}:${per}:${xShape.join('x')}>${outShape.join('x')}`, () => `
+  const sig = expandSignature(dtype);
+  const pipeline = sig.pipeline(gpu, `expand:${dtype}:${wg}:${per}:${xShape.join('x')}>${outShape.join('x')}`, () => `
 ${blockedMain(wg, per)}
   if (gid >= p.n) { return; }
   let i = gid + p.base;
@@ -231,12 +248,12 @@ ${blockedMain(wg, per)}
   forEachWindow(gpu, n, (start, count) => {
     gpu.dispatch({
       pipeline, label: 'expand', workgroups: Math.ceil(count / (wg * per)),
-      ...EXPAND.bind({ n: count, base: start }, {
-        xs: index === 'i' ? { buffer: x, offset: start * 4, size: count * 4 } : { buffer: x },
-        ys: { buffer: out, offset: start * 4, size: count * 4 },
+      ...sig.bind({ n: count, base: start }, {
+        xs: index === 'i' ? elementWindow(x, start, count, dtype) : { buffer: x },
+        ys: elementWindow(out, start, count, dtype),
       }),
     });
-  });
+  }, dtype);
 }
 
 /** WGSL expression mapping the output linear index `i` to the input's linear index ('i' when identical). */

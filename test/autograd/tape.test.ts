@@ -33,7 +33,7 @@ describe('Tensor', () => {
   });
 
   it('rejects a wrong dtype, naming it', () => {
-    expect(() => Tensor.fromArray([1, 2], [2], { dtype: 'f16' as 'f32' })).toThrow(/dtype 'f16' is not supported; tgnet tensors are 'f32'/);
+    expect(() => Tensor.fromArray([1, 2], [2], { dtype: 'bf16' as 'f32' })).toThrow(/dtype "bf16" is not supported; expected 'f32' or 'f16'/);
     expect(() => Tensor.fromArray(new BigInt64Array(2) as unknown as number[], [2])).toThrow(/64-bit integer data is not supported/);
     expect(() => Tensor.fromArray('ab' as unknown as number[], [2])).toThrow(/must be an array or typed array of numbers, got string/);
   });

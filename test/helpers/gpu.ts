@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { abandonOpenScopes } from '../../src/autograd/scope.js';
 import { initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { mulberry32 } from '../../src/autograd/random.js';
+import { fromHalfBits, roundToHalf, toHalfBits, type DType } from '../../src/kernels/runtime/precision.js';
 
 /**
  * Initialises the GPU for a test file. Fails (never skips) when no adapter exists. A test that timed out with an
@@ -66,6 +67,40 @@ export function empty(gpu: Gpu, n: number): GPUBuffer {
 
 export async function download(gpu: Gpu, b: GPUBuffer, n: number): Promise<Float32Array> {
   return new Float32Array(await gpu.read(b, n * 4));
+}
+
+/** Uploads `data` as `dtype` (f16: rounded to nearest even, padded to whole words). */
+export function uploadAs(gpu: Gpu, data: Float32Array, dtype: DType): GPUBuffer {
+  if (dtype === 'f32') return upload(gpu, data);
+  const bits = new Uint16Array(data.length + (data.length % 2));
+  bits.set(toHalfBits(data));
+  const b = gpu.pool.acquire(Math.max(4, bits.byteLength), 'test upload');
+  gpu.write(b, bits);
+  return b;
+}
+
+/** An uninitialised buffer of n `dtype` elements. */
+export function emptyAs(gpu: Gpu, n: number, dtype: DType): GPUBuffer {
+  return gpu.pool.acquire(Math.max(4, Math.ceil((n * (dtype === 'f16' ? 2 : 4)) / 4) * 4), 'test output');
+}
+
+/** n `dtype` elements read back as f32. */
+export async function downloadAs(gpu: Gpu, b: GPUBuffer, n: number, dtype: DType): Promise<Float32Array> {
+  if (dtype === 'f32') return download(gpu, b, n);
+  return fromHalfBits(new Uint16Array(await gpu.read(b, Math.ceil(n / 2) * 4), 0, n));
+}
+
+/** `data` as the kernel sees it after an upload as `dtype` (f16: each value rounded). */
+export function asStored(data: Float32Array, dtype: DType): Float32Array {
+  return dtype === 'f32' ? data : data.map(roundToHalf);
+}
+
+/**
+ * Tolerances for comparing a kernel's `dtype` output with its float64 twin run on the same (rounded) inputs:
+ * an f16 store rounds once (relative 2^-11), so f16 allows 1e-3 absolute and 2e-3 relative beyond f32's.
+ */
+export function tolerance(dtype: DType, atol = 1e-4, rtol = 1e-3): [number, number] {
+  return dtype === 'f16' ? [atol + 1e-3, rtol + 2e-3] : [atol, rtol];
 }
 
 /** Element-wise |a - e| <= atol + rtol * |e|, reporting the worst element. */

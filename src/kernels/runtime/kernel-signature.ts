@@ -1,8 +1,9 @@
 /**
  * Kernel signatures: a kernel declares its uniforms and storage buffers once, by name; the signature emits
- * the WGSL declarations (the `Params` struct bound as `p` at binding 0, storage buffers at bindings 1..n in
- * declaration order, as `Gpu.dispatch` binds them), packs a uniform object by name into the std140-like
- * uniform layout, and orders the buffers given by name into the dispatch's bindings. A missing, extra or
+ * the WGSL declarations (`enable f16;` when a binding stores half floats, the `Params` struct bound as `p` at
+ * binding 0, storage buffers at bindings 1..n in declaration order, as `Gpu.dispatch` binds them), packs a
+ * uniform object by name into the std140-like uniform layout, and orders the buffers given by name into the
+ * dispatch's bindings. A missing, extra or
  * out-of-range field throws an error naming the kernel and the field, so a kernel body reads like the math
  * and nothing relies on two hand-kept lists agreeing.
  *
@@ -24,7 +25,9 @@ export interface UniformArrayType {
   length: number;
 }
 export type UniformType = ScalarType | VectorType | UniformArrayType;
-export type StorageElementType = ScalarType | VectorType;
+/** Half-float storage ('shader-f16'): kernels convert to f32 when they load and round when they store. */
+export type HalfStorageType = 'f16' | 'vec2h' | 'vec4h';
+export type StorageElementType = ScalarType | VectorType | HalfStorageType;
 
 export interface StorageSpec {
   access: 'read' | 'read_write';
@@ -122,7 +125,8 @@ function checkName(kernel: string, what: string, name: string): void {
   }
 }
 
-const STORAGE_TYPES = new Set(['u32', 'i32', 'f32', 'vec2u', 'vec3u', 'vec4u', 'vec2i', 'vec3i', 'vec4i', 'vec2f', 'vec3f', 'vec4f']);
+const STORAGE_TYPES = new Set(['u32', 'i32', 'f32', 'vec2u', 'vec3u', 'vec4u', 'vec2i', 'vec3i', 'vec4i', 'vec2f', 'vec3f', 'vec4f', 'f16', 'vec2h', 'vec4h']);
+const HALF_TYPES = new Set(['f16', 'vec2h', 'vec4h']);
 
 /** Keys whose value is not undefined (an undefined entry counts as absent). */
 function countDefined(o: Record<string, unknown>): number {
@@ -177,7 +181,7 @@ export function kernelSignature<
     if (fields.some((f) => f.name === b)) throw new TypeError(`${name}: '${b}' is declared both as a uniform and a storage binding`);
     if (!s || (s.access !== 'read' && s.access !== 'read_write') || !STORAGE_TYPES.has(s.type)) {
       throw new TypeError(
-        `${name}: storage binding '${b}' must be { access: 'read' | 'read_write', type: u32, i32, f32 or vecN{u,i,f} }, got ${JSON.stringify(s)}`,
+        `${name}: storage binding '${b}' must be { access: 'read' | 'read_write', type: u32, i32, f32, vecN{u,i,f}, f16, vec2h or vec4h }, got ${JSON.stringify(s)}`,
       );
     }
   }
@@ -187,7 +191,8 @@ export function kernelSignature<
   let wgsl: string | null = null;
   const declarations = (): string => {
     if (wgsl === null) {
-      const lines: string[] = [];
+      // A directive must precede every declaration; a launcher that adds its own (`enable subgroups;`) puts it before these.
+      const lines: string[] = storage.some(([, s]) => HALF_TYPES.has(s.type)) ? ['enable f16;'] : [];
       if (fields.length) {
         lines.push(`struct Params { ${fields.map((f) => `${f.name}: ${f.wgsl}`).join(', ')} }`);
         lines.push('@group(0) @binding(0) var<uniform> p: Params;');

@@ -1,5 +1,6 @@
 /** Small WGSL-emitting helpers shared by the kernel generators. */
 import { isSoftwareAdapter, type Gpu } from './gpu.js';
+import { bytesPerElement, type DType } from './precision.js';
 
 /**
  * The entry point of a 1-D kernel: `gid` is the global linear invocation index, correct also when the
@@ -45,10 +46,10 @@ export function linearWorkgroupSize(gpu: Gpu): number {
   return Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
 }
 
-/** Number of f32 elements that fit one storage binding, rounded down to the offset alignment. */
-export function maxBindingElements(gpu: Gpu): number {
+/** Number of `dtype` elements (f32 unless given) that fit one storage binding, rounded down to the offset alignment. */
+export function maxBindingElements(gpu: Gpu, dtype: DType = 'f32'): number {
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  return Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4;
+  return Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / bytesPerElement(dtype);
 }
 
 /** Formats a JS number as a WGSL f32 literal (always with a decimal point or exponent). */
@@ -95,9 +96,10 @@ export function checkShape(shape: readonly number[], what: string): void {
   }
 }
 
-/** Asserts a buffer holds at least `elements` f32 values. */
-export function checkBuffer(buffer: GPUBuffer, elements: number, what: string): void {
-  if (buffer.size < elements * 4) {
-    throw new RangeError(`${what}: buffer of ${buffer.size} bytes is too small for ${elements} f32 elements (${elements * 4} bytes)`);
+/** Asserts a buffer holds at least `elements` values of `dtype` (f32 unless given). */
+export function checkBuffer(buffer: GPUBuffer, elements: number, what: string, dtype: DType = 'f32'): void {
+  const bytes = elements * bytesPerElement(dtype);
+  if (buffer.size < bytes) {
+    throw new RangeError(`${what}: buffer of ${buffer.size} bytes is too small for ${elements} ${dtype} elements (${bytes} bytes)`);
   }
 }

@@ -3,6 +3,7 @@
  * processed in windows of a buffer; window offsets must be multiples of minStorageBufferOffsetAlignment.
  */
 import type { Gpu } from './gpu.js';
+import { bytesPerElement, type DType } from './precision.js';
 import { maxBindingElements } from './wgsl.js';
 
 /** A storage window covering elements [start, start + count) of `buffer` and the shift of `start` inside it. */
@@ -12,23 +13,28 @@ export interface AlignedWindow {
   base: number;
 }
 
-/** Elements of slack a window needs for its alignment shift. */
-export function windowSlack(gpu: Gpu): number {
-  return Math.ceil(gpu.limits.minStorageBufferOffsetAlignment / 4);
+/** Elements (of `dtype`, f32 unless given) of slack a window needs for its alignment shift. */
+export function windowSlack(gpu: Gpu, dtype: DType = 'f32'): number {
+  return Math.ceil(gpu.limits.minStorageBufferOffsetAlignment / bytesPerElement(dtype));
 }
 
 /** Largest element count one window may cover (one binding minus the alignment slack). */
-export function maxWindowElements(gpu: Gpu): number {
-  return maxBindingElements(gpu) - windowSlack(gpu);
+export function maxWindowElements(gpu: Gpu, dtype: DType = 'f32'): number {
+  return maxBindingElements(gpu, dtype) - windowSlack(gpu, dtype);
 }
 
-/** A binding window over elements [start, start + count) with an aligned offset (see `AlignedWindow`). */
-export function alignedWindow(gpu: Gpu, buffer: GPUBuffer, start: number, count: number): AlignedWindow {
+/**
+ * A binding window over elements [start, start + count) of `dtype` (f32 unless given) with an aligned offset
+ * (see `AlignedWindow`). The size is rounded up to 4 bytes, as a binding must be (an f16 window may so cover
+ * one element more, never read).
+ */
+export function alignedWindow(gpu: Gpu, buffer: GPUBuffer, start: number, count: number, dtype: DType = 'f32'): AlignedWindow {
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const offset = Math.floor((start * 4) / align) * align;
-  const base = start - offset / 4;
+  const eb = bytesPerElement(dtype);
+  const offset = Math.floor((start * eb) / align) * align;
+  const base = start - offset / eb;
   // A zero-sized binding is invalid; a 4-byte one that is never read is harmless.
-  const size = Math.min(Math.max(base + count, 1) * 4, buffer.size - offset);
+  const size = Math.min(Math.ceil((Math.max(base + count, 1) * eb) / 4) * 4, buffer.size - offset);
   return { binding: { buffer, offset, size }, base };
 }
 
@@ -38,8 +44,8 @@ export interface SlabOptions {
   maxBindingBytes?: number;
 }
 
-/** Elements per binding window: the limit (or override) rounded down to the storage offset alignment. */
-export function slabElements(gpu: Gpu, op: string, options: SlabOptions = {}): number {
+/** Elements (of `dtype`) per binding window: the limit (or override) rounded down to the storage offset alignment. */
+export function slabElements(gpu: Gpu, op: string, options: SlabOptions = {}, dtype: DType = 'f32'): number {
   const limit = gpu.limits.maxStorageBufferBindingSize;
   const want = options.maxBindingBytes ?? limit;
   if (!(want > 0)) throw new RangeError(`${op}: options.maxBindingBytes must be a positive number, got ${want}`);
@@ -49,12 +55,12 @@ export function slabElements(gpu: Gpu, op: string, options: SlabOptions = {}): n
   if (bytes < align) {
     throw new RangeError(`${op}: options.maxBindingBytes of ${want} is below the storage offset alignment of ${align} bytes`);
   }
-  return bytes / 4;
+  return bytes / bytesPerElement(dtype);
 }
 
-/** Storage offset alignment in f32 elements. */
-export function alignElements(gpu: Gpu): number {
-  return Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
+/** Storage offset alignment in elements of `dtype` (f32 unless given). */
+export function alignElements(gpu: Gpu, dtype: DType = 'f32'): number {
+  return Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / bytesPerElement(dtype));
 }
 
 /** Windows [start, start + count) of at most maxElems covering [0, n); maxElems is alignment-rounded. */
@@ -64,17 +70,18 @@ export function flatWindows(n: number, maxElems: number): [number, number][] {
   return out;
 }
 
-/** Splits [0, n) into windows that each fit one storage binding (offsets aligned). */
-export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: number) => void): void {
-  const maxElems = maxBindingElements(gpu);
+/** Splits [0, n) elements of `dtype` into windows that each fit one storage binding (offsets aligned). */
+export function forEachWindow(gpu: Gpu, n: number, fn: (start: number, count: number) => void, dtype: DType = 'f32'): void {
+  const maxElems = maxBindingElements(gpu, dtype);
   for (let start = 0; start < n; start += maxElems) fn(start, Math.min(maxElems, n - start));
 }
 
 
-/** A tensor whose leading axis is the sample axis: `perSample` f32 elements per sample. */
+/** A tensor whose leading axis is the sample axis: `perSample` elements of `dtype` (f32 unless given) per sample. */
 export interface SampleTensor {
   buffer: GPUBuffer;
   perSample: number;
+  dtype?: DType;
 }
 
 /** One chunk of whole samples that fits every binding: windows (aligned) and per-buffer element bases. */
@@ -97,12 +104,13 @@ export function forEachSampleChunk(gpu: Gpu, what: string, n: number, tensors: S
   const maxB = gpu.limits.maxStorageBufferBindingSize;
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   let k = n;
-  if (tensors.some((t) => n * t.perSample * 4 > maxB)) {
+  const eb = (t: SampleTensor): number => bytesPerElement(t.dtype ?? 'f32');
+  if (tensors.some((t) => n * t.perSample * eb(t) > maxB)) {
     for (const t of tensors) {
-      const fit = Math.floor((maxB - align) / Math.max(4, t.perSample * 4));
+      const fit = Math.floor((maxB - align) / Math.max(4, t.perSample * eb(t)));
       if (fit < 1) {
         throw new RangeError(
-          `${what}: one sample of ${t.perSample} f32 elements (${t.perSample * 4} bytes) does not fit this device's ` +
+          `${what}: one sample of ${t.perSample} ${t.dtype ?? 'f32'} elements (${t.perSample * eb(t)} bytes) does not fit this device's ` +
           `maxStorageBufferBindingSize of ${maxB} bytes`,
         );
       }
@@ -114,10 +122,11 @@ export function forEachSampleChunk(gpu: Gpu, what: string, n: number, tensors: S
     const windows: SampleChunk['windows'] = [];
     const bases: number[] = [];
     for (const t of tensors) {
-      const start = n0 * t.perSample * 4;
+      const e = eb(t);
+      const start = n0 * t.perSample * e;
       const offset = Math.floor(start / align) * align;
-      const base = (start - offset) / 4;
-      windows.push({ buffer: t.buffer, offset, size: Math.max(4, base * 4 + count * t.perSample * 4) });
+      const base = (start - offset) / e;
+      windows.push({ buffer: t.buffer, offset, size: Math.max(4, Math.ceil((base + count * t.perSample) * e / 4) * 4) });
       bases.push(base);
     }
     fn({ n0, count, windows, bases });

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { abandonOpenScopes } from '../../src/autograd/scope.js';
 import { initGpu, type Gpu } from '../../src/kernels/runtime/gpu.js';
 import { mulberry32 } from '../../src/autograd/random.js';
-import { fromHalfBits, roundToHalf, toHalfBits, type DType } from '../../src/kernels/runtime/precision.js';
+import { fromHalfBits, roundToHalf, supportsF16, toHalfBits, type DType } from '../../src/kernels/runtime/precision.js';
 
 /**
  * Initialises the GPU for a test file. Fails (never skips) when no adapter exists. A test that timed out with an
@@ -67,6 +67,16 @@ export function empty(gpu: Gpu, n: number): GPUBuffer {
 
 export async function download(gpu: Gpu, b: GPUBuffer, n: number): Promise<Float32Array> {
   return new Float32Array(await gpu.read(b, n * 4));
+}
+
+/**
+ * Whether an f16 case can run on `gpu`. On an adapter without 'shader-f16' (SwiftShader) the case instead checks
+ * that `attempt` (the f16 launch) is refused with an error naming the feature, and the caller returns.
+ */
+export function runsF16(gpu: Gpu, dtype: DType, attempt: () => unknown): boolean {
+  if (dtype === 'f32' || supportsF16(gpu)) return true;
+  expect(attempt).toThrow(/shader-f16/);
+  return false;
 }
 
 /** Uploads `data` as `dtype` (f16: rounded to nearest even, padded to whole words). */

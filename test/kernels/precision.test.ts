@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/autograd/tensor.js';
 import { addInPlace, binary, cast, unary } from '../../src/kernels/elementwise.js';
 import { halfBits, halfValue, requireDType, roundToHalf, toHalfBits } from '../../src/kernels/runtime/precision.js';
-import { asStored, download, downloadAs, emptyAs, expectClose, randomArray, upload, uploadAs, useGpu } from '../helpers/gpu.js';
+import { asStored, download, downloadAs, emptyAs, expectClose, randomArray, runsF16, upload, uploadAs, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
 const torchHalf = JSON.parse(readFileSync(new URL('../golden/half/torch-half.json', import.meta.url), 'utf8')) as { x: number[]; bits: number[] };
@@ -38,6 +38,7 @@ describe('f16 storage on the GPU', () => {
     const xb = upload(g, x);
     const hb = emptyAs(g, n, 'f16');
     const yb = emptyAs(g, n, 'f32');
+    if (!runsF16(g, 'f16', () => cast(g, xb, 'f32', hb, 'f16', n))) return;
     cast(g, xb, 'f32', hb, 'f16', n);
     cast(g, hb, 'f16', yb, 'f32', n);
     const back = await download(g, yb, n);
@@ -50,6 +51,7 @@ describe('f16 storage on the GPU', () => {
   for (const n of [1, 7, 1024, 4099]) {
     it(`maps, adds and accumulates ${n} f16 values (f32 inside, one rounding per store)`, async () => {
       const g = gpu();
+      if (!runsF16(g, 'f16', () => unary(g, 'fill', null, emptyAs(g, n, 'f16'), n, 0, 'f16'))) return;
       const a = asStored(randomArray(n, 1, -4, 4), 'f16');
       const b = asStored(randomArray(n, 2, -4, 4), 'f16');
       const [ab, bb] = [uploadAs(g, a, 'f16'), uploadAs(g, b, 'f16')];
@@ -68,12 +70,14 @@ describe('f16 storage on the GPU', () => {
   it('stores an overflow as infinity (what loss scaling detects)', async () => {
     const g = gpu();
     const ab = uploadAs(g, Float32Array.from([60000, -60000, 1]), 'f16');
+    if (!runsF16(g, 'f16', () => unary(g, 'mulScalar', ab, emptyAs(g, 3, 'f16'), 3, 2, 'f16'))) return;
     const out = emptyAs(g, 3, 'f16');
     unary(g, 'mulScalar', ab, out, 3, 2, 'f16');
     expect([...(await downloadAs(g, out, 3, 'f16'))]).toEqual([Infinity, -Infinity, 2]);
   });
 
   it('tensors keep their dtype through upload, reshape and read-back', async () => {
+    if (!runsF16(gpu(), 'f16', () => Tensor.empty([2], gpu(), 'f16'))) return;
     const t = Tensor.fromArray([1, 2.0005, -3, 1e5, 5], [5], { dtype: 'f16' });
     expect(t.dtype).toBe('f16');
     expect([...(await t.toArray())]).toEqual([1, 2, -3, Infinity, 5]);

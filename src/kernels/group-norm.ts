@@ -1,6 +1,8 @@
 /**
  * Group normalisation (PyTorch nn.GroupNorm: biased variance, affine weight and bias per channel) on
- * [N, C, ...spatial] f32, with an optional fused ReLU (y = relu(gn(x))), forward and backward.
+ * [N, C, ...spatial], with an optional fused ReLU (y = relu(gn(x))), forward and backward. x, y, dy and dx are
+ * f32 or f16 (`dtype`: loaded into f32, every sum in f32, rounded once when stored); weight, bias, their
+ * gradients, mean, rstd and the coefficients are always f32.
  *
  * Forward (3 dispatches per slab set):
  *  1. stats: one workgroup per chunk of a group (shifted sums per thread, Chan merge in the workgroup) writes
@@ -23,8 +25,9 @@
  */
 import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { computeType, requireDType, storageType, type DType } from './runtime/precision.js';
 import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
-import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
+import { alignedWindow, alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
 import { channelMap, chunkBounds, planChunks, segmentedReduce, workgroupMain } from './runtime/reduction.js';
 import { splitNC } from './runtime/shapes.js';
 
@@ -38,6 +41,8 @@ export interface GroupNormOptions extends SlabOptions {
    * kernels run) when the tensor does not fit one binding window.
    */
   fused?: boolean;
+  /** Element type of x and y (default 'f32'); the statistics and coefficients are f32 either way. */
+  dtype?: DType;
 }
 
 export interface GroupNormBackwardOptions extends SlabOptions {
@@ -45,6 +50,8 @@ export interface GroupNormBackwardOptions extends SlabOptions {
   relu?: boolean;
   /** As GroupNormOptions.fused. */
   fused?: boolean;
+  /** Element type of dy, x and dx (default 'f32'); dweight and dbias are f32 either way. */
+  dtype?: DType;
 }
 
 /**
@@ -66,10 +73,10 @@ function checkGroups(shape: readonly number[], groups: number, op: string): { N:
   return { N, C, S, G: groups, cg: C / groups };
 }
 
-const STATS = kernelSignature('groupNorm:stats', {
+const stats = (dtype: DType) => cachedSignature(`groupNorm:stats:${dtype}`, () => kernelSignature('groupNorm:stats', {
   uniforms: { base: 'u32', chunk0: 'u32', nchunks: 'u32', segLen: 'u32', chunkLen: 'u32', cps: 'u32' },
-  storage: { xs: readOnly('f32'), part: readWrite('vec2f') },
-});
+  storage: { xs: readOnly(dtype), part: readWrite('vec2f') },
+}));
 
 const MERGE = kernelSignature('groupNorm:merge', {
   uniforms: { cps: 'u32', nsegs: 'u32', segLen: 'u32', chunkLen: 'u32', groups: 'u32', cg: 'u32', channels: 'u32', eps: 'f32' },
@@ -99,7 +106,7 @@ const BACKWARD_FOLD = kernelSignature('groupNormBackward:fold', {
 
 /** What the fused forward writes besides the statistics: y, or (groupNormCoefficients) the per-(n, c) coefficients. */
 type FusedOutput = { y: GPUBuffer } | { coef: GPUBuffer };
-const fusedForward = (T: 'f32' | 'vec4f', coefficients: boolean) => cachedSignature(`groupNorm:fused:${T}:${coefficients}`, () => kernelSignature('groupNorm:fused', {
+const fusedForward = (T: ReturnType<typeof storageType>, coefficients: boolean) => cachedSignature(`groupNorm:fused:${T}:${coefficients}`, () => kernelSignature('groupNorm:fused', {
   uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', segLen: 'u32', eps: 'f32' },
   storage: {
     xs: readOnly(T), weight: readOnly('f32'), bias: readOnly('f32'),
@@ -108,7 +115,7 @@ const fusedForward = (T: 'f32' | 'vec4f', coefficients: boolean) => cachedSignat
 }));
 
 /** The bias only decides the ReLU mask, so it is bound only with `relu`. */
-const fusedBackward = (T: 'f32' | 'vec4f', relu: boolean) => cachedSignature(`groupNormBackward:fused:${T}:${relu}`, () => kernelSignature('groupNormBackward:fused', {
+const fusedBackward = (T: ReturnType<typeof storageType>, relu: boolean) => cachedSignature(`groupNormBackward:fused:${T}:${relu}`, () => kernelSignature('groupNormBackward:fused', {
   uniforms: { sv: 'u32', cg: 'u32', groups: 'u32', channels: 'u32', invM: 'f32' },
   storage: {
     dys: readOnly(T), xs: readOnly(T), weight: readOnly('f32'), mean: readOnly('f32'), rstd: readOnly('f32'),
@@ -126,49 +133,51 @@ fn chan(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(n, a.y + d * t, a.z + b.z + d * d * a.x * t);
 }`;
 
-/** The checks both forward entry points share: groups, eps, and the input, affine and statistics buffers. */
+/** The checks both forward entry points share: dtype, groups, eps, and the input, affine and statistics buffers. */
 function checkForward(
-  op: string, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
-  mean: GPUBuffer, rstd: GPUBuffer, options: { eps?: number },
-): { dims: GroupDims; eps: number } {
+  gpu: Gpu, op: string, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
+  mean: GPUBuffer, rstd: GPUBuffer, options: { eps?: number; dtype?: DType },
+): { dims: GroupDims; eps: number; dtype: DType } {
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
   const dims = checkGroups(shape, groups, op);
   const { N, C, S, G } = dims;
   const eps = options.eps ?? 1e-5;
   if (!(eps >= 0)) throw new RangeError(`${op}: eps must be a non-negative number, got ${eps}`);
-  checkBuffer(x, N * C * S, `${op} input`);
+  checkBuffer(x, N * C * S, `${op} input`, dtype);
   checkBuffer(weight, C, `${op} weight`);
   checkBuffer(bias, C, `${op} bias`);
   checkBuffer(mean, N * G, `${op} mean`);
   checkBuffer(rstd, N * G, `${op} rstd`);
-  return { dims, eps };
+  return { dims, eps, dtype };
 }
 
 /**
  * y = gn(x) * weight + bias (relu optional); saves mean and rstd per (n, g) (buffers of N*G f32).
- * x, y: [N, C, ...spatial]; weight, bias: [C].
+ * x, y: [N, C, ...spatial] of options.dtype; weight, bias: [C] f32.
  */
 export function groupNormForward(
   gpu: Gpu, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
   y: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer, options: GroupNormOptions = {},
 ): void {
   const op = 'groupNorm';
-  const { dims, eps } = checkForward(op, x, shape, groups, weight, bias, mean, rstd, options);
+  const { dims, eps, dtype } = checkForward(gpu, op, x, shape, groups, weight, bias, mean, rstd, options);
   const { N, C, S, G, cg } = dims;
   const total = N * C * S;
-  checkBuffer(y, total, `${op} output`);
+  checkBuffer(y, total, `${op} output`, dtype);
   if (total === 0) return;
-  const maxElems = slabElements(gpu, op, options);
+  const maxElems = slabElements(gpu, op, options, dtype);
   if (useFused(gpu, options.fused, total, maxElems)) {
-    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { y }, mean, rstd, eps, options.relu ?? false);
+    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { y }, mean, rstd, eps, options.relu ?? false, dtype);
     return;
   }
   const coef = gpu.pool.acquire(N * C * 16, `${op} coefficients`);
-  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op);
+  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op, dtype);
 
   // y = (x - mean) * (rstd * w) + b per (n, c), from the merge's coefficients (mean, rstd * w, b).
   const relu = options.relu ?? false;
   channelMap(gpu, {
-    label: `${op}:apply`, key: `gn-apply:${relu}`, channels: N * C, spatial: S, inputs: { x },
+    label: `${op}:apply`, key: `gn-apply:${relu}`, channels: N * C, spatial: S, inputs: { x }, dtype,
     perChannel: { coef: { buffer: coef, type: 'vec4f' } },
     prelude: 'let cf = coef[ch];\n  let z = (x - cf.x) * cf.y + cf.z;',
     value: relu ? 'max(z, Elem(0.0))' : 'z', out: y, maxElems,
@@ -177,8 +186,8 @@ export function groupNormForward(
 }
 
 /**
- * The statistics of groupNormForward without the normalised output: mean and rstd per (n, g) (N*G f32 each)
- * and per (n, c) the coefficients (mean, rstd * weight, bias, 0) (N*C vec4f), from which a consumer computes
+ * The statistics of groupNormForward without the normalised output (x of options.dtype): mean and rstd per
+ * (n, g) (N*G f32 each) and per (n, c) the coefficients (mean, rstd * weight, bias, 0) (N*C vec4f), from which a consumer computes
  * gn(x) = (x - mean) * (rstd * weight) + bias as it loads x (Conv3dOptions.inputNormRelu). (Folding the mean
  * into the shift, x * a + (bias - mean * a), saves an op per load but loses |mean| / std of the digits: it failed
  * the PyTorch golden test at the bottleneck.)
@@ -188,32 +197,33 @@ export function groupNormCoefficients(
   mean: GPUBuffer, rstd: GPUBuffer, coef: GPUBuffer, options: Omit<GroupNormOptions, 'relu'> = {},
 ): void {
   const op = 'groupNormCoefficients';
-  const { dims, eps } = checkForward(op, x, shape, groups, weight, bias, mean, rstd, options);
+  const { dims, eps, dtype } = checkForward(gpu, op, x, shape, groups, weight, bias, mean, rstd, options);
   const { N, C, S, G, cg } = dims;
   checkBuffer(coef, 4 * N * C, `${op} coefficients`);
   if (N * C * S === 0) return;
-  const maxElems = slabElements(gpu, op, options);
+  const maxElems = slabElements(gpu, op, options, dtype);
   if (useFused(gpu, options.fused, N * C * S, maxElems)) {
-    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { coef }, mean, rstd, eps, false);
+    groupNormForwardFused(gpu, x, { N, C, S, G, cg }, weight, bias, { coef }, mean, rstd, eps, false, dtype);
     return;
   }
-  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op);
+  statisticsAndCoefficients(gpu, x, { N, C, S, G, cg }, weight, bias, mean, rstd, coef, eps, maxElems, op, dtype);
 }
 
 /** Chunked statistics (partials, then one Chan merge per (n, g)) -> mean, rstd and the per-(n, c) coefficients. */
 function statisticsAndCoefficients(
   gpu: Gpu, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer,
-  coef: GPUBuffer, eps: number, maxElems: number, op: string,
+  coef: GPUBuffer, eps: number, maxElems: number, op: string, dtype: DType,
 ): void {
   const { N, C, S, G, cg } = d;
   const wg = linearWorkgroupSize(gpu);
   const M = cg * S;
   const NG = N * G;
-  const plan = planChunks(M, NG, maxElems, alignElements(gpu));
+  const plan = planChunks(M, NG, maxElems, alignElements(gpu, dtype));
   const K = plan.chunksPerSeg * NG;
   const part = gpu.pool.acquire(K * 8, `${op} partial statistics`);
 
-  const stats = STATS.pipeline(gpu, `gn-stats:${wg}`, () => `
+  const STATS = stats(dtype);
+  const statsPipeline = STATS.pipeline(gpu, `gn-stats:${dtype}:${wg}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 ${CHAN}
 ${workgroupMain(wg)}
@@ -222,12 +232,12 @@ ${workgroupMain(wg)}
   // Per thread: sums shifted by the thread's first element (a sample of the data, so the cancellation in
   // s2 - s1^2/n stays mild), then Chan merges across threads.
   var shift = 0.0;
-  if (start + lid < end) { shift = xs[start + lid - p.base]; }
+  if (start + lid < end) { shift = f32(xs[start + lid - p.base]); }
   var cnt = 0u;
   var s1 = 0.0;
   var s2 = 0.0;
   for (var gi = start + lid; gi < end; gi = gi + ${wg}u) {
-    let d = xs[gi - p.base] - shift;
+    let d = f32(xs[gi - p.base]) - shift;
     s1 = s1 + d;
     s2 = s2 + d * d;
     cnt = cnt + 1u;
@@ -249,10 +259,11 @@ ${workgroupMain(wg)}
 }`);
   for (const win of plan.windows) {
     gpu.dispatch({
-      pipeline: stats, label: `${op}:stats`, workgroups: win.chunks,
+      pipeline: statsPipeline, label: `${op}:stats`, workgroups: win.chunks,
       ...STATS.bind(
         { base: win.base, chunk0: win.chunk0, nchunks: win.chunks, segLen: M, chunkLen: plan.chunkLen, cps: plan.chunksPerSeg },
-        { xs: { buffer: x, offset: win.base * 4, size: win.count * 4 }, part },
+        // win.base is aligned (planChunks), so the window starts exactly there.
+        { xs: alignedWindow(gpu, x, win.base, win.count, dtype).binding, part },
       ),
     });
   }
@@ -300,6 +311,7 @@ ${workgroupMain(wg)}
 /**
  * Backward of groupNormForward (with the same `relu` flag): dx [N, C, ...], dweight [C], dbias [C] from
  * dy, the forward input x, weight, bias (used only to recompute the ReLU mask) and the saved mean, rstd.
+ * dy, x and dx are of options.dtype; everything else f32.
  */
 export function groupNormBackward(
   gpu: Gpu, dy: GPUBuffer, x: GPUBuffer, shape: readonly number[], groups: number, weight: GPUBuffer, bias: GPUBuffer,
@@ -307,11 +319,13 @@ export function groupNormBackward(
   options: GroupNormBackwardOptions = {},
 ): void {
   const op = 'groupNormBackward';
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
   const { N, C, S, G, cg } = checkGroups(shape, groups, op);
   const total = N * C * S;
-  checkBuffer(dy, total, `${op} output gradient`);
-  checkBuffer(x, total, `${op} input`);
-  checkBuffer(dx, total, `${op} input gradient`);
+  checkBuffer(dy, total, `${op} output gradient`, dtype);
+  checkBuffer(x, total, `${op} input`, dtype);
+  checkBuffer(dx, total, `${op} input gradient`, dtype);
   checkBuffer(weight, C, `${op} weight`);
   checkBuffer(bias, C, `${op} bias`);
   checkBuffer(mean, N * G, `${op} mean`);
@@ -320,9 +334,9 @@ export function groupNormBackward(
   checkBuffer(dbias, C, `${op} bias gradient`);
   if (total === 0) return;
   const relu = options.relu ?? false;
-  const maxElems = slabElements(gpu, op, options);
+  const maxElems = slabElements(gpu, op, options, dtype);
   if (useFused(gpu, options.fused, total, maxElems)) {
-    groupNormBackwardFused(gpu, dy, x, { N, C, S, G, cg }, weight, bias, mean, rstd, dx, dweight, dbias, relu);
+    groupNormBackwardFused(gpu, dy, x, { N, C, S, G, cg }, weight, bias, mean, rstd, dx, dweight, dbias, relu, dtype);
     return;
   }
   const wg = linearWorkgroupSize(gpu);
@@ -347,7 +361,7 @@ ${linearMain(wg)}
 
   // sums[n, c] = (sum dz, sum dz * (x - mean)).
   segmentedReduce(gpu, {
-    label: op, key: `gn-bwd:${relu}`, segLen: S, numSegs: NC, inputs: [dy, x],
+    label: op, key: `gn-bwd:${relu}`, segLen: S, numSegs: NC, inputs: [dy, x], dtype,
     extras: [{ buffer: coef, type: 'vec4f' }],
     prelude: 'let cf = e0[seg];',
     value: relu
@@ -404,7 +418,7 @@ ${linearMain(wg)}
 
   // dx = dz * (rstd * w) + (x - mean) * (-rstd^2 B) - rstd * A per (n, c), from the folded coefficients.
   channelMap(gpu, {
-    label: `${op}:apply`, key: `gn-bwd-apply:${relu}`, channels: NC, spatial: S, inputs: { dy, x },
+    label: `${op}:apply`, key: `gn-bwd-apply:${relu}`, channels: NC, spatial: S, inputs: { dy, x }, dtype,
     perChannel: { coefB: { buffer: coefB, type: 'vec4f' } },
     prelude: [
       'let cf = coefB[2u * ch];',
@@ -421,9 +435,9 @@ ${linearMain(wg)}
 
 interface GroupDims { N: number; C: number; S: number; G: number; cg: number }
 
-/** A whole-buffer binding of `elements` f32 (the fused kernels run only when the tensor fits one binding). */
-function whole(buffer: GPUBuffer, elements: number): { buffer: GPUBuffer; offset: number; size: number } {
-  return { buffer, offset: 0, size: Math.max(elements, 1) * 4 };
+/** A binding of the first `elements` of `dtype` (the fused kernels run only when the tensor fits one binding). */
+function whole(gpu: Gpu, buffer: GPUBuffer, elements: number, dtype: DType): { buffer: GPUBuffer; offset: number; size: number } {
+  return alignedWindow(gpu, buffer, 0, elements, dtype).binding;
 }
 
 /**
@@ -433,12 +447,14 @@ function whole(buffer: GPUBuffer, elements: number): { buffer: GPUBuffer; offset
  */
 function groupNormForwardFused(
   gpu: Gpu, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, out: FusedOutput, mean: GPUBuffer,
-  rstd: GPUBuffer, eps: number, relu: boolean,
+  rstd: GPUBuffer, eps: number, relu: boolean, dtype: DType,
 ): void {
   const coefficients = 'coef' in out;
   const { N, C, S, G, cg } = d;
   const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
+  // T: the stored element (loads convert to the computing type Cf; ys rounds once to T).
+  const T = storageType(dtype, V);
+  const Cf = computeType(V);
   const wg = Math.min(FUSED_WG, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const sum = V === 4 ? 'dot(dv, vec4f(1.0))' : 'dv';
   const sig = fusedForward(T, coefficients);
@@ -452,11 +468,11 @@ function groupNormForwardFused(
     let sh0 = bias[c0 + cl] - m * sc;
     let o = base + cl * p.sv;
     for (var i = lid; i < p.sv; i = i + ${wg}u) {
-      let z = xs[o + i] * sc + sh0;
-      ys[o + i] = ${relu ? `max(z, ${T}(0.0))` : 'z'};
+      let z = ${Cf}(xs[o + i]) * sc + sh0;
+      ys[o + i] = ${T}(${relu ? `max(z, ${Cf}(0.0))` : 'z'});
     }
   }`;
-  const pipeline = sig.pipeline(gpu, `gn-fused:${V}:${relu}:${wg}${coefficients ? ':coef' : ''}`, () => `
+  const pipeline = sig.pipeline(gpu, `gn-fused:${dtype}:${V}:${relu}:${wg}${coefficients ? ':coef' : ''}`, () => `
 var<workgroup> sh: array<vec3f, ${wg}>;
 var<workgroup> stat: vec2f;
 ${CHAN}
@@ -465,12 +481,12 @@ ${workgroupMain(wg)}
   let base = w * mv;
   // Sums shifted by the invocation's first element (a sample of the data: s2 - s1^2/n cancels mildly).
   var shift = 0.0;
-  if (lid < mv) { shift = xs[base + lid]${V === 4 ? '.x' : ''}; }
+  if (lid < mv) { shift = f32(xs[base + lid]${V === 4 ? '.x' : ''}); }
   var s1 = 0.0;
   var s2 = 0.0;
   var cnt = 0u;
   for (var i = lid; i < mv; i = i + ${wg}u) {
-    let dv = xs[base + i] - ${T}(shift);
+    let dv = ${Cf}(xs[base + i]) - ${Cf}(shift);
     s1 = s1 + ${sum};
     s2 = s2 + ${V === 4 ? 'dot(dv, dv)' : 'dv * dv'};
     cnt = cnt + ${V}u;
@@ -497,10 +513,10 @@ ${workgroupMain(wg)}
   ${finish}
 }`);
   const total = N * C * S;
-  const outputs = 'coef' in out ? { coef: whole(out.coef, 4 * N * C) } : { ys: whole(out.y, total) };
+  const outputs = 'coef' in out ? { coef: whole(gpu, out.coef, 4 * N * C, 'f32') } : { ys: whole(gpu, out.y, total, dtype) };
   gpu.dispatch({
     pipeline, label: coefficients ? 'groupNormCoefficients:fused' : 'groupNorm:fused', workgroups: N * G,
-    ...sig.bind({ sv: S / V, cg, groups: G, segLen: cg * S, eps }, { xs: whole(x, total), weight, bias, ...outputs, mean, rstd }),
+    ...sig.bind({ sv: S / V, cg, groups: G, segLen: cg * S, eps }, { xs: whole(gpu, x, total, dtype), weight, bias, ...outputs, mean, rstd }),
   });
 }
 
@@ -511,16 +527,17 @@ ${workgroupMain(wg)}
  */
 function groupNormBackwardFused(
   gpu: Gpu, dy: GPUBuffer, x: GPUBuffer, d: GroupDims, weight: GPUBuffer, bias: GPUBuffer, mean: GPUBuffer,
-  rstd: GPUBuffer, dx: GPUBuffer, dweight: GPUBuffer, dbias: GPUBuffer, relu: boolean,
+  rstd: GPUBuffer, dx: GPUBuffer, dweight: GPUBuffer, dbias: GPUBuffer, relu: boolean, dtype: DType,
 ): void {
   const { N, C, S, G, cg } = d;
   const V = S % 4 === 0 ? 4 : 1;
-  const T = V === 4 ? 'vec4f' : 'f32';
+  const T = storageType(dtype, V);
+  const Cf = computeType(V);
   const wg = Math.min(FUSED_WG, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const hsum = (e: string) => (V === 4 ? `dot(${e}, vec4f(1.0))` : e);
   const partials = gpu.pool.acquire(N * C * wg * 8, 'groupNormBackward partial sums');
   const sig = fusedBackward(T, relu);
-  const main = sig.pipeline(gpu, `gn-bwd-fused:${V}:${relu}:${wg}`, () => `
+  const main = sig.pipeline(gpu, `gn-bwd-fused:${dtype}:${V}:${relu}:${wg}`, () => `
 var<workgroup> sh: array<vec2f, ${wg}>;
 var<workgroup> coefs: vec2f;
 ${workgroupMain(wg)}
@@ -537,8 +554,8 @@ ${workgroupMain(wg)}
     let o = base + cl * p.sv;
     var acc = vec2f(0.0);
     for (var i = lid; i < p.sv; i = i + ${wg}u) {
-      let xc = xs[o + i] - ${T}(m);
-      let dz = ${relu ? `select(${T}(0.0), dys[o + i], xc * sc + sh0 > ${T}(0.0))` : 'dys[o + i]'};
+      let xc = ${Cf}(xs[o + i]) - ${Cf}(m);
+      let dz = ${relu ? `select(${Cf}(0.0), ${Cf}(dys[o + i]), xc * sc + sh0 > ${Cf}(0.0))` : `${Cf}(dys[o + i])`};
       acc = acc + vec2f(${hsum('dz')}, ${hsum('dz * xc')});
     }
     part[(n * p.channels + c0 + cl) * ${wg}u + lid] = acc;
@@ -560,9 +577,9 @@ ${workgroupMain(wg)}
     ${relu ? 'let sh0 = bias[c0 + cl];' : ''}
     let o = base + cl * p.sv;
     for (var i = lid; i < p.sv; i = i + ${wg}u) {
-      let xc = xs[o + i] - ${T}(m);
-      let dz = ${relu ? `select(${T}(0.0), dys[o + i], xc * sc + sh0 > ${T}(0.0))` : 'dys[o + i]'};
-      dxs[o + i] = dz * sc + xc * qx + q0;
+      let xc = ${Cf}(xs[o + i]) - ${Cf}(m);
+      let dz = ${relu ? `select(${Cf}(0.0), ${Cf}(dys[o + i]), xc * sc + sh0 > ${Cf}(0.0))` : `${Cf}(dys[o + i])`};
+      dxs[o + i] = ${T}(dz * sc + xc * qx + q0);
     }
   }
 }`);
@@ -570,7 +587,7 @@ ${workgroupMain(wg)}
   gpu.dispatch({
     pipeline: main, label: 'groupNormBackward:fused', workgroups: N * G,
     ...sig.bind({ sv: S / V, cg, groups: G, channels: C, invM: 1 / (cg * S) }, {
-      dys: whole(dy, total), xs: whole(x, total), weight, mean, rstd, dxs: whole(dx, total), part: partials,
+      dys: whole(gpu, dy, total, dtype), xs: whole(gpu, x, total, dtype), weight, mean, rstd, dxs: whole(gpu, dx, total, dtype), part: partials,
       bias: relu ? bias : undefined,
     }),
   });

@@ -1,33 +1,43 @@
 import { describe, expect, it } from 'vitest';
-import { groupNormBackward, groupNormForward } from '../../src/kernels/group-norm.js';
+import { groupNormBackward, groupNormCoefficients, groupNormForward } from '../../src/kernels/group-norm.js';
 import { groupNormBackwardRef, groupNormRef } from '../../src/kernels/reference/group-norm.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, tolerance, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
+/**
+ * Forward and backward against the float64 twin on the same (for f16: rounded) inputs. x, y, dy, dx are of
+ * `dtype`; the statistics, dweight and dbias are f32 sums either way, so they keep f32's tolerance, while y and
+ * dx carry one f16 rounding each (tolerance('f16')).
+ */
 async function runBoth(
   shape: number[], groups: number, relu: boolean, seed: number, maxBindingBytes?: number, offset = 0, atol = 1e-4, fused?: boolean,
+  dtype: DType = 'f32',
 ) {
   const g = gpu();
   const C = shape[1];
   const n = size(shape);
-  const x = randomArray(n, seed, -1 + offset, 1 + offset);
+  const x = asStored(randomArray(n, seed, -1 + offset, 1 + offset), dtype);
   const w = randomArray(C, seed + 1, 0.5, 1.5);
   const b = randomArray(C, seed + 2, -0.3, 0.3);
-  const dy = randomArray(n, seed + 3);
+  const dy = asStored(randomArray(n, seed + 3), dtype);
   const NG = shape[0] * groups;
-  const [xb, wb, bb, dyb] = [upload(g, x), upload(g, w), upload(g, b), upload(g, dy)];
-  const [yb, mb, rb, dxb, dwb, dbb] = [empty(g, n), empty(g, NG), empty(g, NG), empty(g, n), empty(g, C), empty(g, C)];
-  groupNormForward(g, xb, shape, groups, wb, bb, yb, mb, rb, { relu, maxBindingBytes, fused });
-  groupNormBackward(g, dyb, xb, shape, groups, wb, bb, mb, rb, dxb, dwb, dbb, { relu, maxBindingBytes, fused });
+  const [xb, wb, bb, dyb] = [uploadAs(g, x, dtype), upload(g, w), upload(g, b), uploadAs(g, dy, dtype)];
+  const [yb, mb, rb, dxb, dwb, dbb] = [emptyAs(g, n, dtype), empty(g, NG), empty(g, NG), emptyAs(g, n, dtype), empty(g, C), empty(g, C)];
+  groupNormForward(g, xb, shape, groups, wb, bb, yb, mb, rb, { relu, maxBindingBytes, fused, dtype });
+  groupNormBackward(g, dyb, xb, shape, groups, wb, bb, mb, rb, dxb, dwb, dbb, { relu, maxBindingBytes, fused, dtype });
   const ref = groupNormRef(x, shape, groups, w, b, 1e-5, relu);
   const gref = groupNormBackwardRef(dy, x, shape, groups, w, b, 1e-5, relu);
-  const gotY = await download(g, yb, n);
+  const gotY = await downloadAs(g, yb, n, dtype);
+  const [atolT, rtolT] = tolerance(dtype, atol);
   expectClose(await download(g, mb, NG), ref.mean, 1e-4, 1e-4);
   expectClose(await download(g, rb, NG), ref.rstd, 1e-4, 1e-3);
-  expectClose(gotY, ref.y, atol);
-  expectClose(await download(g, dxb, n), gref.dx, atol);
+  expectClose(gotY, ref.y, atolT, rtolT);
+  expectClose(await downloadAs(g, dxb, n, dtype), gref.dx, atolT, rtolT);
   expectClose(await download(g, dwb, C), gref.dweight, atol);
   expectClose(await download(g, dbb, C), gref.dbias, atol);
   return { gotY, ref };
@@ -76,6 +86,51 @@ describe('group norm slab path (binding windows)', () => {
         await runBoth(shape, G, relu, 20, bytes, 0, 1e-4, true);
       });
     }
+  }
+});
+
+describe('group norm in f16 (x, y, dy, dx half; statistics and parameter gradients f32)', () => {
+  // Each case is also a cold compile of its own pipelines, so few: the scalar and vec4 paths of both kernels,
+  // binding windows (the chunked kernels; f16 windows hold twice the elements), and chunks + merge in windows.
+  const cases: [string, number[], number, boolean, boolean, number | undefined][] = [
+    ['fused, scalar', [2, 6, 3, 5, 7], 3, false, true, undefined],
+    ['fused, vec4 + ReLU', [2, 8, 4, 4, 6], 4, true, true, undefined],
+    ['chunked, scalar + ReLU', [2, 6, 3, 5, 7], 3, true, false, undefined],
+    ['chunked, vec4', [2, 8, 4, 4, 6], 4, false, false, undefined],
+    ['windows of 1000 bytes', [2, 6, 3, 5, 7], 3, false, true, 1000],
+    ['windows of 512 bytes, vec4 + ReLU', [2, 8, 4, 4, 6], 2, true, true, 512],
+    ['windows of 40000 bytes, chunks + merge, ReLU', [1, 4, 8, 32, 40], 1, true, true, 40000],
+  ];
+  for (const [what, shape, G, relu, fused, bytes] of cases) {
+    it(`[${shape}] G=${G} ${what}`, async () => {
+      const g = gpu();
+      const b = emptyAs(g, size(shape), 'f16');
+      if (!runsF16(g, 'f16', () => groupNormForward(g, b, shape, G, b, b, b, b, b, { dtype: 'f16' }))) return;
+      if (!runsF16(g, 'f16', () => groupNormBackward(g, b, b, shape, G, b, b, b, b, b, b, b, { dtype: 'f16' }))) return;
+      await runBoth(shape, G, relu, 30 + G, bytes, 0, 1e-4, fused, 'f16');
+    });
+  }
+
+  for (const fused of [true, false]) {
+    it(`computes f32 coefficients from an f16 input (${fused ? 'fused' : 'chunked'})`, async () => {
+      const g = gpu();
+      const shape = [2, 8, 4, 4, 6];
+      const [N, C, G] = [2, 8, 4];
+      const x = asStored(randomArray(size(shape), 40, -2, 2), 'f16');
+      const w = randomArray(C, 41, 0.5, 1.5);
+      const bias = randomArray(C, 42, -0.3, 0.3);
+      const xb = uploadAs(g, x, 'f16');
+      const [mb, rb, cb] = [empty(g, N * G), empty(g, N * G), empty(g, 4 * N * C)];
+      const run = () => groupNormCoefficients(g, xb, shape, G, upload(g, w), upload(g, bias), mb, rb, cb, { fused, dtype: 'f16' });
+      if (!runsF16(g, 'f16', run)) return;
+      run();
+      const ref = groupNormRef(x, shape, G, w, bias);
+      const coef = Array.from({ length: N * C }, (_, i) => {
+        const s = Math.floor(i / C) * G + Math.floor((i % C) / (C / G));
+        return [ref.mean[s], ref.rstd[s] * w[i % C], bias[i % C], 0];
+      }).flat();
+      expectClose(await download(g, cb, 4 * N * C), coef, 1e-4, 1e-3);
+    });
   }
 });
 

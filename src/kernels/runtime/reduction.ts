@@ -8,7 +8,8 @@
  */
 import { isSoftwareAdapter, type Binding, type Gpu } from './gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite, type KernelSignature, type StorageElementType, type StorageSpec, type UniformType } from './kernel-signature.js';
-import { alignElements, flatWindows } from './windows.js';
+import { storageType, type DType } from './precision.js';
+import { alignedWindow, alignElements, flatWindows } from './windows.js';
 import { linearMain, linearWorkgroupSize } from './wgsl.js';
 
 /** A binding window over the flat tensor and the chunks whose elements all lie inside it. */
@@ -131,6 +132,8 @@ export interface SegmentedReduceSpec {
   numSegs: number;
   /** Tensors windowed like the reduced range, read as `v0`, `v1`, ... (f32) at each element. */
   inputs: GPUBuffer[];
+  /** Element type of the inputs (default 'f32'; 'f16' is converted to f32 as it loads: the sums stay f32). */
+  dtype?: DType;
   /** Whole read-only buffers, declared as `e0`, `e1`, ... with the given WGSL element type. */
   extras?: { buffer: GPUBuffer; type: StorageElementType }[];
   /** WGSL statements run once per workgroup (may use `seg`, the segment index). */
@@ -141,6 +144,7 @@ export interface SegmentedReduceSpec {
   /** Receives numSegs results (f32 or vec2f) = sum * scale. */
   out: GPUBuffer;
   scale: number;
+  /** Elements of `dtype` per binding window (see slabElements). */
   maxElems: number;
 }
 
@@ -148,7 +152,7 @@ export interface SegmentedReduceSpec {
 function reduceSignature<U extends Record<string, UniformType>>(key: string, spec: SegmentedReduceSpec, T: StorageElementType, uniforms: U) {
   return cachedSignature(`${spec.label}|${key}`, () => {
     const storage: Record<string, StorageSpec> = {};
-    spec.inputs.forEach((_, i) => { storage[`in${i}`] = readOnly('f32'); });
+    spec.inputs.forEach((_, i) => { storage[`in${i}`] = readOnly(storageType(spec.dtype ?? 'f32')); });
     (spec.extras ?? []).forEach((e, i) => { storage[`e${i}`] = readOnly(e.type); });
     storage.dst = readWrite(T);
     return kernelSignature(`${spec.label}:reduce`, { uniforms, storage });
@@ -156,9 +160,10 @@ function reduceSignature<U extends Record<string, UniformType>>(key: string, spe
 }
 
 /** The inputs windowed to `win`, the whole extra buffers, then the destination, by name. */
-function reduceBuffers(spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> {
-  const buffers: Record<string, GPUBuffer | { buffer: GPUBuffer; offset: number; size: number }> = {};
-  spec.inputs.forEach((b, i) => { buffers[`in${i}`] = { buffer: b, offset: win.base * 4, size: win.count * 4 }; });
+function reduceBuffers(gpu: Gpu, spec: SegmentedReduceSpec, win: ChunkWindow, dst: GPUBuffer): Record<string, Binding> {
+  const buffers: Record<string, Binding> = {};
+  // win.base is aligned (planChunks), so each window starts exactly there.
+  spec.inputs.forEach((b, i) => { buffers[`in${i}`] = alignedWindow(gpu, b, win.base, win.count, spec.dtype).binding; });
   (spec.extras ?? []).forEach((e, i) => { buffers[`e${i}`] = e.buffer; });
   buffers.dst = dst;
   return buffers;
@@ -178,11 +183,12 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   if (segLen * numSegs === 0) return;
   const wg = linearWorkgroupSize(gpu);
   const T = spec.width === 2 ? 'vec2f' : 'f32';
+  const dtype = spec.dtype ?? 'f32';
   const extras = spec.extras ?? [];
-  const plan = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu));
+  const plan = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu, dtype));
   const K = plan.chunksPerSeg * numSegs;
   if (segLen <= SMALL_SEGMENT) {
-    const small = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu), segLen);
+    const small = planChunks(segLen, numSegs, spec.maxElems, alignElements(gpu, dtype), segLen);
     if (small.chunksPerSeg === 1) {
       smallSegmentReduce(gpu, spec, T, small);
       return;
@@ -192,10 +198,10 @@ export function segmentedReduce(gpu: Gpu, spec: SegmentedReduceSpec): void {
   const partial = direct ? spec.out : gpu.pool.acquire(K * spec.width * 4, `${spec.label} partial sums`);
   const nIn = spec.inputs.length;
   const lanes = reductionLanes(gpu, wg);
-  const key = `segreduce:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}${lanes < wg ? `:in${lanes}` : ''}`;
+  const key = `segreduce:${spec.key}:${dtype}>${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}${lanes < wg ? `:in${lanes}` : ''}`;
   const sig = reduceSignature(key, spec, T, CHUNK_UNIFORMS);
   const element = `let i = gi - p.base;
-      ${spec.inputs.map((_, q) => `let v${q} = in${q}[i];`).join(' ')}
+      ${loadInputs(spec)}
       acc = acc + (${spec.value});`;
   const pipeline = sig.pipeline(gpu, key, () => `
 var<workgroup> sh: array<${T}, ${lanes}>;
@@ -217,7 +223,7 @@ ${workgroupMain(lanes)}
       ...sig.bind({
         base: win.base, chunk0: win.chunk0, nchunks: win.chunks, segLen, chunkLen: plan.chunkLen,
         cps: plan.chunksPerSeg, scale: direct ? spec.scale : 1,
-      }, reduceBuffers(spec, win, partial)),
+      }, reduceBuffers(gpu, spec, win, partial)),
     });
   }
   if (direct) return;
@@ -240,6 +246,11 @@ ${workgroupMain(mergeLanes)}
   gpu.pool.release(partial);
 }
 
+/** WGSL loading element `i` of each input as an f32 `v0`, `v1`, ... */
+function loadInputs(spec: SegmentedReduceSpec): string {
+  return spec.inputs.map((_, q) => `let v${q} = f32(in${q}[i]);`).join(' ');
+}
+
 /** Segments at most this long are reduced by one thread each (a workgroup per segment would idle). */
 const SMALL_SEGMENT = 256;
 
@@ -247,7 +258,7 @@ function smallSegmentReduce(gpu: Gpu, spec: SegmentedReduceSpec, T: 'f32' | 'vec
   const wg = linearWorkgroupSize(gpu);
   const extras = spec.extras ?? [];
   const nIn = spec.inputs.length;
-  const key = `segreduce-small:${spec.key}:${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`;
+  const key = `segreduce-small:${spec.key}:${spec.dtype ?? 'f32'}>${T}:${nIn}:${extras.map((e) => e.type).join(',')}:${wg}`;
   const sig = reduceSignature(key, spec, T, SMALL_UNIFORMS);
   const pipeline = sig.pipeline(gpu, key, () => `
 ${linearMain(wg)}
@@ -258,7 +269,7 @@ ${linearMain(wg)}
   var acc = ${T}(0.0);
   for (var gi = start; gi < start + p.segLen; gi = gi + 1u) {
     let i = gi - p.base;
-    ${spec.inputs.map((_, q) => `let v${q} = in${q}[i];`).join(' ')}
+    ${loadInputs(spec)}
     acc = acc + (${spec.value});
   }
   dst[seg] = acc * p.scale;
@@ -268,7 +279,7 @@ ${linearMain(wg)}
       pipeline, label: `${spec.label}:reduce`, workgroups: Math.ceil(win.chunks / wg),
       ...sig.bind(
         { base: win.base, seg0: win.chunk0, nsegs: win.chunks, segLen: spec.segLen, scale: spec.scale },
-        reduceBuffers(spec, win, spec.out),
+        reduceBuffers(gpu, spec, win, spec.out),
       ),
     });
   }
@@ -284,6 +295,8 @@ export interface ChannelMapSpec {
   spatial: number;
   /** Tensors shaped like the output: each element is read into a WGSL `let` of type `Elem` named by its key. */
   inputs: Record<string, GPUBuffer>;
+  /** Element type of the inputs and the output (default 'f32'; 'f16' loads into `Elem` and rounds once as it stores). */
+  dtype?: DType;
   /** Whole buffers of per-channel values, indexed in WGSL by `ch` (e.g. `gate[ch]`). */
   perChannel: Record<string, { buffer: GPUBuffer; type: StorageElementType }>;
   /** f32 uniforms read as `p.<name>`. */
@@ -293,7 +306,7 @@ export interface ChannelMapSpec {
   /** WGSL expression of the output element, of type `Elem` (vec4f when `spatial` % 4 == 0, else f32). */
   value: string;
   out: GPUBuffer;
-  /** Elements per binding window (see slabElements; a multiple of 4). */
+  /** Elements of `dtype` per binding window (see slabElements; a multiple of 4). */
   maxElems: number;
 }
 
@@ -308,19 +321,20 @@ interface ChannelMapPlan {
 const channelMapPlans = new Map<string, ChannelMapPlan>();
 
 function channelMapPlan(spec: ChannelMapSpec, V: 1 | 4, wg: number): ChannelMapPlan {
-  const cacheKey = `${spec.label}|${spec.key}|${V}|${wg}`;
+  const dtype = spec.dtype ?? 'f32';
+  const cacheKey = `${spec.label}|${spec.key}|${dtype}|${V}|${wg}`;
   let plan = channelMapPlans.get(cacheKey);
   if (!plan) {
-    const Elem = V === 4 ? 'vec4f' : 'f32';
+    const Stored = storageType(dtype, V);
     const inputs = Object.keys(spec.inputs);
     const perChannel = Object.keys(spec.perChannel);
     const uniforms: Record<string, UniformType> = { n: 'u32', base: 'u32', sv: 'u32' };
     for (const s of Object.keys(spec.scalars ?? {})) uniforms[s] = 'f32';
     const storage: Record<string, StorageSpec> = {};
-    for (const name of inputs) storage[`${name}In`] = readOnly(Elem);
+    for (const name of inputs) storage[`${name}In`] = readOnly(Stored);
     for (const name of perChannel) storage[name] = readOnly(spec.perChannel[name].type);
-    storage.dst = readWrite(Elem);
-    plan = { sig: kernelSignature(spec.label, { uniforms, storage }), pipelineKey: `channel-map:${spec.key}:${V}:${wg}`, inputs, perChannel };
+    storage.dst = readWrite(Stored);
+    plan = { sig: kernelSignature(spec.label, { uniforms, storage }), pipelineKey: `channel-map:${spec.key}:${dtype}:${V}:${wg}`, inputs, perChannel };
     channelMapPlans.set(cacheKey, plan);
   }
   return plan;
@@ -332,6 +346,7 @@ function channelMapPlan(spec: ChannelMapSpec, V: 1 | 4, wg: number): ChannelMapP
  */
 export function channelMap(gpu: Gpu, spec: ChannelMapSpec): void {
   const V = spec.spatial % 4 === 0 ? 4 : 1;
+  const dtype = spec.dtype ?? 'f32';
   const wg = linearWorkgroupSize(gpu);
   const { sig, pipelineKey, inputs, perChannel } = channelMapPlan(spec, V, wg);
   const pipeline = sig.pipeline(gpu, pipelineKey, () => `
@@ -339,15 +354,16 @@ alias Elem = ${V === 4 ? 'vec4f' : 'f32'};
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let ch = (p.base + gid) / p.sv;
-  ${inputs.map((name) => `let ${name} = ${name}In[gid];`).join('\n  ')}
+  ${inputs.map((name) => `let ${name} = Elem(${name}In[gid]);`).join('\n  ')}
   ${spec.prelude ?? ''}
-  dst[gid] = ${spec.value};
+  dst[gid] = ${storageType(dtype, V)}(${spec.value});
 }`);
+  // Windows start at multiples of maxElems, so at aligned offsets (alignedWindow's base is 0).
   for (const [start, count] of flatWindows(spec.channels * spec.spatial, spec.maxElems)) {
     const buffers: Record<string, Binding> = {};
-    for (const name of inputs) buffers[`${name}In`] = { buffer: spec.inputs[name], offset: start * 4, size: count * 4 };
+    for (const name of inputs) buffers[`${name}In`] = alignedWindow(gpu, spec.inputs[name], start, count, dtype).binding;
     for (const name of perChannel) buffers[name] = spec.perChannel[name].buffer;
-    buffers.dst = { buffer: spec.out, offset: start * 4, size: count * 4 };
+    buffers.dst = alignedWindow(gpu, spec.out, start, count, dtype).binding;
     gpu.dispatch({
       pipeline, label: spec.label, workgroups: Math.ceil(count / V / wg),
       ...sig.bind({ ...spec.scalars, n: count / V, base: start / V, sv: spec.spatial / V }, buffers),

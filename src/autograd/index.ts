@@ -5,7 +5,7 @@ export { checkpoint } from './activation-checkpoint.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { mulberry32, rngNormal, rngUniform } from './random.js';
-export { add, sub, mul, div, neg, relu, sigmoid, exp, log, sqrt, square, pow, reduceGradTo } from './ops/elementwise.js';
+export { add, sub, mul, div, neg, relu, sigmoid, exp, log, sqrt, square, pow, reduceGradTo, cast, asF32 } from './ops/elementwise.js';
 export { sum, mean, max } from './ops/reduce.js';
 export { permute, transpose, concat, slice } from './ops/shape.js';
 export { matmul } from './ops/matmul.js';

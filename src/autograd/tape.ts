@@ -48,7 +48,7 @@ export function stopOpTraffic(): OpTraffic {
 
 const tensorBytes = (ts: readonly (Tensor | null)[]): number => {
   let n = 0;
-  for (const t of ts) if (t) n += t.size * 4;
+  for (const t of ts) if (t) n += t.size * (t.dtype === 'f16' ? 2 : 4);
   return n;
 };
 
@@ -137,7 +137,7 @@ export class GraphNode {
 export function recordOp(op: string, inputs: readonly Tensor[], out: Tensor, saved: readonly Tensor[], rule: BackwardRule): Tensor {
   if (opTraffic) {
     opTraffic.ops++;
-    opTraffic.forwardBytes += tensorBytes(inputs) + out.size * 4;
+    opTraffic.forwardBytes += tensorBytes(inputs) + tensorBytes([out]);
   }
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
   const views = saved.map((t) => keep(t.shareAs(t.shape)));
@@ -162,15 +162,15 @@ export function watchRecordedNodes<T>(watch: (node: GraphNode) => void, fn: () =
 
 function accumulate(into: Tensor | undefined | null, g: Tensor): Tensor {
   if (!into) return g;
-  if (opTraffic) opTraffic.backwardBytes += 3 * g.size * 4;
+  if (opTraffic) opTraffic.backwardBytes += 3 * tensorBytes([g]);
   // In place when nothing else sees the accumulator's storage (no view of it is alive).
   if (into.storage.refCount === 1 && into.storage !== g.storage && sameShape(into.shape, g.shape)) {
-    addInPlace(into.gpu, into.buffer, g.buffer, g.size);
+    addInPlace(into.gpu, into.buffer, g.buffer, g.size, g.dtype);
     g.dispose();
     return into;
   }
-  const sum = keep(Tensor.empty(into.shape, into.gpu));
-  binary(into.gpu, 'add', into.buffer, into.shape, g.buffer, g.shape, sum.buffer);
+  const sum = keep(Tensor.empty(into.shape, into.gpu, into.dtype));
+  binary(into.gpu, 'add', into.buffer, into.shape, g.buffer, g.shape, sum.buffer, g.dtype);
   into.dispose();
   g.dispose();
   return sum;
@@ -191,8 +191,11 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
   if (gradOutput && !sameShape(gradOutput.shape, root.shape)) {
     throw new RangeError(`backward: gradient shape [${gradOutput.shape.join(', ')}] differs from tensor shape [${root.shape.join(', ')}]`);
   }
+  if (gradOutput && gradOutput.dtype !== root.dtype) {
+    throw new TypeError(`backward: gradient dtype ${gradOutput.dtype} differs from the tensor's ${root.dtype}`);
+  }
   noGrad(() => {
-    const seed = keep(gradOutput ? gradOutput.shareAs(root.shape) : Tensor.ones(root.shape));
+    const seed = keep(gradOutput ? gradOutput.shareAs(root.shape) : Tensor.ones(root.shape, { dtype: root.dtype }));
     if (!root.node) {
       root.grad = keep(accumulate(root.grad, seed));
       return;
@@ -220,7 +223,7 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       }
       if (opTraffic) {
         opTraffic.backwardNodes++;
-        opTraffic.backwardBytes += g.size * 4 + tensorBytes(node.saved) + tensorBytes(inputGrads);
+        opTraffic.backwardBytes += tensorBytes([g]) + tensorBytes(node.saved) + tensorBytes(inputGrads);
       }
       g.dispose();
       node.inputs.forEach((input, i) => {
@@ -233,6 +236,10 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
         }
         if (!sameShape(gi.shape, input.shape)) {
           throw new Error(`backward rule of '${node.op}': gradient [${gi.shape.join(', ')}] for input ${i} of shape [${input.shape.join(', ')}]`);
+        }
+        // A gradient has its tensor's dtype (mixed precision: f16 activations have f16 gradients).
+        if (gi.dtype !== input.dtype) {
+          throw new Error(`backward rule of '${node.op}': ${gi.dtype} gradient for input ${i}, a ${input.dtype} tensor`);
         }
         const up = node.inputNodes[i];
         if (up) grads.set(up, accumulate(grads.get(up), gi));

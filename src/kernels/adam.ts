@@ -33,6 +33,8 @@ export interface AdamOptions {
   decoupled?: boolean;
   /** 1-based count of this update (1 on the first step: the moment buffers' old contents are then ignored). */
   step: number;
+  /** Factor applied to the gradient first; default 1 (mixed precision: 1 / the loss scale, unscaling in the update). */
+  gradScale?: number;
 }
 
 /** Flat packed storage: element `i < count` of the four buffers belong together. */
@@ -64,6 +66,7 @@ interface ResolvedAdam {
   weightDecay: number;
   decoupled: boolean;
   step: number;
+  gradScale: number;
 }
 
 function resolved(o: AdamOptions, where: string): ResolvedAdam {
@@ -71,8 +74,9 @@ function resolved(o: AdamOptions, where: string): ResolvedAdam {
   if (!Array.isArray(betas) || betas.length !== 2) throw new TypeError(`${where}: betas must be [beta1, beta2], got ${JSON.stringify(betas)}`);
   const r = {
     lr: o.lr, beta1: betas[0], beta2: betas[1], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0,
-    decoupled: o.decoupled ?? false, step: o.step,
+    decoupled: o.decoupled ?? false, step: o.step, gradScale: o.gradScale ?? 1,
   };
+  if (!Number.isFinite(r.gradScale) || r.gradScale <= 0) throw new RangeError(`${where}: gradScale must be a finite positive number, got ${r.gradScale}`);
   for (const k of ['lr', 'eps', 'weightDecay'] as const) {
     if (!Number.isFinite(r[k]) || r[k] < 0) throw new RangeError(`${where}: ${k} must be a finite non-negative number, got ${r[k]}`);
   }
@@ -91,7 +95,7 @@ function resolved(o: AdamOptions, where: string): ResolvedAdam {
 const ADAM = kernelSignature('adam', {
   uniforms: {
     n: 'u32', wd: 'f32', decay: 'f32', omb1: 'f32', b2: 'f32', omb2: 'f32', stepSize: 'f32', bc2Sqrt: 'f32', eps: 'f32',
-    decoupled: 'u32', first: 'u32',
+    decoupled: 'u32', first: 'u32', gscale: 'f32',
   },
   storage: { ps: readWrite('f32'), gs: readOnly('f32'), ms: readWrite('f32'), vs: readWrite('f32') },
 });
@@ -102,7 +106,7 @@ function adamPipeline(gpu: Gpu): { pipeline: GPUComputePipeline; wg: number } {
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   var w = ps[gid];
-  var g = gs[gid];
+  var g = gs[gid] * p.gscale;
   if (p.decoupled != 0u) { w = w * p.decay; } else { g = g + p.wd * w; }
   var m = 0.0;
   var v = 0.0;
@@ -121,7 +125,7 @@ function packed(count: number, o: ResolvedAdam): ArrayBuffer {
   return ADAM.params({
     n: count, wd: o.weightDecay, decay: 1 - o.lr * o.weightDecay, omb1: 1 - o.beta1, b2: o.beta2, omb2: 1 - o.beta2,
     stepSize: o.lr / (1 - o.beta1 ** o.step), bc2Sqrt: Math.sqrt(1 - o.beta2 ** o.step), eps: o.eps,
-    decoupled: o.decoupled ? 1 : 0, first: o.step === 1 ? 1 : 0,
+    decoupled: o.decoupled ? 1 : 0, first: o.step === 1 ? 1 : 0, gscale: o.gradScale,
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * Fused SGD update with torch.optim.SGD semantics (momentum, dampening, Nesterov, weight decay):
- *   g = grad + weightDecay * p
+ *   g = gradScale * grad + weightDecay * p      (gradScale: 1, or 1 / the loss scale under mixed precision)
  *   if momentum != 0: buf = firstStep ? g : momentum * buf + (1 - dampening) * g    (PyTorch: buf = clone(g) at first)
  *                     g = nesterov ? g + momentum * buf : buf
  *   p = p - lr * g
@@ -35,6 +35,8 @@ export interface SgdOptions {
   dampening?: number;
   /** True on the optimiser's first step: the momentum buffer is set to the gradient (its old contents are ignored). */
   firstStep: boolean;
+  /** Factor applied to the gradient first; default 1 (mixed precision: 1 / the loss scale, unscaling in the update). */
+  gradScale?: number;
 }
 
 /** Flat packed storage: element `i < count` of params, grads and momentum belong together. */
@@ -57,8 +59,9 @@ export interface SgdTensor {
 function resolved(o: SgdOptions): Required<SgdOptions> {
   const r = {
     lr: o.lr, momentum: o.momentum ?? 0.99, nesterov: o.nesterov ?? true, weightDecay: o.weightDecay ?? 0,
-    dampening: o.dampening ?? 0, firstStep: o.firstStep,
+    dampening: o.dampening ?? 0, firstStep: o.firstStep, gradScale: o.gradScale ?? 1,
   };
+  if (!Number.isFinite(r.gradScale) || r.gradScale <= 0) throw new RangeError(`sgdStep: gradScale must be a finite positive number, got ${r.gradScale}`);
   for (const k of ['lr', 'momentum', 'weightDecay', 'dampening'] as const) {
     if (!Number.isFinite(r[k]) || r[k] < 0) throw new RangeError(`sgdStep: ${k} must be a finite non-negative number, got ${r[k]}`);
   }
@@ -71,19 +74,19 @@ function resolved(o: SgdOptions): Required<SgdOptions> {
 
 /** ps: parameters, gs: gradients, ms: momentum buffers; first = 1 on the optimiser's first step. */
 const SGD = kernelSignature('sgd', {
-  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32' },
+  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32', gscale: 'f32' },
   storage: { ps: readWrite('f32'), gs: readOnly('f32'), ms: readWrite('f32') },
 });
 
 const SGD4 = kernelSignature('sgd', {
-  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32' },
+  uniforms: { n: 'u32', lr: 'f32', mom: 'f32', wd: 'f32', damp: 'f32', nesterov: 'u32', first: 'u32', gscale: 'f32' },
   storage: { ps: readWrite('vec4f'), gs: readOnly('vec4f'), ms: readWrite('vec4f') },
 });
 
 /** One element's update (f32 or, in the blocked kernel, vec4: the same arithmetic on each lane). */
 const SGD_UPDATE = `  if (gid >= p.n) { return; }
   let w = ps[gid];
-  var g = gs[gid] + p.wd * w;
+  var g = gs[gid] * p.gscale + p.wd * w;
   if (p.mom != 0.0) {
     var b = g;
     if (p.first == 0u) { b = p.mom * ms[gid] + (1.0 - p.damp) * g; }
@@ -117,7 +120,7 @@ ${SGD_UPDATE}`);
 function packed(count: number, o: Required<SgdOptions>): ArrayBuffer {
   return SGD.params({
     n: count, lr: o.lr, mom: o.momentum, wd: o.weightDecay, damp: o.dampening,
-    nesterov: o.nesterov ? 1 : 0, first: o.firstStep ? 1 : 0,
+    nesterov: o.nesterov ? 1 : 0, first: o.firstStep ? 1 : 0, gscale: o.gradScale,
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { adamStep, adamStepList, type AdamTensor } from '../kernels/adam.js';
 import { unary } from '../kernels/elementwise.js';
+import { flagNonFinite } from '../kernels/non-finite.js';
 import { reduce } from '../kernels/reduce.js';
 import type { Gpu } from '../kernels/runtime/gpu.js';
 import { packedLayout, sgdStep, sgdStepList, type SgdTensor } from '../kernels/sgd.js';
@@ -39,8 +40,16 @@ export interface Optimizer {
   readonly steps: number;
   /** Names of the per-parameter state slots, as in `OptimizerState.slots`. */
   readonly slotNames: readonly string[];
-  /** One update of every parameter that has a gradient (others are skipped, as PyTorch does). */
-  step(options?: { lr?: number }): void;
+  /**
+   * One update of every parameter that has a gradient (others are skipped, as PyTorch does). `gradScale`
+   * multiplies every gradient first (mixed precision: 1 / the loss scale).
+   */
+  step(options?: StepOptions): void;
+  /**
+   * Whether any gradient holds an infinity or a NaN (one dispatch over the packed gradients and one 4-byte
+   * readback): mixed precision's overflow check before `step`, which then reuses the packed gradients.
+   */
+  nonFiniteGradients(): Promise<boolean>;
   /** Drops every parameter's gradient (the next backward starts from zero). */
   zeroGrad(): void;
   /** Sum of all parameters as of the last step, as a new one-element tensor (a cheap NaN/Inf probe). */
@@ -50,6 +59,13 @@ export interface Optimizer {
   /** Restores a state from `exportState` so the next step continues the run exactly; validates before writing. */
   importState(state: OptimizerState): void;
   dispose(): void;
+}
+
+export interface StepOptions {
+  /** This step's learning rate (default: the optimiser's base rate). */
+  lr?: number;
+  /** Factor applied to every gradient before the update (default 1; mixed precision: 1 / the loss scale). */
+  gradScale?: number;
 }
 
 /**
@@ -78,8 +94,16 @@ class PackedParameters {
     for (const b of this.buffers()) unary(this.gpu, 'fill', null, b, this.total, 0);
   }
 
+  /** Which parameters `nonFinite` already gathered (the next `gather` reuses them), else null. */
+  private gathered: boolean[] | null = null;
+
   /** Copies the weights and gradients of parameters that have a gradient in; returns which do. */
   gather(): boolean[] {
+    if (this.gathered) {
+      const active = this.gathered;
+      this.gathered = null;
+      return active;
+    }
     const active = this.params.map((p) => p.grad !== null && !p.isDisposed);
     this.params.forEach((p, i) => {
       if (!active[i]) return;
@@ -89,6 +113,25 @@ class PackedParameters {
       this.gpu.copy(g.buffer, 0, this.flatGrads, this.offsets[i] * 4, p.size * 4);
     });
     return active;
+  }
+
+  /** Gathers, then whether any gathered gradient is infinite or NaN (the padding is zero). */
+  async nonFinite(): Promise<boolean> {
+    const active = this.gather();
+    const flag = this.gpu.pool.acquire(4, `${this.owner} non-finite flag`);
+    try {
+      this.gpu.write(flag, new Uint32Array([0]));
+      flagNonFinite(this.gpu, this.flatGrads, this.total, flag);
+      this.gathered = active;
+      return new Uint32Array(await this.gpu.read(flag, 4))[0] !== 0;
+    } finally {
+      this.gpu.pool.release(flag);
+    }
+  }
+
+  /** Forgets a gather made for `nonFinite` (the gradients are about to change). */
+  forgetGather(): void {
+    this.gathered = null;
   }
 
   /** Copies the updated weights of the `active` parameters back to them. */
@@ -181,13 +224,13 @@ export class SGD implements Optimizer {
     this.started = params.map(() => false);
   }
 
-  step(options: { lr?: number } = {}): void {
+  step(options: StepOptions = {}): void {
     if (this.disposed) throw new Error('SGD.step: optimizer was disposed');
     const lr = options.lr ?? this.lr;
     const pk = this.packed;
     const momentum = pk.slots[0];
     const active = pk.gather();
-    const common = { lr, momentum: this.momentum, nesterov: this.nesterov, weightDecay: this.weightDecay };
+    const common = { lr, momentum: this.momentum, nesterov: this.nesterov, weightDecay: this.weightDecay, gradScale: options.gradScale };
     const uniformStart = this.started.every((s) => s === this.started[0]);
     if (active.every(Boolean) && uniformStart) {
       sgdStep(this.gpu(), { params: pk.flatParams, grads: pk.flatGrads, momentum, count: pk.total },
@@ -209,7 +252,12 @@ export class SGD implements Optimizer {
   }
 
   zeroGrad(): void {
+    this.packed.forgetGather();
     zeroGrads(this.params);
+  }
+
+  nonFiniteGradients(): Promise<boolean> {
+    return this.packed.nonFinite();
   }
 
   /** The momentum buffer of parameter i (for checkpoints), read back to the host. */
@@ -335,13 +383,13 @@ export class Adam implements Optimizer {
     this.counts = params.map(() => 0);
   }
 
-  step(options: { lr?: number } = {}): void {
+  step(options: StepOptions = {}): void {
     if (this.disposed) throw new Error(`${this.name()}.step: optimizer was disposed`);
     const lr = options.lr ?? this.lr;
     const pk = this.packed;
     const [expAvg, expAvgSq] = pk.slots;
     const active = pk.gather();
-    const common = { lr, betas: this.betas, eps: this.eps, weightDecay: this.weightDecay, decoupled: this.decoupled };
+    const common = { lr, betas: this.betas, eps: this.eps, weightDecay: this.weightDecay, decoupled: this.decoupled, gradScale: options.gradScale };
     const gpu = this.params[0].gpu;
     if (active.every(Boolean) && this.counts.every((c) => c === this.counts[0])) {
       adamStep(gpu, { params: pk.flatParams, grads: pk.flatGrads, expAvg, expAvgSq, count: pk.total }, { ...common, step: this.counts[0] + 1 });
@@ -362,7 +410,12 @@ export class Adam implements Optimizer {
   }
 
   zeroGrad(): void {
+    this.packed.forgetGather();
     zeroGrads(this.params);
+  }
+
+  nonFiniteGradients(): Promise<boolean> {
+    return this.packed.nonFinite();
   }
 
   /** See SGD.parameterSum. */

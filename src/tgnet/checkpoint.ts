@@ -73,6 +73,17 @@ export interface CheckpointMeta {
   sampler?: CheckpointSamplerPosition;
   /** What the command line needs to continue the run from this file alone (data folder, split, ...). */
   run?: CheckpointRunInfo;
+  /** Storage of activations and their gradients ('f16': mixed precision); absent means 'f32'. */
+  precision?: 'f32' | 'f16';
+  /** Mixed precision's dynamic loss scale where it stood (see nn/loss-scaler.ts); present with precision 'f16'. */
+  lossScaler?: CheckpointLossScaler;
+}
+
+/** A dynamic loss scaler's state (PyTorch GradScaler's scale and growth tracker), and the steps it skipped so far. */
+export interface CheckpointLossScaler {
+  scale: number;
+  growthTracker: number;
+  skippedSteps: number;
 }
 
 /** A batch sampler's position (the data layer's SamplerPosition, restated here to keep the layers apart). */
@@ -152,7 +163,14 @@ const isStringList = (v: unknown): boolean => Array.isArray(v) && v.every((x) =>
 const isCount = (v: unknown, min: number): boolean => Number.isSafeInteger(v) && (v as number) >= min;
 
 /** Fields added for exact resume: optional (files written before them lack them), JSON texts. */
-const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'sampler' | 'run'; expected: string; ok: (v: unknown) => boolean }[] = [
+const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'sampler' | 'run' | 'precision' | 'lossScaler'; expected: string; ok: (v: unknown) => boolean }[] = [
+  { key: 'precision', expected: '"f32" or "f16"', ok: (v) => v === 'f32' || v === 'f16' },
+  {
+    key: 'lossScaler', expected: '{"scale": finite number > 0, "growthTracker": integer >= 0, "skippedSteps": integer >= 0}',
+    ok: (v) => typeof v === 'object' && v !== null && typeof (v as CheckpointLossScaler).scale === 'number'
+      && Number.isFinite((v as CheckpointLossScaler).scale) && (v as CheckpointLossScaler).scale > 0
+      && isCount((v as CheckpointLossScaler).growthTracker, 0) && isCount((v as CheckpointLossScaler).skippedSteps, 0),
+  },
   { key: 'batchSize', expected: 'a positive integer', ok: (v) => isCount(v, 1) },
   { key: 'logEvery', expected: 'a positive integer', ok: (v) => isCount(v, 1) },
   { key: 'checkpointEvery', expected: 'a non-negative integer', ok: (v) => isCount(v, 0) },

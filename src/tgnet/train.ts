@@ -14,16 +14,25 @@
  * same readback carries the sum of all parameters, since NaN weights can hide behind a finite loss (ReLU's max
  * drops NaN on some GPUs).
  *
+ * Mixed precision (`precision: 'f16'`, where the adapter has 'shader-f16'): the batch is uploaded as f16, so
+ * every activation and activation gradient is stored in f16 (kernels accumulate in f32; the dynamic head and
+ * the loss run in f32); weights, their gradients and the optimiser state stay f32. The loss is scaled before
+ * backward (LossScaler, PyTorch's GradScaler semantics); each step then reads one overflow flag back, as
+ * GradScaler does, and a step whose gradients overflowed is skipped (its batch is still consumed).
+ *
  * Weight decay defaults to 3e-5: the DESIGN recipe names none, and 3e-5 is what the PyTorch twin's
  * benchmark (bench/torch/tgnet_torch.py) uses (nnU-Net's value, the recipe DoDNet's training derives from).
  *
  * The data layer is not imported here (layering): anything with a `next()` returning a `TrainingBatch` will do,
  * and `tgnet/data`'s BatchSampler does so structurally.
  */
+import { mul } from '../autograd/ops/elementwise.js';
 import { partialLabelLoss } from '../autograd/ops/head.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { checkFinite } from '../kernels/partial-label-loss.js';
+import { requireDType, type DType } from '../kernels/runtime/precision.js';
+import { LossScaler, type LossScalerOptions } from '../nn/loss-scaler.js';
 import { scheduledLr } from '../nn/lr-schedule.js';
 import { Adam, DEFAULT_LEARNING_RATES, OPTIMIZER_KINDS, SGD, type Optimizer, type OptimizerKind, type OptimizerState } from '../nn/optim.js';
 import {
@@ -69,6 +78,9 @@ export interface TrainLogEvent {
   stepsPerSecond: number;
   /** Seconds since `run` started. */
   elapsedSeconds: number;
+  /** Mixed precision only: the loss scale and the steps skipped for an overflow so far. */
+  lossScale?: number;
+  skippedSteps?: number;
 }
 
 export interface TrainCheckpointEvent {
@@ -114,6 +126,10 @@ export interface TrainerOptions {
   batchSize?: number;
   /** Recorded in checkpoints as it is, for the command line to continue the run (data folder, split, ...). */
   runInfo?: CheckpointRunInfo;
+  /** 'f32' (default) or 'f16': mixed precision (see the module comment); needs the adapter's 'shader-f16'. */
+  precision?: DType;
+  /** Mixed precision's loss scaler settings (PyTorch GradScaler's defaults). */
+  lossScaler?: LossScalerOptions;
   onLog?: (event: TrainLogEvent) => void;
   onCheckpoint?: (event: TrainCheckpointEvent) => void;
 }
@@ -163,6 +179,9 @@ export class Trainer {
   readonly checkpointEvery: number;
   readonly checkpointPath: string | null;
   readonly seed: number;
+  readonly precision: DType;
+  /** Present under mixed precision. */
+  readonly lossScaler: LossScaler | null;
   private readonly batches: BatchSource;
   private readonly onLog: TrainerOptions['onLog'];
   private readonly onCheckpoint: TrainerOptions['onCheckpoint'];
@@ -207,6 +226,9 @@ export class Trainer {
     this.runInfo = options.runInfo;
     this.onLog = options.onLog;
     this.onCheckpoint = options.onCheckpoint;
+    this.precision = options.precision ?? 'f32';
+    requireDType(this.model.parameters()[0].gpu, this.precision, 'Trainer: precision');
+    this.lossScaler = this.precision === 'f16' ? new LossScaler(options.lossScaler) : null;
     this.momentum = nonNegative('momentum', options.momentum ?? 0.99);
     this.nesterov = options.nesterov ?? true;
     const weightDecay = nonNegative('weightDecay', options.weightDecay ?? 3e-5);
@@ -240,7 +262,11 @@ export class Trainer {
       throw new Error(`checkpoint ${source}: metadata field 'optimizer' is ${JSON.stringify(kind)} but this trainer uses ${JSON.stringify(this.optimizerKind)}; resume with optimizer ${JSON.stringify(kind)} (its state does not carry over to another optimizer)`);
     }
     checkCheckpointFits(checkpoint, this.model, source);
-    const { batchSize, sampler } = checkpoint.meta;
+    const { batchSize, sampler, precision = 'f32', lossScaler } = checkpoint.meta;
+    if (precision !== this.precision) {
+      throw new Error(`checkpoint ${source}: metadata field 'precision' is ${JSON.stringify(precision)} but this trainer uses ${JSON.stringify(this.precision)}; resume with precision ${JSON.stringify(precision)} (another one changes every step that follows)`);
+    }
+    if (this.lossScaler && !lossScaler) throw new Error(`checkpoint ${source}: holds no 'lossScaler' state; a precision "f16" run needs it to resume exactly`);
     if (batchSize !== undefined && this.batchSize !== null && batchSize !== this.batchSize) {
       throw new Error(`checkpoint ${source}: metadata field 'batchSize' is ${batchSize} but this trainer uses ${this.batchSize}; resume with batch size ${batchSize} (another one changes every step that follows)`);
     }
@@ -254,6 +280,7 @@ export class Trainer {
     // The sampler and the optimiser validate before changing anything, so a bad file throws with the run untouched.
     if (sampler && this.batches.restorePosition) this.batches.restorePosition(sampler);
     this.optimizer.importState({ kind, steps: checkpoint.meta.step, slots });
+    if (this.lossScaler && lossScaler) this.lossScaler.importState(lossScaler);
     this.model.loadStateDict(new Map(named.map(([name]) => [name, checkpoint.model.get(name) as CheckpointTensor])));
     this.stepCount = checkpoint.meta.step;
     this.crop ??= [...checkpoint.meta.crop];
@@ -291,6 +318,8 @@ export class Trainer {
         ...(this.batchSize !== null ? { batchSize: this.batchSize } : {}),
         ...(this.batches.position ? { sampler: this.batches.position() } : {}),
         ...(this.runInfo ? { run: this.runInfo } : {}),
+        ...(this.precision !== 'f32' ? { precision: this.precision } : {}),
+        ...(this.lossScaler ? { lossScaler: this.lossScaler.exportState() } : {}),
       },
       model: new Map(named.map(([name, p], i) => [name, { shape: [...p.shape], data: values[i] }])),
     };
@@ -348,21 +377,33 @@ export class Trainer {
     const readLoss = logDue || checkpointDue;
 
     const [n, d, h, w] = shape;
-    const lossTensor = tidy(() => {
-      const x = Tensor.fromArray(batch.image, [n, 1, d, h, w]);
+    const scaler = this.lossScaler;
+    const lossOfStep = tidy(() => {
+      // Under mixed precision the f16 input makes every activation f16 (see the module comment).
+      const x = Tensor.fromArray(batch.image, [n, 1, d, h, w], { dtype: this.precision });
       const y = Tensor.fromArray(batch.target, [n, 2, d, h, w]);
-      const loss = partialLabelLoss(this.model.forward(x, batch.taskIds), y);
-      loss.backward();
-      this.optimizer.step({ lr });
-      this.optimizer.zeroGrad();
-      // Built (and kept alive) only when it will be read; otherwise tidy frees the loss with the rest.
-      if (!readLoss) return null;
-      // [loss, sum of all parameters] in one buffer: one readback checks both (see Optimizer.parameterSum).
-      const probe = Tensor.empty([2], loss.gpu);
-      loss.gpu.copy(loss.buffer, 0, probe.buffer, 0, 4);
-      loss.gpu.copy(this.optimizer.parameterSum().buffer, 0, probe.buffer, 4, 4);
-      return probe;
+      const l = partialLabelLoss(this.model.forward(x, batch.taskIds), y);
+      (scaler ? mul(l, scaler.scale) : l).backward();
+      return l;
     });
+    let lossTensor: Tensor | null;
+    try {
+      const overflow = scaler ? await this.optimizer.nonFiniteGradients() : false;
+      lossTensor = tidy(() => {
+        if (!overflow) this.optimizer.step({ lr, ...(scaler ? { gradScale: 1 / scaler.scale } : {}) });
+        this.optimizer.zeroGrad();
+        // Built (and kept alive) only when it will be read.
+        if (!readLoss) return null;
+        // [loss, sum of all parameters] in one buffer: one readback checks both (see Optimizer.parameterSum).
+        const probe = Tensor.empty([2], lossOfStep.gpu);
+        lossOfStep.gpu.copy(lossOfStep.buffer, 0, probe.buffer, 0, 4);
+        lossOfStep.gpu.copy(this.optimizer.parameterSum().buffer, 0, probe.buffer, 4, 4);
+        return probe;
+      });
+      scaler?.update(overflow);
+    } finally {
+      lossOfStep.dispose();
+    }
     this.stepCount = done;
 
     let loss: number | null = null;
@@ -382,7 +423,10 @@ export class Trainer {
       const now = performance.now();
       const stepsPerSecond = (done - this.window.step) / Math.max(1e-9, (now - this.window.time) / 1000);
       this.window = { time: now, step: done };
-      this.onLog?.({ step: done, totalSteps: this.totalSteps, loss, lr, stepsPerSecond, elapsedSeconds: (now - this.runStart) / 1000 });
+      this.onLog?.({
+        step: done, totalSteps: this.totalSteps, loss, lr, stepsPerSecond, elapsedSeconds: (now - this.runStart) / 1000,
+        ...(scaler ? { lossScale: scaler.scale, skippedSteps: scaler.skippedSteps } : {}),
+      });
     }
     let checkpoint: string | null = null;
     if (checkpointDue) {

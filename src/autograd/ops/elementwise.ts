@@ -1,5 +1,6 @@
 /** Element-wise ops and their gradients: add, sub, mul, div (broadcasting), and unary maps. */
-import { binary, broadcastShapes, unary, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
+import { binary, broadcastShapes, cast as castKernel, unary, type BinaryOp, type UnaryOp } from '../../kernels/elementwise.js';
+import type { DType } from '../../kernels/runtime/precision.js';
 import { sumToShape } from '../../kernels/reduce.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
@@ -13,26 +14,60 @@ function assertLive(t: Tensor, op: string): void {
   if (t.isDisposed) throw new Error(`${op}: input tensor [${t.shape.join(', ')}] was disposed`);
 }
 
-/** Raw element-wise map without recording (used by rules). */
+/** Raw element-wise map without recording (used by rules); the result has x's dtype. */
 export function mapUnary(op: UnaryOp, x: Tensor, scalar = 0): Tensor {
-  const y = Tensor.empty(x.shape, x.gpu);
-  unary(x.gpu, op, x.buffer, y.buffer, x.size, scalar);
+  const y = Tensor.empty(x.shape, x.gpu, x.dtype);
+  unary(x.gpu, op, x.buffer, y.buffer, x.size, scalar, x.dtype);
   return y;
 }
 
-/** Raw broadcasting binary map without recording (used by rules). */
+/** Raw copy of x converted to `dtype` without recording. */
+export function mapCast(x: Tensor, dtype: DType): Tensor {
+  const y = Tensor.empty(x.shape, x.gpu, dtype);
+  castKernel(x.gpu, x.buffer, x.dtype, y.buffer, dtype, x.size);
+  return y;
+}
+
+/** Raw broadcasting binary map without recording (used by rules); an f16 and an f32 operand compute in f32. */
 export function mapBinary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  const y = Tensor.empty(broadcastShapes(a.shape, b.shape, op), a.gpu);
-  binary(a.gpu, op, a.buffer, a.shape, b.buffer, b.shape, y.buffer);
+  if (a.dtype !== b.dtype) {
+    const [fa, fb] = [a.dtype === 'f32' ? a : mapCast(a, 'f32'), b.dtype === 'f32' ? b : mapCast(b, 'f32')];
+    const y = mapBinary(op, fa, fb);
+    if (fa !== a) fa.dispose();
+    if (fb !== b) fb.dispose();
+    return y;
+  }
+  const y = Tensor.empty(broadcastShapes(a.shape, b.shape, op), a.gpu, a.dtype);
+  binary(a.gpu, op, a.buffer, a.shape, b.buffer, b.shape, y.buffer, a.dtype);
   return y;
 }
 
-/** The adjoint of broadcasting: sums g over the axes that were broadcast to reach `shape`. */
-export function reduceGradTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g.shareAs(shape);
+/** The adjoint of broadcasting: sums g over the axes that were broadcast to reach `shape` (the sum in f32). */
+export function reduceGradTo(g: Tensor, shape: readonly number[], dtype: DType = g.dtype): Tensor {
+  if (sameShape(g.shape, shape)) return g.dtype === dtype ? g.shareAs(shape) : mapCast(g, dtype);
+  const g32 = g.dtype === 'f32' ? g : mapCast(g, 'f32');
   const out = Tensor.empty(shape, g.gpu);
-  sumToShape(g.gpu, g.buffer, g.shape, shape, out.buffer);
-  return out;
+  sumToShape(g.gpu, g32.buffer, g32.shape, shape, out.buffer);
+  if (g32 !== g) g32.dispose();
+  if (dtype === 'f32') return out;
+  const half = mapCast(out, dtype);
+  out.dispose();
+  return half;
+}
+
+/**
+ * x converted to `dtype` (a copy even when the dtype is the same); differentiable: the gradient is converted
+ * back. Mixed precision enters and leaves f16 through it: an f16 store rounds to nearest even and becomes
+ * infinite beyond 65504.
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  assertLive(x, 'cast');
+  return recordOp('cast', [x], mapCast(x, dtype), [], (g) => [mapCast(g, x.dtype)]);
+}
+
+/** x itself when it is f32, else cast(x, 'f32'): what an op without an f16 kernel does with its input. */
+export function asF32(x: Tensor): Tensor {
+  return x.dtype === 'f32' ? x : cast(x, 'f32');
 }
 
 export function add(a: Tensor, b: Tensor | number): Tensor {
@@ -41,8 +76,8 @@ export function add(a: Tensor, b: Tensor | number): Tensor {
   assertLive(b, 'add');
   const out = mapBinary('add', a, b);
   return recordOp('add', [a, b], out, [], (g) => [
-    a.requiresGrad ? reduceGradTo(g, a.shape) : null,
-    b.requiresGrad ? reduceGradTo(g, b.shape) : null,
+    a.requiresGrad ? reduceGradTo(g, a.shape, a.dtype) : null,
+    b.requiresGrad ? reduceGradTo(g, b.shape, b.dtype) : null,
   ]);
 }
 
@@ -52,8 +87,8 @@ export function sub(a: Tensor, b: Tensor | number): Tensor {
   assertLive(b, 'sub');
   const out = mapBinary('sub', a, b);
   return recordOp('sub', [a, b], out, [], (g) => [
-    a.requiresGrad ? reduceGradTo(g, a.shape) : null,
-    b.requiresGrad ? reduceGradTo(mapUnary('neg', g), b.shape) : null,
+    a.requiresGrad ? reduceGradTo(g, a.shape, a.dtype) : null,
+    b.requiresGrad ? reduceGradTo(mapUnary('neg', g), b.shape, b.dtype) : null,
   ]);
 }
 
@@ -63,8 +98,8 @@ export function mul(a: Tensor, b: Tensor | number): Tensor {
   assertLive(b, 'mul');
   const out = mapBinary('mul', a, b);
   return recordOp('mul', [a, b], out, [a, b], (g, [sa, sb]) => [
-    a.requiresGrad ? reduceGradTo(mapBinary('mul', g, sb), a.shape) : null,
-    b.requiresGrad ? reduceGradTo(mapBinary('mul', g, sa), b.shape) : null,
+    a.requiresGrad ? reduceGradTo(mapBinary('mul', g, sb), a.shape, a.dtype) : null,
+    b.requiresGrad ? reduceGradTo(mapBinary('mul', g, sa), b.shape, b.dtype) : null,
   ]);
 }
 
@@ -77,9 +112,9 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
   assertLive(b, 'div');
   const out = mapBinary('div', a, b);
   return recordOp('div', [a, b], out, [b, out], (g, [sb, so]) => [
-    a.requiresGrad ? reduceGradTo(mapBinary('div', g, sb), a.shape) : null,
+    a.requiresGrad ? reduceGradTo(mapBinary('div', g, sb), a.shape, a.dtype) : null,
     // d(a/b)/db = -(a/b)/b
-    b.requiresGrad ? reduceGradTo(mapUnary('neg', mapBinary('div', mapBinary('mul', g, so), sb)), b.shape) : null,
+    b.requiresGrad ? reduceGradTo(mapUnary('neg', mapBinary('div', mapBinary('mul', g, so), sb)), b.shape, b.dtype) : null,
   ]);
 }
 

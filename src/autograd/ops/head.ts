@@ -3,6 +3,7 @@ import { dynamicHead as headKernel, dynamicHeadBackward, HEAD_PARAMS } from '../
 import { lossStatsSize, partialLabelLoss as lossKernel, partialLabelLossBackward } from '../../kernels/partial-label-loss.js';
 import { taskConcat as taskConcatKernel, taskConcatBackward } from '../../kernels/task-concat.js';
 import { recordOp } from '../tape.js';
+import { asF32 } from './elementwise.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -10,6 +11,9 @@ import { Tensor } from '../tensor.js';
  * (DoDNet layout: weights 64, 64, 16, then biases 8, 8, 2). h: [N, 8, ...spatial] -> [N, 2, ...spatial].
  */
 export function dynamicHead(h: Tensor, params: Tensor): Tensor {
+  // The head is small (8 channels) and its logits feed the loss, so under mixed precision it runs in f32.
+  h = asF32(h);
+  params = asF32(params);
   if (params.rank !== 2 || params.shape[1] !== HEAD_PARAMS || params.shape[0] !== h.shape[0]) {
     throw new RangeError(`dynamicHead: params [${params.shape.join(', ')}] must be [N, ${HEAD_PARAMS}] with N = ${h.shape[0]}`);
   }
@@ -29,6 +33,9 @@ export function dynamicHead(h: Tensor, params: Tensor): Tensor {
  * with logits; a target channel filled with -1 is unannotated and left out. Loss 0 when nothing is annotated.
  */
 export function partialLabelLoss(logits: Tensor, target: Tensor): Tensor {
+  // Sigmoid, Dice and BCE in f32 (PyTorch autocast keeps losses in f32 too).
+  logits = asF32(logits);
+  target = asF32(target);
   const n = logits.shape[0];
   const loss = Tensor.empty([], logits.gpu);
   const stats = Tensor.empty([lossStatsSize(n)], logits.gpu);
@@ -48,6 +55,7 @@ export function partialLabelLoss(logits: Tensor, target: Tensor): Tensor {
  */
 export function taskConcat(features: Tensor, taskIds: readonly number[], numTasks: number): Tensor {
   if (features.rank !== 2) throw new RangeError(`taskConcat: features [${features.shape.join(', ')}] must be [N, C]`);
+  features = asF32(features);
   const [n, c] = features.shape;
   const out = Tensor.empty([n, c + numTasks], features.gpu);
   taskConcatKernel(features.gpu, features.buffer, features.shape, taskIds, out.buffer, numTasks);

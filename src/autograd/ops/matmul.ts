@@ -3,6 +3,7 @@ import { matmul as matmulKernel, matmulShapes } from '../../kernels/matmul.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { sum } from './reduce.js';
+import { asF32 } from './elementwise.js';
 
 function matmulRaw(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
   const { outShape, options } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
@@ -24,6 +25,9 @@ function collapseBatch(product: Tensor, shape: readonly number[]): Tensor {
 
 /** a @ b over the last two axes; leading axes are batch axes (equal, or absent on one side). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  // The GEMM kernel is f32: f16 operands are converted (and their gradients converted back).
+  a = asF32(a);
+  b = asF32(b);
   const out = matmulRaw(a, b, false, false);
   return recordOp('matmul', [a, b], out, [a, b], (g, [sa, sb]) => [
     a.requiresGrad ? collapseBatch(matmulRaw(g, sb, false, true), a.shape) : null,

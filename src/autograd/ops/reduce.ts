@@ -3,7 +3,7 @@ import { expand } from '../../kernels/elementwise.js';
 import { normalizeAxes, reduce, reduceBackward, reducedShape, reducedShapeKeepDims, type ReduceOp } from '../../kernels/reduce.js';
 import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { mapBinary } from './elementwise.js';
+import { asF32, mapBinary } from './elementwise.js';
 
 function reduceRaw(op: ReduceOp, x: Tensor, axes: readonly number[] | undefined): Tensor {
   const out = Tensor.empty(reducedShape(x.shape, axes), x.gpu);
@@ -33,15 +33,17 @@ function finish(x: Tensor, out: Tensor, keepDims: boolean, axes: readonly number
   return kept;
 }
 
-/** Sum over `axes` (all when omitted). */
+/** Sum over `axes` (all when omitted), in f32 whatever x's dtype (as the result). */
 export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  x = asF32(x);
   const ax = axes === undefined ? undefined : normalizeAxes(x.rank, axes, 'sum');
   const out = recordOp('sum', [x], reduceRaw('sum', x, ax), [], (g) => [sumLikeBackward('sum', g, x.shape, ax)]);
   return finish(x, out, keepDims, ax);
 }
 
-/** Mean over `axes` (all when omitted). */
+/** Mean over `axes` (all when omitted), in f32 whatever x's dtype (as the result). */
 export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  x = asF32(x);
   const ax = axes === undefined ? undefined : normalizeAxes(x.rank, axes, 'mean');
   const out = recordOp('mean', [x], reduceRaw('mean', x, ax), [], (g) => [sumLikeBackward('mean', g, x.shape, ax)]);
   return finish(x, out, keepDims, ax);
@@ -49,6 +51,7 @@ export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Ten
 
 /** Maximum over `axes`; the gradient is shared equally among tied maxima (as torch.amax). */
 export function max(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  x = asF32(x);
   const ax = axes === undefined ? undefined : normalizeAxes(x.rank, axes, 'max');
   const y = reduceRaw('max', x, ax);
   const out = recordOp('max', [x], y, [x, y], (g, [sx, sy]) => {

@@ -27,7 +27,7 @@ export interface UniformArrayType {
 export type UniformType = ScalarType | VectorType | UniformArrayType;
 /** Half-float storage ('shader-f16'): kernels convert to f32 when they load and round when they store. */
 export type HalfStorageType = 'f16' | 'vec2h' | 'vec4h';
-export type StorageElementType = ScalarType | VectorType | HalfStorageType;
+export type StorageElementType = ScalarType | VectorType | HalfStorageType | 'atomic<u32>';
 
 export interface StorageSpec {
   access: 'read' | 'read_write';
@@ -125,7 +125,7 @@ function checkName(kernel: string, what: string, name: string): void {
   }
 }
 
-const STORAGE_TYPES = new Set(['u32', 'i32', 'f32', 'vec2u', 'vec3u', 'vec4u', 'vec2i', 'vec3i', 'vec4i', 'vec2f', 'vec3f', 'vec4f', 'f16', 'vec2h', 'vec4h']);
+const STORAGE_TYPES = new Set(['u32', 'i32', 'f32', 'vec2u', 'vec3u', 'vec4u', 'vec2i', 'vec3i', 'vec4i', 'vec2f', 'vec3f', 'vec4f', 'f16', 'vec2h', 'vec4h', 'atomic<u32>']);
 const HALF_TYPES = new Set(['f16', 'vec2h', 'vec4h']);
 
 /** Keys whose value is not undefined (an undefined entry counts as absent). */
@@ -181,9 +181,10 @@ export function kernelSignature<
     if (fields.some((f) => f.name === b)) throw new TypeError(`${name}: '${b}' is declared both as a uniform and a storage binding`);
     if (!s || (s.access !== 'read' && s.access !== 'read_write') || !STORAGE_TYPES.has(s.type)) {
       throw new TypeError(
-        `${name}: storage binding '${b}' must be { access: 'read' | 'read_write', type: u32, i32, f32, vecN{u,i,f}, f16, vec2h or vec4h }, got ${JSON.stringify(s)}`,
+        `${name}: storage binding '${b}' must be { access: 'read' | 'read_write', type: u32, i32, f32, vecN{u,i,f}, f16, vec2h, vec4h or atomic<u32> }, got ${JSON.stringify(s)}`,
       );
     }
+    if (s.type === 'atomic<u32>' && s.access !== 'read_write') throw new TypeError(`${name}: storage binding '${b}' of atomic<u32> must be read_write`);
   }
   const storageNames = storage.map(([b]) => b);
   const access: readonly BindingAccess[] = Object.freeze(storage.map(([, s]) => s.access));

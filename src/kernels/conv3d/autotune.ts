@@ -13,6 +13,8 @@ import type { Gpu } from '../runtime/gpu.js';
 import { isSoftwareAdapter } from '../runtime/gpu.js';
 import { nodeModule } from '../../common/node-files.js';
 import { fillUniform } from '../runtime/fill.js';
+import { bytesPerElement, fromHalfBits, requireDType, type DType } from '../runtime/precision.js';
+import { cast } from '../elementwise.js';
 import { conv3dBackwardData } from './backward-data.js';
 import { conv3dBackwardWeight } from './backward-weight.js';
 import { directBlocking, type DirectBlocking } from './direct/common.js';
@@ -324,6 +326,11 @@ const SPLIT_K_VALUES = [1, 2, 4, 8, 16, 32, 64];
 const MAX_REPEAT = 64;
 
 export interface TuneOptions extends TuningStoreOptions {
+  /**
+   * Element type of the activations (Conv3dOptions.dtype; default 'f32'): every candidate runs with it, and the
+   * choice is cached under its own key (conv3dShapeKey), never shared between f32 and f16.
+   */
+  dtype?: DType;
   /** Timed runs per candidate (median); default 3 on software adapters, 5 on hardware. */
   repetitions?: number;
   /** Re-tune even when the cache has this (shape, pass). */
@@ -379,15 +386,35 @@ async function timeOnce(gpu: Gpu, record: () => void, useTimestamps: boolean): P
   return performance.now() - t0;
 }
 
+/** Fills `n` elements of `dtype` with fillUniform's values (f16: rounded from f32 through a scratch buffer). */
+function fillUniformAs(gpu: Gpu, buffer: GPUBuffer, n: number, seed: number, amplitude: number, dtype: DType): void {
+  if (dtype === 'f32') {
+    fillUniform(gpu, buffer, n, seed, amplitude);
+    return;
+  }
+  const scratch = gpu.pool.acquire(n * 4, 'conv3d tuning fill');
+  try {
+    fillUniform(gpu, scratch, n, seed, amplitude);
+    cast(gpu, scratch, 'f32', buffer, dtype, n);
+  } finally {
+    gpu.pool.release(scratch);
+  }
+}
+
+/** Bytes of `n` elements of `dtype`, rounded up to whole words (as bindings and reads need). */
+const wordBytes = (n: number, dtype: DType) => Math.ceil((n * bytesPerElement(dtype)) / 4) * 4;
+
 /**
- * Tunes one (shape, pass): times every candidate (GPU timestamps when the adapter has 'timestamp-query', else
+ * Tunes one (shape, pass) for `options.dtype`'s activations: times every candidate (GPU timestamps when the adapter has 'timestamp-query', else
  * wall time around `gpu.sync()`; median of `repetitions`), rejects those whose output differs from the first
  * (default) candidate's, stores the fastest in the cache and, when tuning is enabled for `gpu`, in the
  * launchers' look-up. A (shape, pass) already in the cache is returned without timing unless `force`.
  */
 export async function tuneConv3d(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass, options: TuneOptions = {}): Promise<TuneResult> {
   const g = geometry(shape, 'conv3d tuning');
-  const key = conv3dShapeKey(shape, pass);
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, 'conv3d tuning');
+  const key = conv3dShapeKey(shape, pass, dtype);
   const warn = options.warn ?? console.warn;
   const log = options.log ?? (() => undefined);
   const store = await resolveStore(options);
@@ -408,19 +435,21 @@ export async function tuneConv3d(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass,
   const nw = g.Cout * g.Cin * g.k ** 3;
   const ny = g.N * g.Cout * g.Do * g.Ho * g.Wo;
   const nOut = pass === 'forward' ? ny : pass === 'data' ? nx : nw;
+  // The weight gradient is f32 whatever the activations are.
+  const outDType: DType = pass === 'weight' ? 'f32' : dtype;
   const pool = gpu.pool;
   const io: Conv3dTuningIo = {
-    x: pool.acquire(nx * 4, 'conv3d tuning x'), w: pool.acquire(nw * 4, 'conv3d tuning w'),
-    gy: pool.acquire(ny * 4, 'conv3d tuning gy'), out: pool.acquire(nOut * 4, 'conv3d tuning out'),
+    x: pool.acquire(wordBytes(nx, dtype), 'conv3d tuning x'), w: pool.acquire(nw * 4, 'conv3d tuning w'),
+    gy: pool.acquire(wordBytes(ny, dtype), 'conv3d tuning gy'), out: pool.acquire(wordBytes(nOut, outDType), 'conv3d tuning out'),
   };
   const results: CandidateResult[] = [];
   let confirmed: { defaultMs: number; bestMs: number } | null = null;
   const minGain = options.minGain ?? 0.05;
   const minSampleMs = software ? 4 : 1;
   try {
-    fillUniform(gpu, io.x, nx, 1, 1);
+    fillUniformAs(gpu, io.x, nx, 1, 1, dtype);
     fillUniform(gpu, io.w, nw, 2, 1 / Math.sqrt(g.Cin * g.k ** 3));
-    fillUniform(gpu, io.gy, ny, 3, 1);
+    fillUniformAs(gpu, io.gy, ny, 3, 1, dtype);
     let reference: Float32Array | null = null;
     let scale = 0;
     let best = Infinity;
@@ -428,14 +457,15 @@ export async function tuneConv3d(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass,
     let repeat = 1;
     const recordOf = (c: Conv3dCandidate) => () => {
       const launch = c.launch ?? ((gg, o, s, opts) => launchConv3dPass(gg, pass, o, s, opts));
-      for (let i = 0; i < repeat; i++) launch(gpu, io, shape, { ...c.options });
+      for (let i = 0; i < repeat; i++) launch(gpu, io, shape, { ...c.options, dtype });
     };
     const sample = async (c: Conv3dCandidate) => (await timeOnce(gpu, recordOf(c), useTimestamps)) / repeat;
     const run = async (c: Conv3dCandidate): Promise<CandidateResult> => {
       try {
         // First run: compiles the pipelines and gives the output to check.
         await timeOnce(gpu, recordOf(c), useTimestamps);
-        const out = new Float32Array(await gpu.read(io.out, nOut * 4));
+        const bytes = await gpu.read(io.out, wordBytes(nOut, outDType));
+        const out = outDType === 'f16' ? fromHalfBits(new Uint16Array(bytes, 0, nOut)) : new Float32Array(bytes);
         if (!reference) {
           reference = out;
           for (const v of out) scale = Math.max(scale, Math.abs(v));

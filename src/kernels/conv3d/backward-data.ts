@@ -4,7 +4,8 @@
  *   gx[ci, vox] = sum_{co,kd,kh,kw} w[co, ci, kd, kh, kw] * gy[co, (vox + p - (kd, kh, kw)) / s]
  */
 import type { Gpu } from '../runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { storageType, type DType } from '../runtime/precision.js';
 import { checkBuffer } from '../runtime/wgsl.js';
 import { directConvBackwardData } from './direct/conv.js';
 import { offsetMajor } from './forward.js';
@@ -13,7 +14,7 @@ import {
   type Conv3dGeometry, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader, type GemmParts } from '../gemm/skeleton.js';
-import { gemmChoices, useDirect, type Conv3dOptions } from './options.js';
+import { activationDType, dtypeKey, gemmChoices, loadF32, storeAs, useDirect, type Conv3dOptions } from './options.js';
 import {
   backwardDepthMap, bindingBudget, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
@@ -32,18 +33,21 @@ type Phase = { [K in keyof typeof PHASE_UNIFORMS]: number };
 
 const NO_PHASE: Phase = { ad: 0, ah: 0, aw: 0, jd0: 0, nh: 0, nw: 0, rd: 0, rh: 0, rw: 0, th: 0, tw: 0, qd: 0, qh: 0, qw: 0 };
 
-const dataGradSignature = kernelSignature('conv3d backward data', {
+/** `dtype`: the storage of gradOut and gradX; the weight is f32. */
+const dataGradSignature = (dtype: DType) => cachedSignature(`conv3d backward data:${dtype}`, () => kernelSignature('conv3d backward data', {
   uniforms: {
     total: 'u32', nT: 'u32', mT: 'u32', M: 'u32', N: 'u32', C: 'u32', cT: 'u32', kT: 'u32',
     xBase: 'u32', gBase: 'u32', wBase: 'u32', id0: 'u32', od0: 'u32', accumulate: 'u32',
     ...PHASE_UNIFORMS, ...SIZE_UNIFORMS,
   },
-  storage: { gs: readOnly('f32'), ws: readOnly('f32'), gxs: readWrite('f32') },
-});
+  storage: { gs: readOnly(storageType(dtype)), ws: readOnly('f32'), gxs: readWrite(storageType(dtype)) },
+}));
 
 /** The GEMM parts that differ between the element-wise gather and the phase-split form. */
-function dataGradParts(g: Conv3dGeometry, phased: boolean, BK: string): Pick<GemmParts, 'setup' | 'tileSetup' | 'loadA' | 'loadB' | 'store'> {
-  const accumulate = 'if (p.accumulate != 0u) { gxs[idx] = gxs[idx] + v; } else { gxs[idx] = v; }';
+function dataGradParts(
+  g: Conv3dGeometry, phased: boolean, BK: string, dtype: DType,
+): Pick<GemmParts, 'setup' | 'tileSetup' | 'loadA' | 'loadB' | 'store'> {
+  const accumulate = `if (p.accumulate != 0u) { gxs[idx] = ${storeAs(dtype, `${loadF32(dtype, 'gxs[idx]')} + v`)}; } else { gxs[idx] = ${storeAs(dtype, 'v')}; }`;
   if (!phased) {
     return {
       setup: `
@@ -63,7 +67,7 @@ function dataGradParts(g: Conv3dGeometry, phased: boolean, BK: string): Pick<Gem
   ${splitKernelOffset(g, 'r')}
   let od = u32(bd - i32(kd)); let oh = u32(bh - i32(kh)); let ow = u32(bw - i32(kw));
   let ok = colOk & (k < p.C * K3) & (od < DO) & (oh < HO) & (ow < WO);
-  return select(0.0, gs[select(0u, gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow, ok)], ok);`,
+  return select(0.0, ${loadF32(dtype, 'gs[select(0u, gRow + co * DHWO + (od - p.od0) * HWO + oh * WO + ow, ok)]')}, ok);`,
       store: `let idx = p.xBase + nl * XS + row * DHW + col;
     ${accumulate}`,
     };
@@ -83,7 +87,7 @@ function dataGradParts(g: Conv3dGeometry, phased: boolean, BK: string): Pick<Gem
   tapOk = colOk & (od < DO) & (oh < HO) & (ow < WO);
   colOff = gRow + (od - p.od0) * HWO + oh * WO + ow;`,
     loadA: 'let c = k0 + kc; let ok = (row < p.M) & (c < p.C); return select(0.0, ws[select(0u, p.wBase + c * WROW + row * K3 + kpos, ok)], ok);',
-    loadB: 'let c = k0 + kr; let ok = tapOk & (c < p.C); return select(0.0, gs[select(0u, colOff + c * DHWO, ok)], ok);',
+    loadB: `let c = k0 + kr; let ok = tapOk & (c < p.C); return select(0.0, ${loadF32(dtype, 'gs[select(0u, colOff + c * DHWO, ok)]')}, ok);`,
     store: `let jd = col / (p.nh * p.nw) + p.jd0; let rem = col % (p.nh * p.nw);
     let id = p.ad + S * jd; let ih = p.ah + S * (rem / p.nw); let iw = p.aw + S * (rem % p.nw);
     let idx = p.xBase + nl * XS + row * DHW + (id - p.id0) * HW + ih * W + iw;
@@ -105,20 +109,22 @@ export function conv3dBackwardData(
   const what = 'conv3d backward data';
   options = withTunedConv3dOptions(gpu, shape, 'data', options);
   const g = geometry(shape, what);
+  const dtype = activationDType(gpu, options, what);
   const K3 = g.k ** 3;
-  checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);
+  checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`, dtype);
   checkBuffer(w, g.Cout * g.Cin * K3, `${what} weight`);
-  checkBuffer(gradX, g.N * g.Cin * g.D * g.H * g.W, `${what} gradX`);
-  const budget = bindingBudget(gpu, options.maxBindingBytes, what);
-  checkWeightFits(g, budget, what);
-  if (useDirect(gpu, options) && directConvBackwardData(gpu, gradOut, w, gradX, g, budget, options.directBlocking)) return;
+  checkBuffer(gradX, g.N * g.Cin * g.D * g.H * g.W, `${what} gradX`, dtype);
+  const budget = bindingBudget(gpu, options.maxBindingBytes, what, dtype);
+  checkWeightFits(g, bindingBudget(gpu, options.maxBindingBytes, what), what);
+  if (useDirect(gpu, options) && directConvBackwardData(gpu, gradOut, w, gradX, g, budget, options.directBlocking, dtype)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cin, g.D * g.H * g.W);
   const threads = checkTile(gpu, tile, what);
   const { specialize, prefetch } = gemmChoices(gpu, options);
   const sizes = sizeConstants(g, specialize);
   const phased = g.s > 1 || offsetMajor(g.Cout, g.k, tile);
-  const key = `conv3d:dgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${phased ? 'ph' : ''}`;
-  const pipeline = dataGradSignature.pipeline(gpu, key, () => gemmShader({
+  const key = `conv3d:dgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${phased ? 'ph' : ''}${dtypeKey(dtype)}`;
+  const sig = dataGradSignature(dtype);
+  const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
     decls: sizes.decl,
@@ -127,7 +133,7 @@ var<private> k0: u32; var<private> kpos: u32; var<private> tapOk: bool; var<priv
     decode: 'let tn = lin % p.nT; let rest = lin / p.nT; let tm = rest % p.mT; let nl = rest / p.mT;',
     tBegin: '0u',
     tEnd: 'p.kT',
-    ...dataGradParts(g, phased, `${tile.bk}u`),
+    ...dataGradParts(g, phased, `${tile.bk}u`, dtype),
   }));
   const X = inputVol(g);
   const O = outputVol(g);
@@ -145,8 +151,8 @@ var<private> k0: u32; var<private> kpos: u32; var<private> tapOk: bool; var<priv
   const sizeUniforms = sizeValues(g);
   const weights = whole(w, g.Cout * g.Cin * K3);
   for (const sl of slabs(g.N, X, O, map, plan)) {
-    const xw = volWindow(gpu, gradX, X, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
-    const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
+    const xw = volWindow(gpu, gradX, X, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc, dtype);
+    const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo, dtype);
     const mT = Math.ceil(sl.ac / tile.bm);
     const cT = Math.ceil(sl.bc / tile.bk);
     const launch = (N: number, kT: number, phase: Phase) => {
@@ -161,7 +167,7 @@ var<private> k0: u32; var<private> kpos: u32; var<private> tapOk: bool; var<priv
       const flops = (2 * K3 * g.Do * g.Ho * g.Wo * sl.nc * sl.ac * sl.bc * N) / (g.D * g.H * g.W);
       gpu.dispatch({
         pipeline, label: 'conv3d:dgrad', workgroups: total, flops,
-        ...dataGradSignature.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
+        ...sig.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
       });
     };
     if (!phased) {

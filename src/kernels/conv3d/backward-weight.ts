@@ -6,27 +6,34 @@
  */
 import type { Gpu } from '../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
+import { storageType, type DType } from '../runtime/precision.js';
 import { checkBuffer } from '../runtime/wgsl.js';
+import { cast } from '../elementwise.js';
 import { reduce } from '../reduce.js';
 import { planDirectWeightGrad } from './direct/weight.js';
 import {
   SIZE_UNIFORMS, checkWeightFits, geometry, geometryKey, sizeConstants, sizeValues, splitKernelOffset, type Conv3dShape,
 } from './geometry.js';
 import { gemmShader } from '../gemm/skeleton.js';
-import { NORM_RELU_WGSL, gemmChoices, inputCoefficients, useDirect, type Conv3dOptions } from './options.js';
+import {
+  NORM_RELU_WGSL, activationDType, dtypeKey, gemmChoices, inputCoefficients, loadF32, useDirect, type Conv3dOptions,
+} from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
 } from './slabs.js';
 import { checkTile, chooseConv3dTile, tileKey } from './tiles.js';
 import { withTunedConv3dOptions } from './tuned-options.js';
 
-const weightGradSignature = (normRelu: boolean) => cachedSignature(`conv3d backward weight:${normRelu}`, () => kernelSignature('conv3d backward weight', {
+/** `dtype`: the storage of x and gradOut; the coefficients and the partial weight gradients are f32. */
+const weightGradSignature = (normRelu: boolean, dtype: DType) => cachedSignature(`conv3d backward weight:${normRelu}:${dtype}`, () => kernelSignature('conv3d backward weight', {
   uniforms: {
     total: 'u32', nT: 'u32', mT: 'u32', sps: 'u32', chunk: 'u32', M: 'u32', N: 'u32', R: 'u32',
     xBase: 'u32', gBase: 'u32', pBase: 'u32', od0: 'u32', id0: 'u32', accumulate: 'u32', cfBase: 'u32', cfStride: 'u32',
     ...SIZE_UNIFORMS,
   },
-  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32') },
+  storage: {
+    xs: readOnly(storageType(dtype)), gs: readOnly(storageType(dtype)), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32'),
+  },
 }));
 
 /** Target workgroups in flight for split-K (enough to fill a large GPU several times). */
@@ -52,16 +59,19 @@ export function conv3dBackwardWeight(
   const what = 'conv3d backward weight';
   options = withTunedConv3dOptions(gpu, shape, 'weight', options);
   const g = geometry(shape, what);
+  const dtype = activationDType(gpu, options, what);
   const K3 = g.k ** 3;
   const wSize = g.Cout * g.Cin * K3;
-  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
-  checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`);
+  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`, dtype);
+  checkBuffer(gradOut, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} gradOut`, dtype);
   checkBuffer(gradW, wSize, `${what} gradW`);
   const coef = inputCoefficients(options, g.N, g.Cin, what);
-  const budget = bindingBudget(gpu, options.maxBindingBytes, what);
-  checkWeightFits(g, budget, what);
+  // Activation windows are counted in their own elements; the weight gradient and its partial sums are f32.
+  const budget = bindingBudget(gpu, options.maxBindingBytes, what, dtype);
+  const wBudget = bindingBudget(gpu, options.maxBindingBytes, what);
+  checkWeightFits(g, wBudget, what);
   const direct = useDirect(gpu, options)
-    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK, coef })
+    ? planDirectWeightGrad(gpu, x, gradOut, g, budget, { blocking: options.directBlocking, chunks: options.splitK, coef, dtype, partialBudget: wBudget })
     : null;
   if (direct) {
     const parts = direct.slots > 1 ? gpu.pool.acquire(direct.slots * wSize * 4, `${what} partials`) : gradW;
@@ -86,7 +96,7 @@ export function conv3dBackwardWeight(
   const tiles0 = Math.ceil(plan.ac / tile.bm) * Math.ceil(plan.bc * K3 / tile.bn) * plan.nc;
   let sps = options.splitK ?? Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_WORKGROUPS / tiles0), Math.ceil(R0 / MIN_CHUNK)));
   if (!Number.isInteger(sps) || sps < 1) throw new RangeError(`${what}: splitK must be a positive integer, got ${sps}`);
-  const maxSlots = Math.max(1, Math.floor(Math.min(budget, MAX_PARTIAL_BYTES / 4) / wSize));
+  const maxSlots = Math.max(1, Math.floor(Math.min(wBudget, MAX_PARTIAL_BYTES / 4) / wSize));
   sps = Math.max(1, Math.min(sps, Math.floor(maxSlots / plan.nc), Math.ceil(R0 / tile.bk)));
   const chunk = Math.ceil(Math.ceil(R0 / sps) / tile.bk) * tile.bk;
   sps = Math.ceil(R0 / chunk);
@@ -95,9 +105,9 @@ export function conv3dBackwardWeight(
   const partial = slots > 1 ? gpu.pool.acquire(slots * wSize * 4, `${what} partials`) : gradW;
 
   const BK = `${tile.bk}u`;
-  const sig = weightGradSignature(coef !== null);
-  const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}${coef ? ':n' : ''}`;
-  const xValue = 'xs[select(0u, xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw), ok)]';
+  const sig = weightGradSignature(coef !== null, dtype);
+  const key = `conv3d:wgrad:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}${coef ? ':n' : ''}${dtypeKey(dtype)}`;
+  const xValue = loadF32(dtype, 'xs[select(0u, xRow + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw), ok)]');
   const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
@@ -119,7 +129,7 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;${coef ? ' 
     tBegin: `sp * p.chunk / ${BK}`,
     tEnd: `(min(sp * p.chunk + p.chunk, p.R) + ${tile.bk - 1}u) / ${BK}`,
     tileSetup: `k0 = t * ${BK};`,
-    loadA: 'let k = k0 + kc; let ok = (row < p.M) & (k < kLim); return select(0.0, gs[select(0u, gRow + row * DHWO + k, ok)], ok);',
+    loadA: `let k = k0 + kc; let ok = (row < p.M) & (k < kLim); return select(0.0, ${loadF32(dtype, 'gs[select(0u, gRow + row * DHWO + k, ok)]')}, ok);`,
     loadB: `
   let k = k0 + kr;
   let od = k / HWO + p.od0; let rem = k % HWO; let oh = rem / WO; let ow = rem % WO;
@@ -132,8 +142,8 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;${coef ? ' 
   const sizeUniforms = sizeValues(g);
   const parts = whole(partial, slots * wSize);
   for (const sl of slabs(g.N, O, X, map, plan)) {
-    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
-    const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
+    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo, dtype);
+    const gw = volWindow(gpu, gradOut, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc, dtype);
     const R = sl.dc * O.hw;
     const nT = Math.ceil(sl.bc * K3 / tile.bn);
     const mT = Math.ceil(sl.ac / tile.bm);
@@ -161,15 +171,28 @@ var<private> gRow: u32; var<private> k0: u32; var<private> kLim: u32;${coef ? ' 
 
 /**
  * gradB[co] = sum over the batch and all output voxels of gradOut[n, co], by the deterministic `reduce` kernel
- * (which slabs past a binding on its own; `options` is accepted for symmetry with the other launchers).
+ * (which slabs past a binding on its own). Of `options` only `dtype` (gradOut's; gradB is f32) applies.
  */
 export function conv3dBackwardBias(
-  gpu: Gpu, gradOut: GPUBuffer, gradB: GPUBuffer, shape: Conv3dShape, _options: Conv3dOptions = {},
+  gpu: Gpu, gradOut: GPUBuffer, gradB: GPUBuffer, shape: Conv3dShape, options: Conv3dOptions = {},
 ): void {
   const what = 'conv3d backward bias';
   const g = geometry(shape, what);
-  const voxels = g.Do * g.Ho * g.Wo;
-  checkBuffer(gradOut, g.N * g.Cout * voxels, `${what} gradOut`);
+  const dtype = activationDType(gpu, options, what);
+  const n = g.N * g.Cout * g.Do * g.Ho * g.Wo;
+  checkBuffer(gradOut, n, `${what} gradOut`, dtype);
   checkBuffer(gradB, g.Cout, `${what} gradB`);
-  reduce(gpu, 'sum', gradOut, [g.N, g.Cout, voxels], [0, 2], gradB);
+  const dims = [g.N, g.Cout, g.Do * g.Ho * g.Wo];
+  if (dtype === 'f32') {
+    reduce(gpu, 'sum', gradOut, dims, [0, 2], gradB);
+    return;
+  }
+  // `reduce` reads f32: the f16 gradient is widened (exactly) into a scratch copy, so the sums run in f32.
+  const wide = gpu.pool.acquire(n * 4, `${what} f32 gradOut`);
+  try {
+    cast(gpu, gradOut, dtype, wide, 'f32', n);
+    reduce(gpu, 'sum', wide, dims, [0, 2], gradB);
+  } finally {
+    gpu.pool.release(wide);
+  }
 }

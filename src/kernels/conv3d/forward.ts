@@ -6,6 +6,7 @@
  * The voxel operand (B) is gathered on the fly from the NCDHW input, the padding handled by bounds checks.
  */
 import type { Gpu } from '../runtime/gpu.js';
+import { storageType, type DType } from '../runtime/precision.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
 import { checkBuffer } from '../runtime/wgsl.js';
 import { directConvForward } from './direct/conv.js';
@@ -14,7 +15,8 @@ import {
 } from './geometry.js';
 import { gemmShader } from '../gemm/skeleton.js';
 import {
-  NORM_RELU_WGSL, gemmChoices, inputCoefficients, residualKind, residualTerm, useDirect, type Conv3dOptions, type ResidualKind,
+  NORM_RELU_WGSL, activationDType, dtypeKey, gemmChoices, inputCoefficients, loadF32, residualKind, residualTerm, storeAs, useDirect,
+  type Conv3dOptions, type ResidualKind,
 } from './options.js';
 import {
   bindingBudget, forwardDepthMap, inputVol, outputVol, planSlabs, slabs, volWindow, whole,
@@ -29,13 +31,14 @@ const FORWARD_UNIFORMS = {
   ...SIZE_UNIFORMS,
 } as const;
 
-const forwardSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d forward:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d forward', {
+/** `dtype`: the activations' storage (x, residual, out); weights, bias, coefficients and gate are f32. */
+const forwardSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind, dtype: DType) => cachedSignature(`conv3d forward:${hasBias}:${normRelu}:${residual}:${dtype}`, () => kernelSignature('conv3d forward', {
   uniforms: FORWARD_UNIFORMS,
   storage: {
-    xs: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
+    xs: readOnly(storageType(dtype)), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
     ...(normRelu ? { cfs: readOnly('vec4f') } : {}),
-    ...(residual !== 'none' ? { rs: readOnly('f32') } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
-    ys: readWrite('f32'),
+    ...(residual !== 'none' ? { rs: readOnly(storageType(dtype)) } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
+    ys: readWrite(storageType(dtype)),
   },
 }));
 
@@ -48,7 +51,10 @@ export function offsetMajor(channels: number, k: number, tile: Conv3dTile): bool
   return k > 1 && (channels % tile.bk === 0 || channels >= 4 * tile.bk);
 }
 
-/** out = conv3d(x, w) + bias on NCDHW f32 buffers; `out` holds conv3dOutputShape(shape.x, shape.w, shape). */
+/**
+ * out = conv3d(x, w) + bias on NCDHW buffers (x, out and the residual of `options.dtype`, f32 unless given);
+ * `out` holds conv3dOutputShape(shape.x, shape.w, shape).
+ */
 export function conv3dForward(
   gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, shape: Conv3dShape,
   options: Conv3dOptions = {},
@@ -56,28 +62,33 @@ export function conv3dForward(
   const what = 'conv3d forward';
   options = withTunedConv3dOptions(gpu, shape, 'forward', options);
   const g = geometry(shape, what);
+  const dtype = activationDType(gpu, options, what);
   const K3 = g.k ** 3;
-  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`);
+  checkBuffer(x, g.N * g.Cin * g.D * g.H * g.W, `${what} input`, dtype);
   checkBuffer(w, g.Cout * g.Cin * K3, `${what} weight`);
   if (bias) checkBuffer(bias, g.Cout, `${what} bias`);
-  checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`);
+  checkBuffer(out, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} output`, dtype);
   const coef = inputCoefficients(options, g.N, g.Cin, what);
   const residual = residualKind(options.residual);
-  if (options.residual) checkBuffer(options.residual.buffer, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} residual`);
+  if (options.residual) checkBuffer(options.residual.buffer, g.N * g.Cout * g.Do * g.Ho * g.Wo, `${what} residual`, dtype);
   if (options.residual?.gate) checkBuffer(options.residual.gate, g.N * g.Cout, `${what} residual gate`);
-  const budget = bindingBudget(gpu, options.maxBindingBytes, what);
-  checkWeightFits(g, budget, what);
-  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking, coef, options.residual)) return;
+  // Activation windows are counted in their own elements; the weight (f32) must fit a binding too.
+  const budget = bindingBudget(gpu, options.maxBindingBytes, what, dtype);
+  checkWeightFits(g, bindingBudget(gpu, options.maxBindingBytes, what), what);
+  if (useDirect(gpu, options) && directConvForward(gpu, x, w, bias, out, g, budget, options.directBlocking, coef, options.residual, dtype)) return;
   const tile = options.tile ?? chooseConv3dTile(gpu, g.Cout, g.Do * g.Ho * g.Wo);
   const threads = checkTile(gpu, tile, what);
   const { specialize, prefetch } = gemmChoices(gpu, options);
   const sizes = sizeConstants(g, specialize);
   const major = offsetMajor(g.Cin, g.k, tile);
   const BK = `${tile.bk}u`;
-  const sig = forwardSignature(bias !== null, coef !== null, residual);
-  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}${coef ? 'n' : ''}${residual === 'none' ? '' : residual}`;
+  const sig = forwardSignature(bias !== null, coef !== null, residual, dtype);
+  const key = `conv3d:fwd:${geometryKey(g, specialize)}:${tileKey(tile)}:${prefetch ? 'pf' : ''}:${bias ? 'b' : ''}${major ? 'o' : ''}${coef ? 'n' : ''}${residual === 'none' ? '' : residual}${dtypeKey(dtype)}`;
   // With the prologue, a loaded input element becomes relu(GN(x)) from its (sample, channel) coefficients.
-  const load = (index: string, channel: string) => (coef ? `normRelu(xs[${index}], cfs[cfRow + ${channel}])` : `xs[${index}]`);
+  const load = (index: string, channel: string) => {
+    const value = loadF32(dtype, `xs[${index}]`);
+    return coef ? `normRelu(${value}, cfs[cfRow + ${channel}])` : value;
+  };
   const pipeline = sig.pipeline(gpu, key, () => gemmShader({
     tile, threads, prefetch,
     init: sizes.init,
@@ -111,7 +122,7 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   let ok = colOk & (k < p.C * K3) & (u32(id) < D) & (u32(ih) < H) & (u32(iw) < W);
   return select(0.0, ${load('select(0u, xRow + ci * DHW + (u32(id) - p.id0) * HW + u32(ih) * W + u32(iw), ok)', 'ci')}, ok);`,
     store: `let idx = p.oBase + nl * OS + row * DHWO + col;
-    if (p.accumulate != 0u) { ys[idx] = ys[idx] + v; } else { ys[idx] = v${bias ? ' + bs[p.co0 + row]' : ''}${residualTerm(residual, 'idx', 'p.gateBase + nl * p.gateStride + row')}; }`,
+    if (p.accumulate != 0u) { ys[idx] = ${storeAs(dtype, `${loadF32(dtype, 'ys[idx]')} + v`)}; } else { ys[idx] = ${storeAs(dtype, `v${bias ? ' + bs[p.co0 + row]' : ''}${residualTerm(residual, 'idx', 'p.gateBase + nl * p.gateStride + row', dtype)}`)}; }`,
   }));
   const X = inputVol(g);
   const O = outputVol(g);
@@ -120,10 +131,10 @@ var<private> k0: u32; var<private> kp: u32; var<private> tapOk: bool; var<privat
   const sizeUniforms = sizeValues(g);
   const weights = whole(w, g.Cout * g.Cin * K3);
   for (const sl of slabs(g.N, O, X, map, plan)) {
-    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo);
-    const ow = volWindow(gpu, out, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc);
-    // The residual has the output's shape and size class, so its window has the same base: one index serves both.
-    const rw = options.residual ? volWindow(gpu, options.residual.buffer, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc) : null;
+    const xw = volWindow(gpu, x, X, sl.n0, sl.nc, sl.b0, sl.bc, sl.lo, sl.hi - sl.lo, dtype);
+    const ow = volWindow(gpu, out, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc, dtype);
+    // The residual has the output's shape, dtype and size class, so its window has the same base: one index serves both.
+    const rw = options.residual ? volWindow(gpu, options.residual.buffer, O, sl.n0, sl.nc, sl.a0, sl.ac, sl.d0, sl.dc, dtype) : null;
     if (rw && rw.base !== ow.base) throw new Error(`${what}: the residual buffer's window does not line up with the output's (sizes ${options.residual!.buffer.size} and ${out.size} bytes)`);
     const N = sl.dc * O.hw;
     const nT = Math.ceil(N / tile.bn);

@@ -1,6 +1,8 @@
 /**
- * conv3d on NCDHW f32 tensors (cross-correlation as PyTorch's F.conv3d): forward, data gradient, weight
- * gradient (split-K, deterministic two-pass reduction) and bias gradient.
+ * conv3d on NCDHW tensors (cross-correlation as PyTorch's F.conv3d): forward, data gradient, weight
+ * gradient (split-K, deterministic two-pass reduction) and bias gradient. Activations are f32 or, with
+ * Conv3dOptions.dtype 'f16', half floats (loaded as f32, accumulated in f32, rounded once at the store);
+ * weights, bias and their gradients are f32.
  *
  * Two families of kernels: implicit GEMMs (forward.ts, backward-data.ts, backward-weight.ts on the GEMM
  * skeleton of gemm.ts; the hardware path) and the direct kernels of direct/ (the default on software

@@ -1,10 +1,18 @@
 /** Options shared by the conv3d launchers, and the choice between the implicit GEMMs and the direct kernels. */
 import { isSoftwareAdapter, type Gpu } from '../runtime/gpu.js';
+import { requireDType, type DType } from '../runtime/precision.js';
 import { checkBuffer } from '../runtime/wgsl.js';
 import type { DirectBlocking } from './direct/common.js';
 import type { Conv3dTile } from './tiles.js';
 
 export interface Conv3dOptions {
+  /**
+   * Element type of the activation buffers (x, out, residual for forward; dy and dx for backward data; x and dy
+   * for backward weight and bias); weights, bias, their gradients, the GN coefficients and the residual gate stay
+   * f32. Default 'f32'. The kernels load f16 as f32, compute and accumulate in f32 and round once when they store
+   * (except where slabs over channel chunks add partial sums into an f16 output: each chunk's store rounds).
+   */
+  dtype?: DType;
   /** Largest storage binding to use, in bytes (default and upper bound: the device's maxStorageBufferBindingSize). Tests lower it to force slabs. */
   maxBindingBytes?: number;
   /** Overrides the tile chosen from the shape and the device limits. */
@@ -55,12 +63,39 @@ export function inputCoefficients(options: Conv3dOptions, N: number, Cin: number
   return coef;
 }
 
+/** The activations' element type of `options`, checked and required of `gpu` (throws naming 'shader-f16' without it). */
+export function activationDType(gpu: Gpu, options: Conv3dOptions, what: string): DType {
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, what);
+  return dtype;
+}
+
+/**
+ * WGSL of a load of `dtype` storage as an f32 value. An f32 load is left as written, so the f32 kernels' WGSL
+ * (and their pipeline cache) is what it was before f16 storage existed.
+ */
+export function loadF32(dtype: DType, expr: string): string {
+  return dtype === 'f16' ? `f32(${expr})` : expr;
+}
+
+/** WGSL of an f32 value rounded for a `dtype` store (once, at the store). */
+export function storeAs(dtype: DType, expr: string): string {
+  return dtype === 'f16' ? `f16(${expr})` : expr;
+}
+
+/** The pipeline-key suffix of `dtype`: empty for f32, so the f32 keys stay as they were. */
+export function dtypeKey(dtype: DType): string {
+  return dtype === 'f16' ? ':f16' : '';
+}
+
 /**
  * What the store adds to the conv sum at output element `index` of output channel `channel` (WGSL expressions),
- * reading `rs` (the residual) and `gts` (the gate) at `gate` (an index expression of [N, Cout]).
+ * reading `rs` (the residual, of the activations' `dtype`) and `gts` (the f32 gate) at `gate` (an index
+ * expression of [N, Cout]).
  */
-export function residualTerm(kind: ResidualKind, index: string, gate: string): string {
-  return kind === 'none' ? '' : kind === 'add' ? ` + rs[${index}]` : ` + rs[${index}] * gts[${gate}]`;
+export function residualTerm(kind: ResidualKind, index: string, gate: string, dtype: DType = 'f32'): string {
+  const r = loadF32(dtype, `rs[${index}]`);
+  return kind === 'none' ? '' : kind === 'add' ? ` + ${r}` : ` + ${r} * gts[${gate}]`;
 }
 
 /** The WGSL of the input prologue: relu(GN(v)) from the channel's coefficients (mean, rstd * gamma, beta, 0). */

@@ -3,6 +3,7 @@
  * chunks (accumulating partial sums in stream order), then over depth. See `planSlabs`.
  */
 import type { Binding, Gpu } from '../runtime/gpu.js';
+import { bytesPerElement, type DType } from '../runtime/precision.js';
 import { alignedWindow, type AlignedWindow } from '../runtime/windows.js';
 import type { Conv3dGeometry } from './geometry.js';
 
@@ -32,12 +33,15 @@ export interface SlabPlan { nc: number; dc: number; ac: number; bc: number }
 /** Depth range [lo, hi) of the gathered tensor needed by depths [d0, d0 + dc) of the driving one. */
 export type DepthMap = (d0: number, dc: number) => [number, number];
 
-/** Largest binding in f32 elements, leaving room to align the window's start down. */
-export function bindingBudget(gpu: Gpu, maxBindingBytes: number | undefined, what: string): number {
+/**
+ * Largest binding in elements of `dtype` (f32 unless given), leaving room to align the window's start down; whole
+ * 4-byte words, so an f16 window rounded up to a word still fits.
+ */
+export function bindingBudget(gpu: Gpu, maxBindingBytes: number | undefined, what: string, dtype: DType = 'f32'): number {
   const limit = gpu.limits.maxStorageBufferBindingSize;
   const max = Math.min(limit, maxBindingBytes ?? limit);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const budget = Math.floor((max - align) / 4);
+  const budget = Math.floor(Math.floor((max - align) / 4) * 4 / bytesPerElement(dtype));
   if (!(budget >= 1)) throw new RangeError(`${what}: maxBindingBytes ${max} must exceed the offset alignment ${align}`);
   return budget;
 }
@@ -91,13 +95,17 @@ export function* slabs(N: number, A: Vol, B: Vol, map: DepthMap, plan: SlabPlan)
   }
 }
 
-/** Window into an [N, C, D, HW] tensor for batch, channel and depth ranges; a start past the end is clamped (empty slabs). */
+/**
+ * Window into an [N, C, D, HW] tensor of `dtype` elements for batch, channel and depth ranges; a start past the
+ * end is clamped (empty slabs).
+ */
 export function volWindow(
   gpu: Gpu, buffer: GPUBuffer, v: Vol, n0: number, nc: number, c0: number, cc: number, d0: number, dn: number,
+  dtype: DType = 'f32',
 ): AlignedWindow {
   const start = ((n0 * v.c + c0) * v.d + d0) * v.hw;
   const span = (nc - 1) * v.c * v.d * v.hw + (cc - 1) * v.d * v.hw + dn * v.hw;
-  return alignedWindow(gpu, buffer, Math.min(start, Math.floor(buffer.size / 4) - 1), span);
+  return alignedWindow(gpu, buffer, Math.min(start, Math.floor(buffer.size / bytesPerElement(dtype)) - 1), span, dtype);
 }
 
 /** The first n f32 elements of a buffer as a binding (pooled buffers may be larger than one binding). */

@@ -4,6 +4,7 @@
  * the launchers see. No file IO here: the launchers import this module, and it is in the browser bundle.
  */
 import type { Gpu } from '../runtime/gpu.js';
+import type { DType } from '../runtime/precision.js';
 import { geometry, type Conv3dShape } from './geometry.js';
 import type { Conv3dOptions } from './options.js';
 
@@ -19,12 +20,18 @@ export type Conv3dTunedChoice = Pick<Conv3dOptions, (typeof TUNED_OPTION_KEYS)[n
 export interface Conv3dShapePass {
   shape: Conv3dShape;
   pass: Conv3dPass;
+  /** The activations' element type the pass ran with (Conv3dOptions.dtype); f32 when absent. */
+  dtype?: DType;
 }
 
-/** The key of a (shape, pass) in the tuning cache, e.g. `forward x2,8,16,32,32 w16,8,3 s2 p1`. */
-export function conv3dShapeKey(shape: Conv3dShape, pass: Conv3dPass): string {
+/**
+ * The key of a (shape, pass, activation dtype) in the tuning cache, e.g. `forward x2,8,16,32,32 w16,8,3 s2 p1`,
+ * with ` f16` appended for f16 activations: the kernels differ (half the bytes per load, conversions), so a choice
+ * tuned for one element type is not taken for the other. f32 keys are as before f16 existed (old caches stay valid).
+ */
+export function conv3dShapeKey(shape: Conv3dShape, pass: Conv3dPass, dtype: DType = 'f32'): string {
   const g = geometry(shape, 'conv3d tuning');
-  return `${pass} x${g.N},${g.Cin},${g.D},${g.H},${g.W} w${g.Cout},${g.Cin},${g.k} s${g.s} p${g.p}`;
+  return `${pass} x${g.N},${g.Cin},${g.D},${g.H},${g.W} w${g.Cout},${g.Cin},${g.k} s${g.s} p${g.p}${dtype === 'f16' ? ' f16' : ''}`;
 }
 
 /** The identity of an adapter in the tuning cache: vendor, architecture, device and description. */
@@ -52,29 +59,30 @@ export function conv3dTuningEnabled(gpu: Gpu): boolean {
   return tuned.has(gpu);
 }
 
-/** The tuned options of a (shape, pass) on `gpu`; null when tuning is off for it or the shape was never tuned. */
-export function tunedConv3dOptions(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass): Conv3dOptions | null {
+/** The tuned options of a (shape, pass, dtype) on `gpu`; null when tuning is off for it or the shape was never tuned. */
+export function tunedConv3dOptions(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass, dtype: DType = 'f32'): Conv3dOptions | null {
   const map = tuned.get(gpu);
   if (!map || map.size === 0) return null;
-  const choice = map.get(conv3dShapeKey(shape, pass));
+  const choice = map.get(conv3dShapeKey(shape, pass, dtype));
   return choice ? { ...choice } : null;
 }
 
 /**
- * The options a launcher runs with: the caller's, under the tuned choice when tuning is on for `gpu` and the
- * caller chose none of tile, direct, directBlocking and splitK. Also records the (shape, pass) while
- * `recordConv3dShapes` runs.
+ * The options a launcher runs with: the caller's, under the tuned choice (for the caller's dtype) when tuning is on
+ * for `gpu` and the caller chose none of tile, direct, directBlocking and splitK. Also records the (shape, pass,
+ * dtype) while `recordConv3dShapes` runs.
  */
 export function withTunedConv3dOptions(gpu: Gpu, shape: Conv3dShape, pass: Conv3dPass, options: Conv3dOptions): Conv3dOptions {
-  recorder?.push({ shape: { x: [...shape.x], w: [...shape.w], stride: shape.stride, padding: shape.padding }, pass });
+  const dtype = options.dtype ?? 'f32';
+  recorder?.push({ shape: { x: [...shape.x], w: [...shape.w], stride: shape.stride, padding: shape.padding }, pass, dtype });
   if (!tuned.has(gpu) || TUNED_OPTION_KEYS.some((k) => options[k] !== undefined)) return options;
-  const choice = tunedConv3dOptions(gpu, shape, pass);
+  const choice = tunedConv3dOptions(gpu, shape, pass, dtype);
   return choice ? { ...choice, ...options } : options;
 }
 
 /**
  * Runs `record` (which records GPU work synchronously, e.g. a model's forward and backward) and returns the
- * distinct (shape, pass) pairs the conv3d launchers were called with, in first-call order.
+ * distinct (shape, pass, dtype) triples the conv3d launchers were called with, in first-call order.
  */
 export function recordConv3dShapes(record: () => void): Conv3dShapePass[] {
   const outer = recorder;
@@ -88,7 +96,7 @@ export function recordConv3dShapes(record: () => void): Conv3dShapePass[] {
   }
   const byKey = new Map<string, Conv3dShapePass>();
   for (const s of seen) {
-    const key = conv3dShapeKey(s.shape, s.pass);
+    const key = conv3dShapeKey(s.shape, s.pass, s.dtype);
     if (!byKey.has(key)) byKey.set(key, s);
   }
   return [...byKey.values()];

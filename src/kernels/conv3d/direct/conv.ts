@@ -4,9 +4,12 @@
  */
 import type { Gpu } from '../../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
-import { alignedWindow } from '../../runtime/windows.js';
+import { storageType, type DType } from '../../runtime/precision.js';
+import { alignedWindow, windowSlack } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
-import { NORM_RELU_WGSL, residualKind, residualTerm, type Conv3dOptions, type ResidualKind } from '../options.js';
+import {
+  NORM_RELU_WGSL, dtypeKey, loadF32, residualKind, residualTerm, storeAs, type Conv3dOptions, type ResidualKind,
+} from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks } from './common.js';
 import { directStridedBackwardData } from './strided.js';
@@ -17,17 +20,18 @@ const BROADCAST_MAX_KERNEL = 3;
 /** Voxel groups below which lanes also run over channel blocks: one SIMD vector of lavapipe (8 lanes). */
 const FOLD_BELOW = 8;
 
-const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}:${residual}`, () => kernelSignature('conv3d direct convolution', {
+/** `dtype`: the storage of src, dst and the residual; weights, bias, coefficients and gate are f32. */
+const convSignature = (hasBias: boolean, normRelu: boolean, residual: ResidualKind, dtype: DType) => cachedSignature(`conv3d direct convolution:${hasBias}:${normRelu}:${residual}:${dtype}`, () => kernelSignature('conv3d direct convolution', {
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', Cs: 'u32', Cd: 'u32', kdLo: 'u32', kdHi: 'u32', khLo: 'u32', khHi: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
     sDst: 'u32', sSrc: 'u32', srcBase: 'u32', dstBase: 'u32', srcNS: 'u32', dstNS: 'u32', pad: 'u32', wLast: 'u32', cfBase: 'u32', gateBase: 'u32',
   },
   storage: {
-    src: readOnly('f32'), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
+    src: readOnly(storageType(dtype)), ws: readOnly('f32'), ...(hasBias ? { bs: readOnly('f32') } : {}),
     ...(normRelu ? { cfs: readOnly('vec4f') } : {}),
-    ...(residual !== 'none' ? { rs: readOnly('f32') } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
-    dst: readWrite('f32'),
+    ...(residual !== 'none' ? { rs: readOnly(storageType(dtype)) } : {}), ...(residual === 'gated' ? { gts: readOnly('f32') } : {}),
+    dst: readWrite(storageType(dtype)),
   },
 }));
 
@@ -37,6 +41,8 @@ interface ConvJob {
   k: number; s: number; p: number;
   /** Weight element of (dst channel d, src channel c, tap t): d * sDst + c * sSrc + (flip ? k^3 - 1 - t : t). */
   sDst: number; sSrc: number; flip: boolean;
+  /** Element type of src, dst and the residual. */
+  dtype: DType;
 }
 
 /**
@@ -56,7 +62,7 @@ function convShader(
   const row = (weight: (kw: number, c: number) => string): string[] => {
     const lines: string[] = [];
     for (let i = 0; i < L; i++) {
-      const value = `src[select(0u, u32(rowBase + ${i}), ok${i})]`;
+      const value = loadF32(j.dtype, `src[select(0u, u32(rowBase + ${i}), ok${i})]`);
       lines.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
     }
     for (let kw = 0; kw < k; kw++) {
@@ -116,7 +122,8 @@ function convShader(
     const bias = hasBias ? ` + bs[c0 + ${c}u]` : '';
     for (let v = 0; v < vw; v++) {
       const at = `oRow + ${c}u * DHWO + ${v}u`;
-      stores.push(`  if (ow0 + ${v}u < p.Wo) { dst[${at}] = a${c}_${v}${bias}${residualTerm(residual, at, `p.gateBase + n * p.Cd + c0 + ${c}u`)}; }`);
+      const sum = `a${c}_${v}${bias}${residualTerm(residual, at, `p.gateBase + n * p.Cd + c0 + ${c}u`, j.dtype)}`;
+      stores.push(`  if (ow0 + ${v}u < p.Wo) { dst[${at}] = ${storeAs(j.dtype, sum)}; }`);
     }
     stores.push('}');
   }
@@ -164,7 +171,7 @@ function runConv(
   if (j.k > DIRECT_MAX_KERNEL) return false;
   const srcSample = j.Cs * j.D * j.H * j.W;
   const dstSample = j.Cd * j.Do * j.Ho * j.Wo;
-  const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const slack = windowSlack(gpu, j.dtype);
   const groups = batchGroups(j.N, srcSample + slack, dstSample + slack, budget);
   if (!groups) return false;
   const canBroadcast = gpu.subgroupSize !== null && j.k <= BROADCAST_MAX_KERNEL && j.Do * j.Ho * Math.ceil(j.Wo / 4) >= FOLD_BELOW;
@@ -177,12 +184,12 @@ function runConv(
   const foldChannels = nGroups < FOLD_BELOW && nCB > 1;
   const { wg, blocks: nVB } = laneBlocks(foldChannels ? nGroups * nCB : nGroups, 64);
   const kind = residualKind(residual);
-  const sig = convSignature(hasBias, coef !== null, kind);
+  const sig = convSignature(hasBias, coef !== null, kind, j.dtype);
   // Subgroups must not straddle workgroups, and the broadcast form is only for uniform channel blocks and kernels up
   // to 3 (its kh loop is unrolled: k = 5 and 7 would pass the WGSL size budget, and no model uses them).
   const sg = !foldChannels && j.k <= BROADCAST_MAX_KERNEL && gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0
     ? gpu.subgroupSize : 0;
-  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}${sg ? `:sg${sg}` : ''}`;
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}${sg ? `:sg${sg}` : ''}${dtypeKey(j.dtype)}`;
   const pipeline = sg
     ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, sg)}`, sig.access)
     : sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, 0));
@@ -191,10 +198,10 @@ function runConv(
   const kd = tapRange(j.D, j.Do, j);
   const kh = tapRange(j.H, j.Ho, j);
   for (const [n0, nc] of groups) {
-    const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample);
-    const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample);
-    // Same element range and size class as the output: the same base, so one index serves both.
-    const rw = residual ? alignedWindow(gpu, residual.buffer, n0 * dstSample, nc * dstSample) : null;
+    const sw = alignedWindow(gpu, src, n0 * srcSample, nc * srcSample, j.dtype);
+    const dw = alignedWindow(gpu, dst, n0 * dstSample, nc * dstSample, j.dtype);
+    // Same element range, dtype and size class as the output: the same base, so one index serves both.
+    const rw = residual ? alignedWindow(gpu, residual.buffer, n0 * dstSample, nc * dstSample, j.dtype) : null;
     if (rw && rw.base !== dw.base) throw new Error(`${label}: the residual buffer's window does not line up with the output's`);
     const total = foldChannels ? nVB * nc : nVB * nCB * nc;
     const uniforms = {
@@ -232,12 +239,12 @@ function tapRange(n: number, no: number, j: ConvJob): [number, number] {
  */
 export function directConvForward(
   gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, out: GPUBuffer, g: Conv3dGeometry, budget: number,
-  blocking?: DirectBlocking, coef: GPUBuffer | null = null, residual?: Conv3dOptions['residual'],
+  blocking?: DirectBlocking, coef: GPUBuffer | null = null, residual?: Conv3dOptions['residual'], dtype: DType = 'f32',
 ): boolean {
   const K3 = g.k ** 3;
   return runConv(gpu, x, w, bias, out, {
     N: g.N, Cs: g.Cin, Cd: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo, k: g.k, s: g.s, p: g.p,
-    sDst: g.Cin * K3, sSrc: K3, flip: false,
+    sDst: g.Cin * K3, sSrc: K3, flip: false, dtype,
   }, budget, blocking, 'conv3d:fwd', coef, residual);
 }
 
@@ -248,13 +255,13 @@ export function directConvForward(
  */
 export function directConvBackwardData(
   gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, g: Conv3dGeometry, budget: number,
-  blocking?: DirectBlocking,
+  blocking?: DirectBlocking, dtype: DType = 'f32',
 ): boolean {
-  if (g.s !== 1 || g.p > g.k - 1) return directStridedBackwardData(gpu, gradOut, w, gradX, g, budget, blocking);
+  if (g.s !== 1 || g.p > g.k - 1) return directStridedBackwardData(gpu, gradOut, w, gradX, g, budget, blocking, dtype);
   const K3 = g.k ** 3;
   return runConv(gpu, gradOut, w, null, gradX, {
     N: g.N, Cs: g.Cout, Cd: g.Cin, D: g.Do, H: g.Ho, W: g.Wo, Do: g.D, Ho: g.H, Wo: g.W, k: g.k, s: 1, p: g.k - 1 - g.p,
     // A 1x1x1 kernel flipped is itself: the forward pipeline serves, one shader fewer to compile.
-    sDst: K3, sSrc: g.Cin * K3, flip: g.k !== 1,
+    sDst: K3, sSrc: g.Cin * K3, flip: g.k !== 1, dtype,
   }, budget, blocking, 'conv3d:dgrad');
 }

@@ -5,26 +5,29 @@
  * which of them is known when the shader is generated. No zero taps are multiplied.
  */
 import type { Gpu } from '../../runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
-import { alignedWindow } from '../../runtime/windows.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
+import { storageType, type DType } from '../../runtime/precision.js';
+import { alignedWindow, windowSlack } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
+import { dtypeKey, loadF32, storeAs } from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
-const stridedSignature = kernelSignature('conv3d direct backward data', {
+/** `dtype`: the storage of gradOut and gradX; the weight is f32. */
+const stridedSignature = (dtype: DType) => cachedSignature(`conv3d direct backward data:${dtype}`, () => kernelSignature('conv3d direct backward data', {
   uniforms: {
     total: 'u32', nVB: 'u32', nCB: 'u32', nGroups: 'u32', nWg: 'u32', nJh: 'u32', Cin: 'u32', Cout: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32',
     gBase: 'u32', xBase: 'u32', gNS: 'u32', xNS: 'u32', pad: 'u32', wLast: 'u32',
   },
-  storage: { gs: readOnly('f32'), ws: readOnly('f32'), gxs: readWrite('f32') },
-});
+  storage: { gs: readOnly(storageType(dtype)), ws: readOnly('f32'), gxs: readWrite(storageType(dtype)) },
+}));
 
 /**
  * `sg` > 0 (the subgroup size): a row's CT x k weights, the same for all lanes, are loaded once per subgroup (each
  * lane different ones) and broadcast by constant lane index, as in the convolution kernel (see conv.ts).
  */
-function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number, sg: number): string {
+function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number, sg: number, dtype: DType): string {
   const { k, s, p: pad } = g;
   const { ct, vw } = b;
   const K3 = k ** 3;
@@ -40,7 +43,7 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number, sg: num
   const body: string[] = [];
   for (const o of offs) {
     const name = yName(o);
-    body.push(`let ok_${name} = rowOk & (u32(q0 + ${o}) < p.Wo); let ${name} = select(0.0, gs[select(0u, u32(rowBase + ${o}), ok_${name})], ok_${name});`);
+    body.push(`let ok_${name} = rowOk & (u32(q0 + ${o}) < p.Wo); let ${name} = select(0.0, ${loadF32(dtype, `gs[select(0u, u32(rowBase + ${o}), ok_${name})]`)}, ok_${name});`);
   }
   const values = ct * k;
   if (sg > 0) {
@@ -62,7 +65,7 @@ function stridedShader(g: Conv3dGeometry, b: DirectBlocking, wg: number, sg: num
   const stores: string[] = [];
   for (let c = 0; c < ct; c++) {
     stores.push(`if (c0 + ${c}u < p.Cin) {`);
-    for (let v = 0; v < vw; v++) stores.push(`  if (iw0 + ${v}u < p.W) { gxs[xRow + ${c}u * DHW + ${v}u] = a${c}_${v}; }`);
+    for (let v = 0; v < vw; v++) stores.push(`  if (iw0 + ${v}u < p.W) { gxs[xRow + ${c}u * DHW + ${v}u] = ${storeAs(dtype, `a${c}_${v}`)}; }`);
     stores.push('}');
   }
   return /* wgsl */ `
@@ -109,12 +112,12 @@ ${directMain(wg, sg > 0)}
 /** gradX of a conv3d of any stride by the strided gather; false (nothing recorded) when one sample does not fit a binding. */
 export function directStridedBackwardData(
   gpu: Gpu, gradOut: GPUBuffer, w: GPUBuffer, gradX: GPUBuffer, g: Conv3dGeometry, budget: number,
-  blocking?: DirectBlocking,
+  blocking?: DirectBlocking, dtype: DType = 'f32',
 ): boolean {
   if (g.k > DIRECT_MAX_KERNEL) return false;
   const xSample = g.Cin * g.D * g.H * g.W;
   const gSample = g.Cout * g.Do * g.Ho * g.Wo;
-  const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const slack = windowSlack(gpu, dtype);
   const groups = batchGroups(g.N, gSample + slack, xSample + slack, budget);
   if (!groups) return false;
   const base = blocking ?? directBlocking(g.Cin);
@@ -125,16 +128,17 @@ export function directStridedBackwardData(
   const nGroups = nJd * nJh * nWg;
   const { wg, blocks: nVB } = laneBlocks(nGroups, 64);
   const sg = gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0 ? gpu.subgroupSize : 0;
-  const key = `conv3d:direct:dgradS:k${g.k}s${g.s}p${g.p}:${b.ct}x${b.vw}:${wg}${sg ? `:sg${sg}` : ''}`;
+  const key = `conv3d:direct:dgradS:k${g.k}s${g.s}p${g.p}:${b.ct}x${b.vw}:${wg}${sg ? `:sg${sg}` : ''}${dtypeKey(dtype)}`;
+  const sig = stridedSignature(dtype);
   const pipeline = sg
-    ? gpu.pipeline(key, () => `enable subgroups;\n${stridedSignature.wgsl}\n${stridedShader(g, b, wg, sg)}`, stridedSignature.access)
-    : stridedSignature.pipeline(gpu, key, () => stridedShader(g, b, wg, 0));
+    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${stridedShader(g, b, wg, sg, dtype)}`, sig.access)
+    : sig.pipeline(gpu, key, () => stridedShader(g, b, wg, 0, dtype));
   const nCB = Math.ceil(g.Cin / b.ct);
   const wSize = g.Cout * g.Cin * g.k ** 3;
   const weights = whole(w, wSize);
   for (const [n0, nc] of groups) {
-    const gw = alignedWindow(gpu, gradOut, n0 * gSample, nc * gSample);
-    const xw = alignedWindow(gpu, gradX, n0 * xSample, nc * xSample);
+    const gw = alignedWindow(gpu, gradOut, n0 * gSample, nc * gSample, dtype);
+    const xw = alignedWindow(gpu, gradX, n0 * xSample, nc * xSample, dtype);
     const total = nVB * nCB * g.s * g.s * nc;
     const uniforms = {
       total, nVB, nCB, nGroups, nWg, nJh, Cin: g.Cin, Cout: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo,
@@ -143,7 +147,7 @@ export function directStridedBackwardData(
     const flops = 2 * nc * g.Cout * g.Cin * g.k ** 3 * g.Do * g.Ho * g.Wo;
     gpu.dispatch({
       pipeline, label: 'conv3d:dgrad', workgroups: total, flops,
-      ...stridedSignature.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
+      ...sig.bind(uniforms, { gs: gw.binding, ws: weights, gxs: xw.binding }),
     });
   }
   return true;

@@ -4,19 +4,23 @@
  */
 import type { Gpu } from '../../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../../runtime/kernel-signature.js';
-import { alignedWindow } from '../../runtime/windows.js';
+import { storageType, type DType } from '../../runtime/precision.js';
+import { alignedWindow, windowSlack } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
-import { NORM_RELU_WGSL } from '../options.js';
+import { NORM_RELU_WGSL, dtypeKey, loadF32 } from '../options.js';
 import { whole } from '../slabs.js';
 import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain } from './common.js';
 
-const weightSignature = (normRelu: boolean) => cachedSignature(`conv3d direct backward weight:${normRelu}`, () => kernelSignature('conv3d direct backward weight', {
+/** `dtype`: the storage of x and gradOut; the coefficients and the partial weight gradients are f32. */
+const weightSignature = (normRelu: boolean, dtype: DType) => cachedSignature(`conv3d direct backward weight:${normRelu}:${dtype}`, () => kernelSignature('conv3d direct backward weight', {
   uniforms: {
     total: 'u32', nLB: 'u32', nCB: 'u32', lanes: 'u32', Cin: 'u32', Cout: 'u32',
     D: 'u32', H: 'u32', W: 'u32', Do: 'u32', Ho: 'u32', Wo: 'u32', rows: 'u32', chunk: 'u32',
     xBase: 'u32', gBase: 'u32', xNS: 'u32', gNS: 'u32', pad: 'u32', slot0: 'u32', gLast: 'u32', cfBase: 'u32',
   },
-  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32') },
+  storage: {
+    xs: readOnly(storageType(dtype)), gs: readOnly(storageType(dtype)), ...(normRelu ? { cfs: readOnly('vec4f') } : {}), parts: readWrite('f32'),
+  },
 }));
 
 /** Invocations per weight-gradient workgroup at most: nine SIMD vectors, the (kd, kh) lanes of 8 input channels at k = 3. */
@@ -35,21 +39,21 @@ const WGRAD_TARGET_WORKGROUPS = 16;
  * whether or not the lanes share its address, so this is ceil(CT * VW / sg) loads per lane and step instead of
  * CT * VW. Same FMAs in the same order either way.
  */
-function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, wg: number, sg: number): string {
+function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, wg: number, sg: number, dtype: DType): string {
   const { k, s } = g;
   const { ct, vw } = b;
   const L = (vw - 1) * s + k;
   const K3 = k ** 3;
   const body: string[] = [];
   for (let i = 0; i < L; i++) {
-    const value = `xs[select(0u, u32(rowBase + ${i}), ok${i})]`;
+    const value = loadF32(dtype, `xs[select(0u, u32(rowBase + ${i}), ok${i})]`);
     body.push(`let ok${i} = rowOk & (u32(iw0 + ${i}) < p.W); let x${i} = select(0.0, ${normRelu ? `normRelu(${value}, cf)` : value}, ok${i});`);
   }
   const pairs = ct * vw;
   if (sg > 0) {
     for (let m = 0; m < Math.ceil(pairs / sg); m++) {
       body.push(`let gp${m} = min(sgl + ${m * sg}u, ${pairs - 1}u); let gc${m} = gp${m} / ${vw}u; let gv${m} = gp${m} % ${vw}u;`);
-      body.push(`let gr${m} = select(0.0, gs[min(gRow + gc${m} * DHWO + gv${m}, p.gLast)], (ow0 + gv${m} < p.Wo) & (c0 + gc${m} < p.Cout));`);
+      body.push(`let gr${m} = select(0.0, ${loadF32(dtype, `gs[min(gRow + gc${m} * DHWO + gv${m}, p.gLast)]`)}, (ow0 + gv${m} < p.Wo) & (c0 + gc${m} < p.Cout));`);
     }
   }
   for (let v = 0; v < vw; v++) {
@@ -58,7 +62,7 @@ function weightShader(g: Conv3dGeometry, b: DirectBlocking, normRelu: boolean, w
       const pair = c * vw + v;
       body.push(sg > 0
         ? `let g${c}_${v} = subgroupBroadcast(gr${Math.floor(pair / sg)}, ${pair % sg}u);`
-        : `let g${c}_${v} = select(0.0, gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)], vOk${v} & (c0 + ${c}u < p.Cout));`);
+        : `let g${c}_${v} = select(0.0, ${loadF32(dtype, `gs[min(gRow + ${c}u * DHWO + ${v}u, p.gLast)]`)}, vOk${v} & (c0 + ${c}u < p.Cout));`);
       for (let kw = 0; kw < k; kw++) body.push(`a${c}_${kw} = fma(g${c}_${v}, x${v * s + kw}, a${c}_${kw});`);
     }
   }
@@ -111,17 +115,19 @@ export interface DirectWgradPlan {
 
 /**
  * Plans gradW by the direct kernel: `run(partial)` records the dispatches writing `slots` partial weight
- * gradients ([slots, Cout, Cin, k^3]) to `partial`. Null when one sample does not fit a binding or the
- * partial buffer would not.
+ * gradients ([slots, Cout, Cin, k^3], f32) to `partial`. Null when one sample does not fit a binding or the
+ * partial buffer would not. `budget` counts elements of `options.dtype` (x and gradOut, f32 unless given);
+ * `options.partialBudget` (default `budget`) the f32 elements of the partial buffer's binding.
  */
 export function planDirectWeightGrad(
   gpu: Gpu, x: GPUBuffer, gradOut: GPUBuffer, g: Conv3dGeometry, budget: number,
-  options: { blocking?: DirectBlocking; chunks?: number; coef?: GPUBuffer | null } = {},
+  options: { blocking?: DirectBlocking; chunks?: number; coef?: GPUBuffer | null; dtype?: DType; partialBudget?: number } = {},
 ): DirectWgradPlan | null {
   if (g.k > DIRECT_MAX_KERNEL) return null;
+  const dtype = options.dtype ?? 'f32';
   const xSample = g.Cin * g.D * g.H * g.W;
   const gSample = g.Cout * g.Do * g.Ho * g.Wo;
-  const slack = gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const slack = windowSlack(gpu, dtype);
   const groups = batchGroups(g.N, xSample + slack, gSample + slack, budget);
   if (!groups) return null;
   const b = options.blocking ?? broadcastBlocking(g.Cout, gpu.subgroupSize !== null);
@@ -138,21 +144,21 @@ export function planDirectWeightGrad(
   chunks = Math.ceil(rowsPerGroup / chunk);
   const wSize = g.Cout * g.Cin * g.k ** 3;
   const slots = groups.length * chunks;
-  if (slots * wSize > budget) return null;
+  if (slots * wSize > (options.partialBudget ?? budget)) return null;
   const coef = options.coef ?? null;
-  const sig = weightSignature(coef !== null);
+  const sig = weightSignature(coef !== null, dtype);
   const sg = gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0 ? gpu.subgroupSize : 0;
-  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}${coef ? ':n' : ''}${sg ? `:sg${sg}` : ''}`;
+  const key = `conv3d:direct:wgrad:k${g.k}s${g.s}:${b.ct}x${b.vw}:${wg}${coef ? ':n' : ''}${sg ? `:sg${sg}` : ''}${dtypeKey(dtype)}`;
   const pipeline = sg
-    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${weightShader(g, b, coef !== null, wg, sg)}`, sig.access)
-    : sig.pipeline(gpu, key, () => weightShader(g, b, coef !== null, wg, 0));
+    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${weightShader(g, b, coef !== null, wg, sg, dtype)}`, sig.access)
+    : sig.pipeline(gpu, key, () => weightShader(g, b, coef !== null, wg, 0, dtype));
   return {
     slots,
     run: (partial) => {
       const parts = whole(partial, slots * wSize);
       groups.forEach(([n0, nc], gi) => {
-        const xw = alignedWindow(gpu, x, n0 * xSample, nc * xSample);
-        const gw = alignedWindow(gpu, gradOut, n0 * gSample, nc * gSample);
+        const xw = alignedWindow(gpu, x, n0 * xSample, nc * xSample, dtype);
+        const gw = alignedWindow(gpu, gradOut, n0 * gSample, nc * gSample, dtype);
         const total = nLB * nCB * chunks;
         const uniforms = {
           total, nLB, nCB, lanes, Cin: g.Cin, Cout: g.Cout, D: g.D, H: g.H, W: g.W, Do: g.Do, Ho: g.Ho, Wo: g.Wo,

@@ -4,26 +4,35 @@
  * dg[n, v] = sum over channels of dy * x, one thread per voxel walking the channels (coalesced, no temporary).
  * Tensors larger than one storage binding are processed in windows that never straddle two samples; the
  * channel sum then runs over channel chunks, each adding to the previous (in order, so deterministic).
+ * Every tensor here is volume-shaped, so all take the launch's dtype (f16: loaded into f32, the channel sum in
+ * f32, rounded once when stored; the chunked sum of an f16 gate gradient accumulates in an f32 scratch).
  */
+import { cast } from './elementwise.js';
 import type { Gpu } from './runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { requireDType, type DType } from './runtime/precision.js';
 import { checkBuffer, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
 import { alignedWindow, slabElements, windowSlack, type SlabOptions } from './runtime/windows.js';
 import { splitNC } from './runtime/shapes.js';
 
+export interface SpatialGateOptions extends SlabOptions {
+  /** Element type of x, y, the gate and their gradients (default 'f32'). */
+  dtype?: DType;
+}
+
 interface Dims { N: number; C: number; S: number }
 
 /** y[n, c, v] = x[n, c, v] * g[n, v] over a window starting at flat element `start` (sample n0's gate at gbase). */
-const SCALE = kernelSignature('spatialGate', {
+const scaleSignature = (dtype: DType) => cachedSignature(`spatialGate:${dtype}`, () => kernelSignature('spatialGate', {
   uniforms: { count: 'u32', start: 'u32', base: 'u32', cs: 'u32', s: 'u32', n0: 'u32', gbase: 'u32' },
-  storage: { xs: readOnly('f32'), gs: readOnly('f32'), ys: readWrite('f32') },
-});
+  storage: { xs: readOnly(dtype), gs: readOnly(dtype), ys: readWrite(dtype) },
+}));
 
-/** dg[n, v] (+)= sum over `cc` channels of dy * x. */
-const GATE_GRAD = kernelSignature('spatialGateBackward:dg', {
+/** dg[n, v] (+)= sum over `cc` channels of dy * x; dg of `dgType` (f32 when it is a scratch accumulating chunks). */
+const gateGradSignature = (dtype: DType, dgType: DType) => cachedSignature(`spatialGateBackward:dg:${dtype}:${dgType}`, () => kernelSignature('spatialGateBackward:dg', {
   uniforms: { voxels: 'u32', s: 'u32', cc: 'u32', cs: 'u32', xbase: 'u32', gbase: 'u32', accumulate: 'u32' },
-  storage: { dys: readOnly('f32'), xs: readOnly('f32'), dgs: readWrite('f32') },
-});
+  storage: { dys: readOnly(dtype), xs: readOnly(dtype), dgs: readWrite(dgType) },
+}));
 
 function dims(shape: readonly number[], op: string): Dims {
   const d = splitNC(shape, op);
@@ -31,24 +40,25 @@ function dims(shape: readonly number[], op: string): Dims {
   return d;
 }
 
-/** Window capacity in elements once the alignment shift is paid; throws when one sample's gate cannot fit. */
-function capacity(gpu: Gpu, op: string, S: number, options: SlabOptions): number {
-  const cap = slabElements(gpu, op, options) - windowSlack(gpu);
+/** Window capacity in `dtype` elements once the alignment shift is paid; throws when one sample's gate cannot fit. */
+function capacity(gpu: Gpu, op: string, S: number, options: SlabOptions, dtype: DType): number {
+  const cap = slabElements(gpu, op, options, dtype) - windowSlack(gpu, dtype);
   if (S > cap) {
-    throw new RangeError(`${op}: one sample's gate has ${S} voxels, more than one storage binding window holds (${cap} f32); expected smaller volumes or a larger maxBindingBytes`);
+    throw new RangeError(`${op}: one sample's gate has ${S} voxels, more than one storage binding window holds (${cap} ${dtype}); expected smaller volumes or a larger maxBindingBytes`);
   }
   return cap;
 }
 
-function scaleByVoxel(gpu: Gpu, op: string, x: GPUBuffer, g: GPUBuffer, y: GPUBuffer, { N, C, S }: Dims, cap: number): void {
+function scaleByVoxel(gpu: Gpu, op: string, x: GPUBuffer, g: GPUBuffer, y: GPUBuffer, { N, C, S }: Dims, cap: number, dtype: DType): void {
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = SCALE.pipeline(gpu, `spatial-gate:${wg}`, () => `
+  const SCALE = scaleSignature(dtype);
+  const pipeline = SCALE.pipeline(gpu, `spatial-gate:${dtype}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.count) { return; }
   let i = p.start + gid;
   let n = i / p.cs;
   let v = i % p.s;
-  ys[p.base + gid] = xs[p.base + gid] * gs[p.gbase + (n - p.n0) * p.s + v];
+  ys[p.base + gid] = ${dtype}(f32(xs[p.base + gid]) * f32(gs[p.gbase + (n - p.n0) * p.s + v]));
 }`);
   const CS = C * S;
   const windows: { start: number; count: number; n0: number; gateStart: number; gateCount: number }[] = [];
@@ -59,9 +69,9 @@ ${linearMain(wg)}
     }
   }
   for (const w of windows) {
-    const xw = alignedWindow(gpu, x, w.start, w.count);
-    const yw = alignedWindow(gpu, y, w.start, w.count);
-    const gw = alignedWindow(gpu, g, w.gateStart, w.gateCount);
+    const xw = alignedWindow(gpu, x, w.start, w.count, dtype);
+    const yw = alignedWindow(gpu, y, w.start, w.count, dtype);
+    const gw = alignedWindow(gpu, g, w.gateStart, w.gateCount, dtype);
     gpu.dispatch({
       pipeline, label: op, workgroups: Math.ceil(w.count / wg),
       ...SCALE.bind(
@@ -72,35 +82,47 @@ ${linearMain(wg)}
   }
 }
 
-/** y = x * g[n, v]; x, y: [N, C, ...spatial], g: [N, 1, ...spatial] (N * voxels values). */
+/** y = x * g[n, v]; x, y: [N, C, ...spatial], g: [N, 1, ...spatial] (N * voxels values), all of options.dtype. */
 export function spatialGate(
-  gpu: Gpu, x: GPUBuffer, shape: readonly number[], g: GPUBuffer, y: GPUBuffer, options: SlabOptions = {},
+  gpu: Gpu, x: GPUBuffer, shape: readonly number[], g: GPUBuffer, y: GPUBuffer, options: SpatialGateOptions = {},
 ): void {
   const op = 'spatialGate';
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
   const d = dims(shape, op);
-  checkBuffer(x, d.N * d.C * d.S, `${op} input`);
-  checkBuffer(g, d.N * d.S, `${op} gate`);
-  checkBuffer(y, d.N * d.C * d.S, `${op} output`);
-  scaleByVoxel(gpu, op, x, g, y, d, capacity(gpu, op, d.S, options));
+  checkBuffer(x, d.N * d.C * d.S, `${op} input`, dtype);
+  checkBuffer(g, d.N * d.S, `${op} gate`, dtype);
+  checkBuffer(y, d.N * d.C * d.S, `${op} output`, dtype);
+  scaleByVoxel(gpu, op, x, g, y, d, capacity(gpu, op, d.S, options, dtype), dtype);
 }
 
-/** dx = dy * g[n, v]; dg[n, v] = sum over channels of dy * x. Needs the forward's x and g. */
+/** dx = dy * g[n, v]; dg[n, v] = sum over channels of dy * x (in f32). Needs the forward's x and g. All of options.dtype. */
 export function spatialGateBackward(
   gpu: Gpu, dy: GPUBuffer, x: GPUBuffer, shape: readonly number[], g: GPUBuffer, dx: GPUBuffer, dg: GPUBuffer,
-  options: SlabOptions = {},
+  options: SpatialGateOptions = {},
 ): void {
   const op = 'spatialGateBackward';
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
   const d = dims(shape, op);
   const { N, C, S } = d;
-  checkBuffer(dy, N * C * S, `${op} output gradient`);
-  checkBuffer(x, N * C * S, `${op} input`);
-  checkBuffer(g, N * S, `${op} gate`);
-  checkBuffer(dx, N * C * S, `${op} input gradient`);
-  checkBuffer(dg, N * S, `${op} gate gradient`);
-  const cap = capacity(gpu, op, S, options);
-  scaleByVoxel(gpu, op, dy, g, dx, d, cap);
+  checkBuffer(dy, N * C * S, `${op} output gradient`, dtype);
+  checkBuffer(x, N * C * S, `${op} input`, dtype);
+  checkBuffer(g, N * S, `${op} gate`, dtype);
+  checkBuffer(dx, N * C * S, `${op} input gradient`, dtype);
+  checkBuffer(dg, N * S, `${op} gate gradient`, dtype);
+  const cap = capacity(gpu, op, S, options, dtype);
+  scaleByVoxel(gpu, op, dy, g, dx, d, cap, dtype);
+  const single = N * C * S <= cap;
+  // When a sample's channels come in chunks, each adds to the previous chunks' sum: an f16 gate gradient would
+  // round at every chunk, so the sum goes to an f32 scratch (one sample's gate per window, so that must fit
+  // too) and is rounded once at the end.
+  const dgType: DType = C * S > cap ? 'f32' : dtype;
+  if (dgType !== dtype) capacity(gpu, `${op} (f32 gate-gradient sum)`, S, options, dgType);
+  const sums = dgType === dtype ? dg : gpu.pool.acquire(N * S * 4, `${op} gate-gradient sums`);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = GATE_GRAD.pipeline(gpu, `spatial-gate-dg:${wg}`, () => `
+  const GATE_GRAD = gateGradSignature(dtype, dgType);
+  const pipeline = GATE_GRAD.pipeline(gpu, `spatial-gate-dg:${dtype}>${dgType}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.voxels) { return; }
   let n = gid / p.s;
@@ -108,16 +130,16 @@ ${linearMain(wg)}
   var acc = 0.0;
   var idx = p.xbase + n * p.cs + v;
   for (var c = 0u; c < p.cc; c = c + 1u) {
-    acc = acc + dys[idx] * xs[idx];
+    acc = acc + f32(dys[idx]) * f32(xs[idx]);
     idx = idx + p.s;
   }
   let o = p.gbase + gid;
-  if (p.accumulate != 0u) { dgs[o] = dgs[o] + acc; } else { dgs[o] = acc; }
+  if (p.accumulate != 0u) { dgs[o] = ${dgType}(f32(dgs[o]) + acc); } else { dgs[o] = ${dgType}(acc); }
 }`);
   const run = (start: number, count: number, gateStart: number, voxels: number, cc: number, accumulate: boolean) => {
-    const dyw = alignedWindow(gpu, dy, start, count);
-    const xw = alignedWindow(gpu, x, start, count);
-    const gw = alignedWindow(gpu, dg, gateStart, voxels);
+    const dyw = alignedWindow(gpu, dy, start, count, dtype);
+    const xw = alignedWindow(gpu, x, start, count, dtype);
+    const gw = alignedWindow(gpu, sums, gateStart, voxels, dgType);
     gpu.dispatch({
       pipeline, label: `${op}:dg`, workgroups: Math.ceil(voxels / wg),
       ...GATE_GRAD.bind(
@@ -126,7 +148,7 @@ ${linearMain(wg)}
       ),
     });
   };
-  if (N * C * S <= cap) {
+  if (single) {
     run(0, N * C * S, 0, N * S, C, false);
     return;
   }
@@ -136,5 +158,9 @@ ${linearMain(wg)}
       const cc = Math.min(chunk, C - c0);
       run((n * C + c0) * S, cc * S, n * S, S, cc, c0 > 0);
     }
+  }
+  if (sums !== dg) {
+    cast(gpu, sums, 'f32', dg, dtype, N * S);
+    gpu.pool.release(sums);
   }
 }

@@ -1,16 +1,23 @@
 /**
- * Trilinear x2 upsampling of [N, C, D, H, W] f32 to [N, C, 2D, 2H, 2W], exactly as PyTorch
+ * Trilinear x2 upsampling of [N, C, D, H, W] to [N, C, 2D, 2H, 2W], exactly as PyTorch
  * F.interpolate(x, scale_factor=2, mode='trilinear', align_corners=False): per dim the source coordinate
  * is max((o + 0.5) / 2 - 0.5, 0), i0 = floor, i1 = min(i0 + 1, L - 1), weights (1 - l, l).
  *
  * The backward is the adjoint as a gather: each input voxel sums the output gradients that read it, from
  * output indices 2i-1 .. 2i+2 per dim with the forward's own weights (no atomics).
  * Tensors larger than one storage binding are processed in slabs of whole (n, c, depth) planes.
+ * Both tensors are f32 or f16 (`dtype`: the interpolation and the adjoint's sums run in f32, one rounding per store).
  */
 import type { Gpu } from './runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { bytesPerElement, requireDType, type DType } from './runtime/precision.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize } from './runtime/wgsl.js';
-import { alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
+import { alignedWindow, alignElements, slabElements, type SlabOptions } from './runtime/windows.js';
+
+export interface UpsampleOptions extends SlabOptions {
+  /** Element type of x and y (dy and dx); default 'f32'. */
+  dtype?: DType;
+}
 
 /** The output shape [N, C, 2D, 2H, 2W]; throws when the shape is not 5-D. */
 export function upsampleTrilinear2xShape(shape: readonly number[], op = 'upsampleTrilinear2x'): number[] {
@@ -20,10 +27,10 @@ export function upsampleTrilinear2xShape(shape: readonly number[], op = 'upsampl
   return [N, C, 2 * D, 2 * H, 2 * W];
 }
 
-function checkOutputFits(gpu: Gpu, shape: readonly number[], op: string): number[] {
+function checkOutputFits(gpu: Gpu, shape: readonly number[], op: string, dtype: DType): number[] {
   const out = upsampleTrilinear2xShape(shape, op);
   const elems = out.reduce((a, b) => a * b, 1);
-  const bytes = elems * 4;
+  const bytes = elems * bytesPerElement(dtype);
   if (bytes > gpu.limits.maxBufferSize || elems >= 2 ** 32) {
     throw new RangeError(
       `${op}: upsampling [${shape.join(', ')}] gives [${out.join(', ')}], which needs ${bytes} bytes, ` +
@@ -49,7 +56,7 @@ interface PlaneWindow {
  */
 function planPlanes(
   nDst: number, dstPlane: number, nSrc: number, srcPlane: number, srcRange: (p: number) => [number, number],
-  maxElems: number, align: number, op: string, shape: readonly number[],
+  maxElems: number, align: number, op: string, shape: readonly number[], dtype: DType,
 ): PlaneWindow[] {
   if (nDst * dstPlane <= maxElems && nSrc * srcPlane <= maxElems) {
     return [{ p0: 0, planes: nDst, dstBase: 0, dstCount: nDst * dstPlane, srcBase: 0, srcCount: nSrc * srcPlane }];
@@ -69,9 +76,10 @@ function planPlanes(
   while (p < nDst) {
     let w = win(p, p + 1);
     if (!fits(w)) {
+      const eb = bytesPerElement(dtype);
       throw new RangeError(
-        `${op}: one depth plane of [${shape.join(', ')}] needs windows of ${w.dstCount * 4} and ${w.srcCount * 4} bytes, ` +
-        `more than the ${maxElems * 4}-byte storage binding`,
+        `${op}: one depth plane of [${shape.join(', ')}] needs windows of ${w.dstCount * eb} and ${w.srcCount * eb} bytes, ` +
+        `more than the ${maxElems * eb}-byte storage binding`,
       );
     }
     let p1 = p + 1;
@@ -92,8 +100,17 @@ function planPlanes(
  * elements and the source window srcBase elements into their tensors; D, H, W the input (low-resolution) dims.
  */
 const uniforms = { n: 'u32', dstStart: 'u32', dstBase: 'u32', srcBase: 'u32', D: 'u32', H: 'u32', W: 'u32' } as const;
-const FORWARD = kernelSignature('upsampleTrilinear2x', { uniforms, storage: { xs: readOnly('f32'), ys: readWrite('f32') } });
-const BACKWARD = kernelSignature('upsampleTrilinear2xBackward', { uniforms, storage: { dys: readOnly('f32'), dxs: readWrite('f32') } });
+const forwardSignature = (dtype: DType) => cachedSignature(`upsampleTrilinear2x:${dtype}`, () => kernelSignature('upsampleTrilinear2x', {
+  uniforms, storage: { xs: readOnly(dtype), ys: readWrite(dtype) },
+}));
+const backwardSignature = (dtype: DType) => cachedSignature(`upsampleTrilinear2xBackward:${dtype}`, () => kernelSignature('upsampleTrilinear2xBackward', {
+  uniforms, storage: { dys: readOnly(dtype), dxs: readWrite(dtype) },
+}));
+
+/** A window of `count` elements from the aligned element `base` (planPlanes aligns the bases). */
+function planeWindow(gpu: Gpu, buffer: GPUBuffer, base: number, count: number, dtype: DType) {
+  return alignedWindow(gpu, buffer, base, count, dtype).binding;
+}
 
 const SRC_INDEX = /* wgsl */ `
 // PyTorch's align_corners=False source index for scale 2: (i0, i1, lambda1).
@@ -103,23 +120,26 @@ fn srcIndex(o: u32, L: u32) -> vec3f {
   return vec3f(f32(i0), f32(min(i0 + 1u, L - 1u)), s - f32(i0));
 }`;
 
-/** y [N, C, 2D, 2H, 2W] = trilinear x2 upsampling of x [N, C, D, H, W]. */
+/** y [N, C, 2D, 2H, 2W] = trilinear x2 upsampling of x [N, C, D, H, W], both of options.dtype. */
 export function upsampleTrilinear2x(
-  gpu: Gpu, x: GPUBuffer, shape: readonly number[], y: GPUBuffer, options: SlabOptions = {},
+  gpu: Gpu, x: GPUBuffer, shape: readonly number[], y: GPUBuffer, options: UpsampleOptions = {},
 ): void {
   const op = 'upsampleTrilinear2x';
-  const out = checkOutputFits(gpu, shape, op);
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
+  const out = checkOutputFits(gpu, shape, op, dtype);
   const [N, C, D, H, W] = shape;
   const nIn = N * C * D * H * W;
-  checkBuffer(x, nIn, `${op} input`);
-  checkBuffer(y, nIn * 8, `${op} output`);
+  checkBuffer(x, nIn, `${op} input`, dtype);
+  checkBuffer(y, nIn * 8, `${op} output`, dtype);
   if (nIn === 0) return;
-  const maxElems = slabElements(gpu, op, options);
+  const maxElems = slabElements(gpu, op, options, dtype);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = FORWARD.pipeline(gpu, `upsample2x:${wg}`, () => `
+  const FORWARD = forwardSignature(dtype);
+  const pipeline = FORWARD.pipeline(gpu, `upsample2x:${dtype}:${wg}`, () => `
 ${SRC_INDEX}
 fn at(nc: u32, d: f32, h: f32, w: f32) -> f32 {
-  return xs[((nc * p.D + u32(d)) * p.H + u32(h)) * p.W + u32(w) - p.srcBase];
+  return f32(xs[((nc * p.D + u32(d)) * p.H + u32(h)) * p.W + u32(w) - p.srcBase]);
 }
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
@@ -143,7 +163,7 @@ ${linearMain(wg)}
               + sh.z * (w0 * at(nc, sd.x, sh.y, sw.x) + sw.z * at(nc, sd.x, sh.y, sw.y)))
         + sd.z * (h0 * (w0 * at(nc, sd.y, sh.x, sw.x) + sw.z * at(nc, sd.y, sh.x, sw.y))
               + sh.z * (w0 * at(nc, sd.y, sh.y, sw.x) + sw.z * at(nc, sd.y, sh.y, sw.y)));
-  ys[go - p.dstBase] = v;
+  ys[go - p.dstBase] = ${dtype}(v);
 }`);
   const OD = out[2];
   const plane = H * W;
@@ -152,32 +172,38 @@ ${linearMain(wg)}
     const od = q % OD;
     const i0 = Math.floor(Math.max((od + 0.5) / 2 - 0.5, 0));
     return [nc * D + i0, nc * D + Math.min(i0 + 1, D - 1)];
-  }, maxElems, alignElements(gpu), op, shape);
+  }, maxElems, alignElements(gpu, dtype), op, shape, dtype);
   for (const w of windows) {
     const n = w.planes * 4 * plane;
     gpu.dispatch({
       pipeline, label: op, workgroups: Math.ceil(n / wg),
       ...FORWARD.bind({ n, dstStart: w.p0 * 4 * plane, dstBase: w.dstBase, srcBase: w.srcBase, D, H, W }, {
-        xs: { buffer: x, offset: w.srcBase * 4, size: w.srcCount * 4 }, ys: { buffer: y, offset: w.dstBase * 4, size: w.dstCount * 4 },
+        xs: planeWindow(gpu, x, w.srcBase, w.srcCount, dtype), ys: planeWindow(gpu, y, w.dstBase, w.dstCount, dtype),
       }),
     });
   }
 }
 
-/** dx [N, C, D, H, W] = adjoint of upsampleTrilinear2x applied to dy [N, C, 2D, 2H, 2W]; `shape` is x's shape. */
+/**
+ * dx [N, C, D, H, W] = adjoint of upsampleTrilinear2x applied to dy [N, C, 2D, 2H, 2W]; `shape` is x's shape.
+ * dy and dx are of options.dtype (the sums in f32).
+ */
 export function upsampleTrilinear2xBackward(
-  gpu: Gpu, dy: GPUBuffer, shape: readonly number[], dx: GPUBuffer, options: SlabOptions = {},
+  gpu: Gpu, dy: GPUBuffer, shape: readonly number[], dx: GPUBuffer, options: UpsampleOptions = {},
 ): void {
   const op = 'upsampleTrilinear2xBackward';
-  checkOutputFits(gpu, shape, op);
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, op);
+  checkOutputFits(gpu, shape, op, dtype);
   const [N, C, D, H, W] = shape;
   const nIn = N * C * D * H * W;
-  checkBuffer(dy, nIn * 8, `${op} output gradient`);
-  checkBuffer(dx, nIn, `${op} input gradient`);
+  checkBuffer(dy, nIn * 8, `${op} output gradient`, dtype);
+  checkBuffer(dx, nIn, `${op} input gradient`, dtype);
   if (nIn === 0) return;
-  const maxElems = slabElements(gpu, op, options);
+  const maxElems = slabElements(gpu, op, options, dtype);
   const wg = linearWorkgroupSize(gpu);
-  const pipeline = BACKWARD.pipeline(gpu, `upsample2x-bwd:${wg}`, () => `
+  const BACKWARD = backwardSignature(dtype);
+  const pipeline = BACKWARD.pipeline(gpu, `upsample2x-bwd:${dtype}:${wg}`, () => `
 ${SRC_INDEX}
 // Weight with which output index o (of 2L) reads input index i: the forward's lambdas where it picks i.
 fn weight(o: i32, i: u32, L: u32) -> f32 {
@@ -219,13 +245,13 @@ ${linearMain(wg)}
       var accW = 0.0;
       for (var c = 0; c < 4; c = c + 1) {
         if (ww[c] == 0.0) { continue; }
-        accW = accW + ww[c] * dys[row + u32(2 * i32(iw) + c - 1)];
+        accW = accW + ww[c] * f32(dys[row + u32(2 * i32(iw) + c - 1)]);
       }
       accH = accH + wh[b] * accW;
     }
     acc = acc + wd[a] * accH;
   }
-  dxs[gi - p.dstBase] = acc;
+  dxs[gi - p.dstBase] = ${dtype}(acc);
 }`);
   const plane = H * W;
   const OD = 2 * D;
@@ -233,13 +259,13 @@ ${linearMain(wg)}
     const nc = Math.floor(q / D);
     const id = q % D;
     return [nc * OD + Math.max(0, 2 * id - 1), nc * OD + Math.min(OD - 1, 2 * id + 2)];
-  }, maxElems, alignElements(gpu), op, shape);
+  }, maxElems, alignElements(gpu, dtype), op, shape, dtype);
   for (const w of windows) {
     const n = w.planes * plane;
     gpu.dispatch({
       pipeline, label: op, workgroups: Math.ceil(n / wg),
       ...BACKWARD.bind({ n, dstStart: w.p0 * plane, dstBase: w.dstBase, srcBase: w.srcBase, D, H, W }, {
-        dys: { buffer: dy, offset: w.srcBase * 4, size: w.srcCount * 4 }, dxs: { buffer: dx, offset: w.dstBase * 4, size: w.dstCount * 4 },
+        dys: planeWindow(gpu, dy, w.srcBase, w.srcCount, dtype), dxs: planeWindow(gpu, dx, w.dstBase, w.dstCount, dtype),
       }),
     });
   }

@@ -2,34 +2,43 @@ import { describe, expect, it } from 'vitest';
 import { channelGate, channelGateBackward } from '../../src/kernels/channel-gate.js';
 import { channelGateBackwardRef, channelGateRef } from '../../src/kernels/reference/channel-gate.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, tolerance, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
 describe('channel gate: GPU vs CPU twin, forward and backward', () => {
-  const cases: [number[], number | undefined][] = [
-    [[2, 6, 3, 5, 7], undefined],
-    [[2, 4, 4, 4, 6], undefined], // vec4 path
-    [[1, 2, 16, 32, 40], undefined], // several chunks per channel for dg
-    [[2, 6, 3, 5, 7], 400], // slab path
-    [[2, 4, 4, 4, 6], 256], // slab path, vec4
-    [[1, 2, 16, 32, 40], 40000], // slab path, chunks + merge
+  // f16 (x, y, dy, dx half; the gate and dg f32): the scalar path, vec4 windows, and chunks + merge in windows.
+  const cases: [number[], number | undefined, DType][] = [
+    [[2, 6, 3, 5, 7], undefined, 'f32'],
+    [[2, 4, 4, 4, 6], undefined, 'f32'], // vec4 path
+    [[1, 2, 16, 32, 40], undefined, 'f32'], // several chunks per channel for dg
+    [[2, 6, 3, 5, 7], 400, 'f32'], // slab path
+    [[2, 4, 4, 4, 6], 256, 'f32'], // slab path, vec4
+    [[1, 2, 16, 32, 40], 40000, 'f32'], // slab path, chunks + merge
+    [[2, 6, 3, 5, 7], undefined, 'f16'],
+    [[2, 4, 4, 4, 6], 256, 'f16'],
+    [[1, 2, 16, 32, 40], 40000, 'f16'],
   ];
-  for (const [shape, maxBindingBytes] of cases) {
-    it(`[${shape}]${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
+  for (const [shape, maxBindingBytes, dtype] of cases) {
+    it(`[${shape}] ${dtype}${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
       const g = gpu();
       const n = size(shape);
       const NC = shape[0] * shape[1];
-      const x = randomArray(n, 1);
+      if (!runsF16(g, dtype, () => channelGate(g, emptyAs(g, n, dtype), shape, empty(g, NC), emptyAs(g, n, dtype), { dtype }))) return;
+      const x = asStored(randomArray(n, 1), dtype);
       const gate = randomArray(NC, 2, 0, 1);
-      const dy = randomArray(n, 3);
-      const [xb, gb, dyb] = [upload(g, x), upload(g, gate), upload(g, dy)];
-      const [yb, dxb, dgb] = [empty(g, n), empty(g, n), empty(g, NC)];
-      channelGate(g, xb, shape, gb, yb, { maxBindingBytes });
-      channelGateBackward(g, dyb, xb, shape, gb, dxb, dgb, { maxBindingBytes });
+      const dy = asStored(randomArray(n, 3), dtype);
+      const [xb, gb, dyb] = [uploadAs(g, x, dtype), upload(g, gate), uploadAs(g, dy, dtype)];
+      const [yb, dxb, dgb] = [emptyAs(g, n, dtype), emptyAs(g, n, dtype), empty(g, NC)];
+      channelGate(g, xb, shape, gb, yb, { maxBindingBytes, dtype });
+      channelGateBackward(g, dyb, xb, shape, gb, dxb, dgb, { maxBindingBytes, dtype });
       const ref = channelGateBackwardRef(dy, x, shape, gate);
-      expectClose(await download(g, yb, n), channelGateRef(x, shape, gate));
-      expectClose(await download(g, dxb, n), ref.dx);
+      expectClose(await downloadAs(g, yb, n, dtype), channelGateRef(x, shape, gate), ...tolerance(dtype));
+      expectClose(await downloadAs(g, dxb, n, dtype), ref.dx, ...tolerance(dtype));
+      // dg is an f32 sum of the stored values: f32's tolerance either way.
       expectClose(await download(g, dgb, NC), ref.dg);
     });
   }

@@ -3,33 +3,42 @@ import { globalAvgPool, globalAvgPoolBackward } from '../../src/kernels/global-a
 import { planChunks } from '../../src/kernels/runtime/reduction.js';
 import { globalAvgPoolBackwardRef, globalAvgPoolRef } from '../../src/kernels/reference/global-avg-pool.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, tolerance, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
 describe('global average pool: GPU vs CPU twin', () => {
-  const cases: [number[], number | undefined][] = [
-    [[2, 6, 3, 5, 7], undefined],
-    [[2, 4, 4, 4, 4], undefined], // vec4 backward
-    [[1, 2, 16, 32, 40], undefined], // several chunks per channel
-    [[2, 3, 7, 8, 9], undefined], // one workgroup-sized chunk per channel
-    [[2, 6, 3, 5, 7], 256], // slab path
-    [[1, 2, 16, 32, 40], 40000], // slab path, chunks + merge
-    [[3, 2], undefined], // no spatial dims: identity
+  // f16: x and dx half, the pooled [N, C] values and their gradient f32.
+  const cases: [number[], number | undefined, DType][] = [
+    [[2, 6, 3, 5, 7], undefined, 'f32'],
+    [[2, 4, 4, 4, 4], undefined, 'f32'], // vec4 backward
+    [[1, 2, 16, 32, 40], undefined, 'f32'], // several chunks per channel
+    [[2, 3, 7, 8, 9], undefined, 'f32'], // one workgroup-sized chunk per channel
+    [[2, 6, 3, 5, 7], 256, 'f32'], // slab path
+    [[1, 2, 16, 32, 40], 40000, 'f32'], // slab path, chunks + merge
+    [[3, 2], undefined, 'f32'], // no spatial dims: identity
+    [[2, 6, 3, 5, 7], 256, 'f16'],
+    [[2, 4, 4, 4, 4], undefined, 'f16'],
+    [[1, 2, 16, 32, 40], 40000, 'f16'],
   ];
-  for (const [shape, maxBindingBytes] of cases) {
-    it(`[${shape}]${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
+  for (const [shape, maxBindingBytes, dtype] of cases) {
+    it(`[${shape}] ${dtype}${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
       const g = gpu();
       const n = size(shape);
       const NC = shape[0] * shape[1];
-      const x = randomArray(n, 1);
+      if (!runsF16(g, dtype, () => globalAvgPool(g, emptyAs(g, n, dtype), shape, empty(g, NC), { dtype }))) return;
+      const x = asStored(randomArray(n, 1), dtype);
       const gr = randomArray(NC, 2);
       const ob = empty(g, NC);
-      const dxb = empty(g, n);
-      globalAvgPool(g, upload(g, x), shape, ob, { maxBindingBytes });
-      globalAvgPoolBackward(g, upload(g, gr), shape, dxb, { maxBindingBytes });
+      const dxb = emptyAs(g, n, dtype);
+      globalAvgPool(g, uploadAs(g, x, dtype), shape, ob, { maxBindingBytes, dtype });
+      globalAvgPoolBackward(g, upload(g, gr), shape, dxb, { maxBindingBytes, dtype });
+      // The mean is an f32 sum of the stored values; dx is rounded once when stored.
       expectClose(await download(g, ob, NC), globalAvgPoolRef(x, shape), 1e-5, 1e-4);
-      expectClose(await download(g, dxb, n), globalAvgPoolBackwardRef(gr, shape), 1e-7, 1e-6);
+      expectClose(await downloadAs(g, dxb, n, dtype), globalAvgPoolBackwardRef(gr, shape), ...tolerance(dtype, 1e-7, 1e-6));
     });
   }
 

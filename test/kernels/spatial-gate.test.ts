@@ -1,35 +1,43 @@
 import { describe, expect, it } from 'vitest';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
 import { spatialGateBackwardRef, spatialGateRef } from '../../src/kernels/reference/spatial-gate.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
 import { spatialGate, spatialGateBackward } from '../../src/kernels/spatial-gate.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, tolerance, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
 describe('spatial gate: GPU vs CPU twin, forward and backward', () => {
-  const cases: [number[], number | undefined][] = [
-    [[2, 6, 3, 5, 7], undefined],
-    [[1, 3, 4, 4, 4], undefined],
-    [[3, 5, 2, 3, 9], 1024], // one window per sample, channels in chunks accumulated for dg
-    [[2, 6, 3, 5, 7], 3000], // one window per sample, the second not on an alignment boundary
-    [[2, 4, 4, 4, 4], 2048], // a whole sample per window
+  // f16: every tensor half (the gate and its gradient are volumes too); f16 windows hold twice the elements.
+  const cases: [number[], number | undefined, DType][] = [
+    [[2, 6, 3, 5, 7], undefined, 'f32'],
+    [[1, 3, 4, 4, 4], undefined, 'f32'],
+    [[3, 5, 2, 3, 9], 1024, 'f32'], // one window per sample, channels in chunks accumulated for dg
+    [[2, 6, 3, 5, 7], 3000, 'f32'], // one window per sample, the second not on an alignment boundary
+    [[2, 4, 4, 4, 4], 2048, 'f32'], // a whole sample per window
+    [[2, 6, 3, 5, 7], undefined, 'f16'],
+    [[3, 5, 2, 3, 9], 512, 'f16'], // channels in chunks: dg summed in an f32 scratch, rounded once
+    [[2, 6, 3, 5, 7], 1500, 'f16'], // one window per sample, the second not on an alignment boundary
   ];
-  for (const [shape, maxBindingBytes] of cases) {
-    it(`[${shape}]${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
+  for (const [shape, maxBindingBytes, dtype] of cases) {
+    it(`[${shape}] ${dtype}${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
       const g = gpu();
       const n = size(shape);
       const NS = n / shape[1];
-      const x = randomArray(n, 1);
-      const gate = randomArray(NS, 2, 0, 1);
-      const dy = randomArray(n, 3);
-      const [xb, gb, dyb] = [upload(g, x), upload(g, gate), upload(g, dy)];
-      const [yb, dxb, dgb] = [empty(g, n), empty(g, n), empty(g, NS)];
-      spatialGate(g, xb, shape, gb, yb, { maxBindingBytes });
-      spatialGateBackward(g, dyb, xb, shape, gb, dxb, dgb, { maxBindingBytes });
+      if (!runsF16(g, dtype, () => spatialGate(g, emptyAs(g, n, dtype), shape, emptyAs(g, NS, dtype), emptyAs(g, n, dtype), { dtype }))) return;
+      const x = asStored(randomArray(n, 1), dtype);
+      const gate = asStored(randomArray(NS, 2, 0, 1), dtype);
+      const dy = asStored(randomArray(n, 3), dtype);
+      const [xb, gb, dyb] = [uploadAs(g, x, dtype), uploadAs(g, gate, dtype), uploadAs(g, dy, dtype)];
+      const [yb, dxb, dgb] = [emptyAs(g, n, dtype), emptyAs(g, n, dtype), emptyAs(g, NS, dtype)];
+      spatialGate(g, xb, shape, gb, yb, { maxBindingBytes, dtype });
+      spatialGateBackward(g, dyb, xb, shape, gb, dxb, dgb, { maxBindingBytes, dtype });
       const ref = spatialGateBackwardRef(dy, x, shape, gate);
-      expectClose(await download(g, yb, n), spatialGateRef(x, shape, gate));
-      expectClose(await download(g, dxb, n), ref.dx);
-      expectClose(await download(g, dgb, NS), ref.dg);
+      expectClose(await downloadAs(g, yb, n, dtype), spatialGateRef(x, shape, gate), ...tolerance(dtype));
+      expectClose(await downloadAs(g, dxb, n, dtype), ref.dx, ...tolerance(dtype));
+      expectClose(await downloadAs(g, dgb, NS, dtype), ref.dg, ...tolerance(dtype));
     });
   }
 

@@ -2,30 +2,38 @@ import { describe, expect, it } from 'vitest';
 import { upsampleTrilinear2x, upsampleTrilinear2xBackward, upsampleTrilinear2xShape } from '../../src/kernels/upsample.js';
 import { upsampleTrilinear2xBackwardRef, upsampleTrilinear2xRef } from '../../src/kernels/reference/upsample.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, tolerance, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
 describe('trilinear x2 upsampling: GPU vs CPU twin, forward and backward', () => {
-  const cases: [number[], number | undefined][] = [
-    [[2, 3, 3, 5, 7], undefined], // odd sizes: every border case
-    [[1, 2, 1, 1, 1], undefined], // size-1 dims (i1 clamps to i0)
-    [[1, 1, 2, 1, 4], undefined],
-    [[2, 3, 3, 5, 7], 2600], // slab path: windows of a few depth planes (the backward needs 4 output planes)
-    [[1, 2, 4, 6, 6], 3072], // slab path
+  // f16: both tensors half; the byte windows are halved so that they hold as many elements as f32's.
+  const cases: [number[], number | undefined, DType][] = [
+    [[2, 3, 3, 5, 7], undefined, 'f32'], // odd sizes: every border case
+    [[1, 2, 1, 1, 1], undefined, 'f32'], // size-1 dims (i1 clamps to i0)
+    [[1, 1, 2, 1, 4], undefined, 'f32'],
+    [[2, 3, 3, 5, 7], 2600, 'f32'], // slab path: windows of a few depth planes (the backward needs 4 output planes)
+    [[1, 2, 4, 6, 6], 3072, 'f32'], // slab path
+    [[2, 3, 3, 5, 7], undefined, 'f16'],
+    [[2, 3, 3, 5, 7], 1300, 'f16'],
+    [[1, 2, 4, 6, 6], 1536, 'f16'],
   ];
-  for (const [shape, maxBindingBytes] of cases) {
-    it(`[${shape}]${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
+  for (const [shape, maxBindingBytes, dtype] of cases) {
+    it(`[${shape}] ${dtype}${maxBindingBytes ? ` in windows of ${maxBindingBytes} bytes` : ''}`, async () => {
       const g = gpu();
       const n = size(shape);
-      const x = randomArray(n, 1);
-      const dy = randomArray(8 * n, 2);
-      const yb = empty(g, 8 * n);
-      const dxb = empty(g, n);
-      upsampleTrilinear2x(g, upload(g, x), shape, yb, { maxBindingBytes });
-      upsampleTrilinear2xBackward(g, upload(g, dy), shape, dxb, { maxBindingBytes });
-      expectClose(await download(g, yb, 8 * n), upsampleTrilinear2xRef(x, shape));
-      expectClose(await download(g, dxb, n), upsampleTrilinear2xBackwardRef(dy, shape));
+      if (!runsF16(g, dtype, () => upsampleTrilinear2x(g, emptyAs(g, n, dtype), shape, emptyAs(g, 8 * n, dtype), { dtype }))) return;
+      const x = asStored(randomArray(n, 1), dtype);
+      const dy = asStored(randomArray(8 * n, 2), dtype);
+      const yb = emptyAs(g, 8 * n, dtype);
+      const dxb = emptyAs(g, n, dtype);
+      upsampleTrilinear2x(g, uploadAs(g, x, dtype), shape, yb, { maxBindingBytes, dtype });
+      upsampleTrilinear2xBackward(g, uploadAs(g, dy, dtype), shape, dxb, { maxBindingBytes, dtype });
+      expectClose(await downloadAs(g, yb, 8 * n, dtype), upsampleTrilinear2xRef(x, shape), ...tolerance(dtype));
+      expectClose(await downloadAs(g, dxb, n, dtype), upsampleTrilinear2xBackwardRef(dy, shape), ...tolerance(dtype));
     });
   }
 

@@ -2,9 +2,12 @@
  * N-D transpose (permute). The shape is first collapsed (size-1 axes dropped, runs of axes that stay adjacent
  * merged), so most permutes become a small-rank problem; the swap of the last two axes (with any leading
  * batch axes) goes through a tiled transpose in workgroup memory, everything else through a general gather.
+ * Input and output are f32 or f16 (`dtype`; a permute moves values, so f16 ones arrive unchanged).
  */
+import { copyRows } from './concat.js';
 import type { Gpu } from './runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { requireDType, type DType } from './runtime/precision.js';
 import {
   checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
@@ -73,21 +76,25 @@ export function collapsePermute(shape: readonly number[], perm: readonly number[
 }
 
 /**
- * out = x transposed by `perm` (out.shape[i] = xShape[perm[i]]), any rank. Returns the output shape.
- * The input must fit one storage binding unless the permutation keeps leading axes in place (then it is
+ * out = x transposed by `perm` (out.shape[i] = xShape[perm[i]]), any rank, both of `dtype`. Returns the output
+ * shape. The input must fit one storage binding unless the permutation keeps leading axes in place (then it is
  * processed in slabs of those axes).
  */
-export function permute(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], perm: readonly number[], out: GPUBuffer): number[] {
+export function permute(
+  gpu: Gpu, x: GPUBuffer, xShape: readonly number[], perm: readonly number[], out: GPUBuffer, dtype: DType = 'f32',
+): number[] {
+  requireDType(gpu, dtype, 'permute');
   checkShape(xShape, 'permute input');
   const p = normalizePerm(perm, xShape.length);
   const outShape = p.map((a) => xShape[a]);
   const n = sizeOf(xShape);
-  checkBuffer(x, n, 'permute input');
-  checkBuffer(out, n, 'permute output');
+  checkBuffer(x, n, 'permute input', dtype);
+  checkBuffer(out, n, 'permute output', dtype);
   if (n === 0) return outShape;
   const c = collapsePermute(xShape, p);
   if (c.perm.every((a, i) => a === i)) {
-    if (x !== out) gpu.copy(x, 0, out, 0, n * 4);
+    // A plain copy (copyRows: copyBufferToBuffer, or its kernel for an odd number of f16 values).
+    if (x !== out) copyRows(gpu, 'permute', x, 0, n, out, 0, n, 1, n, dtype);
     return outShape;
   }
   if (x === out) throw new RangeError('permute: input and output must be different buffers');
@@ -103,11 +110,11 @@ export function permute(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], perm:
   const innerShape = c.shape.slice(lead);
   const innerPerm = c.perm.slice(lead).map((a) => a - lead);
   const slab = sizeOf(innerShape);
-  const maxElems = maxWindowElements(gpu);
+  const maxElems = maxWindowElements(gpu, dtype);
   if (slab > maxElems) {
     throw new RangeError(
       `permute: a slab of ${slab} elements ([${innerShape.join(', ')}] by [${innerPerm.join(', ')}]) exceeds one storage binding ` +
-      `(${maxElems} f32 elements on this device)`,
+      `(${maxElems} ${dtype} elements on this device)`,
     );
   }
   const maxGrid = gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -117,10 +124,10 @@ export function permute(gpu: Gpu, x: GPUBuffer, xShape: readonly number[], perm:
   const chunk = isTranspose2d ? Math.min(maxSlabs, maxGrid) : maxSlabs;
   for (let s0 = 0; s0 < outer; s0 += chunk) {
     const count = Math.min(chunk, outer - s0);
-    const xw = alignedWindow(gpu, x, s0 * slab, count * slab);
-    const ow = alignedWindow(gpu, out, s0 * slab, count * slab);
-    if (isTranspose2d) transpose2d(gpu, xw, ow, count, innerShape[0], innerShape[1]);
-    else gatherPermute(gpu, xw, ow, count, innerShape, innerPerm);
+    const xw = alignedWindow(gpu, x, s0 * slab, count * slab, dtype);
+    const ow = alignedWindow(gpu, out, s0 * slab, count * slab, dtype);
+    if (isTranspose2d) transpose2d(gpu, xw, ow, count, innerShape[0], innerShape[1], dtype);
+    else gatherPermute(gpu, xw, ow, count, innerShape, innerPerm, dtype);
   }
   return outShape;
 }
@@ -129,21 +136,22 @@ const TILE = 32;
 const TILE_ROWS = 8;
 
 /** [batch, rows, cols] -> [batch, cols, rows]; the windows start inBase / outBase elements before the data. */
-const TRANSPOSE = kernelSignature('permute:transpose2d', {
+const transposeSignature = (dtype: DType) => cachedSignature(`permute:transpose2d:${dtype}`, () => kernelSignature('permute:transpose2d', {
   uniforms: { rows: 'u32', cols: 'u32', inBase: 'u32', outBase: 'u32' },
-  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
-});
+  storage: { xs: readOnly(dtype), ys: readWrite(dtype) },
+}));
 
 /** od: the output dims, is: the input stride of each output dim (8 each, unused dims 1 and 0). */
-const GATHER = kernelSignature('permute:gather', {
+const gatherSignature = (dtype: DType) => cachedSignature(`permute:gather:${dtype}`, () => kernelSignature('permute:gather', {
   uniforms: { od: { array: 'vec4u', length: 2 }, is: { array: 'vec4u', length: 2 }, n: 'u32', slab: 'u32', inBase: 'u32', outBase: 'u32' },
-  storage: { xs: readOnly('f32'), ys: readWrite('f32') },
-});
+  storage: { xs: readOnly(dtype), ys: readWrite(dtype) },
+}));
 
-/** [batch, rows, cols] -> [batch, cols, rows] through a padded 32x32 tile in workgroup memory. */
-function transpose2d(gpu: Gpu, xw: AlignedWindow, ow: AlignedWindow, batch: number, rows: number, cols: number): void {
-  const pipeline = TRANSPOSE.pipeline(gpu, `permute:transpose2d:${TILE}x${TILE_ROWS}`, () => `
-var<workgroup> tile: array<f32, ${TILE * (TILE + 1)}>;
+/** [batch, rows, cols] -> [batch, cols, rows] through a padded 32x32 tile (of the element type) in workgroup memory. */
+function transpose2d(gpu: Gpu, xw: AlignedWindow, ow: AlignedWindow, batch: number, rows: number, cols: number, dtype: DType): void {
+  const TRANSPOSE = transposeSignature(dtype);
+  const pipeline = TRANSPOSE.pipeline(gpu, `permute:transpose2d:${dtype}:${TILE}x${TILE_ROWS}`, () => `
+var<workgroup> tile: array<${dtype}, ${TILE * (TILE + 1)}>;
 @compute @workgroup_size(${TILE}, ${TILE_ROWS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let slab = wid.z * p.rows * p.cols;
@@ -171,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
 /** General gather: out[i] = x[sum_d coord_d(i) * inStride[perm[d]]] over `batch` consecutive slabs. */
 function gatherPermute(
-  gpu: Gpu, xw: AlignedWindow, ow: AlignedWindow, batch: number, shape: readonly number[], perm: readonly number[],
+  gpu: Gpu, xw: AlignedWindow, ow: AlignedWindow, batch: number, shape: readonly number[], perm: readonly number[], dtype: DType,
 ): void {
   const rank = shape.length;
   const wg = linearWorkgroupSize(gpu);
@@ -184,7 +192,8 @@ function gatherPermute(
     const str = `p.is[${d >> 2}][${d & 3}]`;
     terms.push(`  off += (i % ${dim}) * ${str}; i = i / ${dim};`);
   }
-  const pipeline = GATHER.pipeline(gpu, `permute:gather:${rank}:${wg}`, () => `
+  const GATHER = gatherSignature(dtype);
+  const pipeline = GATHER.pipeline(gpu, `permute:gather:${dtype}:${rank}:${wg}`, () => `
 ${linearMain(wg)}
   if (gid >= p.n) { return; }
   let s = gid / p.slab;

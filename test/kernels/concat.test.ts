@@ -2,27 +2,32 @@ import { describe, expect, it } from 'vitest';
 import { concat, sliceAxis } from '../../src/kernels/concat.js';
 import { concatRef, sliceAxisRef } from '../../src/kernels/reference/concat.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu, withBindingLimit } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, upload, uploadAs, useGpu, withBindingLimit,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
-
-async function checkConcat(shapes: number[][], axis: number, seed: number, g: Gpu = gpu()): Promise<void> {
-  const datas = shapes.map((s, i) => randomArray(size(s), seed + i));
+/** Copies are exact in either dtype (f16 values stored as they were uploaded). */
+async function checkConcat(shapes: number[][], axis: number, seed: number, g: Gpu = gpu(), dtype: DType = 'f32'): Promise<void> {
+  const datas = shapes.map((s, i) => asStored(randomArray(size(s), seed + i), dtype));
   const ref = concatRef(shapes.map((shape, i) => ({ data: datas[i], shape })), axis);
-  const ob = empty(g, Math.max(1, ref.data.length));
-  const shape = concat(g, shapes.map((s, i) => ({ buffer: upload(g, datas[i]), shape: s })), axis, ob);
+  const ob = emptyAs(g, Math.max(1, ref.data.length), dtype);
+  const shape = concat(g, shapes.map((s, i) => ({ buffer: uploadAs(g, datas[i], dtype), shape: s })), axis, ob, dtype);
   expect(shape).toEqual(ref.shape);
-  expectClose(await download(g, ob, ref.data.length), ref.data, 0, 0);
+  expectClose(await downloadAs(g, ob, ref.data.length, dtype), ref.data, 0, 0);
 }
 
-async function checkSlice(shape: number[], axis: number, start: number, length: number, seed: number, g: Gpu = gpu()): Promise<void> {
-  const x = randomArray(size(shape), seed);
+async function checkSlice(
+  shape: number[], axis: number, start: number, length: number, seed: number, g: Gpu = gpu(), dtype: DType = 'f32',
+): Promise<void> {
+  const x = asStored(randomArray(size(shape), seed), dtype);
   const ref = sliceAxisRef(x, shape, axis, start, length);
-  const ob = empty(g, Math.max(1, ref.data.length));
-  const outShape = sliceAxis(g, upload(g, x), shape, axis, start, length, ob);
+  const ob = emptyAs(g, Math.max(1, ref.data.length), dtype);
+  const outShape = sliceAxis(g, uploadAs(g, x, dtype), shape, axis, start, length, ob, dtype);
   expect(outShape).toEqual(ref.shape);
-  expectClose(await download(g, ob, ref.data.length), ref.data, 0, 0);
+  expectClose(await downloadAs(g, ob, ref.data.length, dtype), ref.data, 0, 0);
 }
 
 describe('concat', () => {
@@ -50,6 +55,24 @@ describe('concat', () => {
     const g = withBindingLimit(gpu(), 4096);
     await checkConcat([[50, 30], [50, 20]], 1, 7, g);
     await checkSlice([60, 40], 1, 5, 30, 8, g);
+  });
+
+  it('copies f16 rows, at odd elements through the kernel (copyBufferToBuffer moves whole words)', async () => {
+    const g = gpu();
+    if (!runsF16(g, 'f16', () => concat(g, [{ buffer: emptyAs(g, 3, 'f16'), shape: [3] }], 0, emptyAs(g, 3, 'f16'), 'f16'))) return;
+    await checkConcat([[3], [5], [1]], 0, 60, g, 'f16'); // contiguous runs at odd offsets
+    await checkConcat([[2, 3], [2, 5]], 1, 61, g, 'f16'); // few rows of odd length
+    await checkConcat([[2, 3, 4], [2, 1, 4], [2, 7, 4]], 1, 62, g, 'f16'); // even rows: copyBufferToBuffer
+    await checkConcat([[37, 2, 5], [37, 3, 5]], 1, 63, g, 'f16'); // many rows: the kernel
+    await checkSlice([5, 7], 1, 2, 5, 64, g, 'f16');
+  });
+
+  it('copies f16 in windows when the tensor exceeds one binding', async () => {
+    const g = withBindingLimit(gpu(), 4096);
+    if (!runsF16(g, 'f16', () => concat(g, [{ buffer: emptyAs(g, 3, 'f16'), shape: [3] }], 0, emptyAs(g, 3, 'f16'), 'f16'))) return;
+    await checkConcat([[50, 30], [50, 20]], 1, 65, g, 'f16');
+    await checkConcat([[1], [4999]], 0, 66, g, 'f16'); // a contiguous run at an odd offset, longer than a window
+    await checkSlice([60, 40], 1, 5, 30, 67, g, 'f16');
   });
 
   it('names the op and the shapes that disagree', () => {

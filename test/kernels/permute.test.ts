@@ -2,18 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { collapsePermute, inversePerm, permute } from '../../src/kernels/permute.js';
 import { permuteRef } from '../../src/kernels/reference/permute.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, size, upload, useGpu, withBindingLimit } from '../helpers/gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, size, upload, uploadAs, useGpu, withBindingLimit,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
-
-async function check(shape: number[], perm: number[], seed: number, g: Gpu = gpu()): Promise<void> {
-  const x = randomArray(size(shape), seed);
+/** A permute moves values: exact in either dtype. */
+async function check(shape: number[], perm: number[], seed: number, g: Gpu = gpu(), dtype: DType = 'f32'): Promise<void> {
+  const x = asStored(randomArray(size(shape), seed), dtype);
   const ref = permuteRef(x, shape, perm);
-  const ob = empty(g, Math.max(1, ref.data.length));
-  const outShape = permute(g, upload(g, x), shape, perm, ob);
+  const ob = emptyAs(g, Math.max(1, ref.data.length), dtype);
+  const outShape = permute(g, uploadAs(g, x, dtype), shape, perm, ob, dtype);
   expect(outShape).toEqual(ref.shape);
-  expectClose(await download(g, ob, ref.data.length), ref.data, 0, 0);
+  expectClose(await downloadAs(g, ob, ref.data.length, dtype), ref.data, 0, 0);
 }
 
 describe('permute', () => {
@@ -53,6 +56,17 @@ describe('permute', () => {
     await check([9, 20, 30], [0, 2, 1], 7, g);
     expect(g.dispatchCount - before).toBe(9); // one 600-element slab per window of 960
     await check([9, 4, 5, 6], [0, 3, 1, 2], 8, g);
+  });
+
+  it('permutes f16 (identity of an odd count, tiled transpose, gather, slabs)', async () => {
+    const g = gpu();
+    if (!runsF16(g, 'f16', () => permute(g, emptyAs(g, 6, 'f16'), [2, 3], [1, 0], emptyAs(g, 6, 'f16'), 'f16'))) return;
+    await check([7], [0], 70, g, 'f16');
+    await check([33, 65], [1, 0], 71, g, 'f16');
+    await check([2, 3, 4, 5], [3, 1, 0, 2], 72, g, 'f16');
+    const small = withBindingLimit(g, 4096);
+    await check([9, 20, 30], [0, 2, 1], 73, small, 'f16');
+    await check([9, 4, 5, 6], [0, 3, 1, 2], 74, small, 'f16');
   });
 
   it('collapses size-1 and adjacent axes', () => {

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { taskConcat, taskConcatBackward } from '../../src/kernels/task-concat.js';
 import { taskConcatBackwardRef, taskConcatRef } from '../../src/kernels/reference/task-concat.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
-import { download, empty, expectClose, randomArray, rng, upload, useGpu } from '../helpers/gpu.js';
+import {
+  asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, rng, runsF16, upload, uploadAs, useGpu,
+} from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
@@ -23,6 +25,22 @@ describe('task concat: GPU vs CPU twin, forward and backward', () => {
       expectClose(await download(g, dfb, N * C), taskConcatBackwardRef(dout, [N, C], T), 0, 0);
     });
   }
+
+  it('copies f16 features and writes an f16 one-hot (exact)', async () => {
+    const g = gpu();
+    const [N, C, T] = [130, 9, 4];
+    if (!runsF16(g, 'f16', () => taskConcat(g, emptyAs(g, N * C, 'f16'), [N, C], new Array<number>(N).fill(0), emptyAs(g, N * (C + T), 'f16'), T, 'f16'))) return;
+    const r = rng(3);
+    const ids = Array.from({ length: N }, () => Math.floor(r() * T));
+    const f = asStored(randomArray(N * C, 4), 'f16');
+    const dout = asStored(randomArray(N * (C + T), 5), 'f16');
+    const ob = emptyAs(g, N * (C + T), 'f16');
+    const dfb = emptyAs(g, N * C, 'f16');
+    taskConcat(g, uploadAs(g, f, 'f16'), [N, C], ids, ob, T, 'f16');
+    taskConcatBackward(g, uploadAs(g, dout, 'f16'), [N, C], dfb, T, 'f16');
+    expectClose(await downloadAs(g, ob, N * (C + T), 'f16'), taskConcatRef(f, [N, C], ids, T), 0, 0);
+    expectClose(await downloadAs(g, dfb, N * C, 'f16'), taskConcatBackwardRef(dout, [N, C], T), 0, 0);
+  });
 
   it('writes [features, one-hot] with TGNet\'s 7 tasks', async () => {
     const g = gpu();

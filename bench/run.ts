@@ -29,6 +29,8 @@ interface BenchArgs {
   compile: CompileBenchOptions;
   /** The loader benchmark's settings (it runs only when named in --only). */
   loader: LoaderBenchOptions;
+  /** fullMemory also executes the paper's step (hours on a software adapter). */
+  executeFullStep: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [--quick] [--tuned]
@@ -38,8 +40,9 @@ const USAGE = `usage: npm run bench -- [--out FILE.json] [--scale S in (0, 1]] [
     --no-kernel-tests                         only the model's pipelines (the kernel tests take minutes)
     --compile-limit S                         kill a compile after S seconds (default 120)
     --shaders-out FILE / --shaders FILE       write the collected shaders / compile these instead
-  fullMemory (only when named): one step of the paper's configuration (width 32, batch 2, 64x192x192), its
-    measured pool peak and process peak RSS beside the small-crop extrapolation (software adapter: tens of minutes)
+  fullMemory (only when named): the pool peak of one step of the paper's configuration (width 32, batch 2,
+    64x192x192), f32 and mixed precision, from the step's allocation trace (seconds), beside the small-crop extrapolation
+    --execute-full-step       also execute the f32 step: pool peak, process peak RSS, time (software adapter: hours)
   loader (only when named): crops/s of batch-2 64x192x192 DoDNet-augmented crops from an MSD-like phantom collection
     --loader-dir DIR          collection, cache and case list (default bench/out/loader; made once, then reused)
     --loader-cases N          cases per task, 7 tasks (default 2)
@@ -54,7 +57,7 @@ function parseArgs(argv: string[]): BenchArgs {
   const args: BenchArgs = {
     out: 'bench/out/latest.json', scale: null, quick: false, only: null, tuned: false,
     compile: { kernelTests: true, limitSeconds: 120, memoryGiB: 8 },
-    loader: { dir: 'bench/out/loader' },
+    loader: { dir: 'bench/out/loader' }, executeFullStep: false,
   };
   const count = (name: string, v: string) => {
     const n = Number(v);
@@ -89,6 +92,7 @@ function parseArgs(argv: string[]): BenchArgs {
     else if (a === '--loader-workers') args.loader.workers = value().split(',').map((v) => count(a, v));
     else if (a === '--loader-batches') args.loader.batches = count(a, value());
     else if (a === '--no-torch') args.loader.torchBatches = false;
+    else if (a === '--execute-full-step') args.executeFullStep = true;
     else if (a === '--help' || a === '-h') throw new HelpRequested(USAGE);
     else throw new Error(`bench: unknown option '${a}'\n${USAGE}`);
   }
@@ -156,8 +160,8 @@ export async function benchMain(argv: string[]): Promise<void> {
     }
     if (want('fullMemory')) {
       const t0 = performance.now();
-      console.log('the paper\'s configuration, one step measured: pool peak and process peak RSS');
-      results.fullMemory = await benchFullConfigMemory(gpu, software);
+      console.log('the paper\'s configuration, one step: pool peak (f32 and mixed precision) from its allocation trace');
+      results.fullMemory = await benchFullConfigMemory(gpu, software, { execute: args.executeFullStep });
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
     // No GPU in it: the data layer's crops on the CPU cores, and PyTorch's DataLoader beside them.

@@ -5,6 +5,7 @@
  * (batch 2, 64x192x192, width 32): measured on a hardware adapter, scaled by voxels from smaller crops on a
  * software one.
  */
+import { mul } from '../src/autograd/ops/elementwise.js';
 import { partialLabelLoss } from '../src/autograd/ops/head.js';
 import { tidy } from '../src/autograd/scope.js';
 import { startOpTraffic, stopOpTraffic } from '../src/autograd/tape.js';
@@ -43,15 +44,25 @@ export function tgnetStepSetup(config: TGNetStepConfig): TGNetStepSetup {
   const model = TGNet.create({ variant: 'tgnet', width, seed: 0, checkpointActivations: config.checkpointActivations, fused: config.fused });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 });
   const voxels = batch * d * h * w;
-  const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w]).keep();
+  const precision = config.precision ?? 'f32';
+  const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w], { dtype: precision }).keep();
   const target = Tensor.fromArray(rngUniform(2 * voxels, 2).map((v) => (v > 0.7 ? 1 : 0)), [batch, 2, d, h, w]).keep();
   const taskIds = Array.from({ length: batch }, (_, i) => i % 4);
   return {
     model,
     step: () => {
       tidy(() => {
-        partialLabelLoss(model.forward(x, taskIds), target).backward();
-        opt.step();
+        const loss = partialLabelLoss(model.forward(x, taskIds), target);
+        if (precision === 'f16') {
+          // The trainer's mixed-precision step: a scaled loss and the overflow check before the update (not awaited:
+          // the flag's readback does not change what is allocated).
+          mul(loss, 1024).backward();
+          void opt.nonFiniteGradients();
+          opt.step({ gradScale: 1 / 1024 });
+        } else {
+          loss.backward();
+          opt.step();
+        }
         opt.zeroGrad();
       });
     },
@@ -164,6 +175,30 @@ export async function stepPeakBytes(gpu: Gpu, config: TGNetStepConfig, steps = 1
     gpu.pool.resetHighWater();
     for (let i = 0; i < steps; i++) setup.step();
     await gpu.sync();
+    return gpu.poolStats().highWaterBytes;
+  } finally {
+    setup.dispose();
+    await gpu.sync();
+    gpu.pool.trim();
+  }
+}
+
+/**
+ * The pool's high-water mark over `steps` steps with the step's code run in discovery mode (`Gpu.discoverPipelines`):
+ * every tensor and buffer the step allocates and frees is allocated and freed as in a real step, but no kernel is
+ * compiled or dispatched. The pool's accounting depends only on that sequence (nothing the step allocates depends on
+ * a value read back), so this is the executed step's peak, in seconds instead of hours on a software adapter; the
+ * bench's test checks the two agree on a configuration small enough to execute.
+ */
+export async function stepAllocationPeakBytes(gpu: Gpu, config: TGNetStepConfig, steps = 1): Promise<number> {
+  const setup = tgnetStepSetup(config);
+  try {
+    await gpu.sync();
+    gpu.pool.trim();
+    gpu.pool.resetHighWater();
+    await gpu.discoverPipelines(() => {
+      for (let i = 0; i < steps; i++) setup.step();
+    });
     return gpu.poolStats().highWaterBytes;
   } finally {
     setup.dispose();

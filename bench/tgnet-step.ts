@@ -9,6 +9,7 @@ import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { countStep, stepCostRow, tgnetStepSetup } from './step-cost.js';
 import { timeGpu } from './timing.js';
 import { torchCpuStep } from './torch-cpu.js';
+import type { DType } from '../src/kernels/runtime/precision.js';
 
 export interface TGNetStepConfig {
   batch: number;
@@ -18,6 +19,8 @@ export interface TGNetStepConfig {
   checkpointActivations?: boolean;
   /** TGNet's fused kernels (default true); false runs the unfused graph, the "before" of the fusion work. */
   fused?: boolean;
+  /** 'f16': mixed precision as the trainer runs it (f16 activations, scaled loss, overflow check); default 'f32'. */
+  precision?: DType;
 }
 
 export const FULL_STEP: TGNetStepConfig = { batch: 2, crop: [64, 192, 192], width: 32 };

@@ -21,6 +21,7 @@ import { summariseByTask } from '../eval/report.js';
 import { compareOverSeeds, formatSeedComparisonMarkdown, formatSeedComparisonText } from '../eval/seed-comparison.js';
 import { reportHtml } from '../eval/report-html.js';
 import { isSoftwareAdapter, type Gpu } from '../kernels/runtime/gpu.js';
+import { DTYPES, type DType } from '../kernels/runtime/precision.js';
 import { TGNET_VARIANTS, type TGNetVariant } from '../tgnet/model.js';
 import { datasetData, type DatasetData } from '../session/dataset-data.js';
 import { DEMO_CONFIGS, DEMO_PROFILES, demoRecipe, describeAugmentation, fitWarmup, phantomSpacing, type DemoConfig } from '../session/recipes.js';
@@ -49,6 +50,8 @@ const DEMO_OPTIONS = {
   seeds: option('N', 'train each model with N seeds (--seed, --seed + 1, ...: the weights and the crop stream; the phantoms and the split stay those of --seed) and report the mean and spread of every task channel, and which differences between models exceed the seed-to-seed spread (default 1)',
     integerValue(1), { default: 1 }),
   checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients)'),
+  precision: option('P', 'f32, or f16: mixed precision where the adapter has shader-f16 (f16 activations and gradients, f32 weights, dynamic loss scaling; evaluation stays f32; default f32)',
+    choiceValue(DTYPES), { default: 'f32' as DType }),
   flips: toggle('average the 8 mirrorings at evaluation (default: on for the gpu profile)'),
   cache: option('DIR', 'where the phantom collection and its preprocessed cases are kept (default .tgnet-cache); synthesised once per seed and size, then reused',
     pathValue, { default: '.tgnet-cache' }),
@@ -123,9 +126,15 @@ async function prepareData(config: DemoConfig, seed: number, runDir: string, cac
   return { train: split.train, val: split.val, spacingZYX, training };
 }
 
-async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, variant: TGNetVariant, checkpointActivations: boolean, seed: number, dir: string, log: (s: string) => void): Promise<VariantResult> {
+interface DemoRun {
+  checkpointActivations: boolean;
+  precision: DType;
+}
+
+async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, variant: TGNetVariant, run: DemoRun, seed: number, dir: string, log: (s: string) => void): Promise<VariantResult> {
   const folder = await RunFolder.open(dir);
-  const recipe = demoRecipe(config, { variant, seed, checkpointActivations });
+  const { checkpointActivations, precision } = run;
+  const recipe = demoRecipe(config, { variant, seed, checkpointActivations, precision });
   const session = createTrainingSession(recipe, data.training, { checkpointPath: folder.path('checkpoint.safetensors') });
   const { model } = session;
   const settings = {
@@ -135,8 +144,9 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
     'foreground crops': `${Math.round(config.foregroundFraction * 100)}% of crops centred on a labelled voxel (DoDNet: 80%)`,
     phantoms: `${config.volume.join('x')} voxels, ${phantomSpacing(config.volume).map((s) => s.toFixed(2)).join('x')} mm, ${config.casesPerTask} per task`,
     profile: config.profile, reason: config.reason, adapter: gpu.name, seed,
+    precision: precision === 'f16' ? 'f16 mixed precision (f16 activations and gradients, f32 weights, dynamic loss scaling)' : 'f32',
   };
-  await folder.writeJson('config.json', { ...settings, volume: config.volume, cropSize: config.crop, lr: config.lr, warmupSteps: config.warmupSteps, valEvery: config.valEvery, logEvery: config.logEvery, flips: config.flips, checkpointActivations });
+  await folder.writeJson('config.json', { ...settings, volume: config.volume, cropSize: config.crop, lr: config.lr, warmupSteps: config.warmupSteps, valEvery: config.valEvery, logEvery: config.logEvery, flips: config.flips, checkpointActivations, precision });
   log(`${variant}: width ${config.width} (${model.parameterCount().toLocaleString('en-US')} parameters), ${config.steps} steps of batch ${config.batch} at ${config.crop.join('x')}, ${config.optimizer} lr ${config.lr}`);
   try {
     const { seconds: trainSeconds } = await runTrainingLoop({
@@ -210,7 +220,7 @@ async function runDemo(args: DemoArgs, context: CommandContext): Promise<void> {
   for (const variant of variants) {
     for (const seed of seeds) {
       const dir = join(runDir, ...(args.compare ? [variant] : []), ...(seeds.length > 1 ? [`seed-${seed}`] : []));
-      results.push(await trainAndEvaluate(gpu, config, data, variant, args.checkpointActivations, seed, dir, log));
+      results.push(await trainAndEvaluate(gpu, config, data, variant, { checkpointActivations: args.checkpointActivations, precision: args.precision }, seed, dir, log));
     }
   }
   const rowName = (r: VariantResult) => (seeds.length > 1 ? `${r.variant}@${r.seed}` : r.variant);

@@ -15,6 +15,9 @@ export interface RunLogRecord {
   lr?: number;
   stepsPerSecond?: number;
   elapsedSeconds?: number;
+  /** Mixed precision: the loss scale after this step and the steps skipped for an overflow so far. */
+  lossScale?: number;
+  skippedSteps?: number;
   /** Validation Dice (fraction): mean over task channels, organ and tumour means, and per task. */
   val?: { mean: number; organ: number; tumour: number; perTask: Record<string, { organ?: number; tumour?: number }> };
 }

@@ -18,6 +18,7 @@ import { defaultCropWorkerScript } from '../data/crop-workers.js';
 import { defaultPreprocessWorkerScript } from '../data/case-cache.js';
 import { synthesizeDatasets } from '../data/synth.js';
 import { TASKS } from '../data/tasks.js';
+import { DTYPES } from '../kernels/runtime/precision.js';
 import { OPTIMIZER_KINDS } from '../nn/optim.js';
 import { datasetData } from '../session/dataset-data.js';
 import { AUGMENTATIONS, defaultLearningRate, describeAugmentation, recipeProblems, TRAIN_RECIPE, type Augmentation, type TrainingRecipe } from '../session/recipes.js';
@@ -64,6 +65,8 @@ const TRAIN_OPTIONS = {
   valEvery: option('N', `validation Dice on one fixed crop per validation case every N steps and at the end (default ${DEFAULTS.valEvery}; 0: only at the end)`,
     integerValue(0), { default: null }),
   checkpointEvery: option('N', `also checkpoint every N steps (default ${DEFAULTS.checkpointEvery}: only at the end)`, integerValue(0), { default: null }),
+  precision: option('P', `f32, or f16: mixed precision where the adapter has shader-f16 (f16 activations and gradients with f32 accumulation, f32 weights and optimiser, dynamic loss scaling as PyTorch's GradScaler; recorded in the checkpoint; default ${DEFAULTS.precision})`,
+    choiceValue(DTYPES), { default: null }),
   checkpointActivations: flag('recompute the encoder\'s first three stages in backward instead of keeping their activations: less GPU memory for some extra time, the same weights (bit-identical gradients); not recorded in the checkpoint (give it again on --resume)'),
   resume: option('CKPT', 'continue exactly where the checkpoint stands: data folder, split, batch, crop, schedule, seed and the crop stream come from it (a run killed at any moment and resumed ends with the same weights as one never stopped); --steps may extend the run, --data may point at the moved data folder, and the logging, validation, checkpoint and cache options may change; any other option that disagrees with the checkpoint is an error',
     pathValue, { default: null }),
@@ -153,6 +156,7 @@ function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: str
     ['--crop', args.crop?.join(' ') ?? null, meta.crop.join(' ')], ['--batch', args.batch, meta.batchSize ?? null],
     ['--optimizer', args.optimizer, meta.optimizer ?? 'sgd'], ['--lr', args.lr, meta.lr0], ['--warmup', args.warmup, meta.warmupSteps ?? 0],
     ['--weight-decay', args.weightDecay, meta.weightDecay], ['--augment', args.augment, meta.run?.augment ?? null],
+    ['--precision', args.precision, meta.precision ?? 'f32'],
   ];
   for (const [flag, value, recorded] of given) {
     if (value === null || recorded === null || value === recorded) continue;
@@ -216,6 +220,7 @@ async function runTrain(args: TrainArgs, context: CommandContext): Promise<void>
     valEvery: args.valEvery ?? meta?.run?.valEvery ?? DEFAULTS.valEvery,
     checkpointEvery: args.checkpointEvery ?? meta?.checkpointEvery ?? DEFAULTS.checkpointEvery,
     checkpointActivations: args.checkpointActivations,
+    precision: args.precision ?? meta?.precision ?? DEFAULTS.precision,
   };
   const problems = recipeProblems(recipe, (field) => flagName(RECIPE_FLAGS[field] ?? field));
   if (problems.length) fail(problems[0]);

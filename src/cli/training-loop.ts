@@ -36,18 +36,22 @@ export async function runTrainingLoop(options: TrainingLoopOptions): Promise<Tra
   while (trainer.step < total) {
     const r = await trainer.trainStep();
     const fields: { loss?: number; lr: number; extra?: Record<string, string> } = { lr: r.lr };
+    const scaler = trainer.lossScaler;
     if (r.loss !== null) {
       fields.loss = r.loss;
       const elapsedSeconds = (performance.now() - t0) / 1000;
-      await folder.appendLog({ step: r.step, loss: r.loss, lr: r.lr, elapsedSeconds, stepsPerSecond: (r.step - startStep) / elapsedSeconds });
+      const scaling = scaler ? { lossScale: scaler.scale, skippedSteps: scaler.skippedSteps } : {};
+      await folder.appendLog({ step: r.step, loss: r.loss, lr: r.lr, elapsedSeconds, stepsPerSecond: (r.step - startStep) / elapsedSeconds, ...scaling });
     }
+    // Mixed precision: the loss scale and the steps its overflows skipped, on the progress line.
+    if (scaler) fields.extra = { scale: String(scaler.scale), skipped: String(scaler.skippedSteps) };
     const valDue = validation.length > 0 && ((valEvery > 0 && r.step % valEvery === 0) || r.step === total);
     if (valDue) {
       const val = await session.validate();
       lastValDice = val.mean;
       await folder.appendLog({ step: r.step, val });
       await folder.writeCurves(options.curvesTitle);
-      fields.extra = { 'val Dice': val.mean.toFixed(3) };
+      fields.extra = { ...fields.extra, 'val Dice': val.mean.toFixed(3) };
     }
     if (r.checkpoint) progress.log(`checkpoint (step ${r.step}) -> ${r.checkpoint}`);
     progress.update(r.step, fields);

@@ -13,7 +13,8 @@ import {
 import { isSoftwareAdapter } from '../kernels/runtime/gpu.js';
 import { TGNet } from '../tgnet/model.js';
 import { defineCommand, type CommandContext } from './command.js';
-import { CommandLine, flag, gridSide, integerValue, option, pathValue, triple, type OptionValues } from './args.js';
+import { choiceValue, CommandLine, flag, gridSide, integerValue, option, pathValue, triple, type OptionValues } from './args.js';
+import { DTYPES, requireDType, type DType } from '../kernels/runtime/precision.js';
 import type { DHW } from '../common/shape.js';
 
 const SOFTWARE_DEFAULT = { batch: 2, crop: [16, 32, 32] as DHW, width: 8 };
@@ -25,6 +26,8 @@ const TUNE_OPTIONS = {
     triple(gridSide), { default: null }),
   batch: option('B', `crops per step (default ${SOFTWARE_DEFAULT.batch})`, integerValue(1), { default: null }),
   file: option('PATH', 'tuning cache (default $TGNET_TUNING_FILE or ~/.cache/tgnet/conv3d-tuning.json)', pathValue, { default: null }),
+  precision: option('P', 'f32, or f16: tune the mixed-precision step\'s kernels (f16 activations; a separate cache entry per shape; default f32)',
+    choiceValue(DTYPES), { default: 'f32' as DType }),
   force: flag('re-tune shapes the cache already has'),
   verbose: flag('print every candidate\'s time'),
 };
@@ -37,13 +40,13 @@ export function parseTuneArgs(argv: readonly string[]): TuneArgs {
 }
 
 /** Records one training step of TGNet (forward and backward) and returns its distinct conv3d (shape, pass) pairs. */
-function stepConvShapes(batch: number, crop: DHW, width: number): Conv3dShapePass[] {
+function stepConvShapes(batch: number, crop: DHW, width: number, precision: DType): Conv3dShapePass[] {
   const [d, h, w] = crop;
   const voxels = batch * d * h * w;
   const model = TGNet.create({ variant: 'tgnet', width, seed: 0 });
   try {
     return tidy(() => {
-      const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w]);
+      const x = Tensor.fromArray(rngNormal(voxels, 1), [batch, 1, d, h, w], { dtype: precision });
       const target = Tensor.fromArray(rngUniform(2 * voxels, 2).map((v) => (v > 0.7 ? 1 : 0)), [batch, 2, d, h, w]);
       const taskIds = Array.from({ length: batch }, (_, i) => i % 4);
       return recordConv3dShapes(() => partialLabelLoss(model.forward(x, taskIds), target).backward());
@@ -72,8 +75,9 @@ async function runTune(args: TuneArgs, context: CommandContext): Promise<void> {
   const crop = args.crop ?? base.crop;
   const width = args.width ?? base.width;
   const file = args.file ?? await defaultTuningFile();
-  console.log(`tgnet tune on ${gpu.name}: TGNet step, batch ${batch}, crop ${crop.join('x')}, width ${width}; cache ${file}`);
-  const shapes = stepConvShapes(batch, crop, width);
+  requireDType(gpu, args.precision, '--precision');
+  console.log(`tgnet tune on ${gpu.name}: TGNet step, batch ${batch}, crop ${crop.join('x')}, width ${width}, ${args.precision}; cache ${file}`);
+  const shapes = stepConvShapes(batch, crop, width, args.precision);
   await gpu.sync();
   console.log(`${shapes.length} conv3d (shape, pass) pairs in a step`);
   const rows: Record<string, string>[] = [];
@@ -82,7 +86,7 @@ async function runTune(args: TuneArgs, context: CommandContext): Promise<void> {
   for (const [i, s] of shapes.entries()) {
     const t0 = performance.now();
     const r: TuneResult = await tuneConv3d(gpu, s.shape, s.pass, {
-      file, force: args.force, log: args.verbose ? (m) => console.log(m) : undefined,
+      file, force: args.force, log: args.verbose ? (m) => console.log(m) : undefined, dtype: s.dtype,
     });
     const rejected = r.candidates.filter((c) => c.rejected);
     for (const c of rejected) console.log(`  rejected ${c.label}: ${c.rejected}`);

@@ -5,7 +5,9 @@
  * mode (`Gpu.discoverPipelines`: nothing executes, nothing changes), and the pipelines it asked for are then
  * compiled asynchronously, several at a time, with progress.
  */
+import { mul } from '../autograd/ops/elementwise.js';
 import { partialLabelLoss } from '../autograd/ops/head.js';
+import type { DType } from '../kernels/runtime/precision.js';
 import { tidy } from '../autograd/scope.js';
 import { Tensor } from '../autograd/tensor.js';
 import { predictVolume } from './sliding-window.js';
@@ -23,6 +25,8 @@ export interface WarmUpOptions {
   optimizer?: OptimizerKind | null;
   /** Also the sliding-window inference of one tile (validation, predict; default true). */
   inference?: boolean;
+  /** The training run's precision (default 'f32'; 'f16': mixed precision, see tgnet/train.ts). */
+  precision?: DType;
   /** Called after each compiled pipeline. */
   onProgress?: (done: number, total: number, key: string) => void;
   /** Pipelines compiled at once (default 4). */
@@ -49,7 +53,7 @@ export async function warmUpPipelines(model: TGNet, options: WarmUpOptions): Pro
 
 /** The pipelines not yet compiled that a training step of `model` at `crop` (and its inference) asks for; compiles nothing. */
 export async function discoverModelPipelines(model: TGNet, options: Omit<WarmUpOptions, 'onProgress' | 'concurrency'>): Promise<PipelineRequest[]> {
-  const { crop, batch = 2, optimizer = 'sgd', inference = true } = options;
+  const { crop, batch = 2, optimizer = 'sgd', inference = true, precision = 'f32' } = options;
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`warmUpPipelines: batch must be a positive integer, got ${batch}`);
   if (crop.length !== 3 || !crop.every(isGridSide)) {
     throw new RangeError(`warmUpPipelines: crop is [${crop.join(', ')}]; expected [D, H, W], multiples of ${TOTAL_STRIDE}`);
@@ -64,10 +68,13 @@ export async function discoverModelPipelines(model: TGNet, options: Omit<WarmUpO
       try {
         tidy(() => {
           const voxels = batch * d * h * w;
-          const x = Tensor.fromArray(new Float32Array(voxels), [batch, 1, d, h, w]);
+          const x = Tensor.fromArray(new Float32Array(voxels), [batch, 1, d, h, w], { dtype: precision });
           const y = Tensor.fromArray(new Float32Array(2 * voxels), [batch, 2, d, h, w]);
           const taskIds = Array.from({ length: batch }, (_, i) => i % model.numTasks);
-          partialLabelLoss(model.forward(x, taskIds), y).backward();
+          const loss = partialLabelLoss(model.forward(x, taskIds), y);
+          // Mixed precision scales the loss and checks the gradients for an overflow (the flag's readback is empty here).
+          (precision === 'f16' ? mul(loss, 1024) : loss).backward();
+          if (precision === 'f16') void opt.nonFiniteGradients();
           opt.step();
           opt.zeroGrad();
           // The trainer's health probe sums the parameters (its copies into the probe compile nothing).

@@ -6,9 +6,9 @@ import type { Gpu } from './runtime/gpu.js';
 import { cachedSignature, f32Bits, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import { bytesPerElement, computeType, requireDType, storageType, type DType } from './runtime/precision.js';
 import {
-  blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, sizeOf, stridesOf,
+  blockedMain, checkBuffer, checkShape, invocationBlock, linearWorkgroupSize, maxBindingElements, sizeOf, stridesOf,
 } from './runtime/wgsl.js';
-import { forEachWindow } from './runtime/windows.js';
+import { alignElements, forEachWindow } from './runtime/windows.js';
 
 /** WGSL expression of each unary op in terms of `x` and the scalar `s`. */
 export const UNARY_OPS = {
@@ -123,14 +123,19 @@ ${blockedMain(wg, per)}
   ${needsInput ? `let x = ${C}(xs[gid]);` : `let x = ${C}(0.0);`}
   ys[gid] = ${storageType(outDType, V)}(${V === 4 ? 'vec4f(unaryOp(x.x), unaryOp(x.y), unaryOp(x.z), unaryOp(x.w))' : 'unaryOp(x)'});
 }`);
-  forEachWindow(gpu, n, (start, count) => {
+  // A window's start must be aligned in both buffers: with two dtypes, a multiple of the f16 alignment in elements
+  // (which is also the f32 one), and no longer than an f32 binding.
+  const step = dtype === outDType ? maxBindingElements(gpu, dtype)
+    : Math.floor(maxBindingElements(gpu, 'f32') / alignElements(gpu, 'f16')) * alignElements(gpu, 'f16');
+  for (let start = 0; start < n; start += step) {
+    const count = Math.min(step, n - start);
     gpu.dispatch({
       pipeline, label: `unary:${op}`, workgroups: Math.ceil(count / V / (wg * per)),
       ...sig.bind({ n: count / V, s: f32Bits(scalar) }, {
         xs: needsInput && x ? elementWindow(x, start, count, dtype) : undefined, ys: elementWindow(out, start, count, outDType),
       }),
     });
-  });
+  }
 }
 
 /** out = x converted to `outDType` (f16 stores round to nearest even; beyond 65504 they become infinite). */

@@ -12,6 +12,7 @@
 import { DEFAULT_AUGMENT, DODNET_AUGMENT, NO_AUGMENT, type AugmentOptions } from '../data/augment.js';
 import { phantomFieldSpacing } from '../data/phantom.js';
 import type { DHW, XYZ } from '../common/shape.js';
+import { DTYPES, type DType } from '../kernels/runtime/precision.js';
 import { DEFAULT_LEARNING_RATES, OPTIMIZER_KINDS, type OptimizerKind } from '../nn/optim.js';
 import { isGridSide, TGNET_VARIANTS, TOTAL_STRIDE, type TGNetVariant } from '../tgnet/model.js';
 
@@ -53,6 +54,8 @@ export interface TrainingRecipe {
   checkpointEvery: number;
   /** Recompute the encoder's first stages in backward (less memory, the same gradients). */
   checkpointActivations: boolean;
+  /** 'f32', or 'f16': mixed precision (f16 activations and gradients, f32 weights, dynamic loss scaling). */
+  precision: DType;
 }
 
 /** The default peak learning rate of an optimiser (nn/optim's table). */
@@ -68,7 +71,7 @@ export function defaultLearningRate(optimizer: OptimizerKind): number {
 export const TRAIN_RECIPE: Readonly<TrainingRecipe> = {
   variant: 'tgnet', width: 4, crop: [16, 32, 32], batch: 2, steps: 24, optimizer: 'sgd', lr: defaultLearningRate('sgd'), warmupSteps: 0,
   weightDecay: 3e-5, foregroundFraction: 0.8, augment: 'default', seed: 0, logEvery: 4, valEvery: 12, checkpointEvery: 0,
-  checkpointActivations: false,
+  checkpointActivations: false, precision: 'f32',
 };
 
 /** The sampler settings an augmentation name stands for. */
@@ -117,6 +120,7 @@ export function recipeProblems(r: TrainingRecipe, name: (field: keyof TrainingRe
   if (!(r.weightDecay >= 0 && Number.isFinite(r.weightDecay))) problems.push(`${name('weightDecay')} is ${r.weightDecay}; expected a finite number >= 0`);
   if (!(r.foregroundFraction >= 0 && r.foregroundFraction <= 1)) problems.push(`${name('foregroundFraction')} is ${r.foregroundFraction}; expected a share in [0, 1]`);
   if (!AUGMENTATIONS.includes(r.augment)) problems.push(`${name('augment')} is ${JSON.stringify(r.augment)}; expected one of ${AUGMENTATIONS.join(', ')}`);
+  if (!DTYPES.includes(r.precision)) problems.push(`${name('precision')} is ${JSON.stringify(r.precision)}; expected one of ${DTYPES.join(', ')}`);
   integer('seed', 0);
   integer('logEvery', 1);
   integer('valEvery', 0);
@@ -147,7 +151,7 @@ export type DemoProfile = (typeof DEMO_PROFILES)[number];
  * larger volumes and crops, more steps) that still finishes in minutes; `tiny` exercises the whole pipeline in
  * seconds for tests. The model's variant and the seed are the run's, not the profile's.
  */
-export interface DemoConfig extends Omit<TrainingRecipe, 'variant' | 'seed' | 'checkpointEvery' | 'checkpointActivations'> {
+export interface DemoConfig extends Omit<TrainingRecipe, 'variant' | 'seed' | 'checkpointEvery' | 'checkpointActivations' | 'precision'> {
   profile: DemoProfile;
   /** Phantom volume [D, H, W] voxels (the crop is the whole volume). */
   volume: DHW;
@@ -161,9 +165,14 @@ export interface DemoConfig extends Omit<TrainingRecipe, 'variant' | 'seed' | 'c
 }
 
 /** The recipe of a demo configuration for one model and seed. */
-export function demoRecipe(config: DemoConfig, run: Pick<TrainingRecipe, 'variant' | 'seed'> & Partial<Pick<TrainingRecipe, 'checkpointActivations'>>): TrainingRecipe {
+export function demoRecipe(
+  config: DemoConfig, run: Pick<TrainingRecipe, 'variant' | 'seed'> & Partial<Pick<TrainingRecipe, 'checkpointActivations' | 'precision'>>,
+): TrainingRecipe {
   const { profile: _profile, volume: _volume, casesPerTask: _cases, valCases: _val, flips: _flips, reason: _reason, ...recipe } = config;
-  return { ...recipe, variant: run.variant, seed: run.seed, checkpointEvery: 0, checkpointActivations: run.checkpointActivations ?? false };
+  return {
+    ...recipe, variant: run.variant, seed: run.seed, checkpointEvery: 0, checkpointActivations: run.checkpointActivations ?? false,
+    precision: run.precision ?? 'f32',
+  };
 }
 
 /** The phantom world's size along each axis, mm (data/phantom.ts); re-exported for the demo's and the page's callers. */

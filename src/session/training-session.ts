@@ -70,13 +70,14 @@ export function createTrainingSession(recipe: TrainingRecipe, data: TrainingData
     const trainer = new Trainer({
       model, batches: sampler, totalSteps: recipe.steps, optimizer: recipe.optimizer, lr0: recipe.lr, warmupSteps: recipe.warmupSteps,
       weightDecay: recipe.weightDecay, logEvery: recipe.logEvery, checkpointEvery: recipe.checkpointEvery, checkpointPath: options.checkpointPath,
-      seed: recipe.seed, crop: recipe.crop, batchSize: recipe.batch, runInfo: options.runInfo,
+      seed: recipe.seed, crop: recipe.crop, batchSize: recipe.batch, runInfo: options.runInfo, precision: recipe.precision,
     });
     const built = model;
     return {
       recipe: frozen, model: built, trainer, sampler, validation: data.validation, trainCases: data.trainCases,
       warmUp: (onProgress) => warmUpPipelines(built, {
         crop: recipe.crop, batch: recipe.batch, optimizer: recipe.optimizer, inference: data.validation.length > 0, onProgress,
+        precision: recipe.precision,
       }),
       validate: () => validationDice(built, data.validation, recipe.crop, recipe.batch),
       async close() {

@@ -8,12 +8,13 @@ import { parseTrainArgs, trainCommand } from '../../src/cli/train.js';
 import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 import { synthesizeDatasets } from '../../src/data/synth.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
+import { supportsF16 } from '../../src/kernels/runtime/precision.js';
 
 /** A whole phantom body in a few voxels that claim CT-like sizes, so resampling to 1.5 x 0.8 x 0.8 mm stays cheap. */
 const SMALL_BODY = { spacing: [0.8, 0.8, 2.5] as [number, number, number], fitToGrid: true };
 
 // One GPU for the file: every command reuses it and its compiled pipelines (a cold compile is most of a run's time).
-useGpu();
+const gpu = useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-cli-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
@@ -68,6 +69,29 @@ describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
     expect((await loadCheckpoint(join(out, 'checkpoint.safetensors'))).meta).toMatchObject({ step: 4, totalSteps: 4, width: 2, seed: 3 });
     await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache'), '--resume', join(out, 'checkpoint.safetensors')]))
       .rejects.toThrow(/is at step 4, which already reaches --steps 4; pass a larger --steps/);
+  });
+
+  it('--precision f16 trains in mixed precision, logs the loss scale, records it and resumes only in f16', async () => {
+    const data = join(dir, 'data-amp');
+    await synthesizeDatasets({ outDir: data, cases: 2, size: [16, 32, 32], seed: 2, tasks: [0, 4], ...SMALL_BODY });
+    const out = join(dir, 'run-amp');
+    const common = ['--data', data, '--crop', '16', '16', '16', '--width', '2', '--batch', '2', '--cache', join(dir, 'cache-amp'), '--seed', '1'];
+    if (!supportsF16(gpu())) {
+      await expect(trainCommand([...common, '--out', out, '--steps', '2', '--precision', 'f16'])).rejects.toThrow(/--precision: dtype 'f16' needs the WebGPU feature 'shader-f16'/);
+      return;
+    }
+    const lines = captureOutput();
+    await trainCommand([...common, '--out', out, '--steps', '2', '--log-every', '1', '--precision', 'f16']);
+    expect(lines.filter((l) => /^train {2}[12]\/2 .*scale 65536 {2}skipped 0/.test(l)).length).toBe(2);
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number; lossScale?: number; skippedSteps?: number });
+    expect(log.filter((r) => r.loss !== undefined).every((r) => Number.isFinite(r.loss) && r.lossScale === 65536 && r.skippedSteps === 0)).toBe(true);
+    const ckpt = join(out, 'checkpoint.safetensors');
+    expect((await loadCheckpoint(ckpt)).meta).toMatchObject({ precision: 'f16', lossScaler: { scale: 65536, growthTracker: 2, skippedSteps: 0 } });
+    await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache-amp'), '--resume', ckpt, '--steps', '3', '--precision', 'f32']))
+      .rejects.toThrow(/--precision f32 contradicts the checkpoint .*, which was trained with --precision f16/);
+    await trainCommand(['--data', data, '--cache', join(dir, 'cache-amp'), '--resume', ckpt, '--steps', '3']);
+    expect((await loadCheckpoint(ckpt)).meta).toMatchObject({ step: 3, precision: 'f16', lossScaler: { growthTracker: 3 } });
+    expect(() => parseTrainArgs(['--precision', 'bf16'])).toThrow(/--precision is "bf16"; expected one of f32, f16/);
   });
 
   it('explains a missing data folder, a folder without datasets and bad numbers', async () => {

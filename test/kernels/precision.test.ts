@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/autograd/tensor.js';
 import { addInPlace, binary, cast, unary } from '../../src/kernels/elementwise.js';
 import { halfBits, halfValue, requireDType, roundToHalf, toHalfBits } from '../../src/kernels/runtime/precision.js';
-import { asStored, download, downloadAs, emptyAs, expectClose, randomArray, runsF16, upload, uploadAs, useGpu } from '../helpers/gpu.js';
+import { asStored, download, downloadAs, emptyAs, expectClose, randomArray, runsF16, upload, uploadAs, useGpu, withBindingLimit } from '../helpers/gpu.js';
 
 const gpu = useGpu();
 const torchHalf = JSON.parse(readFileSync(new URL('../golden/half/torch-half.json', import.meta.url), 'utf8')) as { x: number[]; bits: number[] };
@@ -87,5 +87,21 @@ describe('f16 storage on the GPU', () => {
     expect([...(await z.toArray())]).toEqual([roundToHalf(0.1), roundToHalf(0.1), roundToHalf(0.1)]);
     expect(() => Tensor.zeros([2], { dtype: 'f64' as never })).toThrow(/dtype "f64" is not supported; expected 'f32' or 'f16'/);
     t.dispose(); r.dispose(); z.dispose();
+  });
+});
+
+describe('casts across binding windows', () => {
+  it('casts a tensor larger than one binding, both ways, window by window', async () => {
+    const g0 = gpu();
+    const g = withBindingLimit(g0, 1000);
+    const n = 3001;
+    const x = randomArray(n, 9, -100, 100);
+    const xb = upload(g, x);
+    const hb = emptyAs(g, n, 'f16');
+    if (!runsF16(g, 'f16', () => cast(g, xb, 'f32', hb, 'f16', n))) return;
+    cast(g, xb, 'f32', hb, 'f16', n);
+    const yb = emptyAs(g, n, 'f32');
+    cast(g, hb, 'f16', yb, 'f32', n);
+    expectClose(await download(g, yb, n), x.map(roundToHalf), 0, 0);
   });
 });

@@ -59,13 +59,18 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormR
   if (gate && (gate.rank !== 2 || gate.shape[0] !== N || gate.shape[1] !== outShape[1])) {
     throw new RangeError(`normReluConv3d: gate [${gate.shape.join(', ')}] must be [N, Cout] = [${N}, ${outShape[1]}]`);
   }
-  const out = Tensor.empty(outShape, x.gpu);
+  if (residual && residual.dtype !== x.dtype) {
+    throw new TypeError(`normReluConv3d: residual is ${residual.dtype} but the input is ${x.dtype}; expected the same dtype`);
+  }
+  // Activations (x, the output, the residual and their gradients) in x's dtype; statistics and parameters f32.
+  const dtype = x.dtype;
+  const out = Tensor.empty(outShape, x.gpu, dtype);
   const mean = Tensor.empty([N * groups], x.gpu);
   const rstd = Tensor.empty([N * groups], x.gpu);
   const coef = Tensor.empty([N * C * 4], x.gpu);
-  groupNormCoefficients(x.gpu, x.buffer, x.shape, groups, gnWeight.buffer, gnBias.buffer, mean.buffer, rstd.buffer, coef.buffer, { eps });
+  groupNormCoefficients(x.gpu, x.buffer, x.shape, groups, gnWeight.buffer, gnBias.buffer, mean.buffer, rstd.buffer, coef.buffer, { eps, dtype });
   conv3dForward(x.gpu, x.buffer, w.buffer, bias?.buffer ?? null, out.buffer, shape, {
-    inputNormRelu: coef.buffer,
+    dtype, inputNormRelu: coef.buffer,
     ...(residual ? { residual: { buffer: residual.buffer, ...(gate ? { gate: gate.buffer } : {}) } } : {}),
   });
   // x, the norm's parameters, the weight, then whichever of bias, residual and gate are given.
@@ -76,11 +81,11 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormR
     // Pushed in the order of `inputs`.
     const grads: (Tensor | null)[] = [];
     if (x.requiresGrad || gnWeight.requiresGrad || gnBias.requiresGrad) {
-      const gy = Tensor.empty(x.shape, g.gpu);
-      conv3dBackwardData(g.gpu, g.buffer, sw.buffer, gy.buffer, shape);
-      const [dx, dgw, dgb] = [Tensor.empty(x.shape, g.gpu), Tensor.empty([C], g.gpu), Tensor.empty([C], g.gpu)];
+      const gy = Tensor.empty(x.shape, g.gpu, dtype);
+      conv3dBackwardData(g.gpu, g.buffer, sw.buffer, gy.buffer, shape, { dtype });
+      const [dx, dgw, dgb] = [Tensor.empty(x.shape, g.gpu, dtype), Tensor.empty([C], g.gpu), Tensor.empty([C], g.gpu)];
       groupNormBackward(g.gpu, gy.buffer, sx.buffer, x.shape, groups, sgw.buffer, sgb.buffer, sm.buffer, sr.buffer,
-        dx.buffer, dgw.buffer, dgb.buffer, { relu: true });
+        dx.buffer, dgw.buffer, dgb.buffer, { relu: true, dtype });
       gy.dispose();
       grads.push(dx, dgw, dgb);
     } else {
@@ -89,17 +94,17 @@ export function normReluConv3d(x: Tensor, norm: NormArgs, w: Tensor, args: NormR
     let dw: Tensor | null = null;
     if (w.requiresGrad) {
       dw = Tensor.empty(w.shape, g.gpu);
-      conv3dBackwardWeight(g.gpu, sx.buffer, g.buffer, dw.buffer, shape, { inputNormRelu: sc.buffer });
+      conv3dBackwardWeight(g.gpu, sx.buffer, g.buffer, dw.buffer, shape, { dtype, inputNormRelu: sc.buffer });
     }
     grads.push(dw);
     if (bias) {
       const db = bias.requiresGrad ? Tensor.empty(bias.shape, g.gpu) : null;
-      if (db) conv3dBackwardBias(g.gpu, g.buffer, db.buffer, shape);
+      if (db) conv3dBackwardBias(g.gpu, g.buffer, db.buffer, shape, { dtype });
       grads.push(db);
     }
     if (residual && gate) {
-      const [dres, dgate] = [Tensor.empty(residual.shape, g.gpu), Tensor.empty(gate.shape, g.gpu)];
-      channelGateBackward(g.gpu, g.buffer, sres.buffer, residual.shape, sgate.buffer, dres.buffer, dgate.buffer);
+      const [dres, dgate] = [Tensor.empty(residual.shape, g.gpu, dtype), Tensor.empty(gate.shape, g.gpu)];
+      channelGateBackward(g.gpu, g.buffer, sres.buffer, residual.shape, sgate.buffer, dres.buffer, dgate.buffer, { dtype });
       grads.push(dres, dgate);
     } else if (residual) {
       // The sum passes its gradient through unchanged: a view of it (the tape releases g itself).

@@ -5,8 +5,8 @@ import { recordOp } from '../tape.js';
 import { Tensor } from '../tensor.js';
 
 function permuteRaw(x: Tensor, perm: readonly number[]): Tensor {
-  const out = Tensor.empty(permuteShape(x.shape, perm), x.gpu);
-  permuteKernel(x.gpu, x.buffer, x.shape, perm, out.buffer);
+  const out = Tensor.empty(permuteShape(x.shape, perm), x.gpu, x.dtype);
+  permuteKernel(x.gpu, x.buffer, x.shape, perm, out.buffer, x.dtype);
   return out;
 }
 
@@ -32,8 +32,8 @@ export function slice(x: Tensor, axis: number, start: number, length: number): T
   const ax = axis < 0 ? axis + x.rank : axis;
   const shape = [...x.shape];
   shape[ax] = length;
-  const out = Tensor.empty(shape, x.gpu);
-  sliceAxis(x.gpu, x.buffer, x.shape, ax, start, length, out.buffer);
+  const out = Tensor.empty(shape, x.gpu, x.dtype);
+  sliceAxis(x.gpu, x.buffer, x.shape, ax, start, length, out.buffer, x.dtype);
   return recordOp('slice', [x], out, [], (g) => {
     // The adjoint pads g with zeros back to x's extent: a concat of zeros, g, zeros.
     const parts: Tensor[] = [];
@@ -41,16 +41,19 @@ export function slice(x: Tensor, axis: number, start: number, length: number): T
     before[ax] = start;
     const after = [...x.shape];
     after[ax] = x.shape[ax] - start - length;
-    if (start > 0) parts.push(Tensor.zeros(before));
+    if (start > 0) parts.push(Tensor.zeros(before, { dtype: g.dtype }));
     parts.push(g);
-    if (after[ax] > 0) parts.push(Tensor.zeros(after));
+    if (after[ax] > 0) parts.push(Tensor.zeros(after, { dtype: g.dtype }));
     return [concatRaw(parts, ax)];
   });
 }
 
 function concatRaw(ts: readonly Tensor[], axis: number): Tensor {
-  const out = Tensor.empty(concatShape(ts.map((t) => t.shape), axis), ts[0].gpu);
-  concatKernel(ts[0].gpu, ts.map((t) => ({ buffer: t.buffer, shape: t.shape })), axis, out.buffer);
+  const dtype = ts[0].dtype;
+  const bad = ts.findIndex((t) => t.dtype !== dtype);
+  if (bad >= 0) throw new TypeError(`concat: input ${bad} is ${ts[bad].dtype} but input 0 is ${dtype}; expected one dtype (cast first)`);
+  const out = Tensor.empty(concatShape(ts.map((t) => t.shape), axis), ts[0].gpu, dtype);
+  concatKernel(ts[0].gpu, ts.map((t) => ({ buffer: t.buffer, shape: t.shape })), axis, out.buffer, dtype);
   return out;
 }
 
@@ -67,8 +70,8 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
       const start = offset;
       offset += len;
       if (!t.requiresGrad) return null;
-      const gi = Tensor.empty(t.shape, g.gpu);
-      sliceAxis(g.gpu, g.buffer, g.shape, ax, start, len, gi.buffer);
+      const gi = Tensor.empty(t.shape, g.gpu, g.dtype);
+      sliceAxis(g.gpu, g.buffer, g.shape, ax, start, len, gi.buffer, g.dtype);
       return gi;
     });
   });

@@ -41,7 +41,7 @@ else
 fi
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   stage torch-conv 50 python3 bench/torch/tgnet_torch.py --conv
-  stage torch-step 80 python3 bench/torch/tgnet_torch.py --iters 5 --modes fp32,tf32
+  stage torch-step 100 python3 bench/torch/tgnet_torch.py --iters 5 --modes fp32,tf32,fp16,bf16
 else
   echo "torch: no CUDA PyTorch: PyTorch figures skipped" | tee -a "$out/stages.txt"
 fi

@@ -4,6 +4,7 @@
  * PyTorch figures are the ones measured on the same card in the same session:
  *   train-step-vs-pytorch: card=... tgnet_ms=... pytorch_fp32_ms=... pytorch_tf32_ms=... forward_ms=... pytorch_forward_ms=...
  *   peak-memory-full-config: tgnet_gib=... pytorch_fp32_gib=... method=...
+ *   train-step-f16-vs-pytorch-amp: card=... tgnet_f16_ms=... tgnet_f32_ms=... pytorch_amp_fp16_ms=... pytorch_amp_bf16_ms=... tgnet_f16_gib=... pytorch_amp_fp16_gib=...
  * A figure that is missing (a stage timed out) is written as n/a, never invented.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,11 +13,11 @@ import { pathToFileURL } from 'node:url';
 
 interface TorchMode { train_step_ms_median: number; forward_ms_median: number; peak_mem_GiB: number }
 
-/** bench/torch/tgnet_torch.py's CUDA bench prints one `<mode> {json}` line per mode (fp32, tf32, bf16). */
+/** bench/torch/tgnet_torch.py's CUDA bench prints one `<mode> {json}` line per mode (fp32, tf32, bf16, fp16). */
 export function parseTorchStep(text: string): Record<string, TorchMode> {
   const modes: Record<string, TorchMode> = {};
   for (const line of text.split('\n')) {
-    const m = /^(fp32|tf32|bf16) (\{.*\})\s*$/.exec(line.trim());
+    const m = /^(fp32|tf32|bf16|fp16) (\{.*\})\s*$/.exec(line.trim());
     if (m) modes[m[1]] = JSON.parse(m[2]) as TorchMode;
   }
   return modes;
@@ -45,6 +46,17 @@ function peakLine(bench: Record<string, unknown> | null, torch: Record<string, T
     `method=${String(cost?.fullConfigPeakMethod ?? 'n/a')}`;
 }
 
+/** Mixed precision: our f16 step row beside our f32 one and PyTorch's AMP (fp16 with GradScaler, and bf16). */
+function ampLine(card: string, bench: Record<string, unknown> | null, torch: Record<string, TorchMode>): string {
+  const rows = Array.isArray(bench?.tgnetStep) ? bench.tgnetStep as Record<string, unknown>[] : [];
+  const f16 = rows.find((r) => r.precision === 'f16');
+  const f32 = rows.find((r) => r.precision !== 'f16');
+  const name = card || String(bench?.adapter ?? 'unknown');
+  return `train-step-f16-vs-pytorch-amp: card=${name.replace(/\s+/g, '_')} tgnet_f16_ms=${num(f16?.stepMs, 1)} tgnet_f32_ms=${num(f32?.stepMs, 1)} `
+    + `pytorch_amp_fp16_ms=${num(torch.fp16?.train_step_ms_median, 1)} pytorch_amp_bf16_ms=${num(torch.bf16?.train_step_ms_median, 1)} `
+    + `tgnet_f16_gib=${num(f16?.poolPeakGiB, 2)} pytorch_amp_fp16_gib=${num(torch.fp16?.peak_mem_GiB, 2)}`;
+}
+
 function readJson(path: string): Record<string, unknown> | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -62,7 +74,7 @@ export function gpuSummary(dir: string): string[] {
   const torch = parseTorchStep(text('torch-step.txt'));
   // The tuned step replaces the untuned one when it ran; the peak comes from the untuned bench (stepCost).
   const step = firstRow(tuned, 'tgnetStep') ? `${stepLine(card, tuned, torch)} tuned=yes` : stepLine(card, untuned, torch);
-  return [step, peakLine(untuned, torch)];
+  return [step, peakLine(untuned, torch), ampLine(card, firstRow(tuned, 'tgnetStep') ? tuned : untuned, torch)];
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

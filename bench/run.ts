@@ -17,6 +17,7 @@ import { benchCompile, type CompileBenchOptions } from './compile.js';
 import { FULL_STEP, SOFTWARE_STEP, SOFTWARE_STEPS, benchTGNetStep } from './tgnet-step.js';
 import { benchLoader, type LoaderBenchOptions } from './loader.js';
 import { benchFullConfigMemory } from './full-config-memory.js';
+import { supportsF16 } from '../src/kernels/runtime/precision.js';
 
 interface BenchArgs {
   out: string;
@@ -138,7 +139,9 @@ export async function benchMain(argv: string[]): Promise<void> {
     await section('groupNorm', `group norm on TGNet shapes, spatial scale ${scale} (GB/s)`, async () =>
       (await benchGroupNorm(gpu, { scale })) as unknown as Record<string, unknown>[]);
     // A software adapter runs on this machine's CPU: compare with PyTorch's CPU step, measured in the same run.
-    const stepConfigs = software ? SOFTWARE_STEPS : [FULL_STEP];
+    // Mixed precision beside f32 wherever the adapter has shader-f16 (on a GPU: beside PyTorch's AMP, gpu-session.sh).
+    const stepBase = software ? SOFTWARE_STEPS : [FULL_STEP];
+    const stepConfigs = supportsF16(gpu) ? [...stepBase, { ...stepBase[0], precision: 'f16' as const }] : stepBase;
     await section('tgnetStep', 'TGNet training step (fp32; PyTorch on an H100: step 569 ms, forward 124 ms at batch 2, 64x192x192, width 32)',
       async () => {
         const rows: Record<string, unknown>[] = [];

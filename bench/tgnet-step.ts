@@ -69,9 +69,10 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
     const cost = await countStep(gpu, step, setup.optimizerBytes);
     const profile = await profileStep(gpu, step);
     // After our timings: the PyTorch run would otherwise compete with them for the CPU.
-    const torch = options.torchCpu && !config.checkpointActivations && config.fused !== false ? torchCpuStep(config, Math.max(3, iterations)) : null;
+    const torch = options.torchCpu && !config.checkpointActivations && config.fused !== false && config.precision !== 'f16' ? torchCpuStep(config, Math.max(3, iterations)) : null;
     return [{
-      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}${config.fused === false ? ', unfused' : ''}`,
+      config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}${config.fused === false ? ', unfused' : ''}${config.precision === 'f16' ? ', f16 mixed precision' : ''}`,
+      precision: config.precision ?? 'f32',
       params: model.parameterCount(),
       stepMs: train.medianMs,
       stepCpuMs: cpuMsPerStep,

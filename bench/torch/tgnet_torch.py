@@ -370,8 +370,8 @@ def bench(args):
     torch.backends.cudnn.benchmark = True
     result = {}
     for mode in args.modes.split(","):
-        if mode not in ("fp32", "tf32", "bf16"):
-            raise SystemExit(f"tgnet_torch.py: mode {mode!r} is not fp32, tf32 or bf16")
+        if mode not in ("fp32", "tf32", "bf16", "fp16"):
+            raise SystemExit(f"tgnet_torch.py: mode {mode!r} is not fp32, tf32, bf16 or fp16")
         torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
         torch.backends.cudnn.allow_tf32 = mode == "tf32"
         net = TGNet(args.variant, args.width, args.task_guided_blocks).to(dev)
@@ -380,14 +380,18 @@ def bench(args):
         x = torch.randn(args.batch, 1, d, h, w, device=dev)
         y = (torch.rand(args.batch, 2, d, h, w, device=dev) > 0.7).float()
         t = torch.randint(0, NUM_TASKS, (args.batch,), device=dev)
-        autocast = mode == "bf16"
+        # bf16: autocast alone; fp16: autocast with GradScaler (AMP as PyTorch documents it, what --precision f16 mirrors).
+        autocast = mode in ("bf16", "fp16")
+        half = torch.float16 if mode == "fp16" else torch.bfloat16
+        scaler = torch.cuda.amp.GradScaler(enabled=mode == "fp16")
 
         def step():
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            with torch.autocast("cuda", dtype=half, enabled=autocast):
                 logits = net(x, t)
-            loss_fn(logits.float(), y).backward()
-            opt.step()
+            scaler.scale(loss_fn(logits.float(), y)).backward()
+            scaler.step(opt)
+            scaler.update()
 
         def timed(fn):
             torch.cuda.synchronize()
@@ -401,7 +405,7 @@ def bench(args):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         steps = sorted(timed(step) for _ in range(args.iters))
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        with torch.no_grad(), torch.autocast("cuda", dtype=half, enabled=autocast):
             for _ in range(2):
                 net(x, t)
             forwards = sorted(timed(lambda: net(x, t)) for _ in range(args.iters))

@@ -291,6 +291,11 @@ describe('the page in Chromium (WebGPU on SwiftShader) against Node', () => {
     }
     expect(blue, 'pixels of the loss curve').toBeGreaterThan(100);
     await expect.poll(() => page.locator('#train-dice tbody tr').count()).toBe(7);
+    // The precision setting offers f16 only where the adapter has shader-f16 (SwiftShader does not).
+    const hasF16 = await page.evaluate(() => (window as unknown as { __tgnet: PageHooks }).__tgnet.gpu?.features.has('shader-f16') ?? false);
+    const f16 = page.locator('#train-form select[name="precision"] option[value="f16"]');
+    expect(await f16.isDisabled()).toBe(!hasF16);
+    if (!hasF16) expect(await f16.getAttribute('title')).toMatch(/lacks WebGPU's shader-f16, which f16 storage needs/);
   });
 
   it('(b) the checkpoint the page downloads is the CLI\'s format: tgnet predict segments with it', async () => {

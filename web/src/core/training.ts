@@ -11,6 +11,7 @@ import type { TrainingCase } from '../../../src/data/sampler.js';
 import { TASKS } from '../../../src/data/tasks.js';
 import { validationCrop, type ValidationCrop, type ValidationDice } from '../../../src/eval/validation-crops.js';
 import type { OptimizerKind } from '../../../src/nn/optim.js';
+import type { DType } from '../../../src/kernels/runtime/precision.js';
 import { encodeCheckpoint } from '../../../src/tgnet/checkpoint.js';
 import type { TGNet, TGNetVariant } from '../../../src/tgnet/model.js';
 import type { Trainer } from '../../../src/tgnet/train.js';
@@ -33,6 +34,8 @@ export interface TrainSettings {
   warmupSteps: number;
   weightDecay: number;
   foregroundFraction: number;
+  /** 'f16': mixed precision (needs the adapter's shader-f16). */
+  precision: DType;
 }
 
 /** The demo's software profile, shortened to what a tab trains in a few minutes on a CPU adapter. */
@@ -41,14 +44,14 @@ export function defaultTrainSettings(): TrainSettings {
   return {
     seed: 0, variant: 'tgnet', width: demo.width, volume: [...demo.volume], steps: 300, batch: demo.batch,
     casesPerTask: 4, valCasesPerTask: 1, optimizer: demo.optimizer, lr: demo.lr, warmupSteps: demo.warmupSteps,
-    weightDecay: demo.weightDecay, foregroundFraction: demo.foregroundFraction,
+    weightDecay: demo.weightDecay, foregroundFraction: demo.foregroundFraction, precision: 'f32',
   };
 }
 
 /** The session recipe of the page's settings: the demo's software profile with the form's values. */
 export function trainRecipe(s: TrainSettings): TrainingRecipe {
   return {
-    ...demoRecipe(DEMO_CONFIGS.software, { variant: s.variant, seed: s.seed }),
+    ...demoRecipe(DEMO_CONFIGS.software, { variant: s.variant, seed: s.seed, precision: s.precision }),
     width: s.width, crop: s.volume, steps: s.steps, batch: s.batch, optimizer: s.optimizer, lr: s.lr,
     warmupSteps: fitWarmup(s.warmupSteps, s.steps), weightDecay: s.weightDecay, foregroundFraction: s.foregroundFraction,
     // Every loss is read back: the page plots each step (a readback per step costs little at these sizes).

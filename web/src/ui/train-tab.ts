@@ -7,6 +7,7 @@ import { byId, downloadBytes, errorText, percent, seconds, setStatus, textRow } 
 import { hooks } from './hooks.js';
 import { LossDicePlot } from './plot.js';
 import type { DHW } from '../../../src/common/shape.js';
+import { supportsF16 } from '../../../src/kernels/runtime/precision.js';
 
 const VOLUMES: DHW[] = [[16, 32, 32], [32, 32, 32], [32, 64, 64]];
 
@@ -85,7 +86,18 @@ export class TrainTab {
 
   setGpuReady(ready: boolean): void {
     this.gpuReady = ready;
+    // Mixed precision needs shader-f16 (most GPUs have it; SwiftShader, Chrome's CPU fallback, does not).
+    const f16 = this.precisionSelect().querySelector<HTMLOptionElement>('option[value="f16"]');
+    if (ready && f16 && hooks.gpu && !supportsF16(hooks.gpu)) {
+      f16.disabled = true;
+      f16.title = `this adapter (${hooks.adapter ?? hooks.gpu.name}) lacks WebGPU's shader-f16, which f16 storage needs`;
+      this.precisionSelect().value = 'f32';
+    }
     this.refresh();
+  }
+
+  private precisionSelect(): HTMLSelectElement {
+    return this.el.form.elements.namedItem('precision') as HTMLSelectElement;
   }
 
   private settings(): TrainSettings {
@@ -95,6 +107,7 @@ export class TrainTab {
     s.width = Number(this.field('width').value);
     s.casesPerTask = Number(this.field('casesPerTask').value);
     s.lr = Number(this.field('lr').value);
+    s.precision = this.precisionSelect().value === 'f16' ? 'f16' : 'f32';
     const volume = (this.el.form.elements.namedItem('volume') as HTMLSelectElement).value.split('x').map(Number);
     s.volume = [volume[0], volume[1], volume[2]];
     return s;

@@ -4,14 +4,14 @@
  * precision, beside the affine extrapolation the stepCost section makes from small crops.
  *
  * Two ways to take the peak. The allocation trace runs the step's code with every kernel skipped
- * (`stepAllocationPeakBytes`): the pool sees exactly the executed step's allocations and frees, so its peak is the
+ * (`stepPeakBytes` with `trace`): the pool sees exactly the executed step's allocations and frees, so its peak is the
  * executed step's (checked at a small configuration by the bench's test), in seconds. The executed step
  * (`execute`) also runs every kernel and adds the process's peak resident memory; on a software adapter it takes
  * hours at this size, so it runs only when asked (`npm run bench -- --only fullMemory --execute-full-step`).
  */
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { supportsF16 } from '../src/kernels/runtime/precision.js';
-import { fullConfigPeak, stepAllocationPeakBytes, stepPeakBytes } from './step-cost.js';
+import { fullConfigPeak, stepPeakBytes } from './step-cost.js';
 import { FULL_STEP, type TGNetStepConfig } from './tgnet-step.js';
 
 const GIB = 1024 ** 3;
@@ -44,8 +44,8 @@ export async function benchFullConfigMemory(gpu: Gpu, software: boolean, options
   const what = `width ${config.width}, batch ${config.batch}, ${config.crop.join('x')}`;
   const scaled = await fullConfigPeak(gpu, config, true, [[16, 48, 48], [32, 48, 48]]);
   log(`extrapolated from small crops: ${scaled.tgnetGiB.toFixed(2)} GiB (${scaled.method})`);
-  const poolPeakGiB = (await stepAllocationPeakBytes(gpu, { ...config, precision: 'f32' })) / GIB;
-  const poolPeakF16GiB = supportsF16(gpu) ? (await stepAllocationPeakBytes(gpu, { ...config, precision: 'f16' })) / GIB : null;
+  const poolPeakGiB = (await stepPeakBytes(gpu, { ...config, precision: 'f32' }, 1, { trace: true })) / GIB;
+  const poolPeakF16GiB = supportsF16(gpu) ? (await stepPeakBytes(gpu, { ...config, precision: 'f16' }, 1, { trace: true })) / GIB : null;
   const lines = [
     `peak-memory-full-config: tgnet_gib=${poolPeakGiB.toFixed(2)} pytorch_fp32_gib=12.8 method=allocation-trace on ${gpu.name} `
       + `(one step, ${what}: every allocation of the step, kernels skipped; extrapolated ${scaled.tgnetGiB.toFixed(2)}; PyTorch figure from an H100)`,

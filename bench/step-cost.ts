@@ -166,39 +166,26 @@ export function kernelTable(c: StepCost, rows = 14): Record<string, number | str
   }));
 }
 
-/** The pool's high-water mark (bytes the GPU holds: buffers in use plus pooled ones) over `steps` steps from an empty pool. */
-export async function stepPeakBytes(gpu: Gpu, config: TGNetStepConfig, steps = 1): Promise<number> {
-  const setup = tgnetStepSetup(config);
-  try {
-    await gpu.sync();
-    gpu.pool.trim();
-    gpu.pool.resetHighWater();
-    for (let i = 0; i < steps; i++) setup.step();
-    await gpu.sync();
-    return gpu.poolStats().highWaterBytes;
-  } finally {
-    setup.dispose();
-    await gpu.sync();
-    gpu.pool.trim();
-  }
-}
-
 /**
- * The pool's high-water mark over `steps` steps with the step's code run in discovery mode (`Gpu.discoverPipelines`):
- * every tensor and buffer the step allocates and frees is allocated and freed as in a real step, but no kernel is
- * compiled or dispatched. The pool's accounting depends only on that sequence (nothing the step allocates depends on
- * a value read back), so this is the executed step's peak, in seconds instead of hours on a software adapter; the
- * bench's test checks the two agree on a configuration small enough to execute.
+ * The pool's high-water mark (bytes the GPU holds: buffers in use plus pooled ones) over `steps` steps from an empty
+ * pool. With `trace`, the steps run in discovery mode (`Gpu.discoverPipelines`): every tensor and buffer the step
+ * allocates and frees is allocated and freed as in a real step, but no kernel is compiled or dispatched. The pool's
+ * accounting depends only on that sequence (nothing the step allocates depends on a value read back), so the traced
+ * peak is the executed step's, in seconds instead of hours on a software adapter (the bench's test checks the two
+ * agree on a configuration small enough to execute).
  */
-export async function stepAllocationPeakBytes(gpu: Gpu, config: TGNetStepConfig, steps = 1): Promise<number> {
+export async function stepPeakBytes(gpu: Gpu, config: TGNetStepConfig, steps = 1, options: { trace?: boolean } = {}): Promise<number> {
   const setup = tgnetStepSetup(config);
+  const run = () => {
+    for (let i = 0; i < steps; i++) setup.step();
+  };
   try {
     await gpu.sync();
     gpu.pool.trim();
     gpu.pool.resetHighWater();
-    await gpu.discoverPipelines(() => {
-      for (let i = 0; i < steps; i++) setup.step();
-    });
+    if (options.trace) await gpu.discoverPipelines(run);
+    else run();
+    await gpu.sync();
     return gpu.poolStats().highWaterBytes;
   } finally {
     setup.dispose();

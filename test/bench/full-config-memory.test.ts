@@ -5,7 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { benchFullConfigMemory } from '../../bench/full-config-memory.js';
-import { stepAllocationPeakBytes, stepPeakBytes } from '../../bench/step-cost.js';
+import { stepPeakBytes } from '../../bench/step-cost.js';
 import { supportsF16 } from '../../src/kernels/runtime/precision.js';
 import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
 
@@ -15,7 +15,7 @@ const config = { batch: 1, crop: [16, 16, 32] as [number, number, number], width
 it('the allocation trace gives the executed step\'s pool peak (f32 and f16)', { timeout: COLD_COMPILE_TIMEOUT_MS }, async () => {
   const precisions = supportsF16(gpu()) ? (['f32', 'f16'] as const) : (['f32'] as const);
   for (const precision of precisions) {
-    const traced = await stepAllocationPeakBytes(gpu(), { ...config, precision });
+    const traced = await stepPeakBytes(gpu(), { ...config, precision }, 1, { trace: true });
     const executed = await stepPeakBytes(gpu(), { ...config, precision }, 1);
     expect(traced).toBe(executed);
   }

@@ -14,33 +14,15 @@ import { Tensor } from '../../src/autograd/tensor.js';
 import { supportsF16 } from '../../src/kernels/runtime/precision.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet, type TGNetVariant } from '../../src/tgnet/model.js';
-import { Trainer, type BatchSource, type TrainingBatch } from '../../src/tgnet/train.js';
-import { COLD_COMPILE_TIMEOUT_MS, randomArray, useGpu } from '../helpers/gpu.js';
+import { Trainer, type BatchSource } from '../../src/tgnet/train.js';
+import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
+import { BATCH_CROP, makeBatch } from '../helpers/training-batch.js';
 
 const gpu = useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-amp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const CROP = [16, 16, 16] as const;
-const VOXELS = CROP[0] * CROP[1] * CROP[2];
-
-/** A bright sphere (organ) with a brighter cube (tumour) on noise; sample 1's organ channel is unannotated. */
-function makeBatch(seed: number): TrainingBatch {
-  const image = randomArray(2 * VOXELS, seed, -0.3, 0.3);
-  const target = new Float32Array(4 * VOXELS);
-  for (let n = 0; n < 2; n++) {
-    for (let v = 0; v < VOXELS; v++) {
-      const [z, y, x] = [Math.floor(v / 256), Math.floor(v / 16) % 16, v % 16];
-      const organ = (z - 8) ** 2 + (y - 7 - n) ** 2 + (x - 8) ** 2 < 25;
-      const tumour = organ && Math.abs(z - 8) < 2 && Math.abs(y - 7) < 2 && Math.abs(x - 9) < 2;
-      image[n * VOXELS + v] += (organ ? 0.7 : 0) + (tumour ? 0.5 : 0);
-      target[2 * n * VOXELS + v] = organ ? 1 : 0;
-      target[(2 * n + 1) * VOXELS + v] = tumour ? 1 : 0;
-    }
-  }
-  target.fill(-1, 2 * VOXELS, 3 * VOXELS);
-  return { image, target, taskIds: [0, 4], shape: [2, ...CROP] };
-}
+const CROP = BATCH_CROP;
 
 function stream(start: number): BatchSource & { served: number } {
   return { served: start, next() { return makeBatch(2000 + this.served++); } };

@@ -16,7 +16,6 @@ const gpu = useGpu();
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-
 const fixedSource = (batch: TrainingBatch): BatchSource => ({ next: () => batch });
 
 /** Batch k of a deterministic stream, starting at `start` (a resumed run picks up where it left off). */

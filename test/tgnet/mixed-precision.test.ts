@@ -68,11 +68,12 @@ describe('mixed precision', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
       let worst = 0;
       let scale = 0;
       full.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - half.logits[i])); scale = Math.max(scale, Math.abs(v)); });
-      // f16 keeps 11 significant bits; through ~20 layers the logits stay within a few hundredths of their range.
-      expect(worst / scale).toBeLessThan(0.03);
-      expect(Math.abs(half.loss - full.loss) / full.loss).toBeLessThan(0.01);
+      // f16 keeps 11 significant bits; through ~20 layers the logits stay within 1 % of their range (measured: 0.4 %
+      // tgnet, 0.2 % spatial), the loss within 1e-4 (3e-6, 6e-6), the gradients' cosine above 0.999 (0.9997, 0.99998).
+      expect(worst / scale).toBeLessThan(0.01);
+      expect(Math.abs(half.loss - full.loss) / full.loss).toBeLessThan(1e-4);
       const flat = (gs: Float32Array[]) => Float32Array.from(gs.flatMap((g) => [...g]));
-      expect(cosine(flat(half.grads), flat(full.grads))).toBeGreaterThan(0.99);
+      expect(cosine(flat(half.grads), flat(full.grads))).toBeGreaterThan(0.999);
       model.dispose();
     });
   }

@@ -5,6 +5,7 @@ import { Tensor } from '../../src/autograd/tensor.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
 import type { TGNet } from '../../src/tgnet/model.js';
 import { randomArray } from './gpu.js';
+import type { DType } from '../../src/kernels/runtime/precision.js';
 
 export interface StepProbe {
   logits: Float32Array;
@@ -19,12 +20,12 @@ export interface StepProbe {
  * backward; gradients are read and cleared. `unannotated` samples get their organ channel marked -1.
  */
 export async function probeStep(
-  gpu: Gpu, model: TGNet, options: { size: number; taskIds: [number, number]; seed: number; unannotated?: number[] },
+  gpu: Gpu, model: TGNet, options: { size: number; taskIds: [number, number]; seed: number; unannotated?: number[]; dtype?: DType },
 ): Promise<StepProbe> {
-  const { size, taskIds, seed, unannotated = [] } = options;
+  const { size, taskIds, seed, unannotated = [], dtype = 'f32' } = options;
   const voxels = size ** 3;
   return tidy(async () => {
-    const x = Tensor.fromArray(randomArray(2 * voxels, seed), [2, 1, size, size, size]);
+    const x = Tensor.fromArray(randomArray(2 * voxels, seed), [2, 1, size, size, size], { dtype });
     const y = Float32Array.from(randomArray(2 * 2 * voxels, seed + 1, 0, 1), (v) => (v > 0.7 ? 1 : 0));
     for (const n of unannotated) y.fill(-1, 2 * n * voxels, (2 * n + 1) * voxels);
     const target = Tensor.fromArray(y, [2, 2, size, size, size]);

@@ -15,7 +15,7 @@ import { supportsF16 } from '../../src/kernels/runtime/precision.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
 import { TGNet, type TGNetVariant } from '../../src/tgnet/model.js';
 import { Trainer, type BatchSource } from '../../src/tgnet/train.js';
-import { COLD_COMPILE_TIMEOUT_MS, useGpu } from '../helpers/gpu.js';
+import { COLD_COMPILE_TIMEOUT_MS, runsF16, useGpu } from '../helpers/gpu.js';
 import { BATCH_CROP, makeBatch } from '../helpers/training-batch.js';
 
 const gpu = useGpu();
@@ -98,7 +98,7 @@ describe('mixed precision', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
   });
 
   it('learns, records its precision and scaler, and resumes exactly', async () => {
-    if (!onF16()) return;
+    if (!runsF16(gpu(), 'f16', () => Tensor.empty([1], gpu(), 'f16'))) return;
     const settings = { totalSteps: 8, optimizer: 'adam' as const, lr0: 3e-3, logEvery: 1, precision: 'f16' as const, lossScaler: { growthInterval: 3 } };
     const straight = TGNet.create({ variant: 'tgnet', width: 2, seed: 5 });
     const a = new Trainer({ ...settings, model: straight, batches: stream(0) });

@@ -11,24 +11,26 @@
  * Tensors larger than one storage binding are processed in chunks of whole samples (see `forEachSampleChunk`).
  */
 import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
-import { kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
+import { requireDType, type DType } from './runtime/precision.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
 import { forEachSampleChunk } from './runtime/windows.js';
 import { HEAD_OFFSETS, HEAD_PARAMS } from './dynamic-head-layout.js';
 
 export { HEAD_OFFSETS, HEAD_PARAMS };
 
-const FORWARD = kernelSignature('dynamicHead', {
+/** h (and dh) take the features' dtype; the parameters, the logits and their gradients are f32. */
+const forwardSignature = (dtype: DType) => cachedSignature(`dynamicHead:${dtype}`, () => kernelSignature('dynamicHead', {
   uniforms: { V: 'u32', blocks: 'u32', count: 'u32', hBase: 'u32', pBase: 'u32', yBase: 'u32' },
-  storage: { h: readOnly('f32'), prm: readOnly('f32'), ys: readWrite('f32') },
-});
+  storage: { h: readOnly(dtype), prm: readOnly('f32'), ys: readWrite('f32') },
+}));
 
-const BACKWARD = kernelSignature('dynamicHeadBackward', {
+const backwardSignature = (dtype: DType) => cachedSignature(`dynamicHeadBackward:${dtype}`, () => kernelSignature('dynamicHeadBackward', {
   uniforms: {
     V: 'u32', blocks: 'u32', blockVoxels: 'u32', count: 'u32', hBase: 'u32', pBase: 'u32', dyBase: 'u32', dhBase: 'u32', oBase: 'u32',
   },
-  storage: { h: readOnly('f32'), prm: readOnly('f32'), dy: readOnly('f32'), dh: readWrite('f32'), part: readWrite('f32') },
-});
+  storage: { h: readOnly(dtype), prm: readOnly('f32'), dy: readOnly('f32'), dh: readWrite(dtype), part: readWrite('f32') },
+}));
 
 const BACKWARD_REDUCE = kernelSignature('dynamicHeadBackward:reduce', {
   uniforms: { total: 'u32', blocks: 'u32', oBase: 'u32' },
@@ -91,15 +93,23 @@ function fromCopy(wgsl: string): string {
   return wgsl.replace(/\bw\[/g, 'wv[');
 }
 
+export interface DynamicHeadOptions {
+  /** Element type of h (and, in backward, dh): 'f16' under mixed precision; the logits stay f32. Default 'f32'. */
+  dtype?: DType;
+}
+
 /**
  * y [N, 2, ...spatial] = dynamic head of h [N, 8, ...spatial] with per-sample params [N, 162]. `out` is given
  * by the caller (N*2*V f32). Returns the output shape.
  */
 export function dynamicHead(
   gpu: Gpu, h: GPUBuffer, hShape: readonly number[], params: GPUBuffer, paramsShape: readonly number[], out: GPUBuffer,
+  options: DynamicHeadOptions = {},
 ): number[] {
   const { n, v } = checkHeadShapes('dynamicHead', hShape, paramsShape);
-  checkBuffer(h, n * 8 * v, 'dynamicHead h');
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, 'dynamicHead');
+  checkBuffer(h, n * 8 * v, 'dynamicHead h', dtype);
   checkBuffer(params, n * HEAD_PARAMS, 'dynamicHead params');
   checkBuffer(out, n * 2 * v, 'dynamicHead output');
   const outShape = [n, 2, ...hShape.slice(2)];
@@ -107,7 +117,8 @@ export function dynamicHead(
   // Software adapters: 64 invocations (SwiftShader ran the 256-invocation workgroup's barrier 3x slower: 53 -> 17 ms
   // at width 4; lavapipe 1 -> 2 ms).
   const wg = isSoftwareAdapter(gpu) ? Math.min(64, linearWorkgroupSize(gpu)) : linearWorkgroupSize(gpu);
-  const pipeline = FORWARD.pipeline(gpu, `dynamicHead:fwd:${wg}`, () => `
+  const FORWARD = forwardSignature(dtype);
+  const pipeline = FORWARD.pipeline(gpu, `dynamicHead:fwd:${wg}:${dtype}`, () => `
 var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
 ${linearMain(wg)}
   let wgi = gid / ${wg}u;
@@ -118,7 +129,7 @@ ${linearMain(wg)}
   // No early return before the math: its parameter reads stay outside any branch (see loadParams).
   let ok = valid & (v < p.V);
   let hb = select(0u, p.hBase + n * 8u * p.V + v, ok);
-  ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[select(0u, hb + ${c}u * p.V, ok)];`).join('\n  ')}
+  ${Array.from({ length: 8 }, (_, c) => `let x${c} = f32(h[select(0u, hb + ${c}u * p.V, ok)]);`).join('\n  ')}
   ${forwardMath()}
   if (ok) {
     let yb = p.yBase + n * 2u * p.V + v;
@@ -128,7 +139,7 @@ ${linearMain(wg)}
 }`);
   const blocks = Math.ceil(v / wg);
   forEachSampleChunk(gpu, 'dynamicHead', n, [
-    { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: out, perSample: 2 * v },
+    { buffer: h, perSample: 8 * v, dtype }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: out, perSample: 2 * v },
   ], (c) => {
     const [hW, pW, yW] = c.windows;
     const [hBase, pBase, yBase] = c.bases;
@@ -140,7 +151,7 @@ ${linearMain(wg)}
   return outShape;
 }
 
-export interface DynamicHeadBackwardOptions {
+export interface DynamicHeadBackwardOptions extends DynamicHeadOptions {
   /**
    * Voxels per workgroup of the fused backward kernel (rounded up to a multiple of its workgroup size).
    * When V exceeds it, per-block partial parameter gradients are reduced by a second pass. Default 2048.
@@ -161,10 +172,12 @@ export function dynamicHeadBackward(
 ): void {
   const what = 'dynamicHeadBackward';
   const { n, v } = checkHeadShapes(what, hShape, paramsShape);
-  checkBuffer(h, n * 8 * v, `${what} h`);
+  const dtype = options.dtype ?? 'f32';
+  requireDType(gpu, dtype, what);
+  checkBuffer(h, n * 8 * v, `${what} h`, dtype);
   checkBuffer(params, n * HEAD_PARAMS, `${what} params`);
   checkBuffer(dy, n * 2 * v, `${what} dy`);
-  checkBuffer(dh, n * 8 * v, `${what} dh`);
+  checkBuffer(dh, n * 8 * v, `${what} dh`, dtype);
   checkBuffer(dparams, n * HEAD_PARAMS, `${what} dparams`);
   const requested = options.blockVoxels ?? 2048;
   if (!Number.isInteger(requested) || requested < 1) {
@@ -178,14 +191,15 @@ export function dynamicHeadBackward(
   // Accumulators staged through workgroup memory K at a time: WG*K floats next to the 162 parameters.
   const k = Math.min(HEAD_PARAMS, Math.floor((storage - HEAD_PARAMS * 4) / (wg * 4)));
   if (k < 1) throw new RangeError(`${what}: maxComputeWorkgroupStorageSize ${storage} is too small`);
-  const pipeline = BACKWARD.pipeline(gpu, `dynamicHead:bwd:${wg}:${k}`, () => backwardWgsl(wg, k));
+  const BACKWARD = backwardSignature(dtype);
+  const pipeline = BACKWARD.pipeline(gpu, `dynamicHead:bwd:${wg}:${k}:${dtype}`, () => backwardWgsl(wg, k, dtype));
 
   const partial = blocks > 1;
   const rwg = linearWorkgroupSize(gpu);
   const reducePipeline = partial ? BACKWARD_REDUCE.pipeline(gpu, `dynamicHead:bwdReduce:${rwg}`, () => reduceWgsl(rwg)) : null;
   forEachSampleChunk(gpu, what, n, [
-    { buffer: h, perSample: 8 * v }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: dy, perSample: 2 * v },
-    { buffer: dh, perSample: 8 * v }, { buffer: dparams, perSample: HEAD_PARAMS },
+    { buffer: h, perSample: 8 * v, dtype }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: dy, perSample: 2 * v },
+    { buffer: dh, perSample: 8 * v, dtype }, { buffer: dparams, perSample: HEAD_PARAMS },
   ], (c) => {
     const [hW, pW, dyW, dhW, dpW] = c.windows;
     const [hB, pB, dyB, dhB, dpB] = c.bases;
@@ -208,7 +222,7 @@ export function dynamicHeadBackward(
 }
 
 /** Fused backward (BACKWARD's body): recompute the hidden activations, write dh, accumulate the 162 parameter gradients per block. */
-function backwardWgsl(wg: number, k: number): string {
+function backwardWgsl(wg: number, k: number, dtype: DType): string {
   const L: string[] = [];
   // da2 = relu'(a2) * (w3^T g)
   for (let o = 0; o < 8; o++) {
@@ -220,7 +234,7 @@ function backwardWgsl(wg: number, k: number): string {
   }
   for (let i = 0; i < 8; i++) {
     const t = Array.from({ length: 8 }, (_, o) => `w[${W1 + o * 8 + i}] * da1_${o}`).join(' + ');
-    L.push(`dh[dhb + ${i}u * p.V] = ${t};`);
+    L.push(`dh[dhb + ${i}u * p.V] = ${dtype}(${t});`);
   }
   for (let o = 0; o < 8; o++) {
     for (let i = 0; i < 8; i++) {
@@ -261,7 +275,7 @@ ${linearMain(wg)}
   let vEnd = select(vStart, min(vStart + p.blockVoxels, p.V), valid);
   for (var v = vStart + lid; v < vEnd; v += ${wg}u) {
     let hb = p.hBase + n * 8u * p.V + v;
-    ${Array.from({ length: 8 }, (_, c) => `let x${c} = h[hb + ${c}u * p.V];`).join('\n    ')}
+    ${Array.from({ length: 8 }, (_, c) => `let x${c} = f32(h[hb + ${c}u * p.V]);`).join('\n    ')}
     let dyb = p.dyBase + n * 2u * p.V + v;
     let g0 = dy[dyb];
     let g1 = dy[dyb + p.V];

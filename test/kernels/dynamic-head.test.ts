@@ -5,7 +5,7 @@ import { dynamicHeadBackwardRef, dynamicHeadRef } from '../../src/kernels/refere
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
 import { readSafetensors } from '../../src/nn/safetensors.js';
 import type { Gpu } from '../../src/kernels/runtime/gpu.js';
-import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
+import { asStored, download, downloadAs, empty, emptyAs, expectClose, randomArray, runsF16, tolerance, upload, uploadAs, useGpu, withBindingLimit } from '../helpers/gpu.js';
 
 const gpu = useGpu();
 
@@ -164,4 +164,29 @@ describe('dynamic head against PyTorch (test/golden/dynamic_head.safetensors)', 
     expectClose(await download(gpu(), dhB, n * 8 * v), get('dh').data as Float32Array, 1e-4, 1e-3);
     expectClose(await download(gpu(), dpB, n * 162), get('dparams').data as Float32Array, 1e-4, 1e-3);
   });
+});
+
+describe('dynamic head with f16 features (mixed precision: h and dh f16, params and logits f32)', () => {
+  const cases: [number[], number | undefined, number | undefined][] = [
+    [[2, 8, 3, 5, 7], undefined, undefined], [[3, 8, 5, 7, 11], 100, undefined], [[3, 8, 5, 7, 11], undefined, 8192],
+  ];
+  for (const [shape, blockVoxels, bindingBytes] of cases) {
+    it(`h [${shape}]${blockVoxels ? `, ${blockVoxels}-voxel blocks` : ''}${bindingBytes ? `, bindings of ${bindingBytes} bytes` : ''}`, async () => {
+      const g = bindingBytes ? withBindingLimit(gpu(), bindingBytes) : gpu();
+      const { n, v, params, dy } = inputs(shape, 40);
+      const h = asStored(inputs(shape, 40).h, 'f16');
+      const hB = uploadAs(g, h, 'f16');
+      const out = empty(g, n * 2 * v);
+      if (!runsF16(g, 'f16', () => dynamicHead(g, hB, shape, upload(g, params), [n, 162], out, { dtype: 'f16' }))) return;
+      dynamicHead(g, hB, shape, upload(g, params), [n, 162], out, { dtype: 'f16' });
+      // The logits are f32 stores of f32 sums of exactly converted f16 inputs: f32's tolerance.
+      expectClose(await download(g, out, n * 2 * v), dynamicHeadRef(h, params, n, v), 1e-4, 1e-3);
+      const dhB = emptyAs(g, n * 8 * v, 'f16');
+      const dpB = empty(g, n * 162);
+      dynamicHeadBackward(g, hB, shape, upload(g, params), [n, 162], upload(g, dy), dhB, dpB, { blockVoxels, dtype: 'f16' });
+      const ref = dynamicHeadBackwardRef(h, params, dy, n, v);
+      expectClose(await downloadAs(g, dhB, n * 8 * v, 'f16'), ref.dh, ...tolerance('f16'));
+      expectClose(await download(g, dpB, n * 162), ref.dparams, 1e-4, 1e-3);
+    });
+  }
 });

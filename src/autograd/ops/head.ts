@@ -11,19 +11,20 @@ import { Tensor } from '../tensor.js';
  * (DoDNet layout: weights 64, 64, 16, then biases 8, 8, 2). h: [N, 8, ...spatial] -> [N, 2, ...spatial].
  */
 export function dynamicHead(h: Tensor, params: Tensor): Tensor {
-  // The head is small (8 channels) and its logits feed the loss, so under mixed precision it runs in f32.
-  h = asF32(h);
+  // Under mixed precision h and its gradient stay f16 (8 channels at full resolution); the logits, which feed the
+  // loss, and the per-sample parameters are f32.
   params = asF32(params);
+  const dtype = h.dtype;
   if (params.rank !== 2 || params.shape[1] !== HEAD_PARAMS || params.shape[0] !== h.shape[0]) {
     throw new RangeError(`dynamicHead: params [${params.shape.join(', ')}] must be [N, ${HEAD_PARAMS}] with N = ${h.shape[0]}`);
   }
   const outShape = [h.shape[0], 2, ...h.shape.slice(2)];
   const out = Tensor.empty(outShape, h.gpu);
-  headKernel(h.gpu, h.buffer, h.shape, params.buffer, params.shape, out.buffer);
+  headKernel(h.gpu, h.buffer, h.shape, params.buffer, params.shape, out.buffer, { dtype });
   return recordOp('dynamicHead', [h, params], out, [h, params], (g, [sh, sp]) => {
-    const dh = Tensor.empty(h.shape, g.gpu);
+    const dh = Tensor.empty(h.shape, g.gpu, dtype);
     const dp = Tensor.empty(params.shape, g.gpu);
-    dynamicHeadBackward(g.gpu, sh.buffer, h.shape, sp.buffer, params.shape, g.buffer, dh.buffer, dp.buffer);
+    dynamicHeadBackward(g.gpu, sh.buffer, h.shape, sp.buffer, params.shape, g.buffer, dh.buffer, dp.buffer, { dtype });
     return [h.requiresGrad ? dh : (dh.dispose(), null), params.requiresGrad ? dp : (dp.dispose(), null)];
   });
 }

@@ -8,7 +8,8 @@ import type { Gpu } from '../runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from '../runtime/kernel-signature.js';
 import { storageType, type DType } from '../runtime/precision.js';
 import { checkBuffer } from '../runtime/wgsl.js';
-import { cast } from '../elementwise.js';
+import { segmentedReduce } from '../runtime/reduction.js';
+import { slabElements } from '../runtime/windows.js';
 import { reduce } from '../reduce.js';
 import { planDirectWeightGrad } from './direct/weight.js';
 import {
@@ -187,12 +188,16 @@ export function conv3dBackwardBias(
     reduce(gpu, 'sum', gradOut, dims, [0, 2], gradB);
     return;
   }
-  // `reduce` reads f32: the f16 gradient is widened (exactly) into a scratch copy, so the sums run in f32.
-  const wide = gpu.pool.acquire(n * 4, `${what} f32 gradOut`);
+  // f16: f32 sums per (sample, channel) straight from the f16 gradient (segmentedReduce converts as it loads; no
+  // f32 copy of an activation-sized tensor), then the small [N, Cout] sum over the samples.
+  const perSample = gpu.pool.acquire(g.N * g.Cout * 4, `${what} per-sample sums`);
   try {
-    cast(gpu, gradOut, dtype, wide, 'f32', n);
-    reduce(gpu, 'sum', wide, dims, [0, 2], gradB);
+    segmentedReduce(gpu, {
+      label: what, key: 'conv3d-bias', segLen: dims[2], numSegs: g.N * g.Cout, inputs: [gradOut], dtype, value: 'v0', width: 1,
+      out: perSample, scale: 1, maxElems: slabElements(gpu, what, options, dtype),
+    });
+    reduce(gpu, 'sum', perSample, [g.N, g.Cout], [0], gradB);
   } finally {
-    gpu.pool.release(wide);
+    gpu.pool.release(perSample);
   }
 }

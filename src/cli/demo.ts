@@ -40,8 +40,12 @@ const DEMO_OPTIONS = {
     choiceValue(DEMO_PROFILES), { default: null }),
   steps: option('N', 'training steps (default: the profile\'s)', integerValue(1), { default: null }),
   width: option('W', 'channels of the first stage (default: the profile\'s)', integerValue(1), { default: null }),
-  volume: option('D H W', 'phantom size in voxels, also the training crop and the sliding-window tile (multiples of 16; the field of view stays 360 mm, so this sets the resolution; default: the profile\'s)',
+  volume: option('D H W', 'phantom size in voxels, also the training crop and the sliding-window tile unless --crop says otherwise (multiples of 16; the field of view stays 360 mm, so this sets the resolution; default: the profile\'s)',
     triple(gridSide), { default: null }),
+  crop: option('D H W', 'training crop and sliding-window tile, at most the volume (multiples of 16; default: the profile\'s, or the whole volume with --volume)',
+    triple(gridSide), { default: null }),
+  tumourFraction: option('F', 'share of training crops centred on a voxel of the case\'s own tumour (lesion-aware sampling; default: the profile\'s)',
+    numberValue((n) => n >= 0 && n <= 1, 'a share in [0, 1]'), { default: null }),
   batch: option('B', 'crops per step (default: the profile\'s)', integerValue(1), { default: null }),
   cases: option('N', 'phantoms per task, of which the profile\'s share is held out (default: the profile\'s)', integerValue(2), { default: null }),
   lr: option('LR', 'peak learning rate (default: the profile\'s)', numberValue((n) => Number.isFinite(n) && n > 0, 'a positive learning rate'), { default: null }),
@@ -63,6 +67,9 @@ export type DemoArgs = OptionValues<typeof DEMO_OPTIONS>;
 
 function checkDemoArgs({ values, given }: { values: DemoArgs; given: ReadonlySet<keyof DemoArgs> }): DemoArgs {
   if (values.compare && given.has('variant')) DEMO_CLI.fail('--compare trains dodnet, tgnet-a and tgnet; leave out --variant');
+  if (values.crop && values.volume && values.crop.some((n, a) => n > (values.volume as DHW)[a])) {
+    DEMO_CLI.fail(`--crop ${values.crop.join(' ')} is larger than --volume ${values.volume.join(' ')}; expected a crop within the volume`);
+  }
   return values;
 }
 
@@ -141,7 +148,10 @@ async function trainAndEvaluate(gpu: Gpu, config: DemoConfig, data: DemoData, va
     variant, width: config.width, parameters: model.parameterCount(), crop: config.crop.join('x'), batch: config.batch, steps: config.steps,
     optimizer: `${config.optimizer}, lr ${config.lr}, ${config.warmupSteps}-step linear warm-up, poly 0.9 decay, weight decay ${config.weightDecay}`,
     augmentation: describeAugmentation(config.augment),
-    'foreground crops': `${Math.round(config.foregroundFraction * 100)}% of crops centred on a labelled voxel (DoDNet: 80%)`,
+    'foreground crops': (config.tumourFraction ?? 0) > 0
+      ? `${Math.round((config.tumourFraction ?? 0) * 100)}% of crops centred on a voxel of the case's own tumour (lesion-aware sampling; DoDNet samples no tumour share), `
+        + `then ${Math.round(config.foregroundFraction * 100)}% of the rest on a labelled voxel (DoDNet: 80%)`
+      : `${Math.round(config.foregroundFraction * 100)}% of crops centred on a labelled voxel (DoDNet: 80%)`,
     phantoms: `${config.volume.join('x')} voxels, ${phantomSpacing(config.volume).map((s) => s.toFixed(2)).join('x')} mm, ${config.casesPerTask} per task`,
     profile: config.profile, reason: config.reason, adapter: gpu.name, seed,
     precision: precision === 'f16' ? 'f16 mixed precision (f16 activations and gradients, f32 weights, dynamic loss scaling)' : 'f32',
@@ -197,19 +207,24 @@ async function runDemo(args: DemoArgs, context: CommandContext): Promise<void> {
   const volume = args.volume ?? base.volume;
   const config: DemoConfig = {
     ...base, steps: args.steps ?? base.steps, width: args.width ?? base.width, flips: args.flips ?? base.flips,
-    volume, crop: args.volume ? volume : base.crop, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
+    volume, crop: args.crop ?? (args.volume ? volume : base.crop), tumourFraction: args.tumourFraction ?? base.tumourFraction, batch: args.batch ?? base.batch, casesPerTask: args.cases ?? base.casesPerTask,
     valCases: args.cases ? Math.max(1, Math.round((args.cases * base.valCases) / base.casesPerTask)) : base.valCases, lr: args.lr ?? base.lr,
   };
   config.warmupSteps = fitWarmup(config.warmupSteps, config.steps);
+  if (config.crop.some((n, a) => n > config.volume[a])) {
+    DEMO_CLI.fail(`the crop ${config.crop.join('x')} is larger than the volume ${config.volume.join('x')}; expected a crop within the volume (--crop)`);
+  }
   log(`adapter: ${gpu.name} (${software ? 'software' : 'hardware'})`);
   log(`profile ${profile}${args.profile ? ' (--profile)' : ''}: ${config.reason}`);
   const overrides = [
     args.steps !== null && `--steps ${config.steps}`, args.width !== null && `--width ${config.width}`, args.volume !== null && `--volume ${config.volume.join(' ')}`,
+    args.crop !== null && `--crop ${config.crop.join(' ')}`, args.tumourFraction !== null && `--tumour-fraction ${config.tumourFraction}`,
     args.batch !== null && `--batch ${config.batch}`, args.cases !== null && `--cases ${config.casesPerTask} (${config.valCases} held out)`, args.lr !== null && `--lr ${config.lr}`,
     args.flips !== null && `--${config.flips ? '' : 'no-'}flips`,
   ].filter(Boolean);
   if (overrides.length) {
-    log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width}, volume ${base.volume.join('x')}, batch ${base.batch}, `
+    log(`overridden: ${overrides.join(', ')} (the profile's defaults: ${base.steps} steps, width ${base.width}, volume ${base.volume.join('x')}, crop ${base.crop.join('x')}, `
+      + `tumour share ${base.tumourFraction ?? 0}, batch ${base.batch}, `
       + `${base.casesPerTask} cases per task, lr ${base.lr})`);
   }
   const runDir = args.out ?? join('runs', `demo-${timestamp()}`);

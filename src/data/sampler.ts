@@ -27,6 +27,13 @@ export interface TrainingCase {
 export interface CropOptions {
   /** Share of crops centred near a foreground voxel (default 0.8). */
   foregroundFraction?: number;
+  /**
+   * Share of crops centred near a voxel of the case's own tumour label (lesion-aware sampling), drawn before and
+   * apart from `foregroundFraction`; the rest are placed as `foregroundFraction` says. Needs the case's task
+   * (CropSource.task) and a tumour in the case; otherwise, and at 0 (the default), no draw is made, so the
+   * stream is DoDNet's.
+   */
+  tumourFraction?: number;
   /** Settings, or a recipe's name: 'default' (DEFAULT_AUGMENT, also when absent) or 'dodnet' (DODNET_AUGMENT). */
   augment?: AugmentOptions | AugmentRecipe;
   imagePadValue?: number;
@@ -91,6 +98,18 @@ export interface CropSource {
   /** NIfTI [x, y, z]. */
   shape: XYZ;
   foreground: ReadonlyMap<number, Int32Array>;
+  /** The case's task id: which label value is its tumour (for CropOptions.tumourFraction). */
+  task?: number;
+}
+
+/**
+ * The label value of a task's own tumour in its dataset: 2 where the dataset also labels an organ (liver, kidney,
+ * hepatic vessel, pancreas), 1 where it labels only the tumour (colon, lung), none for spleen.
+ */
+export function tumourLabelValue(task: number): number | undefined {
+  const info = taskById(task);
+  if (!info.tumourLabelled) return undefined;
+  return info.organLabelled ? 2 : 1;
 }
 
 /**
@@ -111,9 +130,11 @@ export interface CropPlan {
 }
 
 /**
- * The draws of one augmented training crop of `cropSize` [D, H, W]. With probability `foregroundFraction` the
- * region is centred on a random voxel of a random foreground label value (each present value equally likely, so
- * small tumours get their share), jittered by up to a quarter of the region; otherwise it is placed uniformly.
+ * The draws of one augmented training crop of `cropSize` [D, H, W]. With probability `tumourFraction` (when the
+ * case holds its task's tumour) the region is centred on a random voxel of that tumour; else, with probability
+ * `foregroundFraction`, on a random voxel of a random foreground label value (each present value equally likely,
+ * so small tumours get their share); either way jittered by up to a quarter of the region. Otherwise it is
+ * placed uniformly.
  */
 export function planCrop(c: CropSource, cropSize: DHW, rng: Random, options: CropOptions = {}): CropPlan {
   const aug = resolveAugment(options.augment);
@@ -123,10 +144,15 @@ export function planCrop(c: CropSource, cropSize: DHW, rng: Random, options: Cro
 
   const fg = c.foreground;
   const fgValues = [...fg.keys()];
-  const foregroundCentred = fgValues.length > 0 && rng.chance(options.foregroundFraction ?? 0.8);
+  const tumourFraction = options.tumourFraction ?? 0;
+  const tumourValue = tumourFraction > 0 && c.task !== undefined ? tumourLabelValue(c.task) : undefined;
+  const tumourList = tumourValue === undefined ? undefined : fg.get(tumourValue);
+  // No draw unless a tumour can be chosen: with tumourFraction 0 the stream is the one without the option.
+  const tumourCentred = tumourList !== undefined && tumourList.length > 0 && rng.chance(tumourFraction);
+  const foregroundCentred = tumourCentred || (fgValues.length > 0 && rng.chance(options.foregroundFraction ?? 0.8));
   let start: DHW;
   if (foregroundCentred) {
-    const list = fg.get(rng.pick(fgValues)) as Int32Array;
+    const list = tumourCentred ? tumourList : fg.get(rng.pick(fgValues)) as Int32Array;
     const idx = list[rng.int(0, list.length - 1)];
     const [, H, W] = shape;
     const centre: DHW = [Math.floor(idx / (H * W)), Math.floor(idx / W) % H, idx % W];
@@ -194,7 +220,7 @@ export function renderCropFromBox(box: CaseBox, cropSize: DHW, plan: CropPlan, o
  */
 export function sampleCrop(c: TrainingCase, cropSize: DHW, rng: Random, options: CropOptions = {}): Crop {
   checkCaseArrays(c);
-  const plan = planCrop({ id: c.id, shape: c.shape, foreground: c.foreground ?? foregroundIndex(c.label) }, cropSize, rng, options);
+  const plan = planCrop({ id: c.id, shape: c.shape, foreground: c.foreground ?? foregroundIndex(c.label), task: c.task }, cropSize, rng, options);
   return renderCrop(c, cropSize, plan, options);
 }
 

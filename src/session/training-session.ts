@@ -63,6 +63,7 @@ export function createTrainingSession(recipe: TrainingRecipe, data: TrainingData
   const frozen: Readonly<TrainingRecipe> = Object.freeze({ ...recipe, crop: [...recipe.crop] as const });
   const sampler = data.sampler({
     batchSize: recipe.batch, cropSize: recipe.crop, seed: recipe.seed, augment: augmentOptions(recipe.augment), foregroundFraction: recipe.foregroundFraction,
+    tumourFraction: recipe.tumourFraction ?? 0,
   });
   let model: TGNet | null = null;
   try {

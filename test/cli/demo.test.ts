@@ -12,6 +12,7 @@ import { readNiftiFile } from '../../src/data/nifti-file.js';
 import { PHANTOM_GENERATOR_VERSION } from '../../src/data/phantom.js';
 import { TASKS } from '../../src/data/tasks.js';
 import { loadCheckpoint } from '../../src/tgnet/checkpoint.js';
+import { DEMO_CONFIGS, demoRecipe, recipeProblems } from '../../src/session/recipes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tgnet-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,5 +113,16 @@ describe('tgnet demo', () => {
     expect(() => parseDemoArgs(['--out'])).toThrow(/--out needs a path/);
     expect(() => parseDemoArgs(['--frobnicate'])).toThrow(/unknown argument "--frobnicate"/);
     expect(parseDemoArgs(['--compare', '--seed', '4'])).toMatchObject({ compare: true, seed: 4, variant: 'tgnet' });
+    expect(() => parseDemoArgs(['--volume', '16', '32', '32', '--crop', '16', '32', '64'])).toThrow(/--crop 16 32 64 is larger than --volume 16 32 32; expected a crop within the volume/);
+    expect(() => parseDemoArgs(['--tumour-fraction', '1.5'])).toThrow(/--tumour-fraction is "1.5"; expected a share in \[0, 1\]/);
+    expect(parseDemoArgs(['--volume', '32', '64', '64', '--crop', '16', '32', '64', '--tumour-fraction', '0.25']))
+      .toMatchObject({ volume: [32, 64, 64], crop: [16, 32, 64], tumourFraction: 0.25 });
+    // The software profile: tumour-centred crops within its volume, a valid recipe; a share outside [0, 1] is named.
+    const software = DEMO_CONFIGS.software;
+    expect(software.crop.every((n, a) => n <= software.volume[a])).toBe(true);
+    const recipe = demoRecipe(software, { variant: 'tgnet', seed: 0 });
+    expect(recipe.tumourFraction).toBe(0.5);
+    expect(recipeProblems(recipe)).toEqual([]);
+    expect(recipeProblems({ ...recipe, tumourFraction: 2 })).toEqual(['tumourFraction is 2; expected a share in [0, 1]']);
   });
 });

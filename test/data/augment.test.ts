@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { DEFAULT_AUGMENT, NO_AUGMENT, adjustContrast, adjustGamma, augmentIntensity, extractCrop, flipAxis } from '../../src/data/augment.js';
-import { BatchSampler, foregroundIndex, sampleCrop, type TrainingCase } from '../../src/data/sampler.js';
+import { BatchSampler, foregroundIndex, sampleCrop, tumourLabelValue, type TrainingCase } from '../../src/data/sampler.js';
 import { Random } from '../../src/data/random.js';
 import type { DHW } from '../../src/common/shape.js';
 
@@ -159,6 +159,32 @@ describe('sampleCrop', () => {
       crop.flipped.forEach((f, axis) => f && flipAxis(region, [8, 12, 12], axis as 0 | 1 | 2));
       expect(crop.label).toEqual(region);
     }
+  });
+
+  it('tumour-centred crops (tumourFraction) hold the case\'s own tumour; share 0 leaves the stream as it was', () => {
+    const rng = new Random(4);
+    for (let k = 0; k < 20; k++) {
+      const crop = sampleCrop(blob, [4, 6, 6], rng, { tumourFraction: 1, foregroundFraction: 0, augment: NO_AUGMENT });
+      expect(crop.foregroundCentred).toBe(true);
+      expect(crop.label.some((v) => v === 2)).toBe(true);
+    }
+    // Without a share, or without a tumour in the case, no draw is made: the same crops as DoDNet's sampling.
+    const spleen = { ...blob, id: 'spleen', task: 6 };
+    const colon = makeCase('colon', 4, [40, 30, 20], (x, y, z) => (Math.abs(x - 30) < 2 && Math.abs(y - 5) < 2 && Math.abs(z - 15) < 2 ? 1 : 0));
+    const noTumour = makeCase('liver', 0, [40, 30, 20], (x, y, z) => (Math.abs(x - 30) < 3 && Math.abs(y - 5) < 3 && Math.abs(z - 15) < 2 ? 1 : 0));
+    for (const c of [blob, spleen, noTumour]) {
+      for (let seed = 0; seed < 6; seed++) {
+        const plain = sampleCrop(c, [8, 12, 12], new Random(seed), { augment: DEFAULT_AUGMENT });
+        const zero = sampleCrop(c, [8, 12, 12], new Random(seed), { augment: DEFAULT_AUGMENT, tumourFraction: 0 });
+        expect(zero.image).toEqual(plain.image);
+        if (c !== blob) expect(sampleCrop(c, [8, 12, 12], new Random(seed), { augment: DEFAULT_AUGMENT, tumourFraction: 1 }).image).toEqual(plain.image);
+      }
+    }
+    // A colon case labels only its tumour, as 1.
+    for (let seed = 0; seed < 10; seed++) {
+      expect(sampleCrop(colon, [4, 6, 6], new Random(seed), { tumourFraction: 1, foregroundFraction: 0, augment: NO_AUGMENT }).label.some((v) => v === 1)).toBe(true);
+    }
+    expect([0, 1, 2, 3, 4, 5, 6].map(tumourLabelValue)).toEqual([2, 2, 2, 2, 1, 1, undefined]);
   });
 
   it('foregroundIndex lists voxels per label value', () => {

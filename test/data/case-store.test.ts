@@ -90,6 +90,35 @@ describe('StreamingBatchSampler', () => {
     }
   });
 
+  it('with a tumour share: the batches of BatchSampler, and a resumed stream continues exactly', async () => {
+    const options = { ...OPTIONS, tumourFraction: 0.6, foregroundFraction: 0.5 };
+    const store = await preprocessDatasetToStore(cases, cacheDir(), { maxCases: 4, foregroundSamples: ALL_FOREGROUND });
+    const streaming = new StreamingBatchSampler(store, options);
+    const inMemory = new BatchSampler(prepared, options);
+    const plain = new BatchSampler(prepared, OPTIONS);
+    let differs = false;
+    for (let b = 0; b < 4; b++) {
+      const want = inMemory.next();
+      const got = await streaming.next();
+      expect(got.caseIds).toEqual(want.caseIds);
+      expect(Buffer.from(got.image.buffer).equals(Buffer.from(want.image.buffer))).toBe(true);
+      expect(Buffer.from(got.target.buffer).equals(Buffer.from(want.target.buffer))).toBe(true);
+      differs ||= !Buffer.from(plain.next().image.buffer).equals(Buffer.from(want.image.buffer));
+    }
+    expect(differs).toBe(true);
+    const position = inMemory.position();
+    const resumed = new StreamingBatchSampler(store, options);
+    resumed.restorePosition(position);
+    for (let b = 0; b < 3; b++) {
+      const want = inMemory.next();
+      const got = await resumed.next();
+      expect(got.caseIds).toEqual(want.caseIds);
+      expect(Buffer.from(got.image.buffer).equals(Buffer.from(want.image.buffer))).toBe(true);
+    }
+    await streaming.close();
+    await resumed.close();
+  });
+
   it('rejects bad options naming the value', async () => {
     const store = await preprocessDatasetToStore(cases, cacheDir());
     expect(() => new StreamingBatchSampler(store, { ...OPTIONS, batchSize: 0 })).toThrow(/StreamingBatchSampler: batchSize is 0; expected a positive integer/);

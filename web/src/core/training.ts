@@ -38,11 +38,15 @@ export interface TrainSettings {
   precision: DType;
 }
 
-/** The demo's software profile, shortened to what a tab trains in a few minutes on a CPU adapter. */
+/**
+ * The demo's software profile, shortened to what a tab trains in a few minutes on a CPU adapter: whole phantoms of
+ * the demo's crop size (the grid of the bundled model; the demo's finer grid and tumour-centred crops need thousands
+ * of steps).
+ */
 export function defaultTrainSettings(): TrainSettings {
   const demo = DEMO_CONFIGS.software;
   return {
-    seed: 0, variant: 'tgnet', width: demo.width, volume: [...demo.volume], steps: 300, batch: demo.batch,
+    seed: 0, variant: 'tgnet', width: demo.width, volume: [...demo.crop], steps: 300, batch: demo.batch,
     casesPerTask: 4, valCasesPerTask: 1, optimizer: demo.optimizer, lr: demo.lr, warmupSteps: demo.warmupSteps,
     weightDecay: demo.weightDecay, foregroundFraction: demo.foregroundFraction, precision: 'f32',
   };

@@ -58,6 +58,8 @@ const TRAIN_OPTIONS = {
   optimizer: option('O', `sgd (the paper's: momentum 0.99 Nesterov), adam or adamw (default ${DEFAULTS.optimizer})`, choiceValue(OPTIMIZER_KINDS), { default: null }),
   lr: option('LR', `peak learning rate (default ${defaultLearningRate('sgd')} for sgd, ${defaultLearningRate('adam')} for adam/adamw)`, numberValue(), { default: null }),
   warmup: option('N', `steps of linear warm-up before the poly 0.9 decay (default ${DEFAULTS.warmupSteps})`, integerValue(0), { default: null }),
+  tumourFraction: option('F', 'share of crops centred on a voxel of the case\'s own tumour (lesion-aware sampling, drawn before DoDNet\'s foreground share; recorded in the checkpoint; default 0: DoDNet\'s sampling)',
+    numberValue((n) => Number.isFinite(n) && n >= 0 && n <= 1, 'a share in [0, 1]'), { default: null }),
   augment: option('A', `augmentation of the training crops: ${AUGMENTATIONS.join(' | ')} (default '${DEFAULTS.augment}': ${describeAugmentation(DEFAULTS.augment)}; 'dodnet': ${describeAugmentation('dodnet')})`,
     choiceValue(AUGMENTATIONS), { default: null }),
   weightDecay: option('WD', `weight decay (L2 for sgd/adam, decoupled for adamw; default ${DEFAULTS.weightDecay})`, numberValue(), { default: null }),
@@ -156,7 +158,7 @@ function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: str
     ['--crop', args.crop?.join(' ') ?? null, meta.crop.join(' ')], ['--batch', args.batch, meta.batchSize ?? null],
     ['--optimizer', args.optimizer, meta.optimizer ?? 'sgd'], ['--lr', args.lr, meta.lr0], ['--warmup', args.warmup, meta.warmupSteps ?? 0],
     ['--weight-decay', args.weightDecay, meta.weightDecay], ['--augment', args.augment, meta.run?.augment ?? null],
-    ['--precision', args.precision, meta.precision ?? 'f32'],
+    ['--precision', args.precision, meta.precision ?? 'f32'], ['--tumour-fraction', args.tumourFraction, meta.run?.tumourFraction ?? 0],
   ];
   for (const [flag, value, recorded] of given) {
     if (value === null || recorded === null || value === recorded) continue;
@@ -165,7 +167,7 @@ function checkAgainstCheckpoint(args: TrainArgs, meta: CheckpointMeta, path: str
 }
 
 /** The flag of each recipe field whose flag is not its name. */
-const RECIPE_FLAGS: Partial<Record<keyof TrainingRecipe, string>> = { warmupSteps: 'warmup', foregroundFraction: 'foreground-fraction' };
+const RECIPE_FLAGS: Partial<Record<keyof TrainingRecipe, string>> = { warmupSteps: 'warmup', foregroundFraction: 'foreground-fraction', tumourFraction: 'tumour-fraction' };
 
 /** Batches built ahead of training by the crop workers (StreamingBatchSampler's queue). */
 const SAMPLER_QUEUE = 2;
@@ -214,6 +216,7 @@ async function runTrain(args: TrainArgs, context: CommandContext): Promise<void>
     warmupSteps: args.warmup ?? meta?.warmupSteps ?? DEFAULTS.warmupSteps,
     weightDecay: args.weightDecay ?? meta?.weightDecay ?? DEFAULTS.weightDecay,
     foregroundFraction: meta?.run?.foregroundFraction ?? DEFAULTS.foregroundFraction,
+    tumourFraction: args.tumourFraction ?? meta?.run?.tumourFraction ?? 0,
     augment: args.augment ?? (meta?.run?.augment as Augmentation | undefined) ?? DEFAULTS.augment,
     seed: args.seed ?? meta?.seed ?? DEFAULTS.seed,
     logEvery: args.logEvery ?? meta?.logEvery ?? DEFAULTS.logEvery,
@@ -284,7 +287,7 @@ async function runTrain(args: TrainArgs, context: CommandContext): Promise<void>
       checkpointPath,
       runInfo: {
         data: dataArg ? resolve(dataDir) : null, split: { train: split.split.train, val: split.split.val }, valEvery: recipe.valEvery, cache: resolve(cacheDir),
-        augment: recipe.augment, foregroundFraction: recipe.foregroundFraction,
+        augment: recipe.augment, foregroundFraction: recipe.foregroundFraction, tumourFraction: recipe.tumourFraction,
       },
     });
     const { model, trainer } = session;
@@ -298,7 +301,7 @@ async function runTrain(args: TrainArgs, context: CommandContext): Promise<void>
     const schedule = `${warmup ? `${warmup}-step linear warm-up, ` : ''}poly 0.9`;
     await folder.writeJson('config.json', {
       data: resolve(dataDir), variant, width, parameters: model.parameterCount(), crop, batch, steps, optimizer, lr, warmupSteps: warmup,
-      schedule, weightDecay, augment: recipe.augment, foregroundFraction: recipe.foregroundFraction, seed, logEvery: recipe.logEvery, valEvery: recipe.valEvery,
+      schedule, weightDecay, augment: recipe.augment, foregroundFraction: recipe.foregroundFraction, tumourFraction: recipe.tumourFraction, seed, logEvery: recipe.logEvery, valEvery: recipe.valEvery,
       checkpointEvery: recipe.checkpointEvery, checkpointActivations: args.checkpointActivations, adapter: gpu.name,
       trainCases: split.train.length, valCases: split.val.length, resumedFrom: args.resume ?? null,
     });

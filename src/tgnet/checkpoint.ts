@@ -104,9 +104,10 @@ export interface CheckpointRunInfo {
   valEvery?: number;
   /** The preprocessing cache folder (absolute; does not change the weights, only saves preprocessing again). */
   cache?: string;
-  /** The crops' augmentation by name (session/recipes' Augmentation) and their foreground share: the crop stream depends on both. */
+  /** The crops' augmentation by name (session/recipes' Augmentation), their foreground and tumour shares: the crop stream depends on them. */
   augment?: string;
   foregroundFraction?: number;
+  tumourFraction?: number;
 }
 
 export interface CheckpointTensor {
@@ -180,7 +181,7 @@ const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'samp
       && Number.isSafeInteger((v as CheckpointSamplerPosition).state) && Math.abs((v as CheckpointSamplerPosition).state) <= 0x80000000,
   },
   {
-    key: 'run', expected: '{"data"?: string | null, "split"?: {"train": [ids], "val": [ids]}, "valEvery"?: integer >= 0, "cache"?: string, "augment"?: string, "foregroundFraction"?: number in [0, 1]}',
+    key: 'run', expected: '{"data"?: string | null, "split"?: {"train": [ids], "val": [ids]}, "valEvery"?: integer >= 0, "cache"?: string, "augment"?: string, "foregroundFraction"?: number in [0, 1], "tumourFraction"?: number in [0, 1]}',
     ok: (v) => {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
       const r = v as CheckpointRunInfo;
@@ -188,7 +189,9 @@ const RESUME_FIELDS: { key: 'batchSize' | 'logEvery' | 'checkpointEvery' | 'samp
       if (r.valEvery !== undefined && !isCount(r.valEvery, 0)) return false;
       if (r.cache !== undefined && typeof r.cache !== 'string') return false;
       if (r.augment !== undefined && typeof r.augment !== 'string') return false;
-      if (r.foregroundFraction !== undefined && !(typeof r.foregroundFraction === 'number' && r.foregroundFraction >= 0 && r.foregroundFraction <= 1)) return false;
+      for (const share of [r.foregroundFraction, r.tumourFraction]) {
+        if (share !== undefined && !(typeof share === 'number' && share >= 0 && share <= 1)) return false;
+      }
       return r.split === undefined || (typeof r.split === 'object' && r.split !== null && isStringList(r.split.train) && isStringList(r.split.val));
     },
   },

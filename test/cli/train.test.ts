@@ -81,12 +81,15 @@ describe('tgnet train', { timeout: COLD_COMPILE_TIMEOUT_MS }, () => {
       return;
     }
     const lines = captureOutput();
-    await trainCommand([...common, '--out', out, '--steps', '2', '--log-every', '1', '--precision', 'f16']);
+    await trainCommand([...common, '--out', out, '--steps', '2', '--log-every', '1', '--precision', 'f16', '--tumour-fraction', '0.5']);
     expect(lines.filter((l) => /^train {2}[12]\/2 .*scale 65536 {2}skipped 0/.test(l)).length).toBe(2);
     const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number; lossScale?: number; skippedSteps?: number });
     expect(log.filter((r) => r.loss !== undefined).every((r) => Number.isFinite(r.loss) && r.lossScale === 65536 && r.skippedSteps === 0)).toBe(true);
     const ckpt = join(out, 'checkpoint.safetensors');
-    expect((await loadCheckpoint(ckpt)).meta).toMatchObject({ precision: 'f16', lossScaler: { scale: 65536, growthTracker: 2, skippedSteps: 0 } });
+    expect((await loadCheckpoint(ckpt)).meta).toMatchObject({ precision: 'f16', lossScaler: { scale: 65536, growthTracker: 2, skippedSteps: 0 }, run: { tumourFraction: 0.5 } });
+    await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache-amp'), '--resume', ckpt, '--steps', '3', '--tumour-fraction', '0']))
+      .rejects.toThrow(/--tumour-fraction 0 contradicts the checkpoint .*, which was trained with --tumour-fraction 0.5/);
+    expect(() => parseTrainArgs(['--tumour-fraction', '1.5'])).toThrow(/--tumour-fraction is "1.5"; expected a share in \[0, 1\]/);
     await expect(trainCommand(['--data', data, '--cache', join(dir, 'cache-amp'), '--resume', ckpt, '--steps', '3', '--precision', 'f32']))
       .rejects.toThrow(/--precision f32 contradicts the checkpoint .*, which was trained with --precision f16/);
     await trainCommand(['--data', data, '--cache', join(dir, 'cache-amp'), '--resume', ckpt, '--steps', '3']);

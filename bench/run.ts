@@ -145,7 +145,7 @@ export async function benchMain(argv: string[]): Promise<void> {
     await section('tgnetStep', 'TGNet training step (fp32; PyTorch on an H100: step 569 ms, forward 124 ms at batch 2, 64x192x192, width 32)',
       async () => {
         const rows: Record<string, unknown>[] = [];
-        for (const c of stepConfigs) rows.push(...await benchTGNetStep(gpu, c, { iterations: args.quick ? 1 : 3, torchCpu: software }));
+        for (const c of stepConfigs) rows.push(...await benchTGNetStep(gpu, c, { iterations: args.quick ? 1 : software ? 7 : 3, torchCpu: software }));
         return rows;
       });
     // Counted, not timed: prints its own per-kernel table and the full configuration's peak-memory line.

@@ -8,6 +8,7 @@ import { noGrad } from '../src/autograd/tape.js';
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { countStep, stepCostRow, tgnetStepSetup } from './step-cost.js';
 import { timeGpu } from './timing.js';
+import { availableParallelism } from 'node:os';
 import { torchCpuStep } from './torch-cpu.js';
 import type { DType } from '../src/kernels/runtime/precision.js';
 
@@ -69,7 +70,10 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
     const cost = await countStep(gpu, step, setup.optimizerBytes);
     const profile = await profileStep(gpu, step);
     // After our timings: the PyTorch run would otherwise compete with them for the CPU.
-    const torch = options.torchCpu && !config.checkpointActivations && config.fused !== false && config.precision !== 'f16' ? torchCpuStep(config, Math.max(3, iterations)) : null;
+    const torch = options.torchCpu && !config.checkpointActivations && config.fused !== false && config.precision !== 'f16' ? torchCpuStep(config, Math.max(5, iterations)) : null;
+    // PyTorch's own thread choice can leave cores idle that our driver's threads use: the same step on every core too.
+    const cores = availableParallelism();
+    const torchAllCores = torch?.threads !== undefined && torch.threads < cores ? torchCpuStep(config, Math.max(5, iterations), cores) : null;
     return [{
       config: `batch ${batch}, ${d}x${h}x${w}, width ${width}${config.checkpointActivations ? ', checkpointed activations' : ''}${config.fused === false ? ', unfused' : ''}${config.precision === 'f16' ? ', f16 mixed precision' : ''}`,
       precision: config.precision ?? 'f32',
@@ -84,6 +88,12 @@ export async function benchTGNetStep(gpu: Gpu, config: TGNetStepConfig, options:
         torchStepCpuMs: torch.stepCpuMs ?? 'n/a',
         cpuRatioToTorch: torch.stepCpuMs ? cpuMsPerStep / torch.stepCpuMs : 'n/a',
         torchCpu: torch.note,
+        torchThreads: torch.threads ?? 'n/a',
+        ...(torchAllCores ? {
+          torchAllCoresStepMs: torchAllCores.stepMs ?? 'n/a',
+          torchAllCoresThreads: torchAllCores.threads ?? 'n/a',
+          ratioToTorchAllCores: torchAllCores.stepMs ? train.medianMs / torchAllCores.stepMs : 'n/a',
+        } : {}),
       } : {}),
       ...stepCostRow(cost),
       ...(profile ? { gpuMsProfiled: profile.totalMs, topKernels: profile.top } : {}),

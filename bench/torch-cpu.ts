@@ -31,7 +31,11 @@ function findScript(): string | null {
   return null;
 }
 
-export function torchCpuStep(config: { batch: number; crop: [number, number, number]; width: number }, iterations = 5): TorchCpuStep {
+/**
+ * `threads`: PyTorch's intra-op threads; default its own choice (1 on some VMs, so the bench also runs it on every
+ * core: our step uses all of them through the driver's threads).
+ */
+export function torchCpuStep(config: { batch: number; crop: [number, number, number]; width: number }, iterations = 5, threads?: number): TorchCpuStep {
   if (spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status !== 0) {
     return { note: `skipped: ${PYTHON} -c "import torch" failed (install python3-torch)` };
   }
@@ -39,7 +43,7 @@ export function torchCpuStep(config: { batch: number; crop: [number, number, num
   if (!script) return { note: 'skipped: bench/torch_cpu_step.py or bench/torch/tgnet_torch.py is missing from the checkout' };
   const args = [
     script, '--batch', String(config.batch), '--crop', ...config.crop.map(String),
-    '--width', String(config.width), '--iters', String(iterations),
+    '--width', String(config.width), '--iters', String(iterations), ...(threads ? ['--threads', String(threads)] : []),
   ];
   const run = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: 30 * 60_000 });
   const line = run.stdout.trim().split('\n').pop() ?? '';

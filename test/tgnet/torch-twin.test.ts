@@ -77,6 +77,8 @@ describe.skipIf(!hasTorch)('with Debian\'s PyTorch: the twin gives the goldens\'
       expect(got.note).toMatch(/^torch \S+ CPU$/);
       expect(got.stepMs).toBeGreaterThan(0);
       expect(got.forwardMs).toBeGreaterThan(0);
+      // The bench's all-cores yardstick: the thread count asked for is the one PyTorch ran with.
+      expect(torchCpuStep({ batch: 1, crop: [16, 16, 32], width: 2 }, 1, 2).threads).toBe(2);
     } finally {
       if (saved !== undefined) process.env.TGNET_REF = saved;
     }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { unary } from '../../src/kernels/elementwise.js';
+import { layoutSlots } from '../../src/kernels/runtime/bind-groups.js';
 import { sizeClass } from '../../src/kernels/runtime/buffer-pool.js';
+import { kernelSignature, readOnly, readWrite } from '../../src/kernels/runtime/kernel-signature.js';
 import { initGpu } from '../../src/kernels/runtime/gpu.js';
 import { blockedMain } from '../../src/kernels/runtime/wgsl.js';
 import { download, upload, useGpu } from '../helpers/gpu.js';
@@ -25,6 +27,18 @@ describe('buffer pool', () => {
     gpu().pool.release(b);
     expect(() => gpu().pool.release(b)).toThrow(/released twice/);
     expect(() => gpu().pool.acquire(-1, 'neg')).toThrow(/neg: buffer size must be a non-negative finite number/);
+  });
+
+  it('hands out the oldest free buffer of a class, whatever order they came back in', () => {
+    const a = gpu().pool.acquire(3000, 'a');
+    const b = gpu().pool.acquire(3000, 'b');
+    const c = gpu().pool.acquire(3000, 'c');
+    for (const order of [[a, b, c], [c, a, b], [b, c, a]]) {
+      for (const x of order) gpu().pool.release(x);
+      // The same three acquisitions get the same three buffers every time (what lets a step reuse its bind groups).
+      expect([gpu().pool.acquire(3000), gpu().pool.acquire(3000), gpu().pool.acquire(3000)]).toEqual([a, b, c]);
+    }
+    for (const x of [a, b, c]) gpu().pool.release(x);
   });
 });
 
@@ -73,6 +87,40 @@ ${blockedMain(wg, per)}
     outs.forEach((o, i) => unary(gpu(), 'mulScalar', x, o, 4, i + 1));
     expect(gpu().submitCount).toBe(before); // nothing submitted yet: one batch
     for (let i = 0; i < 4; i++) expect([...(await download(gpu(), outs[i], 4))]).toEqual([1, 2, 3, 4].map((v) => v * (i + 1)));
+  });
+
+  it('reads a kernel signature\'s layout from its WGSL; other declarations keep an auto layout', () => {
+    const sig = kernelSignature('t', { uniforms: { n: 'u32' }, storage: { a: readOnly('f32'), b: readWrite('vec4h'), c: readWrite('atomic<u32>') } });
+    expect(layoutSlots(sig.wgsl)).toBe('urww');
+    expect(layoutSlots(kernelSignature('t', { storage: { a: readOnly('f32'), b: readWrite('f32') } }).wgsl)).toBe('-rw');
+    expect(layoutSlots('@group(0) @binding(0) var<storage> a: array<f32>;')).toBe('r');
+    expect(layoutSlots('@group(0) @binding(1) var<storage, read_write> a: array<f32>;')).toBe('-w');
+    // A gap, a repeated binding, a uniform after binding 0: 'auto'.
+    expect(layoutSlots('@group(0) @binding(0) var<storage> a: array<f32>;\n@group(0) @binding(2) var<storage> b: array<f32>;')).toBeNull();
+    expect(layoutSlots('@group(0) @binding(0) var<storage, read> a: array<f32>;\n@group(0) @binding(0) var<storage, read> b: array<f32>;')).toBeNull();
+    expect(layoutSlots('@group(0) @binding(0) var<storage, read> a: array<f32>;\n@group(0) @binding(1) var<uniform> p: P;')).toBeNull();
+    expect(layoutSlots('@compute @workgroup_size(1) fn main() {}')).toBeNull();
+  });
+
+  it('reuses a bind group across dispatches with other params: each reads its own (dynamic offsets)', async () => {
+    const x = upload(gpu(), new Float32Array([1, 2, 3, 4]));
+    const out = gpu().pool.acquire(16);
+    const copies = [0, 1, 2, 3].map(() => gpu().pool.acquire(16));
+    unary(gpu(), 'mulScalar', x, out, 4, 1);
+    const before = gpu().bindGroupStats();
+    copies.forEach((c, i) => {
+      unary(gpu(), 'mulScalar', x, out, 4, i + 2);
+      gpu().copy(out, 0, c, 0, 16);
+    });
+    const after = gpu().bindGroupStats();
+    expect(after.reused - before.reused).toBe(4);
+    expect(after.made).toBe(before.made);
+    for (let i = 0; i < 4; i++) expect([...(await download(gpu(), copies[i], 4))]).toEqual([1, 2, 3, 4].map((v) => v * (i + 2)));
+    // Another output buffer, or another element count (another window of the same buffers), is another bind group.
+    unary(gpu(), 'mulScalar', x, copies[0], 4, 1);
+    unary(gpu(), 'mulScalar', x, out, 2, 1);
+    expect(gpu().bindGroupStats().made).toBe(after.made + 2);
+    for (const b of [x, out, ...copies]) gpu().pool.release(b);
   });
 
   it('names the binding that exceeds maxStorageBufferBindingSize', () => {

@@ -1,6 +1,9 @@
 /**
  * Size-bucketed pool of storage buffers. Training allocates the same activation sizes every step, so
  * recycling by size class turns steady-state allocation into a free-list pop and keeps GPU memory flat.
+ * Among the free buffers of a class the oldest is handed out first, so the choice depends on which buffers
+ * are free, not on the order they came back in: a step that allocates as the one before gets the same
+ * buffers, and its dispatches find their bind groups already made (bind-groups.ts).
  */
 
 export interface PoolStats {
@@ -33,6 +36,9 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly owned = new Map<GPUBuffer, number>();
+  /** Creation order of each buffer; a free list is kept sorted by it, oldest last (popped first). */
+  private readonly serial = new WeakMap<GPUBuffer, number>();
+  private created = 0;
   private readonly released = new WeakSet<GPUBuffer>();
   /** Bytes asked for by the current holder of each handed-out buffer (its size class may be larger). */
   private readonly requested = new WeakMap<GPUBuffer, number>();
@@ -65,6 +71,7 @@ export class BufferPool {
     } else {
       buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label: what });
       this.owned.set(buffer, size);
+      this.serial.set(buffer, this.created++);
       this.stats.created++;
     }
     this.requested.set(buffer, bytes);
@@ -90,7 +97,16 @@ export class BufferPool {
     this.released.add(buffer);
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
+    // Sorted newest first: binary search for the place of this buffer's serial.
+    const mine = this.serial.get(buffer)!;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.serial.get(list[mid])! > mine) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
     this.stats.liveBuffers--;
     this.stats.liveBytes -= size;
     this.stats.pooledBuffers++;

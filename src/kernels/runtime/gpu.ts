@@ -5,6 +5,7 @@
  * submitted until a readback, `flush()` or a full uniform arena, so a training step costs a handful of
  * submissions instead of one per op.
  */
+import { BindGroupCache } from './bind-groups.js';
 import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { DispatchCounter, type DispatchCost } from './dispatch-counter.js';
 import { TimestampProfiler, type KernelTiming } from './timestamp-profiler.js';
@@ -287,6 +288,9 @@ export class Gpu {
   private counter: DispatchCounter | null = null;
   /** Binding access of each pipeline built through a kernel signature, for dispatches that do not pass `access`. */
   private readonly pipelineAccess = new WeakMap<GPUComputePipeline, readonly BindingAccess[]>();
+  /** Explicit layouts (uniforms at a dynamic offset) and the bind groups dispatches reuse. */
+  private readonly bindGroups: BindGroupCache;
+  private uncachedBindGroups = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -309,6 +313,7 @@ export class Gpu {
     this.subgroupSize = this.features.has('subgroups') && sizes?.subgroupMinSize && sizes.subgroupMinSize === sizes.subgroupMaxSize
       ? sizes.subgroupMinSize : null;
     this.pool = new BufferPool(device, limits.maxBufferSize);
+    this.bindGroups = new BindGroupCache(device);
     this.paramSlot = Math.max(PARAM_SLOT_MAX, limits.minUniformBufferOffsetAlignment);
     this.arena = device.createBuffer({
       size: ARENA_BYTES, usage: BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, label: 'params arena',
@@ -363,7 +368,7 @@ export class Gpu {
     const encoder = this.device.createCommandEncoder({ label: 'pipeline priming' });
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), this.bindGroups.layoutOf(pipeline)?.uniform ? [0] : []);
     pass.dispatchWorkgroups(1);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
@@ -439,7 +444,8 @@ export class Gpu {
         let failure: unknown = await moduleError;
         if (!failure) {
           try {
-            pipeline = await this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: r.key });
+            pipeline = await this.device.createComputePipelineAsync({ layout: this.bindGroups.pipelineLayout(r.code), compute: { module, entryPoint: 'main' }, label: r.key });
+            this.bindGroups.adopt(pipeline, r.code);
           } catch (e) {
             failure = e;
           }
@@ -469,7 +475,8 @@ export class Gpu {
     this.checkUsable(`pipeline '${key}'`);
     const create = () => {
       const module = this.device.createShaderModule({ code, label: key });
-      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      const pipeline = this.device.createComputePipeline({ layout: this.bindGroups.pipelineLayout(code), compute: { module, entryPoint: 'main' }, label: key });
+      this.bindGroups.adopt(pipeline, code);
       return { module, pipeline };
     };
     if (inNode) {
@@ -495,7 +502,8 @@ export class Gpu {
   dispatch(spec: DispatchSpec): void {
     this.checkUsable(spec.label);
     if (this.discovered) return;
-    const entries: GPUBindGroupEntry[] = [];
+    let paramsOffset = 0;
+    let paramsBytes = 0;
     if (spec.params) {
       const bytes = spec.params instanceof ArrayBuffer
         ? new Uint8Array(spec.params)
@@ -504,28 +512,41 @@ export class Gpu {
         throw new RangeError(`${spec.label}: params of ${bytes.byteLength} bytes exceed the ${PARAM_SLOT_MAX}-byte slot`);
       }
       if (this.arenaCursor + this.paramSlot > ARENA_BYTES) this.flush();
-      const offset = this.arenaCursor;
-      this.arenaData.set(bytes, offset);
+      paramsOffset = this.arenaCursor;
+      paramsBytes = bytes.byteLength;
+      this.arenaData.set(bytes, paramsOffset);
       this.arenaCursor += this.paramSlot;
-      entries.push({ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } });
     }
     const maxBinding = this.limits.maxStorageBufferBindingSize;
-    spec.bindings.forEach((b, i) => {
+    const windows = spec.bindings.map((b, i) => {
       const res = 'buffer' in b ? b : { buffer: b };
-      const size = res.size ?? res.buffer.size - (res.offset ?? 0);
+      const offset = res.offset ?? 0;
+      const size = res.size ?? res.buffer.size - offset;
       if (size > maxBinding) {
         throw new RangeError(
           `${spec.label}: binding ${i + 1} is ${size} bytes, larger than this device's maxStorageBufferBindingSize of ${maxBinding} bytes`,
         );
       }
-      entries.push({ binding: i + 1, resource: res });
+      return { buffer: res.buffer, offset, size };
     });
-    const bindGroup = this.device.createBindGroup({ layout: spec.pipeline.getBindGroupLayout(0), entries, label: spec.label });
+    // A pipeline with an explicit layout takes its uniforms at a dynamic offset, so its bind group is reused;
+    // any other ('auto' layout) gets a bind group of its own.
+    const layout = this.bindGroups.layoutOf(spec.pipeline);
+    const reuse = layout !== undefined && layout.uniform === (spec.params !== undefined);
+    let bindGroup: GPUBindGroup;
+    if (reuse) {
+      bindGroup = this.bindGroups.bindGroup(layout, this.arena, PARAM_SLOT_MAX, windows);
+    } else {
+      const entries: GPUBindGroupEntry[] = windows.map((w, i) => ({ binding: i + 1, resource: w }));
+      if (spec.params) entries.unshift({ binding: 0, resource: { buffer: this.arena, offset: paramsOffset, size: Math.max(16, Math.ceil(paramsBytes / 16) * 16) } });
+      bindGroup = this.device.createBindGroup({ layout: spec.pipeline.getBindGroupLayout(0), entries, label: spec.label });
+      this.uncachedBindGroups++;
+    }
     const [x, y, z] = this.grid(spec.workgroups, spec.label);
     if (x * y * z === 0) return;
     const pass = this.openPass(spec.label);
     pass.setPipeline(spec.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, reuse && layout.uniform ? [paramsOffset] : []);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.closePass();
     if (this.counter) this.countDispatch(this.counter, spec);
@@ -687,6 +708,15 @@ export class Gpu {
     return profiler ? profiler.timings() : [];
   }
 
+  /**
+   * Bind groups made and reused since the device was created. A training step that allocates as the step before
+   * reuses all of them; kernels whose WGSL does not follow the signature convention (bindings 0..n of group 0, the
+   * uniform at 0) get a new one per dispatch, counted as made.
+   */
+  bindGroupStats(): { made: number; reused: number } {
+    return { made: this.bindGroups.misses + this.uncachedBindGroups, reused: this.bindGroups.hits };
+  }
+
   poolStats(): PoolStats {
     return this.pool.getStats();
   }
@@ -701,6 +731,7 @@ export class Gpu {
     }
     this.destroyed = true;
     this.pool.destroyAll();
+    this.bindGroups.clear();
     for (const b of this.standIns.values()) b.destroy();
     this.arena.destroy();
     this.timestampProfiler?.destroy();

@@ -288,9 +288,8 @@ export class Gpu {
   private counter: DispatchCounter | null = null;
   /** Binding access of each pipeline built through a kernel signature, for dispatches that do not pass `access`. */
   private readonly pipelineAccess = new WeakMap<GPUComputePipeline, readonly BindingAccess[]>();
-  /** Explicit layouts (uniforms at a dynamic offset) and the bind groups dispatches reuse. */
+  /** The bind groups dispatches reuse. */
   private readonly bindGroups: BindGroupCache;
-  private uncachedBindGroups = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -368,7 +367,7 @@ export class Gpu {
     const encoder = this.device.createCommandEncoder({ label: 'pipeline priming' });
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), this.bindGroups.layoutOf(pipeline)?.uniform ? [0] : []);
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(1);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
@@ -444,8 +443,7 @@ export class Gpu {
         let failure: unknown = await moduleError;
         if (!failure) {
           try {
-            pipeline = await this.device.createComputePipelineAsync({ layout: this.bindGroups.pipelineLayout(r.code), compute: { module, entryPoint: 'main' }, label: r.key });
-            this.bindGroups.adopt(pipeline, r.code);
+            pipeline = await this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: r.key });
           } catch (e) {
             failure = e;
           }
@@ -475,8 +473,7 @@ export class Gpu {
     this.checkUsable(`pipeline '${key}'`);
     const create = () => {
       const module = this.device.createShaderModule({ code, label: key });
-      const pipeline = this.device.createComputePipeline({ layout: this.bindGroups.pipelineLayout(code), compute: { module, entryPoint: 'main' }, label: key });
-      this.bindGroups.adopt(pipeline, code);
+      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
       return { module, pipeline };
     };
     if (inNode) {
@@ -529,24 +526,13 @@ export class Gpu {
       }
       return { buffer: res.buffer, offset, size };
     });
-    // A pipeline with an explicit layout takes its uniforms at a dynamic offset, so its bind group is reused;
-    // any other ('auto' layout) gets a bind group of its own.
-    const layout = this.bindGroups.layoutOf(spec.pipeline);
-    const reuse = layout !== undefined && layout.uniform === (spec.params !== undefined);
-    let bindGroup: GPUBindGroup;
-    if (reuse) {
-      bindGroup = this.bindGroups.bindGroup(layout, this.arena, PARAM_SLOT_MAX, windows);
-    } else {
-      const entries: GPUBindGroupEntry[] = windows.map((w, i) => ({ binding: i + 1, resource: w }));
-      if (spec.params) entries.unshift({ binding: 0, resource: { buffer: this.arena, offset: paramsOffset, size: Math.max(16, Math.ceil(paramsBytes / 16) * 16) } });
-      bindGroup = this.device.createBindGroup({ layout: spec.pipeline.getBindGroupLayout(0), entries, label: spec.label });
-      this.uncachedBindGroups++;
-    }
+    if (spec.params) windows.unshift({ buffer: this.arena, offset: paramsOffset, size: Math.max(16, Math.ceil(paramsBytes / 16) * 16) });
+    const bindGroup = this.bindGroups.bindGroup(spec.pipeline, windows, spec.params ? 0 : 1, spec.label);
     const [x, y, z] = this.grid(spec.workgroups, spec.label);
     if (x * y * z === 0) return;
     const pass = this.openPass(spec.label);
     pass.setPipeline(spec.pipeline);
-    pass.setBindGroup(0, bindGroup, reuse && layout.uniform ? [paramsOffset] : []);
+    pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.closePass();
     if (this.counter) this.countDispatch(this.counter, spec);
@@ -709,12 +695,11 @@ export class Gpu {
   }
 
   /**
-   * Bind groups made and reused since the device was created. A training step that allocates as the step before
-   * reuses all of them; kernels whose WGSL does not follow the signature convention (bindings 0..n of group 0, the
-   * uniform at 0) get a new one per dispatch, counted as made.
+   * Bind groups made and reused since the device was created: a training step that allocates and submits as the
+   * step before reuses all of its own (see bind-groups.ts).
    */
   bindGroupStats(): { made: number; reused: number } {
-    return { made: this.bindGroups.misses + this.uncachedBindGroups, reused: this.bindGroups.hits };
+    return { made: this.bindGroups.made, reused: this.bindGroups.reused };
   }
 
   poolStats(): PoolStats {

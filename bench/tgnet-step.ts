@@ -3,12 +3,12 @@
  * 64x192x192, width 32: step 569 ms, forward 124 ms, peak 12.8 GiB on an H100). On a software adapter the
  * same code runs a small configuration.
  */
+import { availableParallelism } from 'node:os';
 import { tidy } from '../src/autograd/scope.js';
 import { noGrad } from '../src/autograd/tape.js';
 import type { Gpu } from '../src/kernels/runtime/gpu.js';
 import { countStep, stepCostRow, tgnetStepSetup } from './step-cost.js';
 import { timeGpu } from './timing.js';
-import { availableParallelism } from 'node:os';
 import { torchCpuStep } from './torch-cpu.js';
 import type { DType } from '../src/kernels/runtime/precision.js';
 

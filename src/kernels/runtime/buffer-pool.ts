@@ -36,9 +36,8 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly owned = new Map<GPUBuffer, number>();
-  /** Creation order of each buffer; a free list is kept sorted by it, oldest last (popped first). */
+  /** Creation order of each buffer (`stats.created` when it was made); a free list is kept sorted by it, oldest last (popped first). */
   private readonly serial = new WeakMap<GPUBuffer, number>();
-  private created = 0;
   private readonly released = new WeakSet<GPUBuffer>();
   /** Bytes asked for by the current holder of each handed-out buffer (its size class may be larger). */
   private readonly requested = new WeakMap<GPUBuffer, number>();
@@ -71,8 +70,7 @@ export class BufferPool {
     } else {
       buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label: what });
       this.owned.set(buffer, size);
-      this.serial.set(buffer, this.created++);
-      this.stats.created++;
+      this.serial.set(buffer, this.stats.created++);
     }
     this.requested.set(buffer, bytes);
     this.stats.liveBuffers++;

@@ -6,7 +6,9 @@ import {
 import {
   conv3dBackwardBiasRef, conv3dBackwardDataRef, conv3dBackwardWeightRef, conv3dRef,
 } from '../../src/kernels/reference/conv3d.js';
+import { setStraightLineTaps } from '../../src/kernels/conv3d/direct/common.js';
 import { dot, maxRelativeError, numericGradient } from '../../src/kernels/reference/gradcheck.js';
+import { observePipelines } from '../../src/kernels/runtime/gpu.js';
 import { download, empty, expectClose, randomArray, upload, useGpu } from '../helpers/gpu.js';
 
 const gpu = useGpu();
@@ -126,6 +128,33 @@ describe('conv3d direct kernels (software adapters) against the CPU twin', () =>
     await check({ ...base, s: 2, options: { direct: true, maxBindingBytes: 6400 } }, 22);
     // One sample does not fit: the GEMMs slab over channels and depth instead.
     await check({ ...base, s: 2, options: { direct: true, maxBindingBytes: 2048 } }, 23);
+  });
+});
+
+describe('the direct convolution\'s straight-line taps (SwiftShader\'s form) on any adapter', () => {
+  // Enough voxel groups for the subgroup-broadcast kernel, with tap ranges cut by the volume: one plane (kd 1 only),
+  // one row (kh 1 only), no padding (every tap range whole), and a channel remainder of the 8-wide block.
+  const cases: Case[] = [
+    { n: 2, cin: 3, cout: 10, dhw: [1, 8, 16], k: 3, s: 1, p: 1, bias: true, options: { direct: true } },
+    { n: 1, cin: 9, cout: 8, dhw: [4, 1, 16], k: 3, s: 1, p: 1, bias: false, options: { direct: true } },
+    { n: 2, cin: 4, cout: 5, dhw: [5, 6, 20], k: 3, s: 1, p: 0, bias: true, options: { direct: true } },
+    { n: 1, cin: 2, cout: 12, dhw: [3, 9, 12], k: 3, s: 2, p: 1, bias: false, options: { direct: true } },
+  ];
+  cases.forEach((c, i) => {
+    it(label(c), async () => {
+      const g = gpu();
+      const keys: string[] = [];
+      const stop = observePipelines((r) => keys.push(r.key));
+      setStraightLineTaps(g, true);
+      try {
+        await check(c, 500 + 10 * i);
+      } finally {
+        setStraightLineTaps(g, null);
+        stop();
+      }
+      // Where the adapter has subgroups the broadcast kernels took the straight form (new pipelines only are seen).
+      if (g.subgroupSize !== null) expect(keys.filter((k) => k.startsWith('conv3d:direct:k3') && k.includes(':sg')).every((k) => k.includes(':sl'))).toBe(true);
+    });
   });
 });
 

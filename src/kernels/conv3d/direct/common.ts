@@ -24,6 +24,7 @@
  *
  * This file holds what they share: register blocking, workgroup sizing and batch grouping.
  */
+import type { Gpu } from '../../runtime/gpu.js';
 
 /**
  * The largest kernel side the direct kernels take. They unroll the k taps along W times the register blocking,
@@ -68,6 +69,30 @@ export function directBlocking(channels: number): DirectBlocking {
  */
 export function broadcastBlocking(channels: number, subgroups: boolean): DirectBlocking {
   return subgroups && channels >= 8 ? { ct: 8, vw: 4 } : directBlocking(channels);
+}
+
+/**
+ * Whether the convolution kernel should write its taps as straight-line code: the kd loop unrolled and no branch per
+ * (kd, kh) row, rows that lie wholly in the padding computed on zeros instead of skipped. SwiftShader's JIT (Reactor)
+ * stores every live value to memory at each basic-block boundary, so there branches and loop trips cost more than the
+ * FMAs they save: its width-4 TGNet step took 480-541 ms against 662-827 ms with the branches (Node, 2-core EPYC,
+ * interleaved runs). lavapipe's LLVM keeps values in registers across branches, and skipping padded rows saves work
+ * in the deepest layers: there this form was 0-20% slower, so lavapipe keeps the branches.
+ */
+export function straightLineTaps(gpu: Gpu): boolean {
+  let straight = straightLine.get(gpu);
+  if (straight === undefined) {
+    straight = /swiftshader/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture} ${gpu.adapter.description}`);
+    straightLine.set(gpu, straight);
+  }
+  return straight;
+}
+const straightLine = new WeakMap<Gpu, boolean>();
+
+/** Overrides straightLineTaps for `gpu` (tests cover both forms on any adapter); null restores the adapter's choice. */
+export function setStraightLineTaps(gpu: Gpu, straight: boolean | null): void {
+  if (straight === null) straightLine.delete(gpu);
+  else straightLine.set(gpu, straight);
 }
 
 /** Batch groups that each fit one binding on both sides: the whole batch, else one sample at a time; null if a sample does not fit. */

@@ -11,7 +11,9 @@ import {
   NORM_RELU_WGSL, dtypeKey, loadF32, residualKind, residualTerm, storeAs, type Conv3dOptions, type ResidualKind,
 } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import {
+  accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks, straightLineTaps,
+} from './common.js';
 import { directStridedBackwardData } from './strided.js';
 
 /** The largest kernel side that takes the subgroup-broadcast form of the weights (see convShader). */
@@ -52,7 +54,7 @@ interface ConvJob {
  */
 function convShader(
   j: ConvJob, b: DirectBlocking, hasBias: boolean, normRelu: boolean, residual: ResidualKind, wg: number, foldChannels: boolean,
-  sg: number,
+  sg: number, straight: boolean,
 ): string {
   const { k, s } = j;
   const { ct, vw } = b;
@@ -78,8 +80,9 @@ function convShader(
   // With subgroups (channel blocks uniform per workgroup): the CT x k^2 weights of a (kd) slice of this source
   // channel's filters are the same for all lanes, and lavapipe loads lane by lane even then, so each lane loads
   // different ones (ceil(CT k^2 / sg) loads instead of CT k^2) and they reach every lane by constant-index
-  // broadcasts; the kh loop is unrolled for the constant lane indices (unrolling kd too made the code outgrow the
-  // instruction cache: slower). Same FMAs in the same order as the loop form.
+  // broadcasts; the kh loop is unrolled for the constant lane indices (unrolling kd too made the code outgrow
+  // lavapipe's instruction cache: slower; `straight` unrolls it, see straightLineTaps). Same FMAs in the same order
+  // as the loop form.
   const broadcast = sg > 0 && !foldChannels;
   let taps: string;
   if (broadcast) {
@@ -92,17 +95,25 @@ function convShader(
     }
     const blocks: string[] = [];
     for (let kh = 0; kh < k; kh++) {
-      blocks.push(`if ((${kh}u >= p.khLo) & (${kh}u <= p.khHi)) {
+      // A tap outside [khLo, khHi] reads only padding, which rowOk already zeroes: straight code needs no test.
+      blocks.push(`${straight ? '' : `if ((${kh}u >= p.khLo) & (${kh}u <= p.khHi)) `}{
         let ih = ih0 + ${kh};
         let rowOk = valid & (u32(id) < p.D) & (u32(ih) < p.H);
         let rowBase = cBase + id * i32(HW) + ih * i32(p.W) + iw0;
         ${row((kw, c) => { const e = c * K2 + kh * k + kw; return `subgroupBroadcast(wr${Math.floor(e / sg)}, ${e % sg}u)`; }).join('\n        ')}
       }`);
     }
-    taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
+    const slice = `${loads.join('\n      ')}
+      ${blocks.join('\n      ')}`;
+    taps = straight
+      ? Array.from({ length: k }, (_, kd) => `{
+      let kd = ${kd}u;
+      let id = id0 + ${kd};
+      ${slice}
+    }`).join('\n    ')
+      : `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
       let id = id0 + i32(kd);
-      ${loads.join('\n      ')}
-      ${blocks.join('\n      ')}
+      ${slice}
     }`;
   } else {
     taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
@@ -189,10 +200,11 @@ function runConv(
   // to 3 (its kh loop is unrolled: k = 5 and 7 would pass the WGSL size budget, and no model uses them).
   const sg = !foldChannels && j.k <= BROADCAST_MAX_KERNEL && gpu.subgroupSize !== null && wg % gpu.subgroupSize === 0
     ? gpu.subgroupSize : 0;
-  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}${sg ? `:sg${sg}` : ''}${dtypeKey(j.dtype)}`;
+  const straight = sg > 0 && straightLineTaps(gpu);
+  const key = `conv3d:direct:k${j.k}s${j.s}:${b.ct}x${b.vw}:${wg}:${j.flip ? 'f' : ''}${hasBias ? 'b' : ''}${coef ? 'n' : ''}${kind === 'none' ? '' : kind}${foldChannels ? 'x' : ''}${sg ? `:sg${sg}` : ''}${straight ? ':sl' : ''}${dtypeKey(j.dtype)}`;
   const pipeline = sg
-    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, sg)}`, sig.access)
-    : sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, 0));
+    ? gpu.pipeline(key, () => `enable subgroups;\n${sig.wgsl}\n${convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, sg, straight)}`, sig.access)
+    : sig.pipeline(gpu, key, () => convShader(j, b, hasBias, coef !== null, kind, wg, foldChannels, 0, false));
   const wSize = j.Cd * j.Cs * j.k ** 3;
   const weights = whole(w, wSize);
   const kd = tapRange(j.D, j.Do, j);

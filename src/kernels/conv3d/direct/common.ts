@@ -72,12 +72,13 @@ export function broadcastBlocking(channels: number, subgroups: boolean): DirectB
 }
 
 /**
- * Whether the convolution kernel should write its taps as straight-line code: the kd loop unrolled and no branch per
- * (kd, kh) row, rows that lie wholly in the padding computed on zeros instead of skipped. SwiftShader's JIT (Reactor)
- * stores every live value to memory at each basic-block boundary, so there branches and loop trips cost more than the
- * FMAs they save: its width-4 TGNet step took 480-541 ms against 662-827 ms with the branches (Node, 2-core EPYC,
+ * Whether the convolution kernel should write the kh taps of a kd slice as straight-line code, without a branch per
+ * row: rows that lie wholly in the padding are then computed on zeros instead of skipped. SwiftShader's JIT (Reactor)
+ * stores every live value to memory at each basic-block boundary, so there a branch costs more than the FMAs it
+ * saves: its convolution kernels of a width-4 TGNet step took 227 against 275 ms (GPU timestamps, Node, 2-core EPYC,
  * interleaved runs). lavapipe's LLVM keeps values in registers across branches, and skipping padded rows saves work
- * in the deepest layers: there this form was 0-20% slower, so lavapipe keeps the branches.
+ * in the deepest layers: there this form was 0-20% slower, so lavapipe keeps the branches. (Unrolling the kd loop
+ * too took SwiftShader's forward and data gradient another 5-15% lower, but the kernel then passes its WGSL budget.)
  */
 export function straightLineTaps(gpu: Gpu): boolean {
   let straight = straightLine.get(gpu);

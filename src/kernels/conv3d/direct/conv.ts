@@ -80,9 +80,8 @@ function convShader(
   // With subgroups (channel blocks uniform per workgroup): the CT x k^2 weights of a (kd) slice of this source
   // channel's filters are the same for all lanes, and lavapipe loads lane by lane even then, so each lane loads
   // different ones (ceil(CT k^2 / sg) loads instead of CT k^2) and they reach every lane by constant-index
-  // broadcasts; the kh loop is unrolled for the constant lane indices (unrolling kd too made the code outgrow
-  // lavapipe's instruction cache: slower; `straight` unrolls it, see straightLineTaps). Same FMAs in the same order
-  // as the loop form.
+  // broadcasts; the kh loop is unrolled for the constant lane indices (unrolling kd too made the code outgrow the
+  // instruction cache: slower). Same FMAs in the same order as the loop form.
   const broadcast = sg > 0 && !foldChannels;
   let taps: string;
   if (broadcast) {
@@ -103,17 +102,10 @@ function convShader(
         ${row((kw, c) => { const e = c * K2 + kh * k + kw; return `subgroupBroadcast(wr${Math.floor(e / sg)}, ${e % sg}u)`; }).join('\n        ')}
       }`);
     }
-    const slice = `${loads.join('\n      ')}
-      ${blocks.join('\n      ')}`;
-    taps = straight
-      ? Array.from({ length: k }, (_, kd) => `{
-      let kd = ${kd}u;
-      let id = id0 + ${kd};
-      ${slice}
-    }`).join('\n    ')
-      : `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
+    taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {
       let id = id0 + i32(kd);
-      ${slice}
+      ${loads.join('\n      ')}
+      ${blocks.join('\n      ')}
     }`;
   } else {
     taps = `for (var kd = p.kdLo; kd <= p.kdHi; kd++) {

@@ -11,7 +11,7 @@ import { alignedWindow, windowSlack } from '../../runtime/windows.js';
 import type { Conv3dGeometry } from '../geometry.js';
 import { dtypeKey, loadF32, storeAs } from '../options.js';
 import { whole } from '../slabs.js';
-import { accumulators, batchGroups, DIRECT_MAX_KERNEL, directBlocking, type DirectBlocking, directMain, laneBlocks } from './common.js';
+import { accumulators, batchGroups, broadcastBlocking, DIRECT_MAX_KERNEL, type DirectBlocking, directMain, laneBlocks } from './common.js';
 
 /** `dtype`: the storage of gradOut and gradX; the weight is f32. */
 const stridedSignature = (dtype: DType) => cachedSignature(`conv3d direct backward data:${dtype}`, () => kernelSignature('conv3d direct backward data', {
@@ -120,7 +120,8 @@ export function directStridedBackwardData(
   const slack = windowSlack(gpu, dtype);
   const groups = batchGroups(g.N, gSample + slack, xSample + slack, budget);
   if (!groups) return false;
-  const base = blocking ?? directBlocking(g.Cin);
+  // 8 channels a lane with the broadcast weights: the strided dgrad of TGNet's width-8 step on lavapipe 7-10 -> 4 ms.
+  const base = blocking ?? broadcastBlocking(g.Cin, gpu.subgroupSize !== null);
   const b = { ct: base.ct, vw: Math.ceil(base.vw / g.s) * g.s };
   const nWg = Math.ceil(g.W / b.vw);
   const nJd = Math.ceil(g.D / g.s);

@@ -10,7 +10,7 @@
  *
  * Tensors larger than one storage binding are processed in chunks of whole samples (see `forEachSampleChunk`).
  */
-import { isSoftwareAdapter, type Gpu } from './runtime/gpu.js';
+import { isSoftwareAdapter, isSwiftShader, type Gpu } from './runtime/gpu.js';
 import { cachedSignature, kernelSignature, readOnly, readWrite } from './runtime/kernel-signature.js';
 import { requireDType, type DType } from './runtime/precision.js';
 import { checkBuffer, checkShape, linearMain, linearWorkgroupSize, sizeOf } from './runtime/wgsl.js';
@@ -98,13 +98,23 @@ export interface DynamicHeadOptions {
   dtype?: DType;
 }
 
+export interface DynamicHeadForwardOptions extends DynamicHeadOptions {
+  /**
+   * Voxels each invocation of the forward computes, one after another, after its workgroup loaded the parameters
+   * once. Default 16 on SwiftShader, where a workgroup's barrier costs more than the head's math (width-4 TGNet
+   * step: 21-23 -> 9-10 ms), and 1 elsewhere (on lavapipe the parameter reads inside a loop are loads per lane:
+   * 1 -> 3 ms).
+   */
+  voxelsPerInvocation?: number;
+}
+
 /**
  * y [N, 2, ...spatial] = dynamic head of h [N, 8, ...spatial] with per-sample params [N, 162]. `out` is given
  * by the caller (N*2*V f32). Returns the output shape.
  */
 export function dynamicHead(
   gpu: Gpu, h: GPUBuffer, hShape: readonly number[], params: GPUBuffer, paramsShape: readonly number[], out: GPUBuffer,
-  options: DynamicHeadOptions = {},
+  options: DynamicHeadForwardOptions = {},
 ): number[] {
   const { n, v } = checkHeadShapes('dynamicHead', hShape, paramsShape);
   const dtype = options.dtype ?? 'f32';
@@ -112,20 +122,17 @@ export function dynamicHead(
   checkBuffer(h, n * 8 * v, 'dynamicHead h', dtype);
   checkBuffer(params, n * HEAD_PARAMS, 'dynamicHead params');
   checkBuffer(out, n * 2 * v, 'dynamicHead output');
+  const perInvocation = options.voxelsPerInvocation ?? (isSwiftShader(gpu) ? 16 : 1);
+  if (!Number.isInteger(perInvocation) || perInvocation < 1) {
+    throw new RangeError(`dynamicHead: voxelsPerInvocation is ${perInvocation}; expected a positive integer`);
+  }
   const outShape = [n, 2, ...hShape.slice(2)];
   if (n === 0 || v === 0) return outShape;
   // Software adapters: 64 invocations (SwiftShader ran the 256-invocation workgroup's barrier 3x slower: 53 -> 17 ms
   // at width 4; lavapipe 1 -> 2 ms).
   const wg = isSoftwareAdapter(gpu) ? Math.min(64, linearWorkgroupSize(gpu)) : linearWorkgroupSize(gpu);
   const FORWARD = forwardSignature(dtype);
-  const pipeline = FORWARD.pipeline(gpu, `dynamicHead:fwd:${wg}:${dtype}`, () => `
-var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
-${linearMain(wg)}
-  let wgi = gid / ${wg}u;
-  let n = wgi / p.blocks;
-  let v = (wgi % p.blocks) * ${wg}u + lid;
-  let valid = n < p.count;
-  ${loadParams(wg, false)}
+  const voxel = /* wgsl */ `
   // No early return before the math: its parameter reads stay outside any branch (see loadParams).
   let ok = valid & (v < p.V);
   let hb = select(0u, p.hBase + n * 8u * p.V + v, ok);
@@ -135,9 +142,21 @@ ${linearMain(wg)}
     let yb = p.yBase + n * 2u * p.V + v;
     ys[yb] = y0;
     ys[yb + p.V] = y1;
-  }
+  }`;
+  const pipeline = FORWARD.pipeline(gpu, `dynamicHead:fwd:${wg}${perInvocation > 1 ? `x${perInvocation}` : ''}:${dtype}`, () => `
+var<workgroup> w: array<f32, ${HEAD_PARAMS}>;
+${linearMain(wg)}
+  let wgi = gid / ${wg}u;
+  let n = wgi / p.blocks;
+  let valid = n < p.count;
+  ${loadParams(wg, false)}
+  ${perInvocation > 1
+    ? `for (var r = 0u; r < ${perInvocation}u; r++) {
+  let v = ((wgi % p.blocks) * ${perInvocation}u + r) * ${wg}u + lid;${voxel}
+  }`
+    : `let v = (wgi % p.blocks) * ${wg}u + lid;${voxel}`}
 }`);
-  const blocks = Math.ceil(v / wg);
+  const blocks = Math.ceil(v / (wg * perInvocation));
   forEachSampleChunk(gpu, 'dynamicHead', n, [
     { buffer: h, perSample: 8 * v, dtype }, { buffer: params, perSample: HEAD_PARAMS }, { buffer: out, perSample: 2 * v },
   ], (c) => {

@@ -46,6 +46,23 @@ describe('dynamic head forward', () => {
   }
 });
 
+describe('dynamic head forward, several voxels an invocation (SwiftShader\'s default)', () => {
+  // V not a multiple of the voxels a workgroup covers: the last workgroup's later rounds run past V.
+  for (const [shape, perInvocation] of [[[2, 8, 301], 4], [[3, 8, 5, 9, 11], 16], [[1, 8, 1, 1, 1], 3]] as [number[], number][]) {
+    it(`matches the CPU twin for h [${shape}], ${perInvocation} voxels an invocation`, async () => {
+      const { n, v, h, params } = inputs(shape, 20 + perInvocation);
+      const out = empty(gpu(), n * 2 * v);
+      dynamicHead(gpu(), upload(gpu(), h), shape, upload(gpu(), params), [n, 162], out, { voxelsPerInvocation: perInvocation });
+      expectClose(await download(gpu(), out, n * 2 * v), dynamicHeadRef(h, params, n, v), 1e-4, 1e-3);
+    });
+  }
+  it('rejects a voxel count that is not a positive integer', () => {
+    const out = empty(gpu(), 2);
+    expect(() => dynamicHead(gpu(), empty(gpu(), 8), [1, 8, 1], empty(gpu(), 162), [1, 162], out, { voxelsPerInvocation: 0 }))
+      .toThrow(/dynamicHead: voxelsPerInvocation is 0; expected a positive integer/);
+  });
+});
+
 describe('dynamic head backward', () => {
   it('matches the CPU twin with one block per sample (no partials pass)', async () => {
     const r = await runBackward([2, 8, 3, 5, 7], 20);

@@ -183,6 +183,21 @@ export function isSoftwareAdapter(gpu: Gpu): boolean {
 }
 const softwareAdapters = new WeakMap<Gpu, boolean>();
 
+/**
+ * SwiftShader (Chromium's software Vulkan): its JIT (Reactor) keeps values in registers only within a basic block and
+ * runs a workgroup's barrier as a switch between coroutines, so kernels there prefer straight-line code and fewer,
+ * longer workgroups, where lavapipe's LLVM prefers skipped work and short loops (see the kernels that ask).
+ */
+export function isSwiftShader(gpu: Gpu): boolean {
+  let swiftShader = swiftShaderAdapters.get(gpu);
+  if (swiftShader === undefined) {
+    swiftShader = /swiftshader/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture} ${gpu.adapter.description}`);
+    swiftShaderAdapters.set(gpu, swiftShader);
+  }
+  return swiftShader;
+}
+const swiftShaderAdapters = new WeakMap<Gpu, boolean>();
+
 /** The GPU made current by `initGpu`. Throws when none was initialised. */
 export function getGpu(): Gpu {
   if (!current) throw new Error('No GPU initialised: call `await initGpu()` first');

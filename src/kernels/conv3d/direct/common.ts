@@ -24,7 +24,7 @@
  *
  * This file holds what they share: register blocking, workgroup sizing and batch grouping.
  */
-import type { Gpu } from '../../runtime/gpu.js';
+import { isSwiftShader, type Gpu } from '../../runtime/gpu.js';
 
 /**
  * The largest kernel side the direct kernels take. They unroll the k taps along W times the register blocking,
@@ -81,12 +81,7 @@ export function broadcastBlocking(channels: number, subgroups: boolean): DirectB
  * too took SwiftShader's forward and data gradient another 5-15% lower, but the kernel then passes its WGSL budget.)
  */
 export function straightLineTaps(gpu: Gpu): boolean {
-  let straight = straightLine.get(gpu);
-  if (straight === undefined) {
-    straight = /swiftshader/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture} ${gpu.adapter.description}`);
-    straightLine.set(gpu, straight);
-  }
-  return straight;
+  return straightLine.get(gpu) ?? isSwiftShader(gpu);
 }
 const straightLine = new WeakMap<Gpu, boolean>();
 

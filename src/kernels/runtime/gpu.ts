@@ -171,32 +171,31 @@ export function observePipelines(observer: (record: PipelineRecord) => void): ()
 // Returned by `pipeline` during a discovery run, where nothing is dispatched.
 const DISCOVERY_PLACEHOLDER = Object.freeze({ label: 'pipeline discovery placeholder' }) as unknown as GPUComputePipeline;
 
-/** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
-export function isSoftwareAdapter(gpu: Gpu): boolean {
-  // Asked by launchers on every dispatch: remembered per runtime.
-  let software = softwareAdapters.get(gpu);
-  if (software === undefined) {
-    software = /llvmpipe|lavapipe|swiftshader|software/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
-    softwareAdapters.set(gpu, software);
-  }
-  return software;
+/**
+ * A test of the adapter's name (its description when it has one), vendor and architecture, remembered per runtime:
+ * launchers ask on every dispatch.
+ */
+function adapterTest(pattern: RegExp): (gpu: Gpu) => boolean {
+  const answers = new WeakMap<Gpu, boolean>();
+  return (gpu) => {
+    let answer = answers.get(gpu);
+    if (answer === undefined) {
+      answer = pattern.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture}`);
+      answers.set(gpu, answer);
+    }
+    return answer;
+  };
 }
-const softwareAdapters = new WeakMap<Gpu, boolean>();
+
+/** Software Vulkan drivers (lavapipe, SwiftShader) compile slowly and run at CPU speed: kernels use fewer, smaller pipelines there. */
+export const isSoftwareAdapter = adapterTest(/llvmpipe|lavapipe|swiftshader|software/i);
 
 /**
  * SwiftShader (Chromium's software Vulkan): its JIT (Reactor) keeps values in registers only within a basic block and
  * runs a workgroup's barrier as a switch between coroutines, so kernels there prefer straight-line code and fewer,
  * longer workgroups, where lavapipe's LLVM prefers skipped work and short loops (see the kernels that ask).
  */
-export function isSwiftShader(gpu: Gpu): boolean {
-  let swiftShader = swiftShaderAdapters.get(gpu);
-  if (swiftShader === undefined) {
-    swiftShader = /swiftshader/i.test(`${gpu.name} ${gpu.adapter.vendor} ${gpu.adapter.architecture} ${gpu.adapter.description}`);
-    swiftShaderAdapters.set(gpu, swiftShader);
-  }
-  return swiftShader;
-}
-const swiftShaderAdapters = new WeakMap<Gpu, boolean>();
+export const isSwiftShader = adapterTest(/swiftshader/i);
 
 /** The GPU made current by `initGpu`. Throws when none was initialised. */
 export function getGpu(): Gpu {
